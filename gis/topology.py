@@ -11,8 +11,10 @@ Switching (:meth:`Topology.set_open`) recomputes only the affected subtree plus 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order
 
@@ -67,11 +69,21 @@ class Topology:
     _adj_seg: np.ndarray = field(repr=False, default=None)
 
     def __post_init__(self) -> None:
-        self.node_index = {n: i for i, n in enumerate(self.node_ids.tolist())}
-        self.segment_index = {s: i for i, s in enumerate(self.segment_ids.tolist())}
-        self.sp_index = {s: i for i, s in enumerate(self.sp_ids.tolist())}
         self.is_device = np.isin(self.seg_kind, _DEVICE_CODES)
         self.is_protective = np.isin(self.seg_kind, _PROTECTIVE_CODES)
+
+    # id -> index dicts, built on first use: a million-entry dict costs ~0.5 s that a bulk user may never need
+    @cached_property
+    def node_index(self) -> dict[str, int]:
+        return {n: i for i, n in enumerate(self.node_ids.tolist())}
+
+    @cached_property
+    def segment_index(self) -> dict[str, int]:
+        return {s: i for i, s in enumerate(self.segment_ids.tolist())}
+
+    @cached_property
+    def sp_index(self) -> dict[str, int]:
+        return {s: i for i, s in enumerate(self.sp_ids.tolist())}
 
     # -- sizes -------------------------------------------------------------------------------------------
     @property
@@ -212,11 +224,13 @@ class Topology:
             nodes = self.downstream_nodes(below)
             lost = int(self.downstream_customers_node[below])
             self._add_to_ancestors(int(self.parent_node[below]), -lost)
-            self.parent_node[below] = NONE
-            self.parent_seg[below] = NONE
+            # dead nodes carry no tree, exactly as a fresh build() of the same switch state leaves them
+            self.parent_node[nodes] = NONE
+            self.parent_seg[nodes] = NONE
+            self.upstream_device[nodes] = NONE
+            self.downstream_customers_node[nodes] = self.node_customers[nodes]
             self.energized[nodes] = False
             self.substation_of_node[nodes] = NONE
-            self._refresh_upstream(nodes)
             return nodes
         a, b = int(self.seg_from[s]), int(self.seg_to[s])
         live_a, live_b = bool(self.energized[a]), bool(self.energized[b])
@@ -322,13 +336,13 @@ def build(network: Network, validate: bool = True) -> Topology:
         raise TopologyError(problems)
 
     nodes = network.nodes["node_id"].to_numpy(dtype=object)
-    node_index = {n: i for i, n in enumerate(nodes.tolist())}
+    node_index = pd.Index(nodes)
     seg = network.segments
     spt = network.service_points
     n = len(nodes)
     seg_from = _lookup(node_index, seg["from_node"])
     seg_to = _lookup(node_index, seg["to_node"])
-    seg_kind = seg["kind"].map(KIND_CODE).to_numpy(dtype=np.int8)
+    seg_kind = pd.Categorical(seg["kind"], categories=SEGMENT_KINDS).codes.astype(np.int8)  # == KIND_CODE
     seg_open = seg["normally_open"].to_numpy(dtype=bool).copy()
     sp_node = _lookup(node_index, spt["node_id"])
     sp_customers = spt["customers"].to_numpy(dtype=np.int64)
@@ -434,8 +448,15 @@ def build(network: Network, validate: bool = True) -> Topology:
     return topo
 
 
-def _lookup(index: dict[str, int], ids) -> np.ndarray:
-    return np.fromiter((index.get(x, NONE) for x in ids.tolist()), dtype=np.int32, count=len(ids))
+def _lookup(index: pd.Index, ids) -> np.ndarray:
+    """Positions of ``ids`` in ``index`` (NONE where absent), by pandas' C hash table; the last of duplicates wins."""
+    if not index.is_unique:
+        index = index[::-1]
+        pos = index[~index.duplicated()]
+        found = pos.get_indexer(ids)
+        last = np.flatnonzero(~index.duplicated())
+        return np.where(found >= 0, len(index) - 1 - last[np.maximum(found, 0)], NONE).astype(np.int32)
+    return index.get_indexer(ids).astype(np.int32)
 
 
 def _depths(parent_node: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from gis.network import CRITICAL_KINDS, SEGMENT_KINDS, Network
 
@@ -34,14 +35,19 @@ def check_references(net: Network) -> list[str]:
         if empty.any():
             problems.append(f"{table}: {int(empty.sum())} row(s) with an empty {col}")
 
-    nodes = set(net.nodes["node_id"])
+    # one hash table over the node ids, reused by every membership test below (a set of a million pandas
+    # strings costs seconds to build and to probe)
+    known = pd.Index(net.nodes["node_id"].to_numpy(dtype=object)).unique()
+
+    def unknown(ids: pd.Series) -> np.ndarray:
+        return known.get_indexer(ids.to_numpy(dtype=object)) < 0
     seg = net.segments
     bad_kind = seg.loc[~seg["kind"].isin(SEGMENT_KINDS)]
     if len(bad_kind):
         pairs = [f"{r.segment_id} ({r.kind!r})" for r in bad_kind.head(10).itertuples()]
         problems.append(f"segments: unknown kind for {_ids(pairs)}; expected one of {', '.join(SEGMENT_KINDS)}")
     for end in ("from_node", "to_node"):
-        dangling = seg.loc[~seg[end].isin(nodes)]
+        dangling = seg.loc[unknown(seg[end])]
         if len(dangling):
             pairs = [f"{r.segment_id} -> {getattr(r, end)!r}" for r in dangling.head(10).itertuples()]
             problems.append(f"segments: {end} refers to unknown node for {_ids(pairs)}")
@@ -50,7 +56,7 @@ def check_references(net: Network) -> list[str]:
         problems.append(f"segments: from_node equals to_node for {_ids(self_loop['segment_id'])}")
 
     spt = net.service_points
-    dangling = spt.loc[~spt["node_id"].isin(nodes)]
+    dangling = spt.loc[unknown(spt["node_id"])]
     if len(dangling):
         pairs = [f"{r.sp_id} -> {r.node_id!r}" for r in dangling.head(10).itertuples()]
         problems.append(f"service_points: node_id refers to unknown node for {_ids(pairs)}")
@@ -65,7 +71,7 @@ def check_references(net: Network) -> list[str]:
     subs = net.substations
     if len(subs) == 0:
         problems.append("substations: none; at least one substation with a source_node is needed")
-    dangling = subs.loc[~subs["source_node"].isin(nodes)]
+    dangling = subs.loc[unknown(subs["source_node"])]
     if len(dangling):
         pairs = [f"{r.substation_id} -> {r.source_node!r}" for r in dangling.itertuples()]
         problems.append(f"substations: source_node refers to unknown node for {_ids(pairs)}")
@@ -100,11 +106,16 @@ def explain_loops(net: Network, seg_from, seg_to, closed, energized, parent_node
         return []
     seg_ids = net.segments["segment_id"].to_numpy()
     node_ids = net.nodes["node_id"].to_numpy()
-    tree = np.zeros(len(seg_ids), dtype=bool)
     # a closed live segment is a tree edge iff one end is the parent of the other
     a, b = seg_from, seg_to
     tree = live & ((parent_node[b] == a) | (parent_node[a] == b))
     # parallel segments between the same pair: only one of them can be the tree edge
+    n = len(node_ids)
+    pair_key = np.minimum(a, b).astype(np.int64) * (n + 1) + np.maximum(a, b)
+    tree_ids = np.flatnonzero(tree)
+    _, first = np.unique(pair_key[tree_ids], return_index=True)
+    tree = np.zeros(len(seg_ids), dtype=bool)
+    tree[tree_ids[first]] = True
     problems = []
     closers = np.flatnonzero(live & ~tree)
     seen_pairs: set[tuple[int, int]] = set()

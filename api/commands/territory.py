@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp = tsub.add_parser("import", help="import a territory from OpenDSS, GeoJSON, CSV or GeoPackage")
     imp.add_argument("path", help="input file (for OpenDSS: the master .dss file; for geojson/csv: a folder or file)")
     imp.add_argument("--format", required=True, choices=["opendss", "geojson", "csv", "gpkg", "shapefile"])
-    imp.add_argument("--anchor", help="LAT,LON where planar coordinates' origin is placed (OpenDSS)")
+    imp.add_argument("--anchor", help="LAT,LON where the centre of planar bus coordinates is placed (OpenDSS)")
     imp.add_argument("--scale", type=float, help="metres per coordinate unit for planar coordinates (OpenDSS)")
     imp.add_argument("--column", action="append", default=[], metavar="TABLE.FIELD=SOURCE",
                      help="override one column mapping, e.g. service_points.account=ACCT_NO (repeatable)")
@@ -51,8 +51,11 @@ def _import(args) -> int:
                            columns=parse_column_overrides(args.column))
     write_territory(net, args.out)
     print(f"wrote {args.out}")
-    _print_summary(net)
-    return 0
+    for note in getattr(net, "notes", []):
+        print(f"note: {note}")
+    summary = territory_report(net)
+    _print_summary(net, summary)
+    return 0 if summary["valid"] else 1
 
 
 def _generate(args) -> int:
