@@ -1,1 +1,12 @@
+"""What is broken: reports, trouble-call analysis, events and their life cycle, priority, ETR, storm simulator.
 
+``reports``   Report / AmiEvent / ScadaEvent (what the engine hears)
+``rules``     per-device-kind roll-up rules in named rule sets, switchable per district
+``grid``      the engine's flat per-device index over a :class:`gis.topology.Topology`
+``engine``    OutageEngine: incremental roll-up, AMI/SCADA handling, life cycle, restoration, interruptions
+``events``    OutageEvent, its states and classes, and the Change records the engine returns
+``priority``  tiers P1-P4 with reasons, response targets and aging
+``etr``       restoration estimates (ranges with confidence, no churn, crew-entered kept)
+``meters``    the AMI ping interface and a simulated head-end
+``simulate``  storm simulator, scoring, naive baseline
+"""

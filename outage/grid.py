@@ -1,0 +1,193 @@
+"""The engine's view of a topology: flat per-device lists for the per-report hot path.
+
+Built once from a :class:`gis.topology.Topology` (and again after switching), in numpy, then handed to the engine
+as plain Python lists (indexing a list is several times faster than indexing a numpy array one element at a time).
+
+Devices are segment indices; each substation gets a virtual device index ``n_segments + j`` so that a whole
+substation can be predicted like any other device. Service points are laid out in depth-first order of the tree,
+so every device's downstream service points are one contiguous slice ``sp_order[lo:hi]`` and its customer and
+critical-customer counts are differences of prefix sums: O(1) per event, never O(network).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import depth_first_order
+
+from gis.network import CRITICAL_KINDS, SEGMENT_KINDS
+from gis.topology import NONE, Topology
+from outage.rules import PREDICTABLE_KINDS
+
+
+class Grid:
+    """Derived arrays over a topology. ``critical_kind`` and ``meters`` are per service point (topology order)."""
+
+    def __init__(self, topology: Topology, critical_kind: Sequence[str] | None = None,
+                 meters: Sequence[str] | None = None, sp_xy: np.ndarray | None = None):
+        topo = self.topology = topology
+        n_seg, n_sub, n_sp = topo.n_segments, len(topo.substation_ids), len(topo.sp_ids)
+        self.n_segments, self.n_devices = n_seg, n_seg + n_sub
+        self.sp_ids: list[str] = [str(s) for s in topo.sp_ids.tolist()]
+        self.sp_index = topo.sp_index
+        self.sp_customers: list[int] = topo.sp_customers.tolist()
+        kinds = [SEGMENT_KINDS[k] for k in topo.seg_kind.tolist()] + ["substation"] * n_sub
+        self.kind: list[str] = kinds
+        self.device_ids: list[str] = [str(s) for s in topo.segment_ids.tolist()] + [
+            f"substation:{s}" for s in topo.substation_ids.tolist()]
+        self.device_index = {d: i for i, d in enumerate(self.device_ids)}
+        predictable = np.array([k in PREDICTABLE_KINDS for k in kinds])
+        self.is_transformer: list[bool] = [k == "transformer" for k in kinds]
+
+        # load-side node of every segment in the current tree
+        sf, st = topo.seg_from, topo.seg_to
+        seg = np.arange(n_seg)
+        below = np.where(topo.parent_seg[st] == seg, st, np.where(topo.parent_seg[sf] == seg, sf, NONE))
+        below = np.concatenate([below, topo.source_nodes]).astype(np.int64)
+        live = below >= 0
+
+        # roll-up parent: nearest predictable device above (breakers report to their substation)
+        raw_parent = np.full(self.n_devices, NONE, dtype=np.int64)
+        raw_parent[:n_seg] = topo.device_parents()
+        is_breaker = np.array(kinds[:n_seg]) == "breaker"
+        sub_of_node = topo.substation_of_node
+        brk_sub = np.where(live[:n_seg], sub_of_node[np.maximum(below[:n_seg], 0)], NONE)
+        top = is_breaker & (raw_parent[:n_seg] == NONE) & (brk_sub >= 0)
+        raw_parent[:n_seg][top] = n_seg + brk_sub[top]
+        self.parent: list[int] = _skip_unpredictable(raw_parent, predictable).tolist()
+
+        # first predictable device above each service point
+        up = topo.upstream_device[topo.sp_node].astype(np.int64)
+        first = np.where(up >= 0, up, NONE)
+        unpred = (first >= 0) & ~predictable[np.maximum(first, 0)]
+        first[unpred] = np.asarray(self.parent, dtype=np.int64)[first[unpred]]
+        self.sp_first: list[int] = first.tolist()
+
+        # depth-first layout of service points; per device its contiguous slice
+        n = topo.n_nodes
+        child = np.flatnonzero(topo.parent_node >= 0)
+        roots = np.flatnonzero((topo.parent_node < 0) & topo.energized)
+        rows = np.concatenate([topo.parent_node[child], np.full(len(roots), n)])
+        cols = np.concatenate([child, roots])
+        g = sp.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n + 1, n + 1))
+        order = depth_first_order(g, n, directed=True, return_predecessors=False)[1:]
+        tin = np.full(n, np.iinfo(np.int64).max // 4, dtype=np.int64)
+        tin[order] = np.arange(len(order))
+        size = _subtree_sizes(topo.parent_node, order)
+        sp_tin = tin[topo.sp_node]
+        self.sp_order = np.argsort(sp_tin, kind="stable")
+        sorted_tin = sp_tin[self.sp_order]
+        pos = np.empty(n_sp, dtype=np.int64)
+        pos[self.sp_order] = np.arange(n_sp)
+        self.sp_pos: list[int] = pos.tolist()
+        b = np.maximum(below, 0)
+        lo = np.searchsorted(sorted_tin, tin[b], "left")
+        hi = np.searchsorted(sorted_tin, tin[b] + size[b], "left")
+        lo[~live], hi[~live] = 0, 0
+        self.lo: list[int] = lo.tolist()
+        self.hi: list[int] = hi.tolist()
+
+        cust = topo.sp_customers[self.sp_order]
+        self._cum_customers = np.concatenate([[0], np.cumsum(cust)]).tolist()
+        cum = self._cum_customers
+        self.device_customers: list[int] = [cum[hi] - cum[lo] for lo, hi in zip(self.lo, self.hi, strict=True)]
+        crit = np.asarray(critical_kind if critical_kind is not None else ["none"] * n_sp, dtype=object)
+        if len(crit) != n_sp:
+            raise ValueError(f"Grid: critical_kind has {len(crit)} entries for {n_sp} service points")
+        self.critical_kind: list[str] = [str(c) for c in crit.tolist()]
+        self._cum_critical = {}
+        for kind in CRITICAL_KINDS[1:]:
+            is_k = (crit[self.sp_order] == kind) * cust
+            if is_k.any():
+                self._cum_critical[kind] = np.concatenate([[0], np.cumsum(is_k)]).tolist()
+        n_children = np.bincount(np.asarray([p for p in self.parent if p >= 0], dtype=np.int64),
+                                 minlength=self.n_devices)
+        self.n_children: list[int] = n_children.tolist()
+
+        # districts: feeder (breaker id) and substation id of each device
+        heads = topo.feeder_heads()
+        feeder_seg = np.where(live, heads[b], NONE)
+        self.feeder: list[str] = [self.device_ids[f] if f >= 0 else "" for f in feeder_seg.tolist()]
+        for j in range(n_sub):
+            self.feeder[n_seg + j] = ""
+        sub_idx = np.where(live, sub_of_node[b], NONE)
+        self.substation: list[str] = [str(topo.substation_ids[s]) if s >= 0 else "" for s in sub_idx.tolist()]
+        sp_feeder = np.where(heads[topo.sp_node] >= 0, heads[topo.sp_node], NONE)
+        self.sp_feeder: list[str] = [self.device_ids[f] if f >= 0 else "" for f in sp_feeder.tolist()]
+        sp_sub = sub_of_node[topo.sp_node]
+        self.sp_substation: list[str] = [str(topo.substation_ids[s]) if s >= 0 else "" for s in sp_sub.tolist()]
+
+        self.meters: list[str] = list(meters) if meters is not None else list(self.sp_ids)
+        if len(self.meters) != n_sp:
+            raise ValueError(f"Grid: meters has {len(self.meters)} entries for {n_sp} service points")
+        self.meter_index = {m: i for i, m in enumerate(self.meters) if m}
+        self.sp_xy = sp_xy
+        self._kdtree = None
+        if sp_xy is not None and len(sp_xy):
+            from scipy.spatial import cKDTree
+
+            # built up front: the first unlocated report must not pay for it (per-report latency)
+            self._xscale = float(np.cos(np.radians(np.nanmean(sp_xy[:, 1]))))
+            self._kdtree = cKDTree(np.column_stack([sp_xy[:, 0] * self._xscale, sp_xy[:, 1]]))
+
+    # -- per-device sums -------------------------------------------------------------------------------------
+    def customers_in(self, lo: int, hi: int) -> int:
+        return self._cum_customers[hi] - self._cum_customers[lo]
+
+    def critical_in(self, lo: int, hi: int) -> dict[str, int]:
+        out = {}
+        for kind, cum in self._cum_critical.items():
+            n = cum[hi] - cum[lo]
+            if n:
+                out[kind] = n
+        return out
+
+    def sps_of(self, dev: int) -> np.ndarray:
+        """Service point indices downstream of device ``dev``."""
+        return self.sp_order[self.lo[dev]:self.hi[dev]]
+
+    def chain(self, sp: int) -> list[int]:
+        """Predictable devices above service point ``sp``, nearest first (roll-up order)."""
+        out, d, parent = [], self.sp_first[sp], self.parent
+        while d >= 0:
+            out.append(d)
+            d = parent[d]
+        return out
+
+    def nearest_sp(self, lon: float, lat: float) -> int:
+        """Index of the service point nearest to a coordinate (needs ``sp_xy``)."""
+        if self._kdtree is None:
+            raise ValueError("cannot locate a report by coordinates: the engine was built without service point "
+                             "coordinates (use OutageEngine.from_network)")
+        return int(self._kdtree.query([lon * self._xscale, lat])[1])
+
+def _skip_unpredictable(parent: np.ndarray, predictable: np.ndarray) -> np.ndarray:
+    """Re-point every device's parent past devices the roll-up never predicts (switches, regulators)."""
+    out = parent.copy()
+    for _ in range(64):
+        bad = (out >= 0) & ~predictable[np.maximum(out, 0)]
+        if not bad.any():
+            return out
+        out[bad] = parent[out[bad]]
+    raise ValueError("device chain has more than 64 consecutive switches/regulators")
+
+
+def _subtree_sizes(parent_node: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Number of nodes in each node's subtree (itself included), accumulating children in reverse DFS order."""
+    size = np.ones(len(parent_node), dtype=np.int64)
+    par = parent_node[order]
+    # reverse preorder visits every child before its parent; group by depth to vectorise
+    depth = np.zeros(len(parent_node), dtype=np.int64)
+    for node, p in zip(order.tolist(), par.tolist(), strict=True):
+        if p >= 0:
+            depth[node] = depth[p] + 1
+    ordered = order[np.argsort(-depth[order], kind="stable")]
+    d_sorted = depth[ordered]
+    bounds = np.flatnonzero(np.diff(d_sorted)) + 1
+    for grp in np.split(ordered, bounds):
+        if len(grp) == 0 or depth[grp[0]] == 0:
+            continue
+        np.add.at(size, parent_node[grp], size[grp])
+    return size

@@ -1,0 +1,91 @@
+"""Storm simulator: ground truth is consistent with the messages it generates; scoring and the baseline."""
+
+from __future__ import annotations
+
+import pytest
+from outage_feeders import random_territory
+
+from outage.engine import OutageEngine
+from outage.simulate import (
+    STORM_START,
+    StormConfig,
+    evaluate,
+    generate_storm,
+    naive_baseline,
+    run_storm,
+    score,
+)
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return OutageEngine.from_network(random_territory(2), clock=lambda: STORM_START).grid
+
+
+def test_ground_truth_is_consistent(grid):
+    storm = generate_storm(grid, StormConfig(faults=8, call_rate=0.3), seed=5)
+    keys = {f.key for f in storm.faults}
+    assert sum(f.nested_in is None for f in storm.faults) == 8
+    for k, key in storm.cause.items():
+        assert key in keys
+        if key.startswith("sp:"):
+            assert grid.sp_ids[k] == key[3:]
+        else:
+            d = grid.device_index[key]
+            assert grid.lo[d] <= grid.sp_pos[k] < grid.hi[d]
+    out_meters = {grid.meters[k] for k in storm.cause}
+    blinkers = {a.meter for a in storm.ami if a.kind == "power_restore"}
+    for a in storm.ami:
+        assert a.meter in out_meters or a.meter in blinkers
+        if a.kind == "last_gasp" and a.meter in out_meters:
+            assert storm.head_end.is_off(a.meter, a.time)
+    assert storm.reporting <= keys
+    for f in storm.faults:  # a fault reports iff a message came from a customer it took out (or its SCADA)
+        if f.key in storm.reporting:
+            assert storm.first_message[f.key] >= f.start
+    # same seed, same storm
+    again = generate_storm(grid, StormConfig(faults=8, call_rate=0.3), seed=5)
+    assert [r.report_id for r in again.reports] == [r.report_id for r in storm.reports]
+    assert again.cause == storm.cause
+
+
+def test_engine_beats_the_naive_baseline_with_ami(grid):
+    total = base = None
+    for seed in range(3):
+        storm = generate_storm(grid, StormConfig(faults=6, call_rate=0.3), seed=seed)
+        eng = OutageEngine(grid.topology, clock=lambda: STORM_START, meters=storm.head_end,
+                           critical_kind=grid.critical_kind, meter_ids=grid.meters, sp_xy=grid.sp_xy,
+                           telemetered=storm.telemetered)
+        res = run_storm(eng, storm)
+        s, b = score(storm, res.predicted, res.first_correct), score(storm, naive_baseline(grid, storm))
+        total = s if total is None else total + s
+        base = b if base is None else base + b
+    assert total.recall >= 0.8 and total.precision >= 0.8
+    assert total.recall > base.recall and total.precision > base.precision
+    assert all(m >= 0 for m in total.minutes_to_correct)
+
+
+def test_evaluate_returns_the_figures():
+    out = evaluate(random_territory(3), storms=2, call_rate=0.5, ami=False, seed=1)
+    for key in ("precision", "recall", "classified", "baseline_precision", "baseline_recall",
+                "minutes_to_correct_median"):
+        assert key in out
+    assert 0.0 <= out["precision"] <= 1.0 and out["faults_reporting"] > 0
+
+
+def test_oms_simulate_cli(tmp_path, capsys):
+    import json
+
+    from api.cli import main
+    from gis.io import write_territory
+
+    path = tmp_path / "t.gpkg"
+    write_territory(random_territory(4), path)
+    assert main(["simulate", str(path), "--storms", "2", "--call-rate", "0.3", "--ami", "--seed", "1",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ami"] is True and out["storms"] == 2 and 0 <= out["recall"] <= 1
+    assert main(["simulate", str(path), "--storms", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "precision" in text and "baseline" in text
+    assert main(["simulate", str(path), "--call-rate", "2"]) == 2
