@@ -1,0 +1,154 @@
+"""The maps as a FastAPI router: pages, GeoJSON with ETags, and the static assets, all from one provider.
+
+:func:`create_router` takes a :class:`~api.maps.state.MapProvider` (the service's live state, or a
+:class:`~api.maps.state.StaticProvider` in tests) and returns an ``APIRouter`` to mount on any app::
+
+    app.include_router(create_router(provider, page=PageConfig(reports_url="/reports")))
+
+Routes (under ``prefix``, default ``/maps``): ``/`` (index), ``/public`` and ``/public.geojson`` (members),
+``/dispatcher``, ``/dispatcher.geojson`` and ``/network.geojson`` (dispatchers: pass ``dispatcher_dependencies``
+to guard them), ``/roads.geojson`` and ``/assets/...``. Every body carries a strong ETag and answers
+``If-None-Match`` with 304, so a browser polling an unchanged map downloads nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.params import Depends as DependsParam
+
+from api.maps import assets
+from api.maps.geojson import MapData, MapOptions, dumps, etag_of
+from api.maps.render import PageConfig, dispatcher_html, public_html
+from api.maps.state import MapProvider
+
+GEOJSON = "application/geo+json"
+HTML = "text/html; charset=utf-8"
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """True when an ``If-None-Match`` header names ``etag`` (weak comparison, as RFC 9110 asks for GET)."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return etag.removeprefix("W/") in tags
+
+
+def conditional(request: Request, body: bytes, media_type: str, cache_control: str,
+                etag: str | None = None) -> Response:
+    """``body`` with ETag and Cache-Control, or an empty 304 when the client already has it."""
+    etag = etag or etag_of(body)
+    headers = {"ETag": etag, "Cache-Control": cache_control}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(content=body, media_type=media_type, headers=headers)
+
+
+class MapService:
+    """Caches what the router serves: network layers and pages per network, live GeoJSON per state version."""
+
+    def __init__(self, provider: MapProvider, page: PageConfig | None = None, options: MapOptions | None = None):
+        if not isinstance(provider, MapProvider):
+            raise TypeError("provider must have network() and state() methods (see api.maps.state.MapProvider)")
+        self.provider = provider
+        self.page = page or PageConfig()
+        self.options = options or MapOptions()
+        self._lock = threading.Lock()
+        self._network = None
+        self._data: MapData | None = None
+        self._pages: dict[str, bytes] = {}
+        self._live: dict[str, tuple[object, bytes, str]] = {}
+
+    def data(self) -> MapData:
+        """The MapData of the provider's current network (rebuilt only when the network object changes)."""
+        network = self.provider.network()
+        with self._lock:
+            if network is not self._network:
+                self._data = MapData(network, self.options)
+                self._network = network
+                self._pages.clear()
+                self._live.clear()
+            return self._data
+
+    def page_body(self, kind: str) -> bytes:
+        data = self.data()
+        with self._lock:
+            if kind not in self._pages:
+                render = public_html if kind == "public" else dispatcher_html
+                self._pages[kind] = render(data, self.page).encode()
+            return self._pages[kind]
+
+    def live_body(self, kind: str) -> tuple[bytes, str]:
+        """(body, etag) of the public or dispatcher collection for the provider's current state."""
+        data = self.data()
+        state = self.provider.state()
+        cached = self._live.get(kind)
+        if state.version is not None and cached is not None and cached[0] == state.version:
+            return cached[1], cached[2]
+        collection = data.public_collection(state) if kind == "public" else data.dispatcher_collection(state)
+        body = dumps(collection)
+        etag = etag_of(body)
+        self._live[kind] = (state.version, body, etag)
+        return body, etag
+
+
+def create_router(provider: MapProvider, page: PageConfig | None = None, options: MapOptions | None = None,
+                  prefix: str = "/maps", dispatcher_dependencies: Sequence = (),
+                  public_max_age_s: int = 10) -> APIRouter:
+    """An APIRouter serving both maps from ``provider``. See the module docstring for the routes."""
+    service = MapService(provider, page, options)
+    router = APIRouter(prefix=prefix, tags=["maps"])
+    guarded = [d if isinstance(d, DependsParam) else Depends(d) for d in dispatcher_dependencies]
+    public_live = f"public, max-age={public_max_age_s}, stale-while-revalidate={public_max_age_s * 3}"
+    asset_cache: dict[str, tuple[bytes, str, str]] = {}
+    router.map_service = service  # for the service's workers (e.g. a snapshot publisher sharing the MapData)
+
+    @router.get("/", include_in_schema=False)
+    def index() -> Response:
+        body = (b'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Outage maps</title></head><body>'
+                b'<h1>Outage maps</h1><ul><li><a href="public">Public outage map</a></li>'
+                b'<li><a href="dispatcher">Dispatcher map</a></li></ul></body></html>')
+        return Response(body, media_type=HTML)
+
+    @router.get("/public", include_in_schema=False)
+    def public_page(request: Request) -> Response:
+        return conditional(request, service.page_body("public"), HTML, "public, max-age=60")
+
+    @router.get("/public.geojson", summary="Outages by area (no personal data)")
+    def public_geojson(request: Request) -> Response:
+        body, etag = service.live_body("public")
+        return conditional(request, body, GEOJSON, public_live, etag)
+
+    @router.get("/roads.geojson", summary="Roads drawn under the maps (OpenStreetMap, ODbL)")
+    def roads_geojson(request: Request) -> Response:
+        return conditional(request, service.data().roads_body(), GEOJSON, "public, max-age=86400")
+
+    @router.get("/dispatcher", include_in_schema=False, dependencies=guarded)
+    def dispatcher_page(request: Request) -> Response:
+        return conditional(request, service.page_body("dispatcher"), HTML, "private, no-cache")
+
+    @router.get("/dispatcher.geojson", summary="Events, crews and routes for dispatchers", dependencies=guarded)
+    def dispatcher_geojson(request: Request) -> Response:
+        body, etag = service.live_body("dispatcher")
+        return conditional(request, body, GEOJSON, "private, no-cache", etag)
+
+    @router.get("/network.geojson", summary="Feeder lines for the dispatcher map", dependencies=guarded)
+    def network_geojson(request: Request) -> Response:
+        return conditional(request, service.data().network_body(), GEOJSON, "private, max-age=300")
+
+    @router.get("/assets/{path:path}", include_in_schema=False)
+    def asset(path: str, request: Request) -> Response:
+        if path not in asset_cache:
+            file = assets.resolve(path)
+            if file is None:
+                raise HTTPException(status_code=404, detail=f"no asset {path!r}")
+            body = file.read_bytes()
+            asset_cache[path] = (body, etag_of(body), assets.media_type(file))
+        body, etag, media_type = asset_cache[path]
+        return conditional(request, body, media_type, "public, max-age=3600", etag)
+
+    return router
