@@ -6,6 +6,13 @@ breaker -> substation), updating per-device counters, re-evaluating each device'
 evidence in the event of the highest device whose rule passes (merging the events below it). Per-report work is
 O(chain length); nothing ever scans the network.
 
+How a device is judged is the rule set's business (:mod:`outage.rules`): count rules, or the likelihood roll-up that
+keeps per device the log-likelihood that it operated against the best explanation below it, updated along the same
+chain. With AMI, meters time-stamp when the power went: a meter that went dark well before the meters that lift a
+device above it was out already (an earlier, separate fault) and keeps its own event (``ami_separation``); each
+event remembers the newest time one of its meters went dark, so this holds however the device came to be predicted
+(a last gasp, a ping, a re-placement after a demotion).
+
 Events the engine predicted (unconfirmed, probable) take part in the roll-up. Events confirmed by a dispatcher,
 crew, SCADA or AMI, events merged by hand, and events whose evidence went quiet for longer than the time separation
 are *frozen*: they keep explaining their customers (later evidence under them is absorbed without roll-up work),
@@ -19,8 +26,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from gis.topology import Topology
 from outage import etr as etr_mod
@@ -49,13 +57,16 @@ from outage.reports import AmiEvent, Report, ScadaEvent
 from outage.rules import RuleSets
 
 ENGINE = "engine"
+#: how long after a last gasp a call from the same service point still counts for the call-rate estimate (calls
+#: come a median of minutes after the power goes, a long tail after; an hour catches nearly all)
+CALL_RATE_WINDOW = timedelta(hours=1)
 
 
 class _Track:
     """Internal bookkeeping of one event (the public part is ``event``)."""
 
     __slots__ = ("event", "dev", "sp", "sps", "cust", "first_gasp", "frozen", "restored", "records", "pinged", "hazard_only",
-                 "devices")
+                 "devices", "newest_gasp")
 
     def __init__(self, event: OutageEvent, dev: int, sp: int):
         self.event = event
@@ -64,6 +75,7 @@ class _Track:
         self.sps: dict[int, list[str]] = {}  # service points with out-evidence -> report ids
         self.cust = 0  # customers behind ``sps``
         self.first_gasp: datetime | None = None  # earliest AMI out-evidence
+        self.newest_gasp: datetime | None = None  # latest time a meter of this event went dark
         self.frozen = False
         self.restored: set[int] = set()  # service points already restored (partial restoration)
         self.records: dict[int, Interruption] = {}  # closed interruption records by service point
@@ -104,6 +116,21 @@ class OutageEngine:
         self._pred_children = [0] * n
         self._active = [0] * n  # children (devices) with out-evidence
         self._pred = [False] * n
+        # likelihood roll-up (see outage.rules): per device the log-likelihood that it operated, of the best
+        # explanation by the devices and service points below it, and the best of the two; the summed evidence LLR
+        # of its pending service points; per service point what it added (evidence, neighbours answer, leaf value)
+        self._oper = [0.0] * n
+        self._below = [0.0] * n
+        self._best = [0.0] * n
+        self._esum = [0.0] * n
+        self._sp_ev: dict[int, tuple[float, float, float]] = {}
+        self._ami_seen = False  # meters send last gasps here: silence under a device is evidence
+        self._call_rate_n = 0  # AMI-backed service points whose call window has closed ...
+        self._call_rate_calls = 0  # ... and how many of them called
+        self._call_rate_seen: set[int] = set()
+        self._sp_called: dict[int, datetime] = {}  # service point -> first out call
+        self._sp_gasp: dict[int, datetime] = {}  # service point -> declared last gasp (when its meter went dark)
+        self._lik_cache: dict[int, tuple] = {}
         self._closed_tele = [False] * n
         for d in telemetered:
             self._closed_tele[self._dev(d)] = True  # no evidence yet, so no child counts to adjust
@@ -149,7 +176,9 @@ class OutageEngine:
         k = self._locate(report)
         hazards = _hazards(report)
         if report.power_out:
-            tr = self._add_out(k, report.time, report_id=report.report_id, hint=bool(report.neighbours_out),
+            if k not in self._sp_called:
+                self._sp_called[k] = report.time
+            tr = self._add_out(k, report.time, report_id=report.report_id, hint=report.neighbours_out,
                                source=report.channel)
             ev = tr.event
             for h in hazards:
@@ -184,6 +213,7 @@ class OutageEngine:
                 if tr is None:
                     tr = self._explained_by_frozen(k)
                 if tr is not None:  # already explained: absorbed without work
+                    self._learn_call_rate(k, e.time)
                     tr.event.last_gasps += 1
                     tr.event.mark_changed()
                     self.stats["gasps_absorbed"] += 1
@@ -394,7 +424,7 @@ class OutageEngine:
         self.rules.switch(district, name)
 
     # ================================================================ evidence internals
-    def _add_out(self, k: int, t: datetime, report_id: str | None = None, hint: bool = False,
+    def _add_out(self, k: int, t: datetime, report_id: str | None = None, hint: bool | None = None,
                  source: str = "") -> _Track:
         """Out-evidence at service point ``k``; returns the event now holding it."""
         g = self.grid
@@ -425,15 +455,22 @@ class OutageEngine:
         chain = g.chain(k)
         c = g.sp_customers[k]
         parent, out_sps, active, tele = g.parent, self._out_sps, self._active, self._closed_tele
+        if chain:
+            e, h, leaf = self._evidence_llr(chain[0], source, hint)
+            self._sp_ev[k] = (e, h, leaf)
+            self._below[chain[0]] += leaf
+            eh = e + h
+        esum = self._esum
         for d in chain:
             if out_sps[d] == 0 and parent[d] >= 0 and not tele[d]:
                 active[parent[d]] += 1
             out_sps[d] += 1
             self._out_cust[d] += c
+            esum[d] += eh
         if hint and chain and g.is_transformer[chain[0]]:
             self._hint[chain[0]] += 1
         self._reevaluate(chain)
-        tr = self._place(k, chain, t, ami=source == "ami")
+        tr = self._place(k, chain, t, ami_t=t if source == "ami" else None)
         self._attach(tr, k, report_id, t, source)
         if nested_parent is not None:
             self._make_nested(tr, nested_parent, t)
@@ -450,6 +487,10 @@ class OutageEngine:
             ev.last_gasps += 1
             if tr.first_gasp is None or t < tr.first_gasp:
                 tr.first_gasp = t
+            if tr.newest_gasp is None or t > tr.newest_gasp:
+                tr.newest_gasp = t
+            if k not in self._sp_gasp or t < self._sp_gasp[k]:
+                self._sp_gasp[k] = t
         if report_id is not None:
             self._attach_report(tr, k, report_id, t, duplicate=False)
         if ev.last_evidence is None or t > ev.last_evidence:
@@ -547,9 +588,14 @@ class OutageEngine:
     def _uncount(self, k: int, chain: list[int]) -> None:
         c = self.grid.sp_customers[k]
         parent, out_sps, active, tele = self.grid.parent, self._out_sps, self._active, self._closed_tele
+        e, h, leaf = self._sp_ev.pop(k, (0.0, 0.0, 0.0))
+        if chain:
+            self._below[chain[0]] -= leaf
+        esum, eh = self._esum, e + h
         for d in chain:
             out_sps[d] -= 1
             self._out_cust[d] -= c
+            esum[d] -= eh
             if out_sps[d] == 0 and parent[d] >= 0 and not tele[d]:
                 active[parent[d]] -= 1
         self._reevaluate(chain)
@@ -569,7 +615,11 @@ class OutageEngine:
         if out == 0 or self._on[d] or self._closed_tele[d]:
             return False
         g = self.grid
-        rule = self._ruleset_dev(d).devices.get(g.kind[d])
+        rs = self._ruleset_dev(d)
+        if rs.rollup == "likelihood":  # the rule's call floor still applies: one call never lifts a fuse
+            rule = rs.devices.get(g.kind[d])
+            return rule is not None and out >= rule.min_calls and self._oper[d] > self._below[d]
+        rule = rs.devices.get(g.kind[d])
         if rule is None:
             return False
         if g.is_transformer[d]:
@@ -585,6 +635,7 @@ class OutageEngine:
         """Re-evaluate rules bottom-up along a chain; demoted devices dissolve their events. With ``t``, a device
         promoted without new evidence of its own (power-on evidence expired) gathers the events below it."""
         parent = self.grid.parent
+        self._update_likelihood(chain)
         demoted = []
         promoted = False
         for d in chain:
@@ -611,7 +662,83 @@ class OutageEngine:
                     not c.frozen and c.event.open for c in self._under.get(top, ())):
                 self._gather(top, t)
 
-    def _place(self, k: int, chain: list[int], t: datetime, ami: bool = False) -> _Track:
+    # -- likelihood roll-up (outage.rules module docstring) ----------------------------------------------------------
+    def _lik_terms(self, rs) -> tuple:
+        """Log terms of a rule set's likelihood model at the current call-rate estimate and AMI status (cached)."""
+        lk = rs.likelihood
+        p_call = lk.call_rate
+        if self._ami_seen:
+            w = lk.call_rate_weight
+            p_call = (self._call_rate_calls + lk.call_rate * w) / (self._call_rate_n + w)
+        p_call = min(0.95, max(0.01, p_call))
+        key = (p_call, self._ami_seen)
+        hit = self._lik_cache.get(id(rs))
+        if hit is not None and hit[0] == key and hit[1] is rs:
+            return hit[2]
+        p_gasp = 1.0 - lk.ami_loss if self._ami_seen else 0.0
+        silent = math.log((1.0 - p_call) * (1.0 - p_gasp))
+        terms = (
+            {k: math.log(v) for k, v in lk.fault_prior.items()},
+            silent,
+            math.log(p_call / lk.false_call_rate),  # a call: out vs. a customer who is not out
+            math.log((1.0 - lk.ami_loss) / lk.false_meter_rate),  # a declared last gasp or a ping saying off
+            math.log(lk.neighbours_odds),
+        )
+        self._lik_cache[id(rs)] = (key, rs, terms)
+        return terms
+
+    def _evidence_llr(self, first: int, source: str, hint: bool | None) -> tuple[float, float, float]:
+        """(evidence LLR out vs. on, neighbours-answer LLR for device hypotheses, leaf value) of a new service
+        point with out-evidence whose first device is ``first``."""
+        rs = self._ruleset_dev(first)
+        if rs.rollup != "likelihood":
+            return 0.0, 0.0, 0.0
+        logp, _, e_call, e_meter, h_odds = self._lik_terms(rs)
+        e = e_meter if source in ("ami", "ping") else e_call
+        h = 0.0 if hint is None else (h_odds if hint else -h_odds)
+        leaf = max(0.0, logp.get("service", -9.0) + e - (h_odds if hint else 0.0))
+        return e, h, leaf
+
+    def _update_likelihood(self, chain: list[int]) -> None:
+        """Recompute operated/best bottom-up along ``chain`` and pass each change to the parent's ``below``."""
+        g = self.grid
+        oper, below, best, esum, out, parent = (self._oper, self._below, self._best, self._esum, self._out_sps,
+                                                 g.parent)
+        on, tele, kind, lo, hi = self._on, self._closed_tele, g.kind, g.lo, g.hi
+        terms_of = self._lik_terms
+        rs_prev = terms = None
+        for d in chain:
+            rs = self._ruleset_dev(d)
+            if rs.rollup != "likelihood":
+                continue
+            if rs is not rs_prev:
+                terms, rs_prev = terms_of(rs), rs
+            logp, silent = terms[0], terms[1]
+            m = out[d]
+            if on[d] or tele[d] or m == 0:
+                o = -math.inf
+            else:
+                o = logp.get(kind[d], -9.0) + esum[d] + (hi[d] - lo[d] - m) * silent
+            oper[d] = o
+            b = below[d]
+            new = o if o > b else b
+            delta = new - best[d]
+            if delta:
+                best[d] = new
+                p = parent[d]
+                if p >= 0:
+                    below[p] += delta
+
+    def _learn_call_rate(self, k: int, t: datetime) -> None:
+        """An AMI-backed outage at ``k``: after an hour, whether its customer called updates the call-rate
+        estimate (calls and last gasps are independent, so this share is unbiased)."""
+        self._ami_seen = True
+        if k in self._call_rate_seen:
+            return
+        self._call_rate_seen.add(k)
+        self._push(t + CALL_RATE_WINDOW, "call_rate", (k, t))
+
+    def _place(self, k: int, chain: list[int], t: datetime, ami_t: datetime | None = None) -> _Track:
         """The pending event for ``k``: at the highest predicted device of its chain, merging events below it."""
         top = -1
         for d in chain:
@@ -619,7 +746,7 @@ class OutageEngine:
                 top = d
         if top < 0:
             return self._new_track(-1, k, t, EventState.UNCONFIRMED, actor=ENGINE, reason="single-service call")
-        return self._gather(top, t, ami_t=t if ami else None, own=(k, chain))
+        return self._gather(top, t, ami_t=ami_t, own=(k, chain))
 
     def _gather(self, top: int, t: datetime, ami_t: datetime | None = None,
                 own: tuple[int, list[int]] | None = None) -> _Track:
@@ -630,13 +757,20 @@ class OutageEngine:
         if tr is None:
             tr = self._new_track(top, -1, t, EventState.UNCONFIRMED, actor=ENGINE,
                                  reason=f"roll-up to {self.grid.kind[top]} {self.grid.device_ids[top]}")
-        ref = tr.first_gasp if tr.first_gasp is not None else ami_t
-        if ami_t is not None and ami_t < ref:
-            ref = ami_t
+        # the top's outage time is the newest last gasp among what it gathers: meters below a device that operated
+        # go dark together, so a meter that went dark well before them was out already (an earlier, separate fault)
+        children = list(self._under.get(top, ()))
+        ref = ami_t
+        if tr.newest_gasp is not None and (ref is None or tr.newest_gasp > ref):
+            ref = tr.newest_gasp
+        for child in children:
+            if child.newest_gasp is not None and not child.frozen and child.event.open and (
+                    ref is None or child.newest_gasp > ref):
+                ref = child.newest_gasp
         keep_before = None if ref is None else ref - self._ruleset_dev(top).ami_separation
-        for child in list(self._under.get(top, ())):
+        for child in children:
             if not child.frozen and child is not tr and child.event.open:
-                if (keep_before is not None and child.first_gasp is not None and child.first_gasp < keep_before
+                if (keep_before is not None and child.newest_gasp is not None and child.newest_gasp < keep_before
                         and (own is None or (child.sp != own[0] and child.dev not in own[1]))):
                     continue
                 self._absorb(tr, child, t, ENGINE, f"rolled up to {self.grid.device_ids[top]}")
@@ -657,7 +791,12 @@ class OutageEngine:
         placed: list[_Track] = []
         for k, reps in sps.items():
             self._sp_track.pop(k, None)
-            new = self._place(k, self.grid.chain(k), self._sp_last.get(k, now))
+            gasp = self._sp_gasp.get(k)
+            new = self._place(k, self.grid.chain(k), self._sp_last.get(k, now), ami_t=gasp)
+            if gasp is not None and (new.first_gasp is None or gasp < new.first_gasp):
+                new.first_gasp = gasp
+            if gasp is not None and (new.newest_gasp is None or gasp > new.newest_gasp):
+                new.newest_gasp = gasp
             self._sp_put(new, k, [])
             new.event.service_points_out += 1
             self._sp_track[k] = new
@@ -692,6 +831,8 @@ class OutageEngine:
                 ev.hazards.append(h)
         if child.first_gasp is not None and (into.first_gasp is None or child.first_gasp < into.first_gasp):
             into.first_gasp = child.first_gasp
+        if child.newest_gasp is not None and (into.newest_gasp is None or child.newest_gasp > into.newest_gasp):
+            into.newest_gasp = child.newest_gasp
         ev.merged_from.append(cev.event_id)
         ev.merged_from.extend(cev.merged_from)
         if cev.start < ev.start:
@@ -817,6 +958,7 @@ class OutageEngine:
         g = self.grid
         self._unregister(tr)  # first, so that re-evaluation below cannot dissolve this very event
         for k in tr.sps:
+            self._sp_gasp.pop(k, None)
             if self._sp_track.get(k) is tr:
                 del self._sp_track[k]
             if not tr.frozen:
@@ -1117,7 +1259,13 @@ class OutageEngine:
                 k, t0 = payload
                 if self._gasps.get(k) == t0:
                     del self._gasps[k]
+                    self._learn_call_rate(k, t0)
                     self._add_out(k, t0, source="ami")
+            elif kind == "call_rate":
+                k, t0 = payload
+                self._call_rate_n += 1
+                called = self._sp_called.get(k)
+                self._call_rate_calls += called is not None and called <= t0 + CALL_RATE_WINDOW
             elif kind == "on_expire":
                 k, t0 = payload
                 if self._sp_on.get(k) == t0:

@@ -12,6 +12,24 @@ A :class:`DeviceRule` per device kind says how much evidence predicts that kind 
 * ``min_share``    share of its downstream customers with out-evidence;
 * ``both_must_pass`` whether children AND share must pass (else either one is enough).
 
+Likelihood roll-up (``RuleSet.rollup = "likelihood"``, the named set ``likelihood``; the default sets still use
+the count rules, whose behaviour the service and its tests rely on): instead of fixed counts, each device on a
+report's chain compares two explanations of the evidence beneath it — *the device operated* (every service point
+below it is out; those that sent nothing were silent at the expected detection rate) against *the best explanation
+by lower, independent faults* (each child device or service drop on its own, or a call from a customer who is not
+out). Both are log-likelihoods relative to "nothing is out", built from the :class:`Likelihood` parameters below:
+
+    operated(d) = log prior(kind) + sum(evidence LLR of service points out below d) + silent(d) * log(1 - p_detect)
+    below(d)    = sum over children c of best(c),    best(c) = max(operated(c), below(c))
+    service point with evidence: best = max(0 [a false call], log prior(service) + evidence LLR)
+
+A device is predicted when ``operated(d) > below(d)``; the event sits on the highest predicted device of the chain
+(top-down decoding of the most probable explanation on the tree, as a binomial test per device up the chain).
+Every value is kept per device and updated along one chain per message, so per-report work stays O(chain length).
+``p_detect`` combines the call-in rate (learned online from AMI-backed service points when meters send last
+gasps, see :class:`Likelihood`) and, with AMI, the chance that a last gasp gets through (``1 - ami_loss``): with
+meters, silence under a device is strong evidence that it did not operate; without them it is weak.
+
 Rules are grouped in named :class:`RuleSet` s (``normal``, ``storm``), and :class:`RuleSets` picks one per
 district (a feeder's breaker id or a substation id), so a storm-hit area can run storm rules while the rest of the
 territory stays on normal rules — as Oracle NMS and ArcFM Responder do.
@@ -70,12 +88,55 @@ def _default_device_rules() -> dict[str, DeviceRule]:
     }
 
 
+#: per-device chance of operating in the period the rule set is used for (a storm): protective devices that clear
+#: faults anywhere on their section (fuses, reclosers) operate far more often per device than a transformer fails
+#: or one service drop comes down. A utility calibrates these from its outage history (``outage.history`` records
+#: device kind per interruption); they only need to be right within a factor of a few.
+DEFAULT_FAULT_PRIOR = {"service": 0.003, "transformer": 0.01, "fuse": 0.1, "sectionalizer": 0.1, "recloser": 0.1,
+                       "breaker": 0.05, "substation": 0.01}
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """Parameters of the likelihood roll-up (see the module docstring)."""
+
+    #: prior per device kind (and "service" for one service drop)
+    fault_prior: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FAULT_PRIOR))
+    #: expected share of customers out who call (prior; with AMI it is learned online, see ``call_rate_weight``)
+    call_rate: float = 0.25
+    #: weight of the prior call rate, in service points, against the online estimate
+    call_rate_weight: float = 20.0
+    #: share of an out meter's last gasps that never arrive (mesh/PLC loss, dead batteries)
+    ami_loss: float = 0.2
+    #: chance per service point that a customer who is not out calls "out" (customer-side problem) in the period
+    false_call_rate: float = 0.002
+    #: chance that a declared last gasp (or a ping saying off) comes from a meter that has power
+    false_meter_rate: float = 1e-4
+    #: how far a caller's answer "my neighbours are out too" (or "not out") moves a device hypothesis: the odds
+    #: ratio of that answer when the neighbours are out vs. when only the caller is (callers are often wrong)
+    neighbours_odds: float = 5.0
+
+    def __post_init__(self) -> None:
+        for kind, p in self.fault_prior.items():
+            if not 0.0 < p < 1.0:
+                raise ValueError(f"Likelihood.fault_prior[{kind!r}] must be in (0, 1), got {p}")
+        for name in ("call_rate", "ami_loss", "false_call_rate", "false_meter_rate"):
+            v = getattr(self, name)
+            if not 0.0 < v < 1.0:
+                raise ValueError(f"Likelihood.{name} must be in (0, 1), got {v}")
+        if self.neighbours_odds < 1.0:
+            raise ValueError(f"Likelihood.neighbours_odds must be >= 1, got {self.neighbours_odds}")
+
+
 @dataclass(frozen=True)
 class RuleSet:
     """One named set of roll-up rules and timers."""
 
     name: str = "normal"
     devices: dict[str, DeviceRule] = field(default_factory=_default_device_rules)
+    #: "likelihood" (compare explanations, see the module docstring) or "rules" (the count rules in ``devices``)
+    rollup: str = "rules"
+    likelihood: Likelihood = field(default_factory=Likelihood)
     #: unconfirmed -> probable after this long without contrary evidence (ArcFM: 20 min, Oracle-like: 15 min)
     probable_after: timedelta = timedelta(minutes=15)
     #: evidence this far apart under one device is a new outage (time separation)
@@ -90,13 +151,18 @@ class RuleSet:
     ping_per_transformer: int = 1
     #: most meters pinged per verification request
     ping_cap: int = 40
-    #: AMI time separation: an event whose first last gasp is this much older than the last gasp that lifts a
-    #: device above it is a separate, earlier outage (kept, not merged); meters time-stamp when power went
-    ami_separation: timedelta = timedelta(minutes=10)
+    #: AMI time separation: an event whose meters all went dark this much before the newest meter of the device
+    #: being predicted above it is a separate, earlier outage (kept, not merged). Meters time-stamp when power
+    #: went, and the meters below one device go dark within a declaration delay plus seconds of each other
+    ami_separation: timedelta = timedelta(minutes=3)
     #: power-on evidence (a restore message, a ping answer, a "my power is on" call) blocks roll-up this long
     power_on_ttl: timedelta = timedelta(minutes=30)
     #: a "still out" report this long after its event was restored makes a nested (backdated) event
     nested_window: timedelta = timedelta(hours=24)
+
+    def __post_init__(self) -> None:
+        if self.rollup not in ("likelihood", "rules"):
+            raise ValueError(f"RuleSet {self.name!r}: rollup must be 'likelihood' or 'rules', got {self.rollup!r}")
 
     def rule(self, kind: str) -> DeviceRule:
         try:
@@ -126,6 +192,11 @@ def storm_rules() -> RuleSet:
                    ami_bellwether_only=True)
 
 
+def likelihood_rules(likelihood: Likelihood | None = None) -> RuleSet:
+    """Likelihood roll-up (module docstring) with the normal rules' call floors (one call never lifts a fuse)."""
+    return RuleSet(name="likelihood", rollup="likelihood", likelihood=likelihood or Likelihood())
+
+
 @dataclass
 class RuleSets:
     """Named rule sets and which one each district uses (district = feeder breaker id or substation id)."""
@@ -142,8 +213,8 @@ class RuleSets:
                 raise KeyError(f"rule sets: district {district!r} uses unknown rule set {name!r}")
 
     @classmethod
-    def default_sets(cls) -> RuleSets:
-        return cls({"normal": RuleSet(), "storm": storm_rules()})
+    def default_sets(cls, default: str = "normal") -> RuleSets:
+        return cls({"normal": RuleSet(), "storm": storm_rules(), "likelihood": likelihood_rules()}, default=default)
 
     def switch(self, district: str | None, name: str) -> None:
         """Put ``district`` (or, with ``None``, the whole territory's default) on rule set ``name``."""

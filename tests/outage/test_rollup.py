@@ -223,3 +223,64 @@ def test_ami_time_separation_keeps_an_earlier_outage_apart():
     recs = eng.interruptions()
     assert len(recs) == len({r.customer_id for r in recs}) == 9
     assert {r.start for r in recs if r.customer_id.startswith("sp1.1.1.")} == {T0}
+
+
+# -- likelihood roll-up and AMI time ordering (issue 3 follow-up) --------------------------------------------------
+def likelihood_engine(**kw) -> OutageEngine:
+    from outage.rules import RuleSets
+
+    return engine(rules=RuleSets.default_sets("likelihood"), **kw)
+
+
+def test_likelihood_one_call_stays_a_single_service_and_many_lift_the_fuse():
+    eng = likelihood_engine(feeder={"xfmrs": 4, "sps": 5})
+    eng.ingest_report(call("r1", "sp1.1.1.1"))
+    assert keys(eng) == {"sp:sp1.1.1.1"}
+    # callers under three of the fuse's four transformers: independent transformer faults are far less likely
+    for i, sp in enumerate(["sp1.1.2.1", "sp1.1.3.1", "sp1.1.3.2", "sp1.1.4.4"]):
+        eng.ingest_report(call(f"r{i + 2}", sp, i + 1))
+    assert keys(eng) == {"F1.1"}
+
+
+def test_likelihood_silent_meters_keep_one_gasp_off_its_transformer():
+    # with AMI, a transformer whose other meters stay silent did not operate: the lone last gasp is a service drop
+    eng = likelihood_engine(feeder={"sps": 6})
+    eng.ingest_ami([AmiEvent("M-sp1.2.2.1", "last_gasp", at(0))])
+    eng.ingest_ami([AmiEvent("M-sp1.1.1.1", "last_gasp", at(0.2))])
+    eng.tick(at(2))
+    assert keys(eng) == {"sp:sp1.1.1.1", "sp:sp1.2.2.1"}
+    # all six meters of T1.1.1 dark: the transformer
+    eng.ingest_ami([AmiEvent(f"M-sp1.1.1.{k}", "last_gasp", at(3)) for k in range(2, 7)])
+    eng.tick(at(5))
+    assert "T1.1.1" in keys(eng) and "sp:sp1.1.1.1" not in keys(eng)
+
+
+def test_likelihood_rule_set_is_checked():
+    from outage.rules import Likelihood, RuleSet
+
+    with pytest.raises(ValueError, match="rollup"):
+        RuleSet(rollup="votes")
+    with pytest.raises(ValueError, match="call_rate"):
+        Likelihood(call_rate=0.0)
+
+
+def test_call_rate_is_learned_from_ami_backed_outages():
+    eng = likelihood_engine()
+    sps = [f"sp1.{i}.{j}.{k}" for i in (1, 2) for j in (1, 2, 3) for k in (1, 2, 3)]
+    eng.ingest_ami([AmiEvent(f"M-{sp}", "last_gasp", at(0)) for sp in sps])
+    for n, sp in enumerate(sps[:9]):  # half of them call within the hour
+        eng.ingest_report(call(f"c{n}", sp, 10))
+    eng.tick(at(70))
+    assert eng._call_rate_n == len(sps) and eng._call_rate_calls == 9
+
+
+def test_an_earlier_outage_below_a_later_bigger_one_stays_separate():
+    # a service drop goes dark at 0; five minutes later its fuse blows (meters time-stamp when power went):
+    # the fuse event must not swallow the earlier, separate outage — whichever way the fuse gets predicted
+    eng = engine(meters=SimulatedHeadEnd())
+    eng.ingest_ami([AmiEvent("M-sp1.1.1.1", "last_gasp", at(0))])
+    eng.tick(at(1))
+    eng.ingest_ami([AmiEvent(f"M-sp1.1.{j}.{k}", "last_gasp", at(5)) for j in (1, 2, 3) for k in (1, 2, 3)
+                    if (j, k) != (1, 1)])
+    eng.tick(at(7))
+    assert keys(eng) == {"sp:sp1.1.1.1", "F1.1"}
