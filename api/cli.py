@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from api.commands import demo, territory
+from api.commands import demo, report, serve, simulate, territory
 
-COMMAND_GROUPS = [territory, demo]
+COMMAND_GROUPS = [territory, demo, report, serve, simulate]
 
 
 class CLIError(Exception):

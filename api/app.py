@@ -1,0 +1,95 @@
+"""The FastAPI application: ``create_app(settings)`` wires the database, intake writer, live engine and routes.
+
+One process holds one live engine (the in-memory outage state of the territory); the database is the system of
+record, so a restarted process rebuilds the engine from it before it serves. OpenAPI docs at ``/docs``.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from api import errors
+from api.auth import TokenCache
+from api.db import Database
+from api.fastpath import IntakeFastPath
+from api.intake import IntakeWriter
+from api.limits import BodyLimitMiddleware, RateLimiter
+from api.live import LiveEngine
+from api.routes import admin, crew, dispatcher, intake, public, stream
+from api.settings import Settings
+from api.stream import Broker
+
+log = logging.getLogger("oms.api")
+
+
+@dataclass
+class ServiceState:
+    """Everything a request handler may need, at ``request.app.state.oms``."""
+
+    settings: Settings
+    db: Database
+    token_cache: TokenCache
+    limiter: RateLimiter
+    broker: Broker
+    live: LiveEngine
+    writer: IntakeWriter
+
+
+def create_app(settings: Settings | None = None, *, network=None) -> FastAPI:
+    """Build the app. ``network`` (a :class:`gis.network.Network`) overrides ``settings.territory``."""
+    settings = settings or Settings()
+    db = Database(settings.database_url)
+    broker = Broker()
+    live = LiveEngine(settings, db, broker)
+    writer = IntakeWriter(db, batch_max=settings.intake_batch_max, on_committed=live.submit)
+    state = ServiceState(settings, db, TokenCache(), RateLimiter(), broker, live, writer)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        live.start(network)
+        writer.start()
+        try:
+            yield
+        finally:
+            writer.stop()
+            live.stop()
+            db.dispose()
+
+    app = FastAPI(title="OMS — outage management and crew dispatch", version="0.1.0", lifespan=lifespan,
+                  description="Trouble reports, outage events, crews and plans. Errors share one body: "
+                              '`{"error": {"status", "code", "message", "details"}}`.')
+    app.state.oms = state
+    errors.install(app)
+    # Starlette runs the last-added middleware first: the body limit wraps the storm path, which wraps FastAPI.
+    app.add_middleware(IntakeFastPath, state=state, routes={
+        ("POST", "/reports"): (public.ANYONE.roles, public.accept_report),
+        ("POST", "/ami"): (intake.INTEGRATION.roles, intake.accept_ami)})
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       overrides={"/admin/territory": 512 * 1024 * 1024})
+    for module in (public, intake, dispatcher, crew, admin, stream):
+        app.include_router(module.router)
+    _hoist_schemas(app)
+    return app
+
+
+def _hoist_schemas(app: FastAPI) -> None:
+    """Routes that parse their own JSON body document it with ``x-components`` (see :func:`api.errors.json_body`);
+    move those nested schemas into ``components.schemas`` so the OpenAPI document is self-contained."""
+    plain = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = plain()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for ops in schema.get("paths", {}).values():
+            for op in ops.values():
+                components.update(op.pop("x-components", {}) if isinstance(op, dict) else {})
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi

@@ -1,0 +1,157 @@
+"""Who is calling: bearer tokens (SHA-256 hashed at rest), roles, and the per-route role check.
+
+Roles: ``member`` (also every anonymous caller: the public), ``crew`` (its own assignments only), ``integration``
+(meter head-ends, SCADA, IVR/SMS gateways), ``dispatcher`` and ``admin``. Each route names the roles it admits with
+:func:`require`; there is no implicit hierarchy, so the table of routes x roles in the tests is the whole truth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import ApiError
+from api.models import ROLES, ApiToken, User
+
+TOKEN_PREFIX = "oms_"
+#: Token lookups are cached this long (seconds); revoking through the API clears the cache at once.
+CACHE_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller. ``client_key`` identifies it for rate limiting (token id, or IP address when anonymous)."""
+
+    role: str
+    name: str
+    client_key: str
+    user_id: int | None = None
+    crew_id: str | None = None
+
+    @property
+    def anonymous(self) -> bool:
+        return self.user_id is None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(30)
+
+
+def create_user(session, name: str, role: str, crew_id: str | None = None) -> tuple[User, str]:
+    """Add a user and a first token; returns the user and the token in clear (shown once, stored hashed)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if role == "crew" and not crew_id:
+        raise ValueError(f"user {name!r}: a crew user needs a crew id")
+    if session.scalar(select(User).where(User.name == name)) is not None:
+        raise ValueError(f"user {name!r} already exists")
+    user = User(name=name, role=role, crew_id=crew_id)
+    session.add(user)
+    session.flush()
+    return user, issue_token(session, user)
+
+
+def issue_token(session, user: User) -> str:
+    token = new_token()
+    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), prefix=token[:12]))
+    return token
+
+
+class TokenCache:
+    """hash -> (Principal or None, expiry). Keeps the database off the hot path of a storm of gateway calls."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[Principal | None, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[bool, Principal | None]:
+        with self._lock:
+            hit = self._items.get(key)
+        if hit is None or hit[1] < time.monotonic():
+            return False, None
+        return True, hit[0]
+
+    def put(self, key: str, principal: Principal | None) -> None:
+        with self._lock:
+            if len(self._items) > 100_000:  # a flood of random tokens must not grow memory without bound
+                self._items.clear()
+            self._items[key] = (principal, time.monotonic() + CACHE_SECONDS)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def lookup(db, cache: TokenCache, token: str) -> Principal | None:
+    key = hash_token(token)
+    found, principal = cache.get(key)
+    if found:
+        return principal
+    with db.read() as session:
+        row = session.execute(
+            select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == key)
+        ).first()
+    principal = None
+    if row is not None:
+        tok, user = row
+        if tok.revoked_at is None and not user.disabled:
+            principal = Principal(role=user.role, name=user.name, client_key=f"token:{tok.id}", user_id=user.id,
+                                  crew_id=user.crew_id)
+    cache.put(key, principal)
+    return principal
+
+
+async def resolve_principal(state, authorization: str | None, client_host: str | None) -> Principal:
+    """The caller: a token's user, or an anonymous member keyed by IP address. A cache miss reads the database in
+    the thread pool; a hit (the storm's common case) costs a hash and a dict lookup."""
+    if not authorization:
+        return Principal(role="member", name="anonymous", client_key=f"ip:{client_host or 'unknown'}")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthorized", "Authorization header must be 'Bearer <token>'")
+    found, principal = state.token_cache.get(hash_token(token))
+    if not found:
+        principal = await run_in_threadpool(lookup, state.db, state.token_cache, token)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "token is unknown, revoked or its user is disabled")
+    return principal
+
+
+def check_role(principal: Principal, roles: tuple[str, ...]) -> Principal:
+    if principal.role not in roles:
+        if principal.anonymous:
+            raise ApiError(401, "unauthorized", "this route needs a token (Authorization: Bearer <token>)")
+        raise ApiError(403, "forbidden", f"role {principal.role!r} may not use this route; "
+                                         f"allowed: {', '.join(roles)}")
+    return principal
+
+
+async def current_principal(request: Request) -> Principal:
+    return await resolve_principal(request.app.state.oms, request.headers.get("authorization"),
+                                   request.client.host if request.client else None)
+
+
+def require(*roles: str):
+    """A dependency admitting only ``roles``; anonymous callers count as ``member``."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"require(): unknown roles {sorted(unknown)}")
+
+    async def check(principal: Principal = Depends(current_principal)) -> Principal:
+        return check_role(principal, roles)
+
+    check.roles = roles  # read by the fast intake path and the docs
+    return check
+

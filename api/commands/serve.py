@@ -1,0 +1,125 @@
+"""``oms serve``, ``oms db upgrade|current``, ``oms users add``, ``oms storm``: running the service."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the OMS service (FastAPI on uvicorn)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--database-url", help="default: OMS_DATABASE_URL or sqlite:///oms.db")
+    p.add_argument("--territory", help="territory GeoPackage (default: OMS_TERRITORY)")
+    p.add_argument("--no-upgrade", action="store_true", help="do not migrate the database to the latest schema")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=_serve)
+
+    db = sub.add_parser("db", help="database schema (Alembic migrations)")
+    dsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = dsub.add_parser("upgrade", help="migrate the database to the latest schema (from empty if need be)")
+    up.add_argument("--database-url")
+    up.add_argument("--revision", default="head")
+    up.set_defaults(func=_upgrade)
+    cur = dsub.add_parser("current", help="print the database's schema revision")
+    cur.add_argument("--database-url")
+    cur.set_defaults(func=_current)
+
+    users = sub.add_parser("users", help="users and API tokens")
+    usub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    add = usub.add_parser("add", help="add a user and print its token (shown once; stored hashed)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["member", "crew", "integration", "dispatcher", "admin"])
+    add.add_argument("--crew", help="crew id (role crew); the crew is created if it does not exist")
+    add.add_argument("--database-url")
+    add.set_defaults(func=_add_user)
+
+    storm = sub.add_parser("storm", help="replay a simulated storm against a running service through its API")
+    storm.add_argument("territory", help="the territory GeoPackage the service runs on")
+    storm.add_argument("--url", default="http://127.0.0.1:8000")
+    storm.add_argument("--token", default=os.environ.get("OMS_TOKEN"),
+                       help="an integration token (default: OMS_TOKEN)")
+    storm.add_argument("--faults", type=int, default=20)
+    storm.add_argument("--call-rate", type=float, default=0.3)
+    storm.add_argument("--ami", action="store_true", help="also send AMI last gasps")
+    storm.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second")
+    storm.add_argument("--concurrency", type=int, default=16)
+    storm.add_argument("--seed", type=int, default=1)
+    storm.set_defaults(func=_storm)
+
+
+def _url(args) -> str:
+    from api.settings import Settings
+
+    return args.database_url or Settings().database_url
+
+
+def _serve(args) -> int:
+    import logging
+
+    import uvicorn
+
+    from api.app import create_app
+    from api.migrate import upgrade
+    from api.settings import Settings
+
+    overrides = {k: v for k, v in (("database_url", args.database_url), ("territory", args.territory)) if v}
+    settings = Settings(**overrides)
+    if not args.no_upgrade:
+        upgrade(settings.database_url)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    print(f"OMS service on http://{args.host}:{args.port}  (docs: /docs, database: {settings.database_url})",
+          flush=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
+                access_log=False)
+    return 0
+
+
+def _upgrade(args) -> int:
+    from api.migrate import current, upgrade
+
+    url = _url(args)
+    upgrade(url, args.revision)
+    print(f"database at revision {current(url)}")
+    return 0
+
+
+def _current(args) -> int:
+    from api.migrate import current, head
+
+    rev = current(_url(args))
+    print(f"{rev or '(empty)'}{'' if rev == head() else f'  (latest is {head()}; run oms db upgrade)'}")
+    return 0
+
+
+def _add_user(args) -> int:
+    from api.auth import create_user
+    from api.db import Database
+    from api.models import Crew
+
+    if args.role == "crew" and not args.crew:
+        raise ValueError("--crew is required for role crew")
+    db = Database(_url(args))
+    try:
+        with db.write() as session, session.begin():
+            if args.crew and session.get(Crew, args.crew) is None:
+                session.add(Crew(id=args.crew, name=args.crew, skills=["line"]))
+                print(f"created crew {args.crew!r} (skills: line; set the rest with PUT /crews/{args.crew})")
+            user, token = create_user(session, args.name, args.role, args.crew)
+    finally:
+        db.dispose()
+    print(f"user {user.name!r} ({user.role}) token: {token}")
+    return 0
+
+
+def _storm(args) -> int:
+    from api.storm import replay
+
+    if not args.token:
+        raise ValueError("--token (or OMS_TOKEN) is required: an integration token from `oms users add`")
+    summary = replay(args.territory, url=args.url, token=args.token, faults=args.faults, call_rate=args.call_rate,
+                     ami=args.ami, speed=args.speed, concurrency=args.concurrency, seed=args.seed)
+    for k, v in summary.items():
+        print(f"{k:>22}: {v}")
+    return 0

@@ -1,0 +1,74 @@
+"""Database engines and sessions: SQLite (WAL) by default, PostgreSQL by URL.
+
+SQLite is opened in WAL mode with ``synchronous=NORMAL`` (a committed transaction survives a killed process; only a
+power cut can lose the last few), foreign keys on and a busy timeout. Write transactions start with
+``BEGIN IMMEDIATE`` so that two writers queue on the lock instead of failing when a read lock would have to be
+upgraded; reads use a separate engine with plain ``BEGIN`` so they never wait for the writer (WAL snapshots).
+PostgreSQL goes through psycopg 3 and uses one engine for both.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and use the psycopg 3 driver for them."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str, *, immediate: bool = True, echo: bool = False) -> Engine:
+    """An engine for ``url``. For SQLite, ``immediate`` selects ``BEGIN IMMEDIATE`` (writers) over ``BEGIN``."""
+    url = normalize_url(url)
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy's ArgumentError: say which setting is wrong
+        raise ValueError(f"database URL {url!r} is not valid: {exc}") from None
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    if parsed.database in (None, "", ":memory:"):
+        raise ValueError("database URL: use a SQLite file (sqlite:///oms.db), not an in-memory database; "
+                         "the service's threads and restarts must share it")
+    engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30},
+                           pool_size=8, max_overflow=16)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    dbapi_conn.isolation_level = None  # pysqlite would defer BEGIN; the engine's "begin" hook issues it
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class Database:
+    """The service's handle on its database: ``write()`` and ``read()`` session factories."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        self.engine = make_engine(self.url, immediate=True, echo=echo)
+        self.dialect = self.engine.dialect.name
+        self.read_engine = (make_engine(self.url, immediate=False, echo=echo) if self.dialect == "sqlite"
+                            else self.engine)
+        self.write: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+        self.read: sessionmaker[Session] = sessionmaker(self.read_engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()

@@ -1,0 +1,217 @@
+"""Durable intake with group commit: a report is answered 202 only after the transaction holding it — and its
+acknowledgment outbox row — has committed.
+
+Requests hand their rows to one writer thread, which commits whatever has queued up (up to ``batch_max``) in a
+single transaction and then wakes every waiting request. Under load this turns 1,000 commits per second into a few
+dozen, which is how one process on two cores keeps p99 latency low on PostgreSQL and SQLite alike, without
+weakening the guarantee: no request is answered before its own commit. Committed rows are then handed to
+``on_committed`` (the live engine's queue).
+
+Idempotency: ``(client_id, idempotency_key)`` is unique in the database; a repeat returns the first report's
+reference with ``duplicate = True``, whether it repeats an old request or one in the same batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.exc import IntegrityError
+
+from api.db import Database
+from api.models import MeterMessage, OutboxMessage, Report, ScadaMessage, utcnow
+
+log = logging.getLogger("oms.intake")
+_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: references are read out over the phone
+
+
+def new_reference() -> str:
+    """A public report reference like ``R-7KQ2-M9XD-P4``: 60 bits, unguessable, easy to read aloud."""
+    chars = "".join(secrets.choice(_ALPHABET) for _ in range(12))
+    return f"R-{chars[:4]}-{chars[4:8]}-{chars[8:12]}"
+
+
+@dataclass
+class _Item:
+    kind: str  # "report", "meter", "scada"
+    rows: list[dict[str, Any]]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+    result: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What the engine hears after commit: the kind and the database ids, in commit order."""
+
+    kind: str
+    ids: list[int] = field(default_factory=list)
+
+
+class IntakeWriter:
+    """The group-commit writer thread. ``submit_*`` are awaited by request handlers."""
+
+    def __init__(self, db: Database, *, batch_max: int = 500,
+                 on_committed: Callable[[list[Committed]], None] | None = None) -> None:
+        self.db = db
+        self.batch_max = batch_max
+        self.on_committed = on_committed
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self.commits = 0
+        self.rows = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="oms-intake-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    async def _submit(self, kind: str, rows: list[dict[str, Any]]) -> Any:
+        loop = asyncio.get_running_loop()
+        item = _Item(kind, rows, loop, loop.create_future())
+        self._queue.put(item)
+        return await item.future
+
+    async def submit_report(self, row: dict[str, Any]) -> tuple[str, Any, bool]:
+        """Store one report and its acknowledgment row; returns (reference, received_at, duplicate)."""
+        return await self._submit("report", [row])
+
+    async def submit_meter(self, rows: list[dict[str, Any]]) -> int:
+        return await self._submit("meter", rows)
+
+    async def submit_scada(self, row: dict[str, Any]) -> int:
+        return await self._submit("scada", [row])
+
+    # -- the writer thread --------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            count = len(first.rows)
+            while count < self.batch_max:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(nxt)
+                count += len(nxt.rows)
+            self._write(batch)
+
+    def _write(self, batch: list[_Item]) -> None:
+        try:
+            committed = self._commit(batch)
+        except IntegrityError:
+            # A concurrent writer (another process) took an idempotency key between our check and insert:
+            # isolate the items so the others still succeed.
+            committed = []
+            for item in batch:
+                try:
+                    committed += self._commit([item])
+                except Exception as exc:  # noqa: BLE001 - the request gets the error, the writer lives on
+                    item.result = exc
+        except Exception as exc:  # noqa: BLE001 - e.g. database down: every waiting request gets a 503
+            log.exception("intake commit failed")
+            for item in batch:
+                item.result = exc
+        for item in batch:
+            item.loop.call_soon_threadsafe(_resolve, item)
+        if committed and self.on_committed is not None:
+            try:
+                self.on_committed(committed)
+            except Exception:  # noqa: BLE001 - stored is what matters; the engine catches up on restart
+                log.exception("handing committed intake to the engine failed")
+
+    def _commit(self, batch: list[_Item]) -> list[Committed]:
+        now = utcnow()
+        reports = [item for item in batch if item.kind == "report"]
+        with self.db.write() as session, session.begin():
+            existing = self._existing_keys(session, reports)
+            new_rows: list[dict[str, Any]] = []
+            in_batch: dict[tuple[str, str], dict[str, Any]] = {}
+            for item in reports:
+                row = item.rows[0]
+                key = (row["client_id"], row.get("idempotency_key"))
+                if key[1] is not None and key in existing:
+                    item.result = (*existing[key], True)
+                    continue
+                if key[1] is not None and key in in_batch:
+                    first = in_batch[key]
+                    item.result = (first["reference"], first["received_at"], True)
+                    continue
+                row = {**row, "reference": new_reference(), "received_at": now}
+                if key[1] is not None:
+                    in_batch[key] = row
+                new_rows.append(row)
+                item.result = (row["reference"], now, False)
+            out: list[Committed] = []
+            if new_rows:
+                ids = list(session.scalars(insert(Report).returning(Report.id, sort_by_parameter_order=True),
+                                           new_rows))
+                session.execute(insert(OutboxMessage), [_acknowledgment(rid, row, now)
+                                                        for rid, row in zip(ids, new_rows, strict=True)])
+                out.append(Committed("report", ids))
+            for item in batch:
+                if item.kind == "meter":
+                    ids = list(session.scalars(
+                        insert(MeterMessage).returning(MeterMessage.id, sort_by_parameter_order=True),
+                        [{**r, "received_at": now} for r in item.rows]))
+                    item.result = len(ids)
+                    out.append(Committed("meter", ids))
+                elif item.kind == "scada":
+                    ids = list(session.scalars(
+                        insert(ScadaMessage).returning(ScadaMessage.id, sort_by_parameter_order=True),
+                        [{**r, "received_at": now} for r in item.rows]))
+                    item.result = ids[0]
+                    out.append(Committed("scada", ids))
+        self.commits += 1
+        self.rows += sum(len(item.rows) for item in batch)
+        return out
+
+    @staticmethod
+    def _existing_keys(session, reports: list[_Item]) -> dict[tuple[str, str], tuple[str, Any]]:
+        keys = {(it.rows[0]["client_id"], it.rows[0]["idempotency_key"]) for it in reports
+                if it.rows[0].get("idempotency_key") is not None}
+        if not keys:
+            return {}
+        found = session.execute(
+            select(Report.client_id, Report.idempotency_key, Report.reference, Report.received_at)
+            .where(tuple_(Report.client_id, Report.idempotency_key).in_(list(keys))))
+        return {(c, k): (ref, at) for c, k, ref, at in found}
+
+
+def _acknowledgment(report_id: int, row: dict[str, Any], now) -> dict[str, Any]:
+    contact = row.get("contact") or {}
+    channel = contact.get("prefer") if contact.get("prefer") not in (None, "none") else None
+    if channel is None:
+        channel = "sms" if contact.get("sms") else "email" if contact.get("email") else "log"
+    return {"kind": "acknowledgment", "report_id": report_id, "channel": channel,
+            "payload": {"reference": row["reference"], "language": row.get("language", "en")},
+            "status": "pending", "attempts": 0, "idempotency_key": f"ack:{row['reference']}",
+            "created_at": now, "next_attempt_at": now}
+
+
+def _resolve(item: _Item) -> None:
+    if item.future.done():  # the client went away; the row is stored all the same
+        return
+    if isinstance(item.result, BaseException):
+        item.future.set_exception(item.result)
+    else:
+        item.future.set_result(item.result)

@@ -1,0 +1,340 @@
+"""From open events to a crew plan: jobs, crews, the optimizer, and applying (or proposing) its answer.
+
+Events become :class:`dispatch.model.Job` s — repair minutes from the device kind and cause
+(:func:`outage.etr.repair_minutes`), required skills from device kind, cause and hazard, weight from the engine's
+priority — and crews come from the database with their positions, shifts and current work. A dispatcher's decisions
+are never undone: a locked or manual assignment pins its crew to that event (the crew's ``current_job``) and the
+optimizer plans everything else around it. In ``auto`` mode the plan replaces only unlocked, not yet started
+assignments; in ``propose`` mode it is stored for a dispatcher to accept. Each assignment's ETA becomes the event's
+ETR (through the engine, journaled like any other action).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import select
+
+from api.errors import ApiError
+from api.models import Assignment, Crew, Event, Plan
+
+if TYPE_CHECKING:
+    from api.live import LiveEngine
+
+log = logging.getLogger("oms.replan")
+ACTIVE = ("assigned", "en_route", "on_site")
+#: Required skills per device kind; tree trouble adds ``tree``. Crews' skills use the same words.
+SKILLS_BY_KIND = {"service": {"service"}, "transformer": {"line"}, "fuse": {"line"}, "sectionalizer": {"line"},
+                  "recloser": {"line"}, "switch": {"line"}, "regulator": {"line"}, "breaker": {"line"},
+                  "substation": {"substation"}}
+DEFAULT_SHIFT = timedelta(hours=12)
+
+
+def job_skills(device_kind: str | None, cause: str | None, hazards: list[str]) -> set[str]:
+    skills = set(SKILLS_BY_KIND.get(device_kind or "service", {"line"}))
+    if cause == "tree" or "tree_on_line" in hazards:
+        skills.add("tree")
+    if "wires_down" in hazards:
+        skills.add("line")
+    return skills
+
+
+def service_minutes(device_kind: str | None, cause: str | None) -> float:
+    from outage.etr import repair_minutes
+
+    try:
+        low, high = repair_minutes(device_kind or "service", cause or "")
+    except KeyError:
+        low, high = repair_minutes("service", cause or "")
+    return (low + high) / 2.0
+
+
+class Replanner:
+    def __init__(self, live: LiveEngine) -> None:
+        self.live = live
+        self.travel = _travel_source(live.network)
+        self.last: dict[str, Any] = {}
+        self.previous = None  # the last plan: warm start for the next
+        self._executor: ProcessPoolExecutor | None = None
+
+    # -------------------------------------------------------------------------------------------------- build
+    def build(self, session, now: datetime):
+        """The dispatch problem now, plus what was left out and why."""
+        from dispatch.model import Crew as DCrew
+        from dispatch.model import Job, Problem
+
+        events = session.scalars(select(Event).where(Event.state.not_in(("restored", "cancelled")),
+                                                     Event.merged_into.is_(None))).all()
+        crews = session.scalars(select(Crew).where(Crew.status != "off_shift")).all()
+        active = session.scalars(select(Assignment).where(Assignment.status.in_(ACTIVE))
+                                 .order_by(Assignment.sequence, Assignment.id)).all()
+        skills_known = set().union(*(set(c.skills or ()) for c in crews)) if crews else set()
+        excluded: dict[str, str] = {}
+        jobs: dict[str, Job] = {}
+        for ev in events:
+            if ev.lat is None or ev.lon is None:
+                excluded[ev.id] = "no location"
+                continue
+            skills = job_skills(ev.device_kind, ev.cause, ev.hazards or [])
+            missing = skills - skills_known
+            if missing:
+                excluded[ev.id] = f"no crew has skill {', '.join(sorted(missing))}"
+                continue
+            jobs[ev.id] = Job(id=ev.id, location=(ev.lon, ev.lat), service_minutes=service_minutes(
+                ev.device_kind, ev.cause), skills=frozenset(skills), weight=max(ev.weight, 1e-3),
+                priority=min(max(ev.tier, 1), 4), customers=ev.customers_out, hazard=bool(ev.hazards),
+                label=ev.device_id or ev.sp_id or ev.id)
+        pinned: dict[str, Assignment] = {}  # crew -> its current (started or dispatcher-fixed) assignment
+        kept: list[Assignment] = []  # further locked work: stays as the dispatcher set it
+        for a in active:
+            if a.event_id not in jobs:
+                continue
+            if a.status in ("en_route", "on_site") or a.locked or a.manual:
+                if a.crew_id not in pinned and a.event_id not in {p.event_id for p in pinned.values()}:
+                    pinned[a.crew_id] = a
+                else:
+                    kept.append(a)
+        d_crews = []
+        centre = _centre(self.live)
+        for c in crews:
+            start = (c.lon, c.lat) if c.lat is not None and c.lon is not None else self._depot(c.depot_id) or centre
+            shift_start = min(c.shift_start or now, now)
+            shift_end = c.shift_end or (now + DEFAULT_SHIFT)
+            if shift_end <= now:
+                continue
+            pin = pinned.get(c.id)
+            status = "available"
+            if pin is not None:
+                status = "on_site" if pin.status == "on_site" else "en_route"
+                if pin.status == "on_site" and pin.event_id in jobs:
+                    jobs[pin.event_id] = _replace(jobs[pin.event_id], started_at=pin.updated_at)
+            if pin is not None and not jobs[pin.event_id].skills <= set(c.skills or ()):
+                jobs[pin.event_id] = _replace(jobs[pin.event_id], skills=frozenset())  # a dispatcher's call stands
+            d_crews.append(DCrew(id=c.id, skills=frozenset(c.skills or ()), start=start, shift_start=shift_start,
+                                 shift_end=shift_end, status=status,
+                                 current_job=pin.event_id if pin is not None else None))
+        for a in kept:
+            jobs.pop(a.event_id, None)
+            excluded[a.event_id] = f"locked to crew {a.crew_id} by a dispatcher"
+        if not d_crews:
+            return None, excluded, pinned
+        return Problem(crews=tuple(d_crews), jobs=tuple(jobs.values()), now=now), excluded, pinned
+
+    def _depot(self, depot_id: str | None):
+        net = self.live.network
+        if not depot_id or net is None or len(net.depots) == 0:
+            return None
+        hit = net.depots[net.depots["depot_id"].astype(str) == depot_id]
+        if hit.empty:
+            return None
+        g = hit.geometry.iloc[0]
+        return (g.x, g.y)
+
+    # -------------------------------------------------------------------------------------------------- run
+    def run(self) -> int | None:
+        """Plan now; apply (auto) or store (propose). Returns the plan id, or ``None`` with nothing to plan."""
+        live = self.live
+        now = live.clock()
+        started = time.monotonic()
+        with live.db.read() as session:
+            problem, excluded, pinned = self.build(session, now)
+        if problem is None or not problem.jobs:
+            if not excluded:
+                self.last = {"jobs": 0, "excluded": {}, "seconds": time.monotonic() - started}
+                return None  # nothing open: no plan to show
+            # open events but nothing to plan: store that, with the reasons, so the dispatcher sees why
+            solver, plan, rows = "none", None, []
+        else:
+            solver, plan = self._solve(problem)
+            rows = _plan_rows(plan, problem)
+        seconds = time.monotonic() - started
+        detail = {"jobs": len(problem.jobs) if problem else 0, "crews": len(problem.crews) if problem else 0,
+                  "excluded": excluded,
+                  "dropped": _dropped(plan) if plan else {}, "seconds": round(seconds, 3), "mode": live.plan_mode,
+                  "travel_minutes": round(plan.travel_minutes, 1) if plan else 0.0,
+                  "worst_p1_minutes": plan.worst_p1_minutes if plan else None,
+                  "explanations": {a.job_id: a.explanation for a in plan.assignments.values()} if plan else {},
+                  "notes": list(plan.notes) if plan else []}
+        self.last = detail
+        status = "proposed" if live.plan_mode == "propose" else "applied"
+        with live.db.write() as session, session.begin():
+            for old in session.scalars(select(Plan).where(Plan.status == "proposed")):
+                old.status = "superseded"
+            p = Plan(created_at=now, status=status, solver=solver, objective=_objective(plan) if plan else None,
+                     detail=detail)
+            session.add(p)
+            session.flush()
+            plan_id = p.id
+            if status == "proposed":
+                for r in rows:
+                    session.add(Assignment(event_id=r["event_id"], crew_id=r["crew_id"], plan_id=plan_id,
+                                           status="proposed", sequence=r["sequence"], eta=r["eta"],
+                                           created_at=now, updated_at=now))
+        if status == "applied":
+            self._apply(plan_id, rows, now)
+        live.broker.publish("plan", {"id": plan_id, "status": status, "solver": solver, **{
+            k: v for k, v in detail.items() if k != "excluded"}})
+        return plan_id
+
+    def _solve(self, problem):
+        """OR-Tools in a worker process, warm-started from the previous plan; the greedy baseline if it fails.
+
+        The routing search holds the interpreter lock for its whole time limit; in this process it would stall
+        intake for seconds in the middle of a storm. So the travel-time matrix is computed here and the search
+        runs in a separate process."""
+        from dispatch.greedy import solve_greedy
+        from dispatch.travel import MatrixTravel
+
+        points = sorted({tuple(map(float, c.start)) for c in problem.crews}
+                        | {tuple(map(float, c.end)) for c in problem.crews if c.end is not None}
+                        | {tuple(map(float, j.location)) for j in problem.jobs})
+        arr = np.asarray(points, dtype=float)
+        travel = MatrixTravel(points, self.travel(arr, arr))
+        try:
+            plan = self._pool().submit(_solve_worker, problem, travel, self.live.settings.replan_time_limit_s,
+                                       self.previous).result(timeout=self.live.settings.replan_time_limit_s * 20 + 60)
+        except Exception:  # noqa: BLE001 - the greedy plan is the documented fallback
+            log.exception("optimizer failed; falling back to greedy")
+            self._shutdown_pool()
+            plan = solve_greedy(problem, travel)
+        self.previous = plan
+        return plan.solver, plan
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return self._executor
+
+    def _shutdown_pool(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def close(self) -> None:
+        self._shutdown_pool()
+
+    def accept(self, plan_id: int, actor: str) -> list[Assignment]:
+        live = self.live
+        now = live.clock()
+        with live.db.read() as session:
+            plan = session.get(Plan, plan_id)
+            if plan is None:
+                raise ApiError(404, "not_found", f"no plan {plan_id}")
+            if plan.status != "proposed":
+                raise ApiError(409, "conflict", f"plan {plan_id} is {plan.status}; only a proposed plan can be "
+                                                "accepted")
+            rows = [{"event_id": a.event_id, "crew_id": a.crew_id, "sequence": a.sequence, "eta": a.eta}
+                    for a in session.scalars(select(Assignment).where(Assignment.plan_id == plan_id,
+                                                                      Assignment.status == "proposed"))]
+        with live.db.write() as session, session.begin():
+            session.get(Plan, plan_id).status = "applied"
+            for a in session.scalars(select(Assignment).where(Assignment.plan_id == plan_id,
+                                                              Assignment.status == "proposed")):
+                a.status = "cancelled"  # replaced by the applied copies below (keeps one code path)
+        return self._apply(plan_id, rows, now, actor=actor)
+
+    def _apply(self, plan_id: int, rows: list[dict], now: datetime, actor: str = "optimizer") -> list[Assignment]:
+        """Make the plan's assignments current for unlocked work; set events dispatched and their ETRs."""
+        live = self.live
+        out: list[Assignment] = []
+        messages = []
+        with live.db.write() as session, session.begin():
+            current = {(a.event_id): a for a in session.scalars(select(Assignment).where(
+                Assignment.status.in_(ACTIVE)))}
+            planned = {r["event_id"] for r in rows}
+            for eid, a in current.items():  # unlocked, unstarted work the plan moved elsewhere or dropped
+                if not (a.locked or a.manual) and a.status == "assigned" and (
+                        eid not in planned or any(r["event_id"] == eid and r["crew_id"] != a.crew_id for r in rows)):
+                    a.status, a.updated_at = "cancelled", now
+                    messages.append(("assignment", _msg(a)))
+            for r in rows:
+                a = current.get(r["event_id"])
+                if a is not None and a.status != "cancelled":
+                    if a.crew_id == r["crew_id"]:  # same crew: refresh sequence and ETA, keep everything else
+                        a.sequence, a.eta, a.plan_id, a.updated_at = r["sequence"], r["eta"], plan_id, now
+                        out.append(a)
+                        messages.append(("assignment", _msg(a)))
+                    continue  # locked/started elsewhere: the dispatcher's or crew's decision stands
+                a = Assignment(event_id=r["event_id"], crew_id=r["crew_id"], plan_id=plan_id, status="assigned",
+                               sequence=r["sequence"], eta=r["eta"], created_at=now, updated_at=now)
+                session.add(a)
+                out.append(a)
+            session.flush()
+            messages += [("assignment", _msg(a)) for a in out if a.id is not None]
+        live._publish(messages)
+        for a in out:
+            try:
+                if live.engine.event(a.event_id).state.value in ("unconfirmed", "probable", "confirmed"):
+                    live.act({"action": "state", "event_id": a.event_id, "state": "dispatched", "actor": actor,
+                              "verb": "dispatch a crew to"}, replan=False)
+                if a.eta is not None:
+                    minutes = max(0.0, (a.eta - now).total_seconds() / 60.0)
+                    live.act({"action": "etr", "event_id": a.event_id, "actor": actor,
+                              "args": {"eta_minutes": minutes}}, replan=False)
+            except ApiError as exc:  # the event closed meanwhile: nothing to dispatch
+                log.info("plan %s: event %s skipped: %s", plan_id, a.event_id, exc.message)
+        return out
+
+
+def _solve_worker(problem, travel, time_limit_s: float, previous):
+    """Runs in the optimizer process."""
+    from dispatch.solver import SolveOptions, solve
+
+    try:
+        return solve(problem, travel, SolveOptions(time_limit_s=time_limit_s), previous=previous)
+    except Exception:  # noqa: BLE001 - a warm start from a stale plan must not cost the plan
+        if previous is None:
+            raise
+        return solve(problem, travel, SolveOptions(time_limit_s=time_limit_s))
+
+
+def _replace(job, **changes):
+    from dataclasses import replace
+
+    return replace(job, **changes)
+
+
+def _centre(live: LiveEngine):
+    d = live.directory
+    if d is None or not d.sp_xy:
+        return (0.0, 0.0)
+    xs = [x for x, _ in d.sp_xy.values()]
+    ys = [y for _, y in d.sp_xy.values()]
+    return (sum(xs) / len(xs), sum(ys) / len(ys))
+
+
+def _travel_source(network):
+    from dispatch.travel import StraightLine
+
+    if network is None or len(network.road_edges) == 0:
+        return StraightLine()
+    from gis.roads import RoadGraph
+
+    graph = RoadGraph.from_tables(network.road_nodes, network.road_edges)
+    return graph.travel_time_matrix
+
+
+def _msg(a: Assignment) -> dict:
+    from api.live import _assignment_message
+
+    return _assignment_message(a)
+
+
+def _plan_rows(plan, problem) -> list[dict]:
+    """Per planned job: event, crew, position in the crew's route, ETA (tz-aware)."""
+    return [{"event_id": stop.job_id, "crew_id": crew_id, "sequence": seq, "eta": stop.arrival}
+            for crew_id, route in plan.routes.items() for seq, stop in enumerate(route.stops)]
+
+
+def _dropped(plan) -> dict[str, str]:
+    return {d.job_id: d.reason for d in plan.dropped}
+
+
+def _objective(plan) -> float:
+    return float(plan.weighted_customer_minutes)

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per audience. Routes are thin: check, call a service function, shape the answer."""

@@ -1,0 +1,42 @@
+"""Crew routes: my assignments, status updates, position pings. A crew sees and changes only its own work."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
+
+from api.auth import Principal, require
+from api.errors import ApiError
+from api.models import Assignment
+from api.schemas import AssignmentOut, CrewOut, CrewStatusIn, DbId, PositionIn
+
+router = APIRouter(prefix="/crew", tags=["crew"])
+CREW = require("crew")
+
+
+def _crew_id(who: Principal) -> str:
+    if not who.crew_id:
+        raise ApiError(403, "forbidden", f"user {who.name!r} is not attached to a crew")
+    return who.crew_id
+
+
+@router.get("/assignments", response_model=list[AssignmentOut], summary="My open assignments, in route order")
+def my_assignments(request: Request, who: Principal = Depends(CREW)):
+    crew_id = _crew_id(who)
+    with request.app.state.oms.db.read() as session:
+        rows = session.scalars(select(Assignment).where(
+            Assignment.crew_id == crew_id, Assignment.status.in_(("assigned", "en_route", "on_site")))
+            .order_by(Assignment.sequence, Assignment.id))
+        return [AssignmentOut.model_validate(a) for a in rows]
+
+
+@router.post("/assignments/{assignment_id}/status", response_model=AssignmentOut,
+             summary="En route, on site, needs help, or restored (with cause)")
+def update_status(assignment_id: DbId, body: CrewStatusIn, request: Request, who: Principal = Depends(CREW)):
+    return request.app.state.oms.live.crew_update(assignment_id, _crew_id(who), body.status, cause=body.cause,
+                                                  note=body.note, actor=who.name)
+
+
+@router.post("/position", response_model=CrewOut, summary="Where my crew is now")
+def position(body: PositionIn, request: Request, who: Principal = Depends(CREW)):
+    return request.app.state.oms.live.crew_position(_crew_id(who), body.lat, body.lon, body.at)

@@ -1,0 +1,65 @@
+"""Machine intake: meter head-end batches (``POST /ami``) and SCADA device operations (``POST /scada``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from api.auth import Principal, require
+from api.errors import ApiError, json_body, parse_json
+from api.live import MAX_CLOCK_SKEW
+from api.models import utcnow
+from api.routes.public import rate_limit
+from api.schemas import AmiBatchIn, IntakeAccepted, Rejected, ScadaIn
+
+router = APIRouter(tags=["integration"])
+INTEGRATION = require("integration", "admin")
+
+
+@router.post("/ami", status_code=202, response_model=IntakeAccepted,
+             summary="A batch of meter messages (last gasp, power restore); unknown meters are listed as rejected",
+             openapi_extra=json_body(AmiBatchIn, "meter messages from the head-end"))
+async def post_ami(request: Request, principal: Principal = Depends(INTEGRATION)):
+    """(Served by :mod:`api.fastpath`; this route documents it.)"""
+    return await accept_ami(request.app.state.oms, principal, await request.body(), request.headers)
+
+
+async def accept_ami(state, principal: Principal, raw: bytes, _headers) -> Response:
+    """``POST /ami``: store the known meters' messages in one transaction, list the rest as rejected."""
+    body = parse_json(AmiBatchIn, raw)  # one Rust call for thousands of messages
+    if len(body.messages) > state.settings.ami_batch_max:
+        raise ApiError(413, "payload_too_large",
+                       f"batch has {len(body.messages)} messages; at most {state.settings.ami_batch_max}")
+    rate_limit(state, principal, cost=max(1.0, len(body.messages) / 100))
+    latest = utcnow() + MAX_CLOCK_SKEW
+    rows, rejected = [], []
+    for i, m in enumerate(body.messages):
+        if m.at > latest:
+            rejected.append(Rejected(index=i, reason=f"meter {m.meter!r}: time {m.at.isoformat()} is in the future"))
+        elif not state.live.known_meter(m.meter):
+            rejected.append(Rejected(index=i, reason=f"unknown meter {m.meter!r}"))
+        else:
+            rows.append({"meter": m.meter, "kind": m.kind, "at": m.at})
+    if not rows:
+        raise ApiError(422, "invalid", "no message in the batch was accepted",
+                       [{"field": f"body.messages.{r.index}", "message": r.reason} for r in rejected[:100]])
+    try:
+        accepted = await state.writer.submit_meter(rows)
+    except Exception as exc:
+        raise ApiError(503, "unavailable", "the batch could not be stored; please retry") from exc
+    return Response(IntakeAccepted(accepted=accepted, rejected=rejected).model_dump_json(), status_code=202,
+                    media_type="application/json")
+
+
+@router.post("/scada", status_code=202, response_model=IntakeAccepted, summary="A device operation from SCADA")
+async def post_scada(body: ScadaIn, request: Request, principal: Principal = Depends(INTEGRATION)):
+    state = request.app.state.oms
+    rate_limit(state, principal)
+    if body.at > utcnow() + MAX_CLOCK_SKEW:
+        raise ApiError(422, "invalid", f"time {body.at.isoformat()} is in the future")
+    if not state.live.known_device(body.device_id):
+        raise ApiError(422, "invalid", f"unknown device {body.device_id!r}")
+    try:
+        await state.writer.submit_scada({"device_id": body.device_id, "kind": body.kind, "at": body.at})
+    except Exception as exc:
+        raise ApiError(503, "unavailable", "the message could not be stored; please retry") from exc
+    return IntakeAccepted(accepted=1)

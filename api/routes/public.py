@@ -1,0 +1,92 @@
+"""Public intake: ``POST /reports`` (members and their gateways), report status by reference, health."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy import func, select
+
+from api.auth import Principal, require
+from api.errors import ApiError, json_body, parse_json
+from api.models import Assignment, Event, Report
+from api.schemas import Health, PublicEvent, ReportAccepted, ReportIn, ReportStatus
+
+router = APIRouter(tags=["public"])
+ANYONE = require("member", "crew", "integration", "dispatcher", "admin")
+TRUSTED = ("integration", "dispatcher", "admin")
+
+
+def rate_limit(state, principal: Principal, cost: float = 1.0) -> None:
+    s = state.settings
+    if principal.role in TRUSTED:
+        state.limiter.take(principal.client_key, s.trusted_rate_limit_per_minute, s.trusted_rate_limit_burst, cost)
+    else:
+        state.limiter.take(principal.client_key, s.rate_limit_per_minute, s.rate_limit_burst, cost)
+
+
+@router.post("/reports", status_code=202, response_model=ReportAccepted,
+             summary="Report an outage or hazard (stored durably before the answer)",
+             openapi_extra=json_body(ReportIn, "the report"),
+             responses={400: {"description": "malformed JSON"}, 422: {"description": "invalid report"},
+                        413: {"description": "body too large"}, 429: {"description": "rate limited"}})
+async def post_report(request: Request, principal: Principal = Depends(ANYONE)) -> Response:
+    """Send an ``Idempotency-Key`` header (at most 120 characters) to make retries safe: a repeat answers with the
+    first report's reference and ``duplicate: true``. (Served by :mod:`api.fastpath`; this route documents it.)"""
+    return await accept_report(request.app.state.oms, principal, await request.body(), request.headers)
+
+
+async def accept_report(state, principal: Principal, raw: bytes, headers) -> Response:
+    """``POST /reports``: rate limit, validate, locate, store with its acknowledgment (group commit), answer 202."""
+    rate_limit(state, principal)
+    body = parse_json(ReportIn, raw)
+    idempotency_key = headers.get("idempotency-key")
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= 120:
+        raise ApiError(422, "invalid", "Idempotency-Key header must be 1 to 120 characters")
+    sp_id = state.live.locate_report(body)  # raises 422 naming an unknown account / meter / place
+    row = body.model_dump(exclude={"contact"})
+    row.update(contact=body.contact.model_dump(exclude_none=True) if body.contact else None,
+               client_id=principal.client_key, idempotency_key=idempotency_key, sp_id=sp_id)
+    try:
+        reference, received_at, duplicate = await state.writer.submit_report(row)
+    except Exception as exc:
+        raise ApiError(503, "unavailable", "the report could not be stored; please retry") from exc
+    return Response(ReportAccepted(reference=reference, received_at=received_at, duplicate=duplicate,
+                                   status_url=f"/reports/{reference}").model_dump_json(),
+                    status_code=202, media_type="application/json")
+
+
+@router.get("/reports/{reference}", response_model=ReportStatus, summary="Look up a report by its reference")
+def report_status(reference: str, request: Request, _: Principal = Depends(ANYONE)) -> ReportStatus:
+    if len(reference) > 24:
+        raise ApiError(404, "not_found", "no report with this reference")
+    state = request.app.state.oms
+    with state.db.read() as session:
+        report = session.scalar(select(Report).where(Report.reference == reference))
+        if report is None:
+            raise ApiError(404, "not_found", "no report with this reference")
+        event = None
+        if report.event_id is not None:
+            ev = session.get(Event, report.event_id)
+            while ev is not None and ev.merged_into:  # follow merges to the surviving event
+                ev = session.get(Event, ev.merged_into)
+            if ev is not None:
+                crew = session.scalar(select(func.count()).select_from(Assignment).where(
+                    Assignment.event_id == ev.id, Assignment.status.in_(("assigned", "en_route", "on_site"))))
+                event = PublicEvent(state=ev.state, customers_out=ev.customers_out,
+                                    cause=ev.cause if ev.cause_confirmed else None,
+                                    etr_earliest=ev.etr_earliest, etr_latest=ev.etr_latest,
+                                    crew_assigned=bool(crew))
+        status = "linked" if event else "analysed" if report.processed_at else "received"
+        return ReportStatus(reference=report.reference, received_at=report.received_at, status=status, event=event)
+
+
+@router.get("/health", response_model=Health, summary="Liveness and backlog")
+def health(request: Request) -> Health:
+    state = request.app.state.oms
+    try:
+        with state.db.read() as session:
+            pending = session.scalar(select(func.count()).select_from(Report).where(Report.processed_at.is_(None)))
+        database = "ok"
+    except Exception:  # noqa: BLE001 - health must answer even when the database does not
+        pending, database = -1, "unreachable"
+    return Health(status="ok" if database == "ok" else "degraded", database=database,
+                  engine=state.live.status, pending_reports=pending or 0)

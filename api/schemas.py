@@ -1,0 +1,296 @@
+"""Request and response bodies (pydantic) — the API's edge. Unknown fields are refused, vocabularies are closed
+(``Literal``), coordinates and sizes bounded, times timezone-aware; the error body names the field."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import Path
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+#: A database id in a URL path: bounded so that no number overflows a database integer.
+DbId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+Power = Literal["out", "partial", "flicker", "on"]
+Channel = Literal["web", "app", "ivr", "sms", "phone", "crew", "dispatcher"]
+Hazard = Literal["wires_down", "fire_sparks", "tree_on_line", "visible_damage"]
+MeterKind = Literal["last_gasp", "power_restore"]
+ScadaKind = Literal["lockout", "close", "commanded_open"]
+Role = Literal["member", "crew", "integration", "dispatcher", "admin"]
+CrewStatus = Literal["available", "en_route", "on_site", "needs_help", "off_shift"]
+CrewUpdate = Literal["en_route", "on_site", "needs_help", "restored"]
+EventState = Literal["unconfirmed", "probable", "confirmed", "dispatched", "en_route", "on_site", "restored",
+                     "cancelled"]
+EventClass = Literal["single_customer", "feeder", "community", "hazard"]
+def latitude(default=...):
+    return Field(default, ge=-90.0, le=90.0, description="WGS84 degrees")
+
+
+def longitude(default=...):
+    return Field(default, ge=-180.0, le=180.0, description="WGS84 degrees")
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Contact(In):
+    email: str | None = Field(None, max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")
+    sms: str | None = Field(None, max_length=32, pattern=r"^\+?[0-9 ()-]{4,31}$")
+    prefer: Literal["sms", "email", "voice", "app", "none"] = "none"
+
+
+class ReportIn(In):
+    """A trouble report. Locate it by ``account``, ``meter``, ``phone`` or both ``lat`` and ``lon``."""
+
+    power: Power = "out"
+    channel: Channel = "web"
+    account: str | None = Field(None, min_length=1, max_length=64)
+    meter: str | None = Field(None, min_length=1, max_length=64)
+    phone: str | None = Field(None, min_length=3, max_length=32)
+    address: str | None = Field(None, max_length=200)
+    lat: float | None = latitude(None)
+    lon: float | None = longitude(None)
+    hazards: list[Hazard] = Field(default_factory=list, max_length=4)
+    medical_equipment: bool = False
+    neighbours_out: bool | None = None
+    comment: str | None = Field(None, max_length=1000)
+    language: Literal["en", "es"] = "en"
+    contact: Contact | None = None
+
+    @model_validator(mode="after")
+    def _located(self):
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("give both lat and lon, or neither")
+        if not (self.account or self.meter or self.phone or self.lat is not None):
+            raise ValueError("say where: give account, meter, phone, or lat and lon")
+        return self
+
+
+class ReportAccepted(BaseModel):
+    reference: str
+    received_at: datetime
+    duplicate: bool = Field(description="true when this idempotency key was seen before: the first report stands")
+    status_url: str
+
+
+class PublicEvent(BaseModel):
+    """What the public may know about the outage behind a report: no names, addresses or devices."""
+
+    state: str
+    customers_out: int
+    cause: str | None
+    etr_earliest: datetime | None
+    etr_latest: datetime | None
+    crew_assigned: bool
+
+
+class ReportStatus(BaseModel):
+    reference: str
+    received_at: datetime
+    status: Literal["received", "analysed", "linked"]
+    event: PublicEvent | None
+
+
+class MeterMessageIn(In):
+    meter: str = Field(min_length=1, max_length=64)
+    kind: MeterKind
+    at: AwareDatetime
+
+
+class AmiBatchIn(In):
+    messages: list[MeterMessageIn] = Field(min_length=1)
+
+
+class ScadaIn(In):
+    device_id: str = Field(min_length=1, max_length=64)
+    kind: ScadaKind
+    at: AwareDatetime
+
+
+class Rejected(BaseModel):
+    index: int
+    reason: str
+
+
+class IntakeAccepted(BaseModel):
+    accepted: int
+    rejected: list[Rejected] = []
+
+
+class HistoryOut(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    from_state: str | None
+    to_state: str | None
+    detail: dict | None
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    state: str
+    event_class: str
+    tier: int
+    weight: float
+    priority_reason: str
+    device_id: str | None
+    device_kind: str | None
+    sp_id: str | None
+    feeder_id: str | None
+    customers_out: int
+    critical_count: int
+    hazards: list[str]
+    report_count: int
+    confidence: float
+    cause: str | None
+    cause_confirmed: bool
+    explanation: str
+    lat: float | None
+    lon: float | None
+    etr_earliest: datetime | None
+    etr_latest: datetime | None
+    merged_into: str | None
+    started_at: datetime
+    updated_at: datetime
+    restored_at: datetime | None
+
+
+class AssignmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    event_id: str
+    crew_id: str
+    plan_id: int | None
+    status: str
+    sequence: int
+    eta: datetime | None
+    locked: bool
+    manual: bool
+
+
+class EventDetail(EventOut):
+    evidence: dict | None
+    history: list[HistoryOut]
+    assignments: list[AssignmentOut]
+    report_ids: list[int]
+
+
+class ConfirmIn(In):
+    cause: str | None = Field(None, min_length=1, max_length=64)
+    note: str | None = Field(None, max_length=500)
+
+
+class CancelIn(In):
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class RestoreIn(In):
+    cause: str | None = Field(None, min_length=1, max_length=64)
+    note: str | None = Field(None, max_length=500)
+
+
+class MergeIn(In):
+    event_ids: list[str] = Field(min_length=1, max_length=100, description="events merged into the path's event")
+
+
+class SplitIn(In):
+    device_id: str = Field(min_length=1, max_length=64, description="device below the event's device that operated")
+
+
+class AssignIn(In):
+    """A dispatcher's decision: this crew on this event. The optimizer never moves it."""
+
+    event_id: str = Field(min_length=1, max_length=64)
+    crew_id: str = Field(min_length=1, max_length=64)
+    lock: bool = True
+
+
+class LockIn(In):
+    locked: bool = True
+
+
+class CrewIn(In):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    name: str = Field("", max_length=120)
+    skills: list[str] = Field(default_factory=list, max_length=20)
+    depot_id: str | None = Field(None, max_length=64)
+    lat: float | None = latitude(None)
+    lon: float | None = longitude(None)
+    shift_start: AwareDatetime | None = None
+    shift_end: AwareDatetime | None = None
+
+
+class CrewOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    skills: list[str]
+    depot_id: str | None
+    status: str
+    lat: float | None
+    lon: float | None
+    position_at: datetime | None
+    shift_start: datetime | None
+    shift_end: datetime | None
+
+
+class CrewStatusIn(In):
+    status: CrewUpdate
+    cause: str | None = Field(None, min_length=1, max_length=64, description="required with 'restored'")
+    note: str | None = Field(None, max_length=500)
+
+    @model_validator(mode="after")
+    def _cause(self):
+        if self.status == "restored" and not self.cause:
+            raise ValueError("status 'restored' needs a cause")
+        return self
+
+
+class PositionIn(In):
+    lat: float = latitude()
+    lon: float = longitude()
+    at: AwareDatetime | None = None
+
+
+class PlanOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    created_at: datetime
+    status: str
+    solver: str
+    objective: float | None
+    detail: dict | None
+    assignments: list[AssignmentOut] = []
+
+
+class UserIn(In):
+    name: str = Field(min_length=1, max_length=120)
+    role: Role
+    crew_id: str | None = Field(None, max_length=64)
+
+
+class UserOut(BaseModel):
+    id: int
+    name: str
+    role: str
+    crew_id: str | None
+    token: str | None = Field(None, description="shown once, at creation; stored hashed")
+
+
+class SettingsIn(In):
+    plan_mode: Literal["auto", "propose"] | None = None
+    rules: Literal["normal", "storm"] | None = None
+
+
+class SettingsOut(BaseModel):
+    plan_mode: str
+    rules: str
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    engine: str
+    pending_reports: int

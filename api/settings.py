@@ -1,0 +1,51 @@
+"""Service settings, read from the environment (prefix ``OMS_``) by pydantic-settings.
+
+Every knob an operator turns lives here so that the service, the CLI and the tests agree on one source of truth.
+``OMS_DATABASE_URL`` defaults to a SQLite file in the working directory (WAL mode): the demo needs nothing
+installed. PostgreSQL is a URL away (``postgresql+psycopg://user@host/db``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """The service's configuration. Field names map to ``OMS_<NAME>`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="OMS_", extra="ignore")
+
+    database_url: str = "sqlite:///oms.db"
+    #: A territory GeoPackage; without one the service runs intake and dispatch bookkeeping only (no roll-up).
+    territory: str | None = None
+
+    #: Re-plan after this many seconds without new changes (a burst of 1,000 reports is one re-plan) ...
+    replan_debounce_s: float = Field(2.0, ge=0.0)
+    #: ... but never wait longer than this from the first change of a burst.
+    replan_max_wait_s: float = Field(10.0, ge=0.0)
+    #: ``auto``: apply the optimizer's plan to unlocked work; ``propose``: store it for a dispatcher to accept.
+    plan_mode: Literal["auto", "propose"] = "auto"
+    #: Optimizer time limit per re-plan.
+    replan_time_limit_s: float = Field(5.0, gt=0.0)
+
+    #: Intake: requests per minute per client (token or, for anonymous members, IP address) and burst size.
+    rate_limit_per_minute: float = Field(60.0, gt=0.0)
+    rate_limit_burst: int = Field(20, ge=1)
+    #: Integration and dispatcher tokens (gateways, head-ends) get their own, much larger allowance.
+    trusted_rate_limit_per_minute: float = Field(600_000.0, gt=0.0)
+    trusted_rate_limit_burst: int = Field(20_000, ge=1)
+
+    #: Largest accepted request body, bytes; larger bodies get 413.
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    #: Most meter messages in one ``POST /ami`` batch.
+    ami_batch_max: int = Field(5_000, ge=1)
+    #: Group commit: most reports written in one transaction, and the longest a request waits for company.
+    intake_batch_max: int = Field(500, ge=1)
+
+    #: Seconds between SSE keep-alive comments (proxies close idle connections).
+    sse_keepalive_s: float = Field(15.0, gt=0.0)
+    #: Whether to run the live engine thread (tests of pure persistence may turn it off).
+    engine_enabled: bool = True

@@ -1,0 +1,76 @@
+"""Helpers shared by the service tests (imported by conftest and the test modules)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gis"))
+
+from small import small_feeder  # noqa: E402
+
+from api.app import create_app  # noqa: E402
+from api.auth import create_user  # noqa: E402
+from api.db import Database  # noqa: E402
+from api.models import Crew  # noqa: E402
+from api.settings import Settings  # noqa: E402
+
+ROLES = ("member", "crew", "integration", "dispatcher", "admin")
+
+
+def make_users(url: str) -> dict[str, str]:
+    """One user per role (the crew user on crew C1, plus a second crew C2); returns role -> token."""
+    db = Database(url)
+    tokens = {}
+    with db.write() as session, session.begin():
+        session.add(Crew(id="C1", name="Crew one", skills=["line", "service", "tree"], lat=50.0, lon=11.52))
+        session.add(Crew(id="C2", name="Crew two", skills=["line", "service"], lat=50.0, lon=11.51))
+        session.flush()
+        for role in ROLES:
+            _, tokens[role] = create_user(session, f"{role}-user", role, "C1" if role == "crew" else None)
+        _, tokens["crew2"] = create_user(session, "crew2-user", "crew", "C2")
+    db.dispose()
+    return tokens
+
+
+class Client(TestClient):
+    """A TestClient with helpers: ``as_(role)`` headers, ``wait_processed()`` for the live engine."""
+
+    tokens: dict[str, str]
+
+    def as_(self, role: str | None) -> dict[str, str]:
+        return {} if role in (None, "anonymous") else {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def wait_processed(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.get("/health").json()["pending_reports"] == 0:
+                live = self.app.state.oms.live
+                if live._queue.empty():
+                    time.sleep(0.05)
+                    return
+            time.sleep(0.02)
+        raise AssertionError("reports were not processed in time")
+
+
+def make_client(url: str, tokens: dict[str, str], network=None, **settings) -> Client:
+    opts = {"database_url": url, "replan_debounce_s": 3600.0, "replan_max_wait_s": 3600.0,
+            "replan_time_limit_s": 1.0, **settings}
+    app = create_app(Settings(**opts), network=network if network is not None else small_feeder())
+    client = Client(app)
+    client.tokens = tokens
+    return client
+
+
+
+def count(url, model, *where) -> int:
+    db = Database(url)
+    try:
+        with db.read() as s:
+            return s.scalar(select(func.count()).select_from(model).where(*where))
+    finally:
+        db.dispose()
