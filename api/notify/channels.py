@@ -1,0 +1,316 @@
+"""How messages leave: email over SMTP, SMS through an HTTP gateway, a webhook, a voice/IVR callback gateway, a log.
+
+Every channel takes an :class:`Outgoing` and returns the provider's message id once the provider has *accepted* the
+message, or raises :class:`DeliveryError` saying whether a retry can help (``transient``: a timeout, 4xx SMTP
+reply, HTTP 429/5xx) or not (a 5xx SMTP reply, HTTP 4xx; ``opted_out`` when the provider says the recipient
+unsubscribed at the carrier, as Twilio's 21610 or Telnyx's 40300 do).
+
+Idempotency: each message carries its outbox idempotency key. HTTP providers get it as the ``Idempotency-Key``
+header (a provider that honours it accepts a resubmission after a crash without sending twice); email gets it as
+a deterministic ``Message-ID`` (and ``X-OMS-Idempotency-Key``), so mail systems and readers can fold a resubmitted
+copy. SMTP itself has no idempotency: a crash between the server's 250 and our commit can still send an email twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import smtplib
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any, Protocol
+
+import httpx
+
+from api.notify.config import NotifySettings
+
+log = logging.getLogger("oms.notify")
+#: Provider error codes meaning "this recipient opted out at the carrier/provider" (Twilio 21610, Telnyx 40300).
+OPTED_OUT_CODES = frozenset({"21610", "40300"})
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    key: str
+    channel: str
+    to: str
+    subject: str
+    body: str
+    language: str = "en"
+    kind: str = ""
+
+
+class DeliveryError(Exception):
+    """The provider did not accept the message. ``transient``: retry later; ``opted_out``: never send again."""
+
+    def __init__(self, message: str, *, transient: bool, opted_out: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.opted_out = opted_out
+
+
+class Channel(Protocol):
+    name: str
+
+    def send(self, msg: Outgoing) -> str:
+        """Hand ``msg`` to the provider; return its message id once accepted, else raise DeliveryError."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class VoiceCallback(Protocol):
+    """A voice/IVR callback: the provider calls ``to`` and reads ``script`` in ``language``; returns a call id."""
+
+    def place_call(self, to: str, script: str, language: str, key: str) -> str: ...
+
+
+# ------------------------------------------------------------------------------------------------ email
+class SmtpChannel:
+    """Email through an SMTP relay (smtplib), one reused connection per sending thread."""
+
+    name = "email"
+
+    def __init__(self, host: str, port: int, sender: str, *, timeout: float = 10.0, starttls: bool = False,
+                 user: str | None = None, password: str | None = None) -> None:
+        self.host, self.port, self.sender, self.timeout = host, port, sender, timeout
+        self.starttls, self.user, self.password = starttls, user, password
+        self.domain = sender.rpartition("@")[2] or "oms.local"
+        self._local = threading.local()
+        self._all: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> smtplib.SMTP:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            if self.starttls:
+                conn.starttls()
+            if self.user:
+                conn.login(self.user, self.password or "")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a broken connection is being discarded anyway
+                conn.close()
+
+    def message(self, msg: Outgoing) -> EmailMessage:
+        m = EmailMessage()
+        m["From"], m["To"], m["Subject"] = self.sender, msg.to, msg.subject
+        m["Date"] = formatdate(localtime=False, usegmt=True)
+        m["Message-ID"] = f"<{msg.key.replace(':', '.')}@{self.domain}>"
+        m["X-OMS-Idempotency-Key"] = msg.key
+        m.set_content(msg.body)
+        m["Content-Language"] = msg.language
+        return m
+
+    def send(self, msg: Outgoing) -> str:
+        data = self.message(msg).as_bytes()
+        try:
+            conn = self._connection()
+            conn.ehlo_or_helo_if_needed()
+            code, resp = conn.mail(self.sender)
+            if code != 250:
+                conn.rset()
+                raise smtplib.SMTPResponseException(code, resp)
+            code, resp = conn.rcpt(msg.to)
+            if code not in (250, 251):
+                conn.rset()
+                raise smtplib.SMTPResponseException(code, resp)
+            code, resp = conn.data(data)
+            if code != 250:
+                raise smtplib.SMTPResponseException(code, resp)
+        except smtplib.SMTPResponseException as exc:
+            text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+            if exc.smtp_code == 421:
+                self._drop()
+            raise DeliveryError(f"SMTP {exc.smtp_code} {text}", transient=400 <= exc.smtp_code < 500) from None
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            raise DeliveryError(f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}", transient=True) from None
+        return resp.decode(errors="replace") if isinstance(resp, bytes) else str(resp)
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                with contextlib.suppress(Exception):  # closing: nothing left to do about it
+                    conn.quit()
+            self._all.clear()
+
+
+# ------------------------------------------------------------------------------------------------ HTTP
+def _dig(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def _http_error(name: str, response: httpx.Response) -> DeliveryError:
+    text = response.text[:300]
+    code = ""
+    try:
+        body = response.json()
+        code = str(body.get("code", "") if isinstance(body, dict) else "")
+    except ValueError:
+        pass
+    transient = response.status_code == 429 or response.status_code >= 500
+    return DeliveryError(f"{name} HTTP {response.status_code}: {text}", transient=transient,
+                         opted_out=code in OPTED_OUT_CODES)
+
+
+class HttpSmsChannel:
+    """SMS through a generic HTTP gateway shaped like common SMS APIs: a form post (Twilio-style ``To``/``From``/
+    ``Body``) or a JSON body, basic or bearer auth, the provider's message id read from its JSON answer."""
+
+    name = "sms"
+
+    def __init__(self, url: str, *, sender: str, fmt: str = "form", to_field: str = "To", from_field: str = "From",
+                 body_field: str = "Body", id_field: str = "sid", user: str | None = None,
+                 password: str | None = None, bearer: str | None = None, timeout: float = 10.0) -> None:
+        if fmt not in ("form", "json"):
+            raise ValueError(f"sms_format must be 'form' or 'json', got {fmt!r}")
+        self.url, self.sender, self.fmt = url, sender, fmt
+        self.fields = (to_field, from_field, body_field)
+        self.id_field = id_field
+        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        self.client = httpx.Client(timeout=timeout, headers=headers, auth=(user, password or "") if user else None,
+                                   limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+
+    def send(self, msg: Outgoing) -> str:
+        to_f, from_f, body_f = self.fields
+        payload = {to_f: msg.to, from_f: self.sender, body_f: msg.body}
+        kwargs = {"data": payload} if self.fmt == "form" else {"json": payload}
+        try:
+            r = self.client.post(self.url, headers={"Idempotency-Key": msg.key}, **kwargs)
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"SMS gateway: {type(exc).__name__}: {exc}", transient=True) from None
+        if r.status_code >= 300:
+            raise _http_error("SMS gateway", r)
+        try:
+            pid = _dig(r.json(), self.id_field)
+        except ValueError:
+            pid = None
+        if not pid:  # accepted but unreadable: keep the raw answer rather than pretend to know the id
+            return f"?{r.text[:100]}"
+        return str(pid)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def sign(secret: str, body: bytes) -> str:
+    """HMAC-SHA256 of ``body`` keyed with ``secret``, hex (``X-OMS-Signature`` on webhooks, both directions)."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookChannel:
+    """A JSON POST per message to a configured URL (or the contact's own URL), signed when a secret is set."""
+
+    name = "webhook"
+
+    def __init__(self, url: str | None, *, secret: str | None = None, timeout: float = 10.0) -> None:
+        self.url, self.secret = url, secret
+        self.client = httpx.Client(timeout=timeout)
+
+    def send(self, msg: Outgoing) -> str:
+        url = msg.to if msg.to.startswith(("http://", "https://")) else self.url
+        if not url:
+            raise DeliveryError("webhook: no URL configured", transient=False)
+        body = json.dumps({"key": msg.key, "kind": msg.kind, "to": msg.to, "subject": msg.subject,
+                           "body": msg.body, "language": msg.language}).encode()
+        headers = {"Content-Type": "application/json", "Idempotency-Key": msg.key}
+        if self.secret:
+            headers["X-OMS-Signature"] = sign(self.secret, body)
+        try:
+            r = self.client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"webhook: {type(exc).__name__}: {exc}", transient=True) from None
+        if r.status_code >= 300:
+            raise _http_error("webhook", r)
+        return r.headers.get("X-Request-Id") or f"webhook:{msg.key}"
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class HttpVoiceCallback:
+    """A voice/IVR provider reached over HTTP: POST ``{to, say, language}``; the answer's ``id`` is the call id."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        self.url = url
+        self.client = httpx.Client(timeout=timeout)
+
+    def place_call(self, to: str, script: str, language: str, key: str) -> str:
+        try:
+            r = self.client.post(self.url, json={"to": to, "say": script, "language": language},
+                                 headers={"Idempotency-Key": key})
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"voice gateway: {type(exc).__name__}: {exc}", transient=True) from None
+        if r.status_code >= 300:
+            raise _http_error("voice gateway", r)
+        return str(_dig(r.json(), "id") or f"call:{key}")
+
+
+class VoiceChannel:
+    """The voice channel: the SMS text read aloud through a :class:`VoiceCallback`."""
+
+    name = "voice"
+
+    def __init__(self, callback: VoiceCallback) -> None:
+        self.callback = callback
+
+    def send(self, msg: Outgoing) -> str:
+        return self.callback.place_call(msg.to, msg.body, msg.language, msg.key)
+
+    def close(self) -> None:
+        client = getattr(self.callback, "client", None)
+        if client is not None:
+            client.close()
+
+
+@dataclass
+class LogChannel:
+    """The demo channel: the message goes to the log (and to ``sent``, which the demo and tests read)."""
+
+    name: str = "log"
+    keep: int = 1000
+    sent: list[Outgoing] = field(default_factory=list)
+
+    def send(self, msg: Outgoing) -> str:
+        log.info("notify %s to %s: %s", msg.kind, msg.to or "(no contact)", msg.body.replace("\n", " ")[:200])
+        if len(self.sent) < self.keep:
+            self.sent.append(msg)
+        return f"log:{time.time_ns()}"
+
+    def close(self) -> None:
+        pass
+
+
+def from_settings(s: NotifySettings) -> dict[str, Channel]:
+    """The channels the settings configure, by name. ``log`` is always there."""
+    channels: dict[str, Channel] = {"log": LogChannel()}
+    if s.smtp_host:
+        channels["email"] = SmtpChannel(s.smtp_host, s.smtp_port, s.smtp_from, timeout=s.smtp_timeout_s,
+                                        starttls=s.smtp_starttls, user=s.smtp_user, password=s.smtp_password)
+    if s.sms_url:
+        channels["sms"] = HttpSmsChannel(s.sms_url, sender=s.sms_from, fmt=s.sms_format, to_field=s.sms_to_field,
+                                         from_field=s.sms_from_field, body_field=s.sms_body_field,
+                                         id_field=s.sms_id_field, user=s.sms_user, password=s.sms_password,
+                                         bearer=s.sms_bearer_token, timeout=s.sms_timeout_s)
+    if s.webhook_url:
+        channels["webhook"] = WebhookChannel(s.webhook_url, secret=s.webhook_secret)
+    if s.voice_url:
+        channels["voice"] = VoiceChannel(HttpVoiceCallback(s.voice_url))
+    return channels

@@ -1,0 +1,81 @@
+"""Notification settings, from the environment (prefix ``OMS_NOTIFY_``), like :mod:`api.settings`.
+
+Providers are configured here, not in code: an SMTP relay, an HTTP SMS gateway shaped like common SMS APIs
+(Twilio-style form post or a JSON body; which fields carry to/from/body and where the provider's message id is in
+the answer), a webhook and a voice/IVR callback URL. A channel without configuration is simply not available;
+messages for it fall back to the customer's next channel.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class NotifySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OMS_NOTIFY_", extra="ignore")
+
+    utility_name: str = "Your electric co-op"
+    help_phone: str = "1-800-555-0100"
+    #: Public report-status page; ``{reference}`` is filled in.
+    status_url: str = "https://outages.example.org/r/{reference}"
+    #: The utility's local time zone: times in messages are local (inside, everything is UTC).
+    timezone: str = "UTC"
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "outages@example.org"
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_s: float = Field(10.0, gt=0)
+
+    sms_url: str | None = None
+    sms_format: Literal["form", "json"] = "form"
+    sms_from: str = "+15550100000"
+    sms_to_field: str = "To"
+    sms_from_field: str = "From"
+    sms_body_field: str = "Body"
+    #: Dotted path to the provider's message id in its JSON answer (``sid`` for Twilio, ``data.id`` for others).
+    sms_id_field: str = "sid"
+    sms_user: str | None = None
+    sms_password: str | None = None
+    sms_bearer_token: str | None = None
+    sms_timeout_s: float = Field(10.0, gt=0)
+    #: Shared secret the gateway signs inbound webhooks with (HMAC-SHA256 of the body, hex, ``X-OMS-Signature``).
+    inbound_secret: str | None = None
+
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    voice_url: str | None = None
+
+    #: Messages per second per channel per worker process (match the provider's MPS divided by processes).
+    rate_sms: float = Field(100.0, gt=0)
+    rate_email: float = Field(200.0, gt=0)
+    rate_voice: float = Field(5.0, gt=0)
+    rate_webhook: float = Field(200.0, gt=0)
+    rate_log: float = Field(100_000.0, gt=0)
+
+    batch_size: int = Field(200, ge=1)
+    #: Concurrent sends per worker process (I/O bound: SMTP and HTTP round trips).
+    threads: int = Field(16, ge=1)
+    poll_interval_s: float = Field(0.2, gt=0)
+    #: A claim older than this belongs to a dead worker: the row goes back to pending (same idempotency key).
+    lease_s: float = Field(120.0, gt=0)
+    max_attempts: int = Field(10, ge=1)
+    backoff_base_s: float = Field(2.0, gt=0)
+    backoff_max_s: float = Field(900.0, gt=0)
+
+    #: Acknowledgment SLA (the utility's promise) and when a pending acknowledgment counts as at risk.
+    ack_sla_s: float = Field(900.0, gt=0)
+    ack_at_risk_s: float = Field(300.0, gt=0)
+
+    #: ETR updates: only when the ETR moves earlier by this much, or later by ``etr_later_min`` ...
+    etr_threshold_min: float = Field(30.0, ge=0)
+    etr_later_min: float = Field(15.0, ge=0)
+    #: ... and at most one per customer per event in this interval (a newer ETR replaces a waiting one).
+    etr_min_interval_min: float = Field(30.0, ge=0)
+    #: How often the planner looks for changed events.
+    plan_interval_s: float = Field(1.0, gt=0)

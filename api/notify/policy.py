@@ -1,0 +1,172 @@
+"""Who gets what, on which channel, and when — pure decisions (no database, no network; the clock is an argument).
+
+Rules, after what utilities do and what customers complain about (research: notifications B.1-B.4):
+
+- The reporter hears on their preferred channel in their language; if that channel is opted out or not configured,
+  the next one they gave us; if none is left, nothing is sent (and the outbox row says why).
+- Every opted-in customer downstream of a predicted or confirmed outage gets a proactive notice, not only reporters.
+- At most one message per customer per event per kind unless its content changed (the ledger's digest); events
+  merged into another carry their ledger along, so a merge never notifies twice.
+- ETR updates only when the ETR moves earlier by ``etr_threshold_min`` or later by ``etr_later_min``, and at most
+  one per ``etr_min_interval_min``: a change inside the interval waits, and a newer one replaces it.
+- Quiet hours (per contact, local time) hold non-urgent messages until they end; acknowledgments, restoration
+  notices and keyword answers are never held.
+- SMS keywords: the opt-out words of the big SMS platforms (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE,
+  OPTOUT, ...), START/UNSTOP/YES to opt back in, HELP/INFO, and OUT (power still out) / STATUS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from api.notify.templates import URGENT_KINDS
+
+#: Channel preference order after the preferred one.
+FALLBACK_ORDER = ("sms", "email", "voice", "webhook")
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "OPT-OUT",
+                        "OPT OUT", "ARRET", "ALTO", "PARAR"})
+START_WORDS = frozenset({"START", "UNSTOP", "YES", "SI", "SÍ"})
+HELP_WORDS = frozenset({"HELP", "INFO", "AYUDA"})
+OUT_WORDS = frozenset({"OUT", "OFF", "STILL OUT", "NO POWER", "SIN LUZ"})
+STATUS_WORDS = frozenset({"STATUS", "STAT", "ESTADO"})
+#: Event states in which an outage is worth a proactive notice (predicted or confirmed, still open).
+NOTICE_STATES = frozenset({"probable", "confirmed", "dispatched", "en_route", "on_site"})
+CREW_STATES = frozenset({"dispatched", "en_route", "on_site"})
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    channel: str
+    address: str
+
+
+def choose_route(prefer: str | None, addresses: dict[str, str | None], opted_out: set[tuple[str, str]],
+                 available: set[str]) -> Route | None:
+    """The channel to use: ``prefer`` if it has an address, is configured and not opted out, else the next one."""
+    order = ([prefer] if prefer else []) + [c for c in FALLBACK_ORDER if c != prefer]
+    for channel in order:
+        address = addresses.get(channel)
+        if address and channel in available and (channel, address) not in opted_out:
+            return Route(channel, address)
+    return None
+
+
+def quiet_until(now: datetime, start_min: int | None, end_min: int | None, tz: str | None) -> datetime | None:
+    """If ``now`` falls in the quiet window [start, end) local time (it may wrap midnight), when it ends (UTC)."""
+    if start_min is None or end_min is None or start_min == end_min:
+        return None
+    zone = ZoneInfo(tz or "UTC")
+    local = now.astimezone(zone)
+    minute = local.hour * 60 + local.minute
+    wraps = start_min > end_min
+    inside = (minute >= start_min or minute < end_min) if wraps else (start_min <= minute < end_min)
+    if not inside:
+        return None
+    end_day = local.date() + timedelta(days=1) if wraps and minute >= start_min else local.date()
+    end_local = datetime.combine(end_day, time(end_min // 60, end_min % 60), zone)
+    return end_local.astimezone(now.tzinfo)
+
+
+def etr_change_matters(old: datetime | None, new: datetime | None, *, earlier_min: float, later_min: float) -> bool:
+    """Whether an ETR moved enough to tell people: first ETR, ETR withdrawn, or a move past the thresholds."""
+    if old is None or new is None:
+        return old is not new
+    delta = (new - old).total_seconds() / 60.0
+    return delta >= later_min or -delta >= earlier_min
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What the ledger says one audience was last told about an event, for one kind."""
+
+    digest: str
+    etr: datetime | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    send: bool
+    at: datetime | None = None
+    reason: str = ""
+
+
+def decide(kind: str, last: Sent | None, digest: str, etr: datetime | None, now: datetime, *,
+           quiet_end: datetime | None, etr_earlier_min: float = 30.0, etr_later_min: float = 15.0,
+           etr_min_interval_min: float = 30.0) -> Decision:
+    """Whether to send a message of ``kind`` with content ``digest`` now, later (``at``) or not at all."""
+    if last is not None and last.digest == digest:
+        return Decision(False, reason="already told")
+    at = now
+    if kind == "etr_update" and last is not None:
+        if not etr_change_matters(last.etr, etr, earlier_min=etr_earlier_min, later_min=etr_later_min):
+            return Decision(False, reason="ETR change below threshold")
+        at = max(at, last.at + timedelta(minutes=etr_min_interval_min))
+    if kind not in URGENT_KINDS and quiet_end is not None and quiet_end > at:
+        at = quiet_end
+    return Decision(True, at, "")
+
+
+def digest(*parts: object) -> str:
+    """A short stable fingerprint of a message's content (what makes two messages 'the same')."""
+    return hashlib.blake2b("|".join("" if p is None else str(p) for p in parts).encode(), digest_size=8).hexdigest()
+
+
+def etr_digest(etr_latest: datetime | None) -> str:
+    """ETR content rounded to 5 minutes: a recomputation that moves nothing is not news."""
+    if etr_latest is None:
+        return "none"
+    return str(int(etr_latest.timestamp() // 300))
+
+
+def parse_keyword(body: str) -> str:
+    """``stop``, ``start``, ``help``, ``out``, ``status`` or ``other`` for an inbound SMS (exact words, any case)."""
+    text = " ".join(body.strip().upper().replace(".", " ").replace("!", " ").split())
+    if text in STOP_WORDS:
+        return "stop"
+    if text in START_WORDS:
+        return "start"
+    if text in HELP_WORDS:
+        return "help"
+    if text in OUT_WORDS:
+        return "out"
+    if text in STATUS_WORDS:
+        return "status"
+    return "other"
+
+
+def backoff_s(attempt: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter: uniform in [base*2^(n-1)/2, base*2^(n-1)], capped."""
+    top = min(cap, base * 2 ** max(0, attempt - 1))
+    return top * (0.5 + 0.5 * (rng or random).random())
+
+
+def affected_service_points(topology, device_ids: list[str], sp_id: str | None,
+                            substation_nodes: dict[str, str]) -> list[str]:
+    """Service point ids downstream of an event's devices (``substation:<id>`` included), or its one service point.
+
+    ``substation_nodes`` maps substation id to its source node id."""
+    idx: list[np.ndarray] = []
+    for dev in device_ids:
+        if dev.startswith("substation:"):
+            node = substation_nodes.get(dev.split(":", 1)[1])
+            if node is None or node not in topology.node_index:
+                continue
+            nodes = topology.downstream_nodes(topology.node_index[node])
+            mask = np.zeros(topology.n_nodes, dtype=bool)
+            mask[nodes] = True
+            idx.append(np.flatnonzero(mask[topology.sp_node]))
+        elif dev in topology.segment_index:
+            idx.append(topology.downstream_service_points(topology.segment_index[dev]))
+    if not idx:
+        return [sp_id] if sp_id else []
+    ids = topology.sp_ids[np.unique(np.concatenate(idx))].tolist()
+    if sp_id and sp_id not in ids:
+        ids.append(sp_id)
+    return [str(i) for i in ids]

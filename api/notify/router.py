@@ -1,0 +1,179 @@
+"""Notification endpoints (the lead mounts ``router``): the SMS gateway's inbound webhook (STOP / START / HELP /
+OUT), the acknowledgment SLA and dead letters for dispatchers, and customer enrollment for proactive notices.
+
+Inbound SMS: with ``OMS_NOTIFY_INBOUND_SECRET`` set, the gateway signs the raw body (HMAC-SHA256, hex, header
+``X-OMS-Signature``) and no token is needed; otherwise an integration token is required. Replies go through the
+outbox like every other message, so they are retried and logged; the STOP confirmation is the one message sent to
+an opted-out number, as the FCC's revocation rule allows.
+"""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+import json
+from typing import Annotated, Literal
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import insert, select, update
+
+from api.auth import Principal, current_principal, require
+from api.errors import ApiError
+from api.models import OutboxMessage, Report, utcnow
+from api.notify.channels import sign
+from api.notify.config import NotifySettings
+from api.notify.models import NotifyContact, NotifyInbound, normalize_address
+from api.notify.policy import parse_keyword
+from api.notify.sla import ack_sla
+from api.notify.worker import _set_opt_out
+
+router = APIRouter(prefix="/notify", tags=["notifications"])
+DISPATCHER = require("dispatcher", "admin")
+INTEGRATION = require("integration", "admin")
+
+
+def _settings(request: Request) -> NotifySettings:
+    s = getattr(request.app.state, "notify_settings", None)
+    if s is None:
+        s = request.app.state.notify_settings = NotifySettings()
+    return s
+
+
+class ContactIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    sp_id: str = Field(min_length=1, max_length=64)
+    account: str | None = Field(None, max_length=64)
+    name: str | None = Field(None, max_length=120)
+    email: str | None = Field(None, max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")
+    sms: str | None = Field(None, max_length=32, pattern=r"^\+?[0-9 ()-]{4,31}$")
+    voice: str | None = Field(None, max_length=32, pattern=r"^\+?[0-9 ()-]{4,31}$")
+    webhook_url: str | None = Field(None, max_length=500, pattern=r"^https?://")
+    language: Literal["en", "es"] = "en"
+    prefer: Literal["sms", "email", "voice", "webhook"] = "sms"
+    proactive: bool = True
+    quiet_start: int | None = Field(None, ge=0, lt=1440, description="minutes after local midnight")
+    quiet_end: int | None = Field(None, ge=0, lt=1440)
+    timezone: str | None = Field(None, max_length=64)
+
+
+@router.post("/contacts", status_code=201, summary="Enroll a customer contact for outage notices")
+def add_contacts(body: list[ContactIn], request: Request, _: Principal = Depends(INTEGRATION)) -> dict:
+    if len(body) > 10_000:
+        raise ApiError(413, "payload_too_large", f"{len(body)} contacts; at most 10,000 per request")
+    live = request.app.state.oms.live
+    directory = getattr(live, "directory", None)
+    for i, c in enumerate(body):
+        if directory is not None and c.sp_id not in directory.sp_xy:
+            raise ApiError(422, "invalid", f"unknown service point {c.sp_id!r}",
+                           [{"field": f"body.{i}.sp_id", "message": "no such service point"}])
+        if not (c.email or c.sms or c.voice or c.webhook_url):
+            raise ApiError(422, "invalid", "give at least one of email, sms, voice, webhook_url",
+                           [{"field": f"body.{i}", "message": "no address"}])
+    now = utcnow()
+    with request.app.state.oms.db.write() as session, session.begin():
+        session.execute(insert(NotifyContact), [{**c.model_dump(), "created_at": now, "updated_at": now}
+                                                for c in body])
+    return {"added": len(body)}
+
+
+async def _inbound_principal(request: Request, x_oms_signature: Annotated[str | None, Header()] = None):
+    secret = _settings(request).inbound_secret
+    if secret:
+        body = await request.body()
+        if not x_oms_signature or not hmac.compare_digest(sign(secret, body), x_oms_signature):
+            raise ApiError(401, "unauthorized", "inbound SMS signature missing or wrong")
+        return None
+    principal = current_principal(request)
+    if inspect.isawaitable(principal):
+        principal = await principal
+    if principal.role not in ("integration", "admin"):
+        raise ApiError(403, "forbidden", "the inbound SMS webhook needs an integration token or a signature")
+    return principal
+
+
+@router.post("/sms/inbound", summary="Inbound SMS from the gateway: STOP, START, HELP, OUT (still out)")
+async def sms_inbound(request: Request, _=Depends(_inbound_principal)) -> dict:
+    raw = await request.body()
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            form = json.loads(raw or b"{}")
+        except ValueError:
+            raise ApiError(422, "invalid", "inbound SMS body is not JSON") from None
+    else:  # form-encoded, as Twilio-style gateways post (parsed here: no python-multipart needed)
+        form = {k: v[0] for k, v in parse_qs(raw.decode(errors="replace")).items()}
+    sender = str(form.get("From") or form.get("from") or "")
+    text = str(form.get("Body") or form.get("text") or "")
+    msg_id = str(form.get("MessageSid") or form.get("id") or "") or None
+    if not sender:
+        raise ApiError(422, "invalid", "inbound SMS without a sender", [{"field": "From", "message": "required"}])
+    state = request.app.state.oms
+    keyword = parse_keyword(text)
+    address = normalize_address("sms", sender)
+    now = utcnow()
+    with state.db.read() as session:
+        # the sender's latest report: its language, and where they are if the phone is not on file
+        last = session.execute(select(Report.language, Report.sp_id).where(
+            Report.contact["sms"].as_string() == sender).order_by(Report.id.desc()).limit(1)).first()
+    language = last[0] if last else "en"
+    outcome = keyword
+    if keyword == "out":
+        directory = getattr(state.live, "directory", None)
+        sp_id = (directory.by_phone.get(address) if directory is not None else None) or (last[1] if last else None)
+        if sp_id is None:
+            keyword_reply, outcome = "help", "OUT from an unknown number: sent HELP"
+        else:
+            row = {"power": "out", "channel": "sms", "client_id": "sms-gateway",
+                   "idempotency_key": f"sms:{msg_id}" if msg_id else None, "sp_id": sp_id, "phone": sender,
+                   "language": language, "contact": {"sms": sender, "prefer": "sms"}, "hazards": [],
+                   "comment": f"SMS: {text[:200]}"}
+            reference, _, _ = await state.writer.submit_report(row)
+            keyword_reply, outcome = None, f"still out: report {reference}"  # its acknowledgment is the reply
+    else:
+        keyword_reply = {"stop": "stop_confirm", "start": "start_confirm"}.get(keyword, "help")
+    with state.db.write() as session, session.begin():
+        if keyword in ("stop", "start"):
+            _set_opt_out(session, "sms", address, keyword == "stop", "keyword", now)
+        session.add(NotifyInbound(address=address, body=text[:1000], keyword=keyword, outcome=outcome[:200],
+                                  provider_id=msg_id, at=now))
+        if keyword_reply:
+            key = f"{keyword_reply}:inbound:{msg_id or address + ':' + now.isoformat()}"[:120]
+            exists = session.scalar(select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key))
+            if exists is None:
+                session.add(OutboxMessage(kind=keyword_reply, channel="sms", payload={
+                    "to": sender, "language": language, "context": {}}, status="pending", attempts=0,
+                    idempotency_key=key, created_at=now, next_attempt_at=now))
+    return {"keyword": keyword, "outcome": outcome}
+
+
+@router.get("/sla", summary="Acknowledgment SLA: latency, reports at risk and in breach")
+def sla(request: Request, _: Principal = Depends(DISPATCHER),
+        hours: Annotated[float, Query(gt=0, le=24 * 31)] = 24.0) -> dict:
+    from datetime import timedelta
+
+    s = _settings(request)
+    with request.app.state.oms.db.read() as session:
+        return ack_sla(session, utcnow(), sla_s=s.ack_sla_s, at_risk_s=s.ack_at_risk_s,
+                       window=timedelta(hours=hours))
+
+
+@router.get("/dead", summary="Dead letters: messages that could not be delivered, with the last error")
+def dead_letters(request: Request, _: Principal = Depends(DISPATCHER),
+                 limit: Annotated[int, Query(ge=1, le=5000)] = 200) -> list[dict]:
+    with request.app.state.oms.db.read() as session:
+        rows = session.scalars(select(OutboxMessage).where(OutboxMessage.status == "dead")
+                               .order_by(OutboxMessage.id.desc()).limit(limit)).all()
+    return [{"id": r.id, "kind": r.kind, "channel": r.channel, "event_id": r.event_id, "report_id": r.report_id,
+             "attempts": r.attempts, "last_error": r.last_error, "created_at": r.created_at} for r in rows]
+
+
+@router.post("/dead/{row_id}/retry", summary="Queue a dead letter again (after fixing the provider or address)")
+def retry_dead(row_id: int, request: Request, _: Principal = Depends(DISPATCHER)) -> dict:
+    with request.app.state.oms.db.write() as session, session.begin():
+        res = session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id,
+                                                          OutboxMessage.status == "dead")
+                              .values(status="pending", attempts=0, next_attempt_at=utcnow(), claimed_by=None))
+        if not res.rowcount:
+            raise ApiError(404, "not_found", f"no dead letter {row_id}")
+    return {"id": row_id, "status": "pending"}

@@ -1,0 +1,409 @@
+"""Delivery from the transactional outbox: claim, render, send, record — by one or several worker processes.
+
+Claiming is atomic: on PostgreSQL ``SELECT ... FOR UPDATE SKIP LOCKED`` inside an ``UPDATE ... RETURNING`` (workers
+never wait on each other's rows); on SQLite the same ``UPDATE ... RETURNING`` under ``BEGIN IMMEDIATE``. A claim is a
+lease: a row claimed longer than ``lease_s`` ago belongs to a worker that died and goes back to pending.
+
+Exactly-once towards the customer, as far as the provider allows: each message carries the outbox row's
+idempotency key to the provider (HTTP ``Idempotency-Key``; email ``Message-ID``). The provider's acceptance and its
+message id are written to ``notify_deliveries`` in the same transaction that marks the row sent, so a row is never
+marked sent without a recorded acceptance, and an accepted message is never re-sent by us once that commit is
+done. If a worker is killed between the provider's acceptance and that commit, the row's lease expires, another
+worker resends it *with the same key*, and a provider that honours idempotency keys answers with the first
+message's id instead of sending again (the kill -9 test checks exactly this). ``reconcile`` also marks sent any
+claimed row whose acceptance was recorded (a crash between the two writes cannot happen today, since they share a
+transaction, but a restore from an inconsistent backup could produce it).
+
+Failures: transient ones (timeouts, 4xx SMTP, HTTP 429/5xx) retry with exponential backoff and jitter; permanent
+ones, or ``max_attempts`` transient ones, move the row to ``dead`` with the last error, visible to dispatchers
+(``GET /notify/dead``) and re-queueable. A recipient the provider reports as unsubscribed is opted out.
+
+Run: ``python -m api.notify.worker --database-url URL [--territory T.gpkg] [--plan]`` (settings from
+``OMS_NOTIFY_*``, see :mod:`api.notify.config`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, insert, select, update
+
+from api.db import Database
+from api.models import Event, OutboxMessage, Report, utcnow
+from api.notify import channels as channels_mod
+from api.notify.channels import Channel, DeliveryError, Outgoing
+from api.notify.config import NotifySettings
+from api.notify.models import SUPPRESSED, NotifyDelivery, NotifyLedger, NotifyOptOut, normalize_address
+from api.notify.policy import backoff_s, choose_route, etr_digest
+from api.notify.templates import Context, render
+
+log = logging.getLogger("oms.notify.worker")
+
+
+class TokenBucket:
+    """A thread-safe rate limiter: at most ``rate`` per second on average, bursts of ``burst``."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate, self.capacity = rate, burst if burst is not None else max(1.0, rate / 10)
+        self.tokens, self.t = self.capacity, time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self) -> None:
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                self.tokens = min(self.capacity, self.tokens + (now - self.t) * self.rate)
+                self.t = now
+                if self.tokens >= 1.0:
+                    self.tokens -= 1.0
+                    return
+                wait = (1.0 - self.tokens) / self.rate
+            time.sleep(wait)
+
+
+@dataclass
+class Job:
+    """One claimed row, ready to send (``msg``) or already decided (``outcome`` suppressed)."""
+
+    row_id: int
+    key: str
+    attempts: int
+    msg: Outgoing | None
+    audience: str | None = None
+    ack_event: str | None = None
+    ack_etr: datetime | None = None
+    outcome: str = ""
+    provider_id: str | None = None
+    error: str | None = None
+    transient: bool = True
+    opted_out: bool = False
+    latency_ms: float = 0.0
+
+
+def _claim_query(db: Database, worker: str, now: datetime, limit: int):
+    due = (select(OutboxMessage.id).where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
+           .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit))
+    if not db.is_sqlite:
+        due = due.with_for_update(skip_locked=True)
+    return (update(OutboxMessage).where(OutboxMessage.id.in_(due.scalar_subquery()))
+            .values(status="claimed", claimed_by=worker, claimed_at=now, attempts=OutboxMessage.attempts + 1)
+            .returning(OutboxMessage.id).execution_options(synchronize_session=False))
+
+
+class Worker:
+    """Claims due outbox rows and delivers them through ``channels`` (name -> :class:`Channel`)."""
+
+    def __init__(self, db: Database, settings: NotifySettings, channels: dict[str, Channel], *,
+                 worker_id: str | None = None, clock=utcnow, seed: int | None = None) -> None:
+        self.db, self.s, self.channels, self.clock = db, settings, channels, clock
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.rng = random.Random(seed)
+        rates = {"sms": settings.rate_sms, "email": settings.rate_email, "voice": settings.rate_voice,
+                 "webhook": settings.rate_webhook, "log": settings.rate_log}
+        self.buckets = {name: TokenBucket(rates.get(name, 100.0)) for name in channels}
+        self.pool = ThreadPoolExecutor(settings.threads, thread_name_prefix="oms-notify-send")
+        self.stats = {"sent": 0, "retried": 0, "dead": 0, "suppressed": 0, "reclaimed": 0}
+
+    # ---------------------------------------------------------------------------------------------- claiming
+    def claim(self, now: datetime, limit: int | None = None) -> list[int]:
+        with self.db.write() as session, session.begin():
+            return list(session.scalars(_claim_query(self.db, self.id, now, limit or self.s.batch_size)))
+
+    def reconcile(self, now: datetime | None = None) -> int:
+        """Expired leases back to pending (or to sent, if their acceptance is on record). Returns rows touched."""
+        now = now or self.clock()
+        stale = now - timedelta(seconds=self.s.lease_s)
+        with self.db.write() as session, session.begin():
+            rows = session.execute(select(OutboxMessage.id, OutboxMessage.idempotency_key).where(
+                OutboxMessage.status == "claimed", OutboxMessage.claimed_at < stale)).all()
+            if not rows:
+                return 0
+            keys = [k for _, k in rows]
+            accepted = set(session.scalars(select(NotifyDelivery.idempotency_key).where(
+                NotifyDelivery.idempotency_key.in_(keys), NotifyDelivery.outcome == "accepted")))
+            for rid, key in rows:
+                values = ({"status": "sent", "sent_at": now} if key in accepted
+                          else {"status": "pending", "next_attempt_at": now, "claimed_by": None})
+                session.execute(update(OutboxMessage).where(OutboxMessage.id == rid,
+                                                            OutboxMessage.status == "claimed").values(**values))
+        self.stats["reclaimed"] += len(rows)
+        log.info("reconciled %d expired claims (%d already accepted by the provider)", len(rows), len(accepted))
+        return len(rows)
+
+    # ---------------------------------------------------------------------------------------------- preparing
+    def prepare(self, ids: list[int], now: datetime) -> list[Job]:
+        """Load claimed rows with what their messages need and render them (or decide not to send)."""
+        with self.db.read() as session:
+            rows = session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).all()
+            report_ids = [r.report_id for r in rows if r.report_id is not None]
+            reports = {r.id: r for r in session.scalars(select(Report).where(Report.id.in_(report_ids)))} \
+                if report_ids else {}
+            event_ids = {r.event_id for r in reports.values() if r.event_id}
+            events = _resolve_events(session, event_ids)
+            addresses = set()
+            for r in rows:
+                for ch, addr in _addresses(r, reports.get(r.report_id)).items():
+                    if addr:
+                        addresses.add((ch, addr))
+            opted_out = _opted_out(session, addresses)
+        available = set(self.channels)
+        jobs = []
+        for r in rows:
+            jobs.append(self._job(r, reports.get(r.report_id), events, opted_out, available, now))
+        return jobs
+
+    def _job(self, row: OutboxMessage, report: Report | None, events: dict[str, Event],
+             opted_out: set[tuple[str, str]], available: set[str], now: datetime) -> Job:
+        s = self.s
+        payload = row.payload or {}
+        lang = payload.get("language") or (report.language if report else "en")
+        job = Job(row.id, row.idempotency_key, row.attempts, None)
+        if row.kind == "acknowledgment" and report is not None:
+            contact = report.contact or {}
+            prefer = contact.get("prefer") if contact.get("prefer") not in (None, "none", "app") else None
+            route = choose_route(prefer or row.channel, _addresses(row, report), opted_out, available)
+            if route is None and not contact.get("sms") and not contact.get("email"):
+                route_channel, to = "log", ""  # no contact given: the 202 answer was the acknowledgment
+            elif route is None:
+                job.outcome, job.error = SUPPRESSED, "every channel of this reporter is opted out or unavailable"
+                return job
+            else:
+                route_channel, to = route.channel, route.address
+            ev = events.get(report.event_id or "")
+            ctx = Context(s.utility_name, s.help_phone, reference=report.reference,
+                          status_url=s.status_url.format(reference=report.reference),
+                          customers=ev.customers_out if ev is not None else None,
+                          etr_earliest=ev.etr_earliest if ev is not None else None,
+                          etr_latest=ev.etr_latest if ev is not None else None)
+            if ev is not None and route_channel != "log":
+                job.audience = f"{route_channel}:{normalize_address(route_channel, to)}"
+                job.ack_event, job.ack_etr = ev.id, ev.etr_latest
+            kind = "acknowledgment"
+        else:
+            route_channel, to = row.channel or "log", payload.get("to") or ""
+            if route_channel not in available:
+                job.outcome, job.error = SUPPRESSED, f"channel {route_channel!r} is not configured"
+                return job
+            keyword_answer = row.kind in ("stop_confirm", "start_confirm", "help", "still_out_ack")
+            if not keyword_answer and (route_channel, normalize_address(route_channel, to)) in opted_out:
+                job.outcome, job.error = SUPPRESSED, f"{route_channel} {to} opted out"
+                return job
+            c = payload.get("context") or {}
+            ctx = Context(s.utility_name, s.help_phone, reference=c.get("reference"),
+                          status_url=s.status_url.format(reference=c["reference"]) if c.get("reference") else None,
+                          customers=c.get("customers"), area=c.get("area"), cause=c.get("cause"),
+                          etr_earliest=_dt(c.get("etr_earliest")), etr_latest=_dt(c.get("etr_latest")),
+                          crew_eta=_dt(c.get("crew_eta")))
+            kind = row.kind
+        text = render(kind, lang, route_channel, ctx, now=now, tz=s.timezone)
+        job.msg = Outgoing(row.idempotency_key, route_channel, to, text.subject, text.body, lang, kind)
+        return job
+
+    # ---------------------------------------------------------------------------------------------- sending
+    def _send(self, job: Job) -> Job:
+        msg = job.msg
+        channel = self.channels[msg.channel]
+        self.buckets[msg.channel].take()
+        t = time.perf_counter()
+        try:
+            job.provider_id = channel.send(msg)
+            job.outcome = "accepted"
+        except DeliveryError as exc:
+            job.error, job.transient, job.opted_out = str(exc), exc.transient, exc.opted_out
+            job.outcome = "retry" if exc.transient and job.attempts < self.s.max_attempts else "dead"
+        except Exception as exc:  # noqa: BLE001 - a bug in one message must not stop the others
+            job.error, job.transient = f"{type(exc).__name__}: {exc}", False
+            job.outcome = "dead"
+            log.exception("sending outbox row %s failed", job.row_id)
+        job.latency_ms = (time.perf_counter() - t) * 1000.0
+        return job
+
+    def record(self, jobs: list[Job], now: datetime) -> None:
+        """One transaction: the delivery log (acceptances first), the rows' new states, opt-outs, ack ledger."""
+        if not jobs:
+            return
+        deliveries, updates, optouts, ledger = [], [], [], []
+        for j in jobs:
+            channel = j.msg.channel if j.msg else "-"
+            deliveries.append({"outbox_id": j.row_id, "idempotency_key": j.key, "attempt": j.attempts,
+                               "channel": channel, "worker": self.id, "outcome": j.outcome,
+                               "provider_id": j.provider_id, "error": j.error, "latency_ms": j.latency_ms, "at": now})
+            if j.outcome == "accepted":
+                updates.append({"id": j.row_id, "status": "sent", "sent_at": now, "last_error": None,
+                                "channel": channel})
+                if j.ack_event is not None:
+                    ledger.append((j.audience, j.ack_event, j.ack_etr))
+            elif j.outcome == "retry":
+                delay = backoff_s(j.attempts, base=self.s.backoff_base_s, cap=self.s.backoff_max_s, rng=self.rng)
+                updates.append({"id": j.row_id, "status": "pending", "last_error": j.error, "claimed_by": None,
+                                "next_attempt_at": now + timedelta(seconds=delay)})
+            else:  # dead or suppressed
+                updates.append({"id": j.row_id, "status": j.outcome, "last_error": j.error})
+            if j.opted_out and j.msg is not None:
+                optouts.append((j.msg.channel, normalize_address(j.msg.channel, j.msg.to)))
+        with self.db.write() as session, session.begin():
+            session.execute(insert(NotifyDelivery), deliveries)
+            session.execute(update(OutboxMessage), updates)
+            for channel, address in set(optouts):
+                _set_opt_out(session, channel, address, True, "provider", now)
+            for audience, event_id, etr in ledger:  # the ETR an acknowledgment stated is not news again
+                _ledger_put(session, audience, event_id, "etr_update", etr_digest(etr), etr, None, now)
+        for j in jobs:
+            key = {"accepted": "sent", "retry": "retried"}.get(j.outcome, j.outcome)
+            self.stats[key] = self.stats.get(key, 0) + 1
+
+    def run_once(self) -> int:
+        """Claim one batch, send it, record it. Returns how many rows were handled."""
+        now = self.clock()
+        ids = self.claim(now)
+        if not ids:
+            return 0
+        jobs = self.prepare(ids, now)
+        decided = [j for j in jobs if j.outcome]  # suppressed before sending
+        to_send = [j for j in jobs if not j.outcome]
+        done = list(self.pool.map(self._send, to_send))
+        self.record(done + decided, self.clock())
+        return len(ids)
+
+    def run(self, stop: threading.Event) -> None:
+        """Deliver until ``stop`` is set; reconcile expired leases every ``lease_s / 4``."""
+        next_reconcile = 0.0
+        while not stop.is_set():
+            if time.monotonic() >= next_reconcile:
+                try:
+                    self.reconcile()
+                except Exception:  # noqa: BLE001 - e.g. database restarting: try again later
+                    log.exception("reconcile failed")
+                next_reconcile = time.monotonic() + max(1.0, self.s.lease_s / 4)
+            try:
+                n = self.run_once()
+            except Exception:  # noqa: BLE001 - the worker lives on; the claim's lease makes the rows retry
+                log.exception("delivery batch failed")
+                n = 0
+            if n == 0:
+                stop.wait(self.s.poll_interval_s)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        for ch in self.channels.values():
+            ch.close()
+
+
+# -------------------------------------------------------------------------------------------------- helpers
+def _dt(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def _addresses(row: OutboxMessage, report: Report | None) -> dict[str, str | None]:
+    if report is None:
+        return {row.channel or "log": (row.payload or {}).get("to")}
+    contact = report.contact or {}
+    return {"sms": contact.get("sms"), "email": contact.get("email"), "voice": contact.get("sms") or report.phone}
+
+
+def _opted_out(session, addresses: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    if not addresses:
+        return set()
+    normal = {(ch, normalize_address(ch, a)): (ch, a) for ch, a in addresses}
+    found = session.execute(select(NotifyOptOut.channel, NotifyOptOut.address).where(
+        NotifyOptOut.opted_out.is_(True), NotifyOptOut.address.in_([a for _, a in normal]))).all()
+    out = set()
+    for ch, addr in found:
+        if (ch, addr) in normal:
+            out.add(normal[(ch, addr)])
+            out.add((ch, addr))
+    return out
+
+
+def _resolve_events(session, ids: set[str]) -> dict[str, Event]:
+    """Events by id, each mapped to the event it was merged into (followed to the end)."""
+    if not ids:
+        return {}
+    rows = {e.id: e for e in session.scalars(select(Event).where(Event.id.in_(list(ids))))}
+    out = {}
+    for eid in ids:
+        ev, seen = rows.get(eid), 0
+        while ev is not None and ev.merged_into and seen < 20:
+            ev, seen = session.get(Event, ev.merged_into), seen + 1
+        if ev is not None:
+            out[eid] = ev
+    return out
+
+
+def _set_opt_out(session, channel: str, address: str, opted_out: bool, source: str, now: datetime) -> None:
+    row = session.scalar(select(NotifyOptOut).where(NotifyOptOut.channel == channel,
+                                                    NotifyOptOut.address == address))
+    if row is None:
+        session.add(NotifyOptOut(channel=channel, address=address, opted_out=opted_out, source=source, at=now))
+    else:
+        row.opted_out, row.source, row.at = opted_out, source, now
+
+
+def _ledger_put(session, audience: str, event_id: str, kind: str, digest: str, etr: datetime | None,
+                outbox_id: int | None, at: datetime) -> None:
+    row = session.scalar(select(NotifyLedger).where(and_(NotifyLedger.audience == audience,
+                                                         NotifyLedger.event_id == event_id,
+                                                         NotifyLedger.kind == kind)))
+    if row is None:
+        session.add(NotifyLedger(audience=audience, event_id=event_id, kind=kind, digest=digest, etr=etr,
+                                 outbox_id=outbox_id, at=at))
+    else:
+        row.digest, row.etr, row.outbox_id, row.at = digest, etr, outbox_id, at
+    session.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m api.notify.worker", description="deliver notifications")
+    p.add_argument("--database-url", default=None, help="default: OMS_DATABASE_URL")
+    p.add_argument("--territory", help="territory GeoPackage, for proactive notices downstream of an outage")
+    p.add_argument("--plan", action="store_true", help="also turn event changes into notifications (one process)")
+    p.add_argument("--id", help="worker id (default host:pid)")
+    p.add_argument("--log-level", default="info")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from api.settings import Settings
+
+    settings = NotifySettings()
+    db = Database(args.database_url or Settings().database_url)
+    worker = Worker(db, settings, channels_mod.from_settings(settings), worker_id=args.id)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    planner_thread = None
+    if args.plan:
+        from api.notify.planner import Planner
+
+        network = None
+        if args.territory:
+            from gis.io import read_territory
+
+            network = read_territory(args.territory)
+        planner = Planner(db, settings, network=network, channels=set(worker.channels))
+        planner_thread = threading.Thread(target=planner.run, args=(stop,), name="oms-notify-planner", daemon=True)
+        planner_thread.start()
+    log.info("notification worker %s: channels %s", worker.id, ", ".join(sorted(worker.channels)))
+    try:
+        worker.run(stop)
+    finally:
+        if planner_thread is not None:
+            planner_thread.join(timeout=10)
+        worker.close()
+        db.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,238 @@
+"""Notification storm replay: reports through the running service (uvicorn) and its notification workers to real
+local providers (an aiosmtpd SMTP server and an HTTP SMS gateway), with provider faults on the way.
+
+What it does:
+1. migrates a fresh SQLite database (or ``--database-url``), adds an integration user, starts ``oms serve`` and
+   ``--workers`` notification worker processes (``python -m api.notify.worker``) pointed at the local providers;
+2. posts ``--reports`` trouble reports over HTTP as fast as ``--concurrency`` clients can (a storm burst): 50% give
+   an SMS number, 40% an email address, 10% no contact; a quarter in Spanish;
+3. with ``--faults`` (default on): the SMS gateway refuses (503) for 5 s, then the SMTP server times out for 5 s,
+   then both answer slowly (50 ms) for 5 s — during the replay;
+4. waits for the outbox to drain and measures from the database and the providers' own records.
+
+Figures: acknowledgment latency (report stored -> provider accepted) p50/p99/max, acknowledgments over the 15-minute
+SLA (goal 0), notifications sent per second, duplicates at the providers (goal 0), lost (goal 0), dead letters.
+
+    .venv/bin/python bench/notifications.py [--reports 50000] [--workers 2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from api.auth import create_user  # noqa: E402
+from api.db import Database  # noqa: E402
+from api.migrate import upgrade  # noqa: E402
+from api.models import OutboxMessage, Report  # noqa: E402
+from api.notify.receivers import SmsGateway, SmtpReceiver, free_port  # noqa: E402
+
+
+def _wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"service at {url} did not come up")
+
+
+async def _storm(base: str, token: str, n: int, concurrency: int, seed: int) -> tuple[int, int, float]:
+    rng = np.random.default_rng(seed)
+    kinds = rng.choice(3, size=n, p=[0.5, 0.4, 0.1])
+    spanish = rng.random(n) < 0.25
+    sent = failed = 0
+    headers = {"Authorization": f"Bearer {token}"}
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal sent, failed
+        while True:
+            try:
+                i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            contact = ({"sms": f"+1555{i:07d}", "prefer": "sms"} if kinds[i] == 0 else
+                       {"email": f"member{i}@example.org", "prefer": "email"} if kinds[i] == 1 else None)
+            body = {"power": "out", "channel": "web", "lat": 50.0 + (i % 100) * 1e-4, "lon": 11.5,
+                    "language": "es" if spanish[i] else "en", "contact": contact}
+            for _attempt in range(5):
+                try:
+                    r = await http.post(f"{base}/reports", json=body,
+                                        headers={**headers, "Idempotency-Key": f"storm-{seed}-{i}"})
+                    if r.status_code == 202:
+                        sent += 1
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+            else:
+                failed += 1
+
+    t = time.perf_counter()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as http:
+        await asyncio.gather(*(client(http) for _ in range(concurrency)))
+    return sent, failed, time.perf_counter() - t
+
+
+def _faults(smtp: SmtpReceiver, gateway: SmsGateway, log: list[str], start_after: float = 2.0) -> None:
+    """Provider trouble during the replay (once the workers are delivering): SMS refuses, then SMTP times out,
+    then both are slow."""
+    while gateway.received.total + smtp.received.total == 0:
+        time.sleep(0.1)
+    time.sleep(start_after)
+    gateway.faults.mode = "fail"
+    log.append(f"{time.strftime('%X')} SMS gateway refusing (503) for 5 s")
+    time.sleep(5)
+    gateway.faults.mode = "ok"
+    smtp.faults.hold, smtp.faults.mode = 15.0, "timeout"
+    log.append(f"{time.strftime('%X')} SMTP server timing out for 5 s")
+    time.sleep(5)
+    smtp.faults.mode = "ok"
+    smtp.faults.delay = gateway.faults.delay = 0.05
+    smtp.faults.mode = gateway.faults.mode = "slow"
+    log.append(f"{time.strftime('%X')} both providers slow (50 ms) for 5 s")
+    time.sleep(5)
+    smtp.faults.mode = gateway.faults.mode = "ok"
+    log.append(f"{time.strftime('%X')} providers recovered")
+
+
+def run(reports: int, workers: int, concurrency: int, faults: bool, database_url: str | None, territory: str | None,
+        seed: int, drain_timeout: float) -> dict:
+    tmp = tempfile.mkdtemp(prefix="oms-notify-bench-")
+    url = database_url or f"sqlite:///{tmp}/bench.db"
+    upgrade(url)
+    db = Database(url)
+    with db.write() as s, s.begin():
+        _, token = create_user(s, f"bench-gateway-{seed}", "integration")
+    smtp, gateway = SmtpReceiver().start(), SmsGateway().start()
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMS_DATABASE_URL": url,
+           "OMS_RATE_LIMIT_PER_MINUTE": "100000000", "OMS_TRUSTED_RATE_LIMIT_PER_MINUTE": "100000000",
+           "OMS_TRUSTED_RATE_LIMIT_BURST": "1000000",
+           "OMS_NOTIFY_SMTP_HOST": "127.0.0.1", "OMS_NOTIFY_SMTP_PORT": str(smtp.port),
+           "OMS_NOTIFY_SMTP_TIMEOUT_S": "2", "OMS_NOTIFY_SMS_URL": gateway.url, "OMS_NOTIFY_SMS_TIMEOUT_S": "2",
+           "OMS_NOTIFY_BACKOFF_BASE_S": "0.5", "OMS_NOTIFY_BACKOFF_MAX_S": "5", "OMS_NOTIFY_RATE_SMS": "5000",
+           "OMS_NOTIFY_RATE_EMAIL": "5000", "OMS_NOTIFY_BATCH_SIZE": "200", "OMS_NOTIFY_THREADS": "16"}
+    serve = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--database-url", url, "--no-upgrade",
+             "--log-level", "warning"] + (["--territory", territory] if territory else [])
+    procs = [subprocess.Popen(serve, env=env, cwd=ROOT)]
+    fault_log: list[str] = []
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health")
+        for i in range(workers):
+            procs.append(subprocess.Popen([sys.executable, "-m", "api.notify.worker", "--database-url", url,
+                                           "--id", f"bench-w{i}", "--log-level", "warning"], env=env, cwd=ROOT))
+        if faults:
+            threading.Thread(target=_faults, args=(smtp, gateway, fault_log), daemon=True).start()
+        sent, failed, storm_s = asyncio.run(_storm(f"http://127.0.0.1:{port}", token, reports, concurrency, seed))
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < drain_timeout:
+            with db.read() as s:
+                open_rows = s.scalar(select(func.count()).select_from(OutboxMessage).where(
+                    OutboxMessage.status.in_(("pending", "claimed"))))
+            if open_rows == 0:
+                break
+            time.sleep(0.5)
+        drain_s = time.monotonic() - t0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    with db.read() as s:
+        rows = s.execute(select(Report.reference, Report.received_at, Report.contact, OutboxMessage.status,
+                                OutboxMessage.sent_at, OutboxMessage.channel, OutboxMessage.idempotency_key)
+                         .join(OutboxMessage, OutboxMessage.report_id == Report.id)
+                         .where(OutboxMessage.kind == "acknowledgment")).all()
+        statuses = dict(s.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
+    smtp.stop()
+    gateway.stop()
+    db.dispose()
+    lat = np.array([(r.sent_at - r.received_at).total_seconds() for r in rows if r.status == "sent"])
+    sent_times = np.array([r.sent_at.timestamp() for r in rows if r.status == "sent"])
+    with_contact = [r for r in rows if r.contact]
+    received = set(gateway.received.deliveries) | set(smtp.received.deliveries)
+    lost = sum(1 for r in with_contact if r.idempotency_key not in received)
+    span = float(sent_times.max() - sent_times.min()) if sent_times.size > 1 else float("nan")
+    return {
+        "reports": reports, "accepted": sent, "intake_failed": failed, "storm_s": round(storm_s, 1),
+        "intake_per_s": round(sent / storm_s, 1), "workers": workers, "faults": fault_log,
+        "acks": len(rows), "acks_with_contact": len(with_contact),
+        "ack_latency_p50_s": round(float(np.percentile(lat, 50)), 3) if lat.size else None,
+        "ack_latency_p99_s": round(float(np.percentile(lat, 99)), 3) if lat.size else None,
+        "ack_latency_max_s": round(float(lat.max()), 3) if lat.size else None,
+        "acks_over_15_min": int((lat > 900).sum()) + sum(1 for r in rows if r.status != "sent"),
+        "sent_per_s": round(sent_times.size / span, 1) if span == span and span > 0 else None,
+        "drain_after_storm_s": round(drain_s, 1),
+        "sms_delivered": gateway.received.total, "email_delivered": smtp.received.total,
+        "provider_refusals": gateway.received.refused + smtp.received.refused,
+        "resubmissions_absorbed_by_key": gateway.received.resubmitted,
+        "duplicates": gateway.received.duplicates + smtp.received.duplicates,
+        "lost": lost, "dead_letters": statuses.get("dead", 0), "outbox": statuses,
+        "database": "sqlite" if url.startswith("sqlite") else "postgresql", "territory": territory or "(none)",
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--reports", type=int, default=50_000)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--no-faults", action="store_true")
+    p.add_argument("--database-url")
+    p.add_argument("--territory", help="a territory GeoPackage for the service (default: none, intake only)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--drain-timeout", type=float, default=900.0)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    out = run(args.reports, args.workers, args.concurrency, not args.no_faults, args.database_url, args.territory,
+              args.seed, args.drain_timeout)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"notification storm: {out['reports']:,} reports, {out['workers']} workers, {out['database']}")
+    for line in out["faults"]:
+        print(f"  fault: {line}")
+    rows = [("reports accepted (202)", f"{out['accepted']:,} in {out['storm_s']} s ({out['intake_per_s']}/s)"),
+            ("acknowledgments", f"{out['acks']:,} ({out['acks_with_contact']:,} with contact)"),
+            ("ack latency p50 / p99 / max", f"{out['ack_latency_p50_s']} / {out['ack_latency_p99_s']} / "
+                                            f"{out['ack_latency_max_s']} s"),
+            ("acks over 15 min (goal 0)", out["acks_over_15_min"]),
+            ("notifications sent per second", out["sent_per_s"]),
+            ("SMS / email delivered", f"{out['sms_delivered']:,} / {out['email_delivered']:,}"),
+            ("provider refusals (retried)", out["provider_refusals"]),
+            ("duplicates (goal 0)", out["duplicates"]), ("lost (goal 0)", out["lost"]),
+            ("dead letters", out["dead_letters"]), ("drain after storm", f"{out['drain_after_storm_s']} s")]
+    for k, v in rows:
+        print(f"  {k:<32} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""Shared helpers: add reports with their acknowledgment rows the way the service's intake does."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from api.intake import IntakeWriter, new_reference
+from api.models import utcnow
+from api.notify.config import NotifySettings
+
+
+def settings_for(smtp=None, gateway=None, **overrides) -> NotifySettings:
+    opts = {"smtp_host": "127.0.0.1" if smtp else None, "smtp_port": smtp.port if smtp else 25,
+            "sms_url": gateway.url if gateway else None, "backoff_base_s": 0.05, "backoff_max_s": 0.2,
+            "poll_interval_s": 0.02, "threads": 8, "smtp_timeout_s": 2.0, "sms_timeout_s": 2.0,
+            "utility_name": "Test Co-op", "timezone": "America/Chicago"}
+    opts.update(overrides)
+    return NotifySettings(**opts)
+
+
+def add_reports(db, contacts: list[dict | None], *, language: str = "en", at: datetime | None = None,
+                sp_id: str | None = "sp1") -> list[int]:
+    """Store reports (and, in the same transaction, their acknowledgment rows) through the intake writer."""
+    writer = IntakeWriter(db)
+    rows = []
+    for i, contact in enumerate(contacts):
+        rows.append({"power": "out", "channel": "web", "client_id": "test", "idempotency_key": f"k{i}-{new_reference()}",
+                     "sp_id": sp_id, "language": language, "contact": contact, "hazards": []})
+    import asyncio
+
+    async def go():
+        writer.start()
+        try:
+            return [await writer.submit_report(r) for r in rows]
+        finally:
+            writer.stop()
+
+    asyncio.run(go())
+    from sqlalchemy import select
+
+    from api.models import Report
+
+    with db.read() as s:
+        return list(s.scalars(select(Report.id).order_by(Report.id)))[-len(rows):]
+
+
+def now() -> datetime:
+    return utcnow()

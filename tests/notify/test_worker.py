@@ -1,0 +1,214 @@
+"""Delivery against real local providers: an aiosmtpd SMTP server and an HTTP SMS gateway."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from helpers import add_reports, settings_for
+from sqlalchemy import func, select
+
+from api.models import OutboxMessage
+from api.notify import channels
+from api.notify.models import NotifyDelivery, NotifyOptOut
+from api.notify.worker import Worker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _worker(db, smtp=None, gateway=None, **overrides) -> Worker:
+    s = settings_for(smtp, gateway, **overrides)
+    return Worker(db, s, channels.from_settings(s), seed=1)
+
+
+def _drain(worker, until, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        worker.run_once()
+        if until():
+            return
+        time.sleep(0.02)
+    raise AssertionError("outbox not drained in time")
+
+
+def _statuses(db):
+    with db.read() as s:
+        return dict(s.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
+
+
+def test_acknowledgments_reach_sms_and_email_in_the_reporters_language(db, smtp, gateway):
+    add_reports(db, [{"sms": "+1 555 010 2000", "prefer": "sms"}], language="es")
+    add_reports(db, [{"email": "ana@example.org", "prefer": "email"}, None], language="en")
+    w = _worker(db, smtp, gateway)
+    try:
+        _drain(w, lambda: _statuses(db) == {"sent": 3})
+    finally:
+        w.close()
+    (sms,) = gateway.received.bodies.values()
+    assert sms["To"] == "+1 555 010 2000" and "recibimos su aviso" in sms["Body"]
+    (mail,) = smtp.received.bodies.values()
+    assert mail["to"] == ["ana@example.org"] and mail["subject"].startswith("We received your outage report")
+    with db.read() as s:  # the provider's message id is on record for every acceptance
+        ids = s.scalars(select(NotifyDelivery.provider_id).where(NotifyDelivery.outcome == "accepted")).all()
+    assert len(ids) == 3 and any(i.startswith("SM") for i in ids) and any("queued as" in i for i in ids)
+
+
+def test_provider_outage_retries_with_backoff_and_delivers_once_after_recovery(db, smtp, gateway):
+    add_reports(db, [{"sms": f"+1555010{i:04d}", "prefer": "sms"} for i in range(10)]
+                + [{"email": f"m{i}@example.org", "prefer": "email"} for i in range(10)])
+    gateway.faults.mode, smtp.faults.mode = "fail", "fail"
+    w = _worker(db, smtp, gateway)
+    try:
+        for _ in range(3):
+            w.run_once()
+            time.sleep(0.25)
+        assert gateway.received.total == 0 and smtp.received.total == 0
+        assert gateway.received.refused >= 10 and smtp.received.refused >= 10
+        with db.read() as s:
+            assert s.scalar(select(func.max(OutboxMessage.attempts))) >= 2
+            assert "503" in s.scalar(select(OutboxMessage.last_error).where(OutboxMessage.channel == "sms").limit(1))
+        gateway.faults.mode, smtp.faults.mode = "ok", "ok"
+        _drain(w, lambda: _statuses(db) == {"sent": 20})
+    finally:
+        w.close()
+    assert len(gateway.received.deliveries) == 10 and gateway.received.duplicates == 0
+    assert len(smtp.received.deliveries) == 10 and smtp.received.duplicates == 0
+
+
+def test_timeouts_and_slow_providers_are_retried(db, gateway):
+    add_reports(db, [{"sms": f"+1555020{i:04d}", "prefer": "sms"} for i in range(4)])
+    gateway.faults.mode, gateway.faults.hold = "timeout", 1.5
+    w = _worker(db, gateway=gateway, sms_timeout_s=0.3)
+    try:
+        w.run_once()
+        with db.read() as s:
+            assert "ReadTimeout" in s.scalar(select(OutboxMessage.last_error).limit(1))
+        gateway.faults.mode, gateway.faults.delay = "slow", 0.1
+        _drain(w, lambda: _statuses(db) == {"sent": 4})
+    finally:
+        w.close()
+    assert len(gateway.received.deliveries) == 4 and gateway.received.duplicates == 0
+
+
+def test_permanent_rejection_and_exhausted_retries_become_visible_dead_letters(db, smtp, gateway):
+    add_reports(db, [{"sms": "+15550300001", "prefer": "sms"}, {"email": "x@example.org", "prefer": "email"}])
+    gateway.faults.mode, smtp.faults.mode = "reject", "fail"
+    w = _worker(db, smtp, gateway, max_attempts=3)
+    try:
+        _drain(w, lambda: _statuses(db) == {"dead": 2})
+    finally:
+        w.close()
+    with db.read() as s:
+        dead = {r.channel: r for r in s.scalars(select(OutboxMessage))}
+    assert dead["sms"].attempts == 1 and "HTTP 400" in dead["sms"].last_error  # permanent: no retry
+    assert dead["email"].attempts == 3 and "451" in dead["email"].last_error  # transient, 3 tries
+
+
+def test_opted_out_numbers_get_nothing_and_fall_back_to_email(db, smtp, gateway):
+    from api.models import utcnow
+
+    with db.write() as s, s.begin():
+        s.add(NotifyOptOut(channel="sms", address="5550400001", opted_out=True, source="keyword", at=utcnow()))
+        s.add(NotifyOptOut(channel="sms", address="5550400002", opted_out=True, source="keyword", at=utcnow()))
+    add_reports(db, [{"sms": "+1 555 040 0001", "prefer": "sms"},
+                     {"sms": "+1 555 040 0002", "email": "fb@example.org", "prefer": "sms"}])
+    w = _worker(db, smtp, gateway)
+    try:
+        _drain(w, lambda: sum(_statuses(db).get(k, 0) for k in ("sent", "suppressed")) == 2)
+    finally:
+        w.close()
+    assert gateway.received.total == 0
+    assert [b["to"] for b in smtp.received.bodies.values()] == [["fb@example.org"]]
+    assert _statuses(db) == {"sent": 1, "suppressed": 1}
+
+
+def test_throttle_holds_each_channel_to_its_rate(db, gateway):
+    add_reports(db, [{"sms": f"+1555050{i:04d}", "prefer": "sms"} for i in range(40)])
+    w = _worker(db, gateway=gateway, rate_sms=20.0)
+    t = time.monotonic()
+    try:
+        _drain(w, lambda: _statuses(db) == {"sent": 40})
+    finally:
+        w.close()
+    elapsed = time.monotonic() - t
+    assert elapsed >= (40 - 2) / 20.0 * 0.9, elapsed  # burst of 2, then 20 per second
+
+
+def test_two_workers_share_the_outbox_without_sending_anything_twice(db, gateway):
+    add_reports(db, [{"sms": f"+1555060{i:04d}", "prefer": "sms"} for i in range(300)])
+    workers = [_worker(db, gateway=gateway, batch_size=20) for _ in range(2)]
+    for i, w in enumerate(workers):
+        w.id = f"w{i}"
+    stop = threading.Event()
+    threads = [threading.Thread(target=w.run, args=(stop,)) for w in workers]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + 30
+        while _statuses(db) != {"sent": 300} and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        for w in workers:
+            w.close()
+    assert _statuses(db) == {"sent": 300}
+    assert len(gateway.received.deliveries) == 300 and gateway.received.duplicates == 0
+    assert gateway.received.resubmitted == 0  # no row was claimed twice
+    assert all(w.stats["sent"] > 0 for w in workers)
+
+
+def test_kill_9_mid_run_never_sends_twice_and_loses_nothing(db_url, db, gateway):
+    n = 200
+    add_reports(db, [{"sms": f"+1555070{i:04d}", "prefer": "sms"} for i in range(n)])
+    gateway.faults.mode, gateway.faults.delay = "slow", 0.02
+    env = {**os.environ, "OMS_NOTIFY_SMS_URL": gateway.url, "OMS_NOTIFY_LEASE_S": "1",
+           "OMS_NOTIFY_BATCH_SIZE": "50", "OMS_NOTIFY_THREADS": "8", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "api.notify.worker", "--database-url", db_url, "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while gateway.received.total < 30 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)  # mid-batch: some messages accepted by the gateway, not yet recorded
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    accepted_before = gateway.received.total
+    assert 0 < accepted_before < n
+    assert _statuses(db).get("claimed", 0) > 0  # the killed worker left claims behind
+    gateway.faults.mode = "ok"
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 40
+        while _statuses(db) != {"sent": n} and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert _statuses(db) == {"sent": n}
+    assert len(gateway.received.deliveries) == n  # nothing lost
+    assert gateway.received.duplicates == 0  # nothing sent twice to a handset
+
+
+@pytest.mark.parametrize("mode", ["fail"])
+def test_reconcile_returns_expired_claims(db, gateway, mode):
+    from datetime import timedelta
+
+    from api.models import utcnow
+
+    add_reports(db, [{"sms": "+15550800001", "prefer": "sms"}])
+    w = _worker(db, gateway=gateway, lease_s=60)
+    try:
+        ids = w.claim(utcnow())
+        assert len(ids) == 1 and w.reconcile(utcnow()) == 0  # lease still valid
+        assert w.reconcile(utcnow() + timedelta(seconds=61)) == 1
+        assert _statuses(db) == {"pending": 1}
+    finally:
+        w.close()
