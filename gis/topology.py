@@ -52,6 +52,7 @@ class Topology:
     seg_to: np.ndarray
     seg_kind: np.ndarray  # int8 code into SEGMENT_KINDS
     seg_open: np.ndarray  # bool, current state
+    seg_feeder_id: np.ndarray  # object: the segments table's feeder_id ('' when not given)
     sp_node: np.ndarray  # int32 node index of each service point
     sp_customers: np.ndarray  # int64
     source_nodes: np.ndarray  # int32 node index of each substation source
@@ -149,6 +150,11 @@ class Topology:
             if self.seg_kind[dev] == KIND_CODE["breaker"]:
                 return dev
         return NONE
+
+    def feeder_name(self, breaker: int) -> str:
+        """A feeder's name: its head breaker's ``feeder_id``, else the breaker's segment id. Every report that
+        groups by feeder (events, reliability indices, maps) names feeders this way."""
+        return str(self.seg_feeder_id[breaker] or self.segment_ids[breaker])
 
     def feeder_heads(self) -> np.ndarray:
         """Per node: the feeder breaker segment above it (NONE when unfed or above every breaker). Vectorised."""
@@ -425,6 +431,7 @@ def build(network: Network, validate: bool = True) -> Topology:
         seg_to=seg_to,
         seg_kind=seg_kind,
         seg_open=seg_open,
+        seg_feeder_id=seg["feeder_id"].to_numpy(dtype=object),
         sp_node=sp_node,
         sp_customers=sp_customers,
         source_nodes=source_nodes,

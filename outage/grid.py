@@ -106,16 +106,16 @@ class Grid:
                                  minlength=self.n_devices)
         self.n_children: list[int] = n_children.tolist()
 
-        # districts: feeder (breaker id) and substation id of each device
+        # districts: feeder (named by gis.topology.Topology.feeder_name) and substation id of each device
         heads = topo.feeder_heads()
         feeder_seg = np.where(live, heads[b], NONE)
-        self.feeder: list[str] = [self.device_ids[f] if f >= 0 else "" for f in feeder_seg.tolist()]
+        self.feeder: list[str] = [topo.feeder_name(f) if f >= 0 else "" for f in feeder_seg.tolist()]
         for j in range(n_sub):
             self.feeder[n_seg + j] = ""
         sub_idx = np.where(live, sub_of_node[b], NONE)
         self.substation: list[str] = [str(topo.substation_ids[s]) if s >= 0 else "" for s in sub_idx.tolist()]
         sp_feeder = np.where(heads[topo.sp_node] >= 0, heads[topo.sp_node], NONE)
-        self.sp_feeder: list[str] = [self.device_ids[f] if f >= 0 else "" for f in sp_feeder.tolist()]
+        self.sp_feeder: list[str] = [topo.feeder_name(f) if f >= 0 else "" for f in sp_feeder.tolist()]
         sp_sub = sub_of_node[topo.sp_node]
         self.sp_substation: list[str] = [str(topo.substation_ids[s]) if s >= 0 else "" for s in sp_sub.tolist()]
 

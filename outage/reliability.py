@@ -128,13 +128,11 @@ class CustomersServed:
         customers = np.asarray(topo.sp_customers, dtype=np.int64)
         nodes = topo.sp_node
         heads = topo.feeder_heads()[nodes]
-        seg_feeder = network.segments.set_index("segment_id")["feeder_id"].astype(str)
         by_feeder: dict[str, int] = {}
         for head, n in zip(heads.tolist(), customers.tolist(), strict=True):
             if head == NONE:
                 continue
-            seg_id = str(topo.segment_ids[head])
-            key = seg_feeder.get(seg_id, "") or seg_id
+            key = topo.feeder_name(head)
             by_feeder[key] = by_feeder.get(key, 0) + n
         subs = topo.substation_of_node[nodes]
         by_sub: dict[str, int] = {}

@@ -52,7 +52,7 @@ def test_life_cycle_keeps_time_actor_and_reason():
     assert ev.history[1].reason == "crew saw blown fuse" and ev.history[-1].time == at(90)
     recs = eng.interruptions()
     assert len(recs) == 9 and all(r.minutes == 90 and r.end == at(90) for r in recs)
-    assert {r.device_id for r in recs} == {"F1.1"} and {r.feeder_id for r in recs} == {"BRK1"}
+    assert {r.device_id for r in recs} == {"F1.1"} and {r.feeder_id for r in recs} == {"FD1"}
 
 
 def test_open_events_report_open_interruptions_and_cancel_records_none():
@@ -138,7 +138,7 @@ def test_classification():
     a, b = eng.events
     eng.merge(a.event_id, [b.event_id], "dispatcher:ann", "storm cluster")
     (ev,) = eng.events
-    assert ev.event_class == EventClass.COMMUNITY and ev.feeders == ("BRK1", "BRK2")
+    assert ev.event_class == EventClass.COMMUNITY and ev.feeders == ("FD1", "FD2")
     sub = OutageEngine.from_network(tree_feeder(feeders=2), clock=lambda: T0)
     sub.ingest_scada(ScadaEvent("substation:SUB1", "lockout", T0))
     assert sub.events[0].event_class == EventClass.COMMUNITY and sub.events[0].customers == 54

@@ -178,7 +178,7 @@ def test_storm_mode_listens_to_bellwether_meters_only():
 
 def test_rule_sets_switch_per_district():
     eng = engine(feeder={"feeders": 2})
-    eng.switch_rules("BRK2", "storm")  # storm rules on feeder 2: fuses need 3 calls
+    eng.switch_rules("FD2", "storm")  # storm rules on feeder 2: fuses need 3 calls
     for f in (1, 2):
         eng.ingest_report(call(f"a{f}", f"sp{f}.1.1.1"))
         eng.ingest_report(call(f"b{f}", f"sp{f}.1.2.1", 1))
