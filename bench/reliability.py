@@ -3,7 +3,7 @@
 Prints how long import-free preparation (merge, classify, day assignment) and a full report (indices with and
 without MEDs, by feeder and cause, 2.5 beta threshold from the records) take. ``--json`` prints one JSON object.
 
-    .venv/bin/python bench/bench_reliability.py [--customers 50000] [--years 6] [--json]
+    .venv/bin/python bench/reliability.py [--customers 50000] [--years 6] [--json]
 """
 
 from __future__ import annotations
