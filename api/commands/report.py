@@ -5,6 +5,13 @@
     oms report event --from 2024-06-10T00:00Z --to 2024-06-13T00:00Z --events events.csv \\
         [--interruptions outages.csv] [--etrs etrs.csv] [--acks acks.csv] --out storm/ [--json]
 
+From the system's own records instead of CSV files: ``--database-url URL --territory GPKG`` (the service's
+database and the territory it runs; the outage engine is replayed from the journal, read-only, see
+:mod:`api.reliability_source`)::
+
+    oms report reliability --from 2024-01-01 --to 2024-12-31 --database-url sqlite:///oms.db --territory t.gpkg
+    oms report event --from 2024-06-10T00:00Z --to 2024-06-13T00:00Z --database-url ... --territory t.gpkg
+
 CSV columns and conventions: docs/reliability.md and :mod:`outage.history`.
 """
 
@@ -26,10 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = rel.add_mutually_exclusive_group()
     src.add_argument("--interruptions", help="per-customer interruptions CSV")
     src.add_argument("--steps", help="per-event restoration steps CSV (when per-customer rows are not available)")
+    src.add_argument("--database-url", help="the service's database: report from its own records (needs --territory)")
     rel.add_argument("--daily-history", help="daily totals CSV (date, customer_minutes, customers_served, ...)")
     served = rel.add_mutually_exclusive_group()
     served.add_argument("--customers-served", type=int, help="customers served (N_T)")
-    served.add_argument("--territory", help="territory GeoPackage: customers served per feeder and substation")
+    served.add_argument("--territory", help="territory GeoPackage: customers served per feeder and substation (and, "
+                                            "with --database-url, the network its engine is replayed on)")
     rel.add_argument("--by", default="substation,feeder,cause",
                      help="groupings, comma-separated (default: substation,feeder,cause; '' for none)")
     rel.add_argument("--as-of", type=_time, help="close still-open interruptions at this time (ISO 8601)")
@@ -51,7 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev = rsub.add_parser("event", help="post-event summary for a storm or period: HTML with plots, and CSV")
     ev.add_argument("--from", dest="time_from", required=True, type=_time, help="window start (date or time)")
     ev.add_argument("--to", dest="time_to", required=True, type=_time, help="window end, exclusive")
-    ev.add_argument("--events", required=True, help="event summaries CSV")
+    evsrc = ev.add_mutually_exclusive_group(required=True)
+    evsrc.add_argument("--events", help="event summaries CSV")
+    evsrc.add_argument("--database-url", help="the service's database: report from its own records (needs "
+                                              "--territory)")
+    ev.add_argument("--territory", help="with --database-url: the territory GeoPackage the service runs")
     ev.add_argument("--interruptions", help="per-customer interruptions CSV (exact customers and curve)")
     ev.add_argument("--etrs", help="ETR history CSV (event_id, issued_at, etr)")
     ev.add_argument("--acks", help="acknowledgments CSV (reported_at, acknowledged_at)")
@@ -111,8 +124,11 @@ def _reliability(args) -> int:
         timezone=args.tz, cemi_n=tuple(int(n) for n in _floats(args.cemi_n, "--cemi-n")),
         celid_t_hours=_floats(args.celid_hours, "--celid-hours"),
         celid_s_hours=_floats(args.celid_hours, "--celid-hours"))
-    records, identity = None, True
-    if args.interruptions:
+    records, identity, network = None, True, None
+    if args.database_url:
+        own, network = _service_records(args)
+        records = own.interruptions
+    elif args.interruptions:
         records = read_history(args.interruptions, "interruptions", columns.get("interruptions"), args.tz)
     elif args.steps:
         steps = read_history(args.steps, "steps", columns.get("steps"), args.tz)
@@ -125,7 +141,7 @@ def _reliability(args) -> int:
     if args.territory:
         from gis.io import read_territory
 
-        served = CustomersServed.from_network(read_territory(args.territory))
+        served = CustomersServed.from_network(network if network is not None else read_territory(args.territory))
     by = tuple(x.strip() for x in args.by.split(",") if x.strip())
     as_of = _local(args.as_of, args.tz) or args.as_of
     report = reliability_report(args.date_from, args.date_to, records, served, daily, conventions, as_of=as_of,
@@ -146,13 +162,21 @@ def _event(args) -> int:
     end = _local(args.time_to, args.tz) or args.time_to
     if end <= start:
         raise ValueError(f"--to {end.isoformat()} is not after --from {start.isoformat()}")
-    events_df = read_history(args.events, "events", columns.get("events"), args.tz)
-    etrs = read_history(args.etrs, "etrs", columns.get("etrs"), args.tz) if args.etrs else None
-    events = events_from_tables(events_df, etrs)
-    records = (read_history(args.interruptions, "interruptions", columns.get("interruptions"), args.tz)
-               if args.interruptions else None)
-    acks = acks_from_table(read_history(args.acks, "acks", columns.get("acks"), args.tz)) if args.acks else ()
     as_of = (_local(args.as_of, args.tz) or args.as_of) if args.as_of else end
+    if args.database_url:
+        given = [f"--{n}" for n in ("interruptions", "etrs", "acks") if getattr(args, n)]
+        if given:
+            raise ValueError(f"{', '.join(given)}: not with --database-url (the database has these records)")
+        own, _ = _service_records(args, start, end)
+        events, records, acks = own.events, own.interruptions, own.acks
+        as_of = min(as_of, own.as_of)
+    else:
+        events_df = read_history(args.events, "events", columns.get("events"), args.tz)
+        etrs = read_history(args.etrs, "etrs", columns.get("etrs"), args.tz) if args.etrs else None
+        events = events_from_tables(events_df, etrs)
+        records = (read_history(args.interruptions, "interruptions", columns.get("interruptions"), args.tz)
+                   if args.interruptions else None)
+        acks = acks_from_table(read_history(args.acks, "acks", columns.get("acks"), args.tz)) if args.acks else ()
     summary = post_event_summary(start, end, events, records, acks, title=args.title, as_of=as_of)
     written: list[Path] = []
     if args.out:
@@ -169,3 +193,39 @@ def _event(args) -> int:
     for p in written:
         print(f"wrote {p}")
     return 0
+
+
+def _service_records(args, start: datetime | None = None, end: datetime | None = None):
+    """The service's own records (:func:`api.reliability_source.service_records`), read-only, at ``--as-of`` or
+    now: the outage engine replayed from the database's journal on the ``--territory`` network; and that network."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from api.db import Database
+    from api.reliability_source import JournalReplica, service_records
+    from gis.io import read_territory
+
+    if not args.territory:
+        raise ValueError("--database-url needs --territory GPKG: the territory the service runs (the outage engine "
+                         "is replayed on it)")
+
+    try:
+        url = make_url(args.database_url)
+    except SQLAlchemyError as exc:
+        raise ValueError(f"--database-url: {exc}") from None
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") and not Path(
+            url.database).exists():
+        raise FileNotFoundError(f"--database-url: no database file {url.database}")  # do not create an empty one
+    network = read_territory(args.territory)
+    as_of = (_local(args.as_of, args.tz) or args.as_of) if args.as_of else None
+    try:
+        db = Database(args.database_url)
+    except SQLAlchemyError as exc:
+        raise ValueError(f"--database-url: {exc}") from None
+    try:
+        return service_records(JournalReplica(db, network), start, end, as_of=as_of), network
+    except SQLAlchemyError as exc:
+        raise ValueError(f"--database-url: cannot read the service's records ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0]}); is it an OMS database (`oms db upgrade`)?") from None
+    finally:
+        db.dispose()
