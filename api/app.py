@@ -19,7 +19,10 @@ from api.fastpath import IntakeFastPath
 from api.intake import IntakeWriter
 from api.limits import BodyLimitMiddleware, RateLimiter
 from api.live import LiveEngine
-from api.routes import admin, crew, dispatcher, intake, public, stream
+from api.maps import PageConfig, create_router
+from api.maps_provider import LiveMapProvider, RememberMapToken, dispatcher_access
+from api.notify.router import router as notify_router
+from api.routes import admin, crew, dispatcher, intake, public, reports, stream
 from api.settings import Settings
 from api.stream import Broker
 
@@ -39,8 +42,9 @@ class ServiceState:
     writer: IntakeWriter
 
 
-def create_app(settings: Settings | None = None, *, network=None) -> FastAPI:
-    """Build the app. ``network`` (a :class:`gis.network.Network`) overrides ``settings.territory``."""
+def create_app(settings: Settings | None = None, *, network=None, page: PageConfig | None = None) -> FastAPI:
+    """Build the app. ``network`` (a :class:`gis.network.Network`) overrides ``settings.territory``; ``page``
+    configures the maps at ``/maps`` (utility name, polling intervals, tiles)."""
     settings = settings or Settings()
     db = Database(settings.database_url)
     broker = Broker()
@@ -70,8 +74,13 @@ def create_app(settings: Settings | None = None, *, network=None) -> FastAPI:
         ("POST", "/ami"): (intake.INTEGRATION.roles, intake.accept_ami)})
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        overrides={"/admin/territory": 512 * 1024 * 1024})
-    for module in (public, intake, dispatcher, crew, admin, stream):
+    for module in (public, intake, dispatcher, crew, admin, reports, stream):
         app.include_router(module.router)
+    app.include_router(notify_router)
+    maps = create_router(LiveMapProvider(live), page=page or PageConfig(), dispatcher_dependencies=[dispatcher_access])
+    app.include_router(maps)
+    app.state.maps = maps.map_service  # shared with snapshot writers (same MapData, same caches)
+    app.add_middleware(RememberMapToken)
     _hoist_schemas(app)
     return app
 

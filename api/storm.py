@@ -52,11 +52,13 @@ def storm_messages(network, faults: int, call_rate: float, ami: bool, seed: int)
     return out, storm
 
 
-def replay(territory: str, *, url: str, token: str, faults: int = 20, call_rate: float = 0.3, ami: bool = False,
+def replay(territory, *, url: str, token: str, faults: int = 20, call_rate: float = 0.3, ami: bool = False,
            speed: float = 60.0, concurrency: int = 16, seed: int = 1) -> dict:
+    """Send the storm; ``territory`` is a GeoPackage path or an already loaded :class:`gis.network.Network`."""
     from gis.io import read_territory
 
-    network = read_territory(territory)
+    network = read_territory(territory) if isinstance(territory, (str, bytes)) or hasattr(territory, "__fspath__") \
+        else territory
     messages, storm = storm_messages(network, faults, call_rate, ami, seed)
     headers = {"Authorization": f"Bearer {token}"}
     counts = {"reports_sent": 0, "reports_accepted": 0, "ami_sent": 0, "ami_accepted": 0, "scada_sent": 0,

@@ -42,9 +42,21 @@ TABLE = [
     ("PUT", "/admin/settings", {"plan_mode": "propose"}, {"admin"}),
     ("POST", "/admin/territory", None, {"admin"}),
     ("GET", "/stream", None, {"crew", "integration", "dispatcher", "admin"}),
+    ("POST", "/notify/contacts", [], {"integration", "admin"}),
+    ("POST", "/notify/sms/inbound", {"from": "+15550100", "body": "HELP"}, {"integration", "admin"}),
+    ("GET", "/notify/sla", None, DISPATCH),
+    ("GET", "/notify/dead", None, DISPATCH),
+    ("POST", "/notify/dead/{row_id}/retry", None, DISPATCH),
+    ("GET", "/maps/public.geojson", None, ALL),
+    ("GET", "/maps/roads.geojson", None, ALL),
+    ("GET", "/maps/dispatcher.geojson", None, DISPATCH),
+    ("GET", "/maps/network.geojson", None, DISPATCH),
+    ("GET", "/reliability/indices", None, DISPATCH),
+    ("GET", "/reliability/restoration", None, DISPATCH),
+    ("GET", "/reliability/event-summary", None, DISPATCH),
 ]
 PARAMS = {"reference": "R-XXXX-XXXX-XXXX", "event_id": "E999", "plan_id": "999", "assignment_id": "999",
-          "crew_id": "C9", "user_id": "999"}
+          "crew_id": "C9", "user_id": "999", "row_id": "999"}
 
 
 def test_table_covers_every_route(client):
