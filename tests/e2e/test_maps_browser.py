@@ -31,6 +31,7 @@ from maps_territory import sp_rows, storm_state, territory  # noqa: E402
 
 from api.maps import MapEvent, MapOptions, PageConfig, StaticProvider, create_router  # noqa: E402
 from api.schemas import ReportIn  # noqa: E402  (the service's own intake schema: the form must satisfy it)
+
 PlaywrightTimeout = playwright_api.TimeoutError
 
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
