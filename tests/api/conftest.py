@@ -7,6 +7,13 @@ import pytest
 from service_helpers import make_client, make_users
 
 
+def pytest_ignore_collect(collection_path, config):
+    """The schema fuzzer starts a server when imported: collect it only when slow tests are selected."""
+    if collection_path.name == "test_schemathesis.py":
+        return (config.getoption("markexpr") or "").strip() == "not slow"
+    return None
+
+
 @pytest.fixture
 def tokens(db_url):
     return make_users(db_url)

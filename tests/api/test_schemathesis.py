@@ -3,6 +3,7 @@ produces a 5xx, and every response matches the schema. Runs as admin, crew, inte
 
 from __future__ import annotations
 
+import atexit
 import os
 import tempfile
 
@@ -32,8 +33,11 @@ def _territory() -> str:
     return path
 
 
+# schemathesis parametrizes from a live schema at import, so the server starts at collection; tests/api/conftest.py
+# collects this module only when slow tests are selected, and atexit stops the server whatever happens.
 _server = ServerProcess(_url, _territory(), env={"OMS_RATE_LIMIT_PER_MINUTE": "1000000",
                                                  "OMS_RATE_LIMIT_BURST": "100000"}).start()
+atexit.register(_server.stop)
 schema = schemathesis.openapi.from_url(_server.url + "/openapi.json").exclude(path="/stream")
 
 
