@@ -108,8 +108,8 @@ class LiveEngine:
         from outage.engine import OutageEngine
 
         self.network = network
-        self.directory = Directory.from_network(network)
         self.engine = OutageEngine.from_network(network, clock=self.clock)
+        self.directory = Directory.from_network(network, self.engine.grid.topology)
         if self.rules_name != "normal":
             self.engine.switch_rules(None, self.rules_name)
         self._hist_n = {}
@@ -729,37 +729,10 @@ class LiveEngine:
 
     # ================================================================ edge checks used by the routes
     def locate_report(self, body) -> str | None:
-        """The service point a report names (by account, meter, phone or place), or 422 saying what is unknown.
+        """The service point a report names (account, meter, phone, address or place), or 422 saying what failed.
 
         Without a territory nothing can be checked; the report is stored and analysed once one is loaded."""
-        d = self.directory
-        if d is None:
-            return None
-        if body.account:
-            sp = d.by_account.get(body.account)
-            if sp is None:
-                raise ApiError(422, "invalid", f"unknown account {body.account!r}",
-                               [{"field": "body.account", "message": "no service point has this account"}])
-            return sp
-        if body.meter:
-            sp = d.meter_of(body.meter)
-            if sp is None:
-                raise ApiError(422, "invalid", f"unknown meter {body.meter!r}",
-                               [{"field": "body.meter", "message": "no service point has this meter"}])
-            return sp
-        if body.lat is not None:
-            sp = d.nearest(body.lon, body.lat)
-            if sp is None:
-                raise ApiError(422, "invalid", f"({body.lat}, {body.lon}) is outside the service area",
-                               [{"field": "body.lat", "message": "no service point within 2 km"}])
-            return sp
-        from api.territory import phone_digits
-
-        sp = d.by_phone.get(phone_digits(body.phone or ""))
-        if sp is None:
-            raise ApiError(422, "invalid", "phone number not on file; give an account, meter or location",
-                           [{"field": "body.phone", "message": "no service point has this phone number"}])
-        return sp
+        return None if self.directory is None else self.directory.locate_report(body)
 
     def known_meter(self, meter: str) -> bool:
         return self.directory is None or self.directory.meter_of(meter) is not None

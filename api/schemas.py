@@ -41,7 +41,8 @@ class Contact(In):
 
 
 class ReportIn(In):
-    """A trouble report. Locate it by ``account``, ``meter``, ``phone`` or both ``lat`` and ``lon``."""
+    """A trouble report. Locate it by ``account``, ``meter``, ``phone``, ``address`` or both ``lat`` and ``lon``
+    (tried in that order; the first that fits exactly one service point wins, an ambiguous one is refused)."""
 
     power: Power = "out"
     channel: Channel = "web"
@@ -62,8 +63,8 @@ class ReportIn(In):
     def _located(self):
         if (self.lat is None) != (self.lon is None):
             raise ValueError("give both lat and lon, or neither")
-        if not (self.account or self.meter or self.phone or self.lat is not None):
-            raise ValueError("say where: give account, meter, phone, or lat and lon")
+        if not (self.account or self.meter or self.phone or (self.address or "").strip() or self.lat is not None):
+            raise ValueError("say where: give account, meter, phone, address, or lat and lon")
         return self
 
 

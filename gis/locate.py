@@ -107,11 +107,12 @@ class Locator:
         sp = self.net.service_points
         self._sp_ids = sp["sp_id"].to_numpy(dtype=object)
         # the text indexes are built on first use (a million accounts take seconds); coordinates need only the tree
-        self._accounts: dict[str, list[int]] | None = None
-        self._meters: dict[str, list[int]] | None = None
-        self._phones: dict[str, list[int]] | None = None
-        self._addresses: dict[str, list[int]] | None = None
-        self._words: dict[str, np.ndarray] | None = None
+        self._account_index: dict[str, list[int]] | None = None
+        self._meter_index: dict[str, list[int]] | None = None
+        self._phone_index: dict[str, list[int]] | None = None
+        self._address_index: dict[str, list[int]] | None = None
+        self._words: dict[str, np.ndarray] | None = None  # address word -> rows, built with the address index
+        self._phone_digits: list[str] = []  # normalised phone of each row, built with the phone index
         geom = sp.geometry
         ok = ~(geom.isna() | geom.is_empty).to_numpy()
         self._xyz_rows = np.flatnonzero(ok)
@@ -119,27 +120,49 @@ class Locator:
         lat = np.radians(geom.y.to_numpy()[ok]) if ok.any() else np.empty(0)
         self._tree = cKDTree(_unit_vectors(lon, lat)) if len(lon) else None
 
+    def prepare(self) -> Locator:
+        """Build every text index now rather than on first use: a service locating reports on its hot path
+        builds them once, when it loads the territory, so that no request pays for them."""
+        for name in ("account", "meter", "phone", "address"):
+            self._text_index(name)
+        return self
+
+    def _text_index(self, name: str) -> dict[str, list[int]]:
+        """The index of one text column (built on first use): normalised key -> service point rows."""
+        index = getattr(self, f"_{name}_index")
+        if index is None:
+            column = self.net.service_points[name]
+            if name == "address":
+                keys = column.map(normalize_address)
+                words: dict[str, list[int]] = {}
+                for row, key in enumerate(keys.tolist()):
+                    for w in set(key.split()):
+                        words.setdefault(w, []).append(row)
+                self._words = {w: np.asarray(rows, dtype=np.int64) for w, rows in words.items()}
+            elif name == "phone":  # keyed by the last digits: a number matches with or without its prefix
+                digits = column.map(normalize_phone)
+                self._phone_digits = digits.tolist()
+                keys = digits.map(lambda d: d[-MIN_PHONE_SUFFIX:])
+            else:
+                keys = column.map(normalize_id)
+            index = _index(keys)
+            setattr(self, f"_{name}_index", index)
+        return index
+
     # -- by id -----------------------------------------------------------------------------------------------
     def by_account(self, account: str) -> Match:
-        if self._accounts is None:
-            self._accounts = _index(self.net.service_points["account"].map(normalize_id))
-        return self._by_key(self._accounts, normalize_id(account), "account", account)
+        return self._by_key(self._text_index("account"), normalize_id(account), "account", account)
 
     def by_meter(self, meter: str) -> Match:
-        if self._meters is None:
-            self._meters = _index(self.net.service_points["meter"].map(normalize_id))
-        return self._by_key(self._meters, normalize_id(meter), "meter", meter)
+        return self._by_key(self._text_index("meter"), normalize_id(meter), "meter", meter)
 
     def by_phone(self, phone: str) -> Match:
         key = normalize_phone(phone)
         if len(key) < MIN_PHONE_SUFFIX:
             return Match("not_found", "phone", phone, message=f"phone {phone!r} has fewer than {MIN_PHONE_SUFFIX} "
                                                                   "digits")
-        if self._phones is None:
-            sp = self.net.service_points
-            self._phones = _index(sp["phone"].map(normalize_phone).map(lambda d: d[-MIN_PHONE_SUFFIX:]))
-        rows = [r for r in self._phones.get(key[-MIN_PHONE_SUFFIX:], [])
-                if _phone_fits(normalize_phone(self.net.service_points["phone"].iat[r]), key)]
+        rows = [r for r in self._text_index("phone").get(key[-MIN_PHONE_SUFFIX:], [])
+                if _phone_fits(self._phone_digits[r], key)]
         return self._answer(rows, "phone", phone)
 
     def _by_key(self, index: dict[str, list[int]], key: str, by: str, query: str) -> Match:
@@ -152,9 +175,7 @@ class Locator:
         key = normalize_address(text)
         if not key:
             return Match("not_found", "address", text, message="empty address")
-        if self._addresses is None:
-            self._build_address_index()
-        rows = self._addresses.get(key)
+        rows = self._text_index("address").get(key)
         if rows:
             return self._answer(rows, "address", text)
         words = key.split()
@@ -169,15 +190,6 @@ class Locator:
             if len(rows_arr) == 0:
                 break
         return self._answer(rows_arr.tolist(), "address", text)
-
-    def _build_address_index(self) -> None:
-        keys = self.net.service_points["address"].map(normalize_address)
-        self._addresses = _index(keys)
-        words: dict[str, list[int]] = {}
-        for row, key in enumerate(keys.tolist()):
-            for w in set(key.split()):
-                words.setdefault(w, []).append(row)
-        self._words = {w: np.asarray(rows, dtype=np.int64) for w, rows in words.items()}
 
     # -- by coordinates ------------------------------------------------------------------------------------
     def nearest_many(self, lons, lats, radius_m: float = DEFAULT_RADIUS_M) -> tuple[np.ndarray, np.ndarray]:

@@ -200,7 +200,7 @@ To report an outage without it, please call us.</p></noscript>
       <label>or phone number on the account <input name="phone" type="tel" autocomplete="tel" maxlength="32"></label>
       <div><button type="button" id="oms-locate">Use my location</button> <span id="oms-locate-note"></span></div>
       <input type="hidden" name="lat"><input type="hidden" name="lon">
-      <label>Street address (helps the crew) <input name="address" autocomplete="street-address" maxlength="200">
+      <label>or street address <input name="address" autocomplete="street-address" maxlength="200">
       </label>
       <label>What do you see? <select name="power">
         <option value="out">No power</option><option value="partial">Partial power / dim lights</option>

@@ -124,7 +124,7 @@ async def sms_inbound(request: Request, _=Depends(_inbound_principal)) -> dict:
     outcome = keyword
     if keyword == "out":
         directory = getattr(state.live, "directory", None)
-        sp_id = (directory.by_phone.get(address) if directory is not None else None) or (last[1] if last else None)
+        sp_id = (directory.sp_by_phone(sender) if directory is not None else None) or (last[1] if last else None)
         if sp_id is None:
             keyword_reply, outcome = "help", "OUT from an unknown number: sent HELP"
         else:

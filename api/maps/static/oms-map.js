@@ -293,8 +293,8 @@
       ev.preventDefault();
       var out = byId('oms-report-result');
       var body = reportBody(form);
-      if (!body.account && !body.phone && body.lat === undefined) {
-        out.textContent = 'Please give your account number or phone number, or share your location.';
+      if (!body.account && !body.phone && !body.address && body.lat === undefined) {
+        out.textContent = 'Please give your account number, phone number or street address, or share your location.';
         out.className = 'oms-bad';
         return;
       }
