@@ -12,7 +12,8 @@
 * skills as allowed vehicles; an on-site crew's job is locked as its first stop; an en-route crew pays a
   stability penalty (``stability_minutes`` of mean weight) for being turned away from its current destination;
 * first solution: the better of the greedy baseline and a weight-per-minute rule (both feasible by
-  construction), or a previous plan's routes (warm start); time limit; ``deterministic`` replaces the wall clock
+  construction), improved by :mod:`dispatch.improve` (relocate/swap with exact completion times), or a previous
+  plan's routes (warm start); time limit; ``deterministic`` replaces the wall clock
   with a solution limit so the same input gives the same plan;
 * life safety: each P1 job gets its greedy-baseline arrival as a deadline (``p1_no_later_than_greedy``), so
   minimizing the total never reaches a P1 job later than the simple rule would.
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dispatch.greedy import HAZARD_FACTOR, greedy_routes, greedy_schedule
+from dispatch.improve import improve_routes
 from dispatch.instance import Instance, compile_problem, effective_weights
 from dispatch.model import Problem
 from dispatch.plan import Plan, build_plan, routes_by_index
@@ -52,6 +54,9 @@ class SolveOptions:
     ``p1_no_later_than_greedy``: when the search starts from the greedy plan, every P1 (life-safety) job it
     reaches gets that arrival as a hard deadline, so optimizing the total never delays a life-safety job beyond
     what the simple rule would do. ``search_overrides``: extra OR-Tools search parameters (protobuf text).
+    ``improve_share``: share of ``time_limit_s`` spent by :mod:`dispatch.improve` (relocate/swap moves with
+    exact re-timing) on the first solution before OR-Tools searches; OR-Tools' own moves are slow on this
+    objective at storm size, so most of the budget goes to the cheap pass.
     """
 
     time_limit_s: float = 10.0
@@ -65,6 +70,7 @@ class SolveOptions:
     workers: int = 1
     p1_no_later_than_greedy: bool = True
     search_overrides: str = ""
+    improve_share: float = 0.8
 
 
 def solve(problem: Problem, travel: TravelTime, options: SolveOptions = SolveOptions(),
@@ -84,6 +90,12 @@ def solve(problem: Problem, travel: TravelTime, options: SolveOptions = SolveOpt
                            "warm start from the previous plan"))
     if options.first_solution == "greedy" and previous is None:
         routes, guard, label = _seed(inst, data, options)
+        # Deterministic mode: the pass runs to its local optimum (the time limit is only a safety net).
+        budget = options.time_limit_s * options.improve_share * (10 if options.deterministic else 1)
+        if budget > 0:
+            routes, moves = improve_routes(data, routes, inst.assignable, _fixed_first(inst, routes),
+                                           _precedence_jobs(inst), budget)
+            label += f", improved by {moves} relocate/swap moves"
         candidates.append((routes, label))
         if guard:
             notes += (f"{guard} P1 jobs held to their greedy arrival or earlier",)
@@ -91,8 +103,9 @@ def solve(problem: Problem, travel: TravelTime, options: SolveOptions = SolveOpt
         # Re-planning keeps the previous plan's freedom (no P1 deadlines); the seed is only built if the
         # previous routes no longer fit (a crew's shift, a window).
         candidates.append((lambda: _seed(inst, data, options, guard=False)[0], "greedy seed (warm start failed)"))
+    remaining = max(0.1, options.time_limit_s - (time.perf_counter() - t0))
     params = RoutingParams(
-        time_limit_s=options.time_limit_s * (10 if options.deterministic else 1),
+        time_limit_s=remaining * (10 if options.deterministic else 1),
         first_solution="PARALLEL_CHEAPEST_INSERTION" if options.first_solution == "greedy"
         else options.first_solution,
         metaheuristic=options.metaheuristic,
@@ -188,6 +201,19 @@ def _seed(inst: Instance, data: RoutingData, options: SolveOptions,
     if cost(ratio_start) < cost(base_start):
         return ratio, held, "ratio-rule plan"
     return base, held, "greedy plan"
+
+
+def _fixed_first(inst: Instance, routes: list[list[int]]) -> set[int]:
+    """Crews whose first stop must stay first: on site (locked) or en route to it (stability)."""
+    heading = {k for k, i in inst.heading.items() if routes[k][:1] == [i]}
+    return set(inst.locked) | heading
+
+
+def _precedence_jobs(inst: Instance) -> set[int]:
+    """Jobs that take part in a precedence (either side): the own improvement pass leaves them to OR-Tools."""
+    idx = inst.problem.job_index
+    return {i for i, j in enumerate(inst.problem.jobs) if j.after} | {
+        idx[p] for j in inst.problem.jobs for p in j.after}
 
 
 def _warm_routes(inst: Instance, routes: list[list[int]]) -> list[list[int]]:
