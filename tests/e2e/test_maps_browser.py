@@ -8,22 +8,14 @@ and turns a report into a new outage on the map. Skipped when chromium or playwr
 from __future__ import annotations
 
 import itertools
-import shutil
-import socket
 import sys
-import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-if not Path(CHROMIUM).exists():
-    pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
-
-import uvicorn  # noqa: E402
+sys.path.insert(0, str(Path(__file__).parent))
+from browser import PlaywrightTimeout, launch_browser, serve, watch  # noqa: E402  (skips without chromium)
 from fastapi import FastAPI  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "maps"))
@@ -31,11 +23,6 @@ from maps_territory import sp_rows, storm_state, territory  # noqa: E402
 
 from api.maps import MapEvent, MapOptions, PageConfig, StaticProvider, create_router  # noqa: E402
 from api.schemas import ReportIn  # noqa: E402  (the service's own intake schema: the form must satisfy it)
-
-PlaywrightTimeout = playwright_api.TimeoutError
-
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"]
 
 
 def build_app():
@@ -77,43 +64,21 @@ def build_app():
 @pytest.fixture(scope="module")
 def server():
     app, provider, versions, reports = build_app()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", provider, versions, reports
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serve(app) as base:
+        yield base, provider, versions, reports
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with launch_browser() as b:
         yield b
-        b.close()
-
-
-def no_foreign_requests(page, base):
-    foreign = []
-    page.on("request", lambda r: foreign.append(r.url) if not r.url.startswith((base, "data:")) else None)
-    return foreign
 
 
 def test_public_map_live_report_and_lookup(server, browser, tmp_path):
     base, provider, versions, reports = server
     context = browser.new_context(viewport={"width": 390, "height": 800}, is_mobile=True)  # a phone
     page = context.new_page()
-    foreign = no_foreign_requests(page, base)
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    errors, foreign = watch(page, base)
     page.goto(f"{base}/maps/public")
     page.wait_for_function("document.querySelector('#oms-customers-out').textContent === '21'")
     areas = page.locator("path.leaflet-interactive")
@@ -173,9 +138,7 @@ def test_public_map_live_report_and_lookup(server, browser, tmp_path):
 def test_dispatcher_map_layers_popup_and_filters(server, browser, tmp_path):
     base, provider, versions, reports = server
     page = browser.new_page(viewport={"width": 1280, "height": 800})
-    foreign = no_foreign_requests(page, base)
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    errors, foreign = watch(page, base)
     page.goto(f"{base}/maps/dispatcher")
     page.wait_for_function("document.querySelector('#oms-events').textContent !== '–'")
     page.wait_for_function("Number(document.querySelector('#oms-deenergized').textContent) > 0")

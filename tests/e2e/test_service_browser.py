@@ -9,25 +9,16 @@ dispatcher map with ``?token=`` sees the same event. Skipped when chromium or pl
 
 from __future__ import annotations
 
-import shutil
-import socket
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-if not Path(CHROMIUM).exists():
-    pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
-
-import httpx  # noqa: E402
-import uvicorn  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "maps"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
+import httpx  # noqa: E402
+from browser import launch_browser, serve, watch  # noqa: E402  (skips this module without chromium/playwright)
 from maps_territory import territory  # noqa: E402
 from service_helpers import make_users  # noqa: E402
 
@@ -35,8 +26,6 @@ from api.app import create_app  # noqa: E402
 from api.maps import PageConfig  # noqa: E402
 from api.settings import Settings  # noqa: E402
 
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"]
 #: "1 Market Square" is one service point of the test territory: 10 customers on transformer TT1.
 ADDRESS, SP, DEVICE, CUSTOMERS = "1 Market Square", "sp-town0", "TT1", 10
 
@@ -50,36 +39,14 @@ def service(db_url):
     net = territory()
     net.road_edges = net.road_edges.iloc[:0]  # its roads are drawing-only (no road nodes); crews go straight
     app = create_app(settings, network=net, page=PageConfig(public_interval_s=1, dispatcher_interval_s=1))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", tokens
-    server.should_exit = True
-    thread.join(timeout=15)
+    with serve(app) as base:
+        yield base, tokens
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with launch_browser() as b:
         yield b
-        b.close()
-
-
-def watch(page, base):
-    """Page errors and requests that leave the app (none are allowed: no CDN, no tiles)."""
-    errors, foreign = [], []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("request", lambda r: foreign.append(r.url) if not r.url.startswith((base, "data:")) else None)
-    return errors, foreign
 
 
 def test_report_by_address_appears_on_the_public_and_dispatcher_maps(service, browser, tmp_path):
