@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from api.commands import demo, report, serve, simulate, territory
+from api.commands import demo, notify, report, serve, simulate, territory
 
-COMMAND_GROUPS = [territory, demo, report, serve, simulate]
+COMMAND_GROUPS = [territory, demo, report, serve, simulate, notify]
 
 
 class CLIError(Exception):

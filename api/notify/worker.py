@@ -18,8 +18,8 @@ Failures: transient ones (timeouts, 4xx SMTP, HTTP 429/5xx) retry with exponenti
 ones, or ``max_attempts`` transient ones, move the row to ``dead`` with the last error, visible to dispatchers
 (``GET /notify/dead``) and re-queueable. A recipient the provider reports as unsubscribed is opted out.
 
-Run: ``python -m api.notify.worker --database-url URL [--territory T.gpkg] [--plan]`` (settings from
-``OMS_NOTIFY_*``, see :mod:`api.notify.config`).
+Run: ``oms notify worker --database-url URL [--territory T.gpkg] [--plan] [--log-channel]`` (or
+``python -m api.notify.worker`` with the same options; settings from ``OMS_NOTIFY_*``, see :mod:`api.notify.config`).
 """
 
 from __future__ import annotations
@@ -365,20 +365,20 @@ def _ledger_put(session, audience: str, event_id: str, kind: str, digest: str, e
     session.flush()
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m api.notify.worker", description="deliver notifications")
-    p.add_argument("--database-url", default=None, help="default: OMS_DATABASE_URL")
-    p.add_argument("--territory", help="territory GeoPackage, for proactive notices downstream of an outage")
-    p.add_argument("--plan", action="store_true", help="also turn event changes into notifications (one process)")
-    p.add_argument("--id", help="worker id (default host:pid)")
-    p.add_argument("--log-level", default="info")
-    args = p.parse_args(argv)
+def serve(args: argparse.Namespace) -> int:
+    """Deliver (and with ``--plan``, plan) until SIGTERM or SIGINT; then finish the batch in hand and exit 0."""
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from api.settings import Settings
 
     settings = NotifySettings()
+    channels = channels_mod.from_settings(settings)
+    if args.log_channel:  # like the demo: the log stands in for the SMS gateway and the mail relay
+        for name in ("sms", "email"):
+            if name in channels:
+                channels[name].close()
+            channels[name] = channels_mod.LogChannel(name=name)
     db = Database(args.database_url or Settings().database_url)
-    worker = Worker(db, settings, channels_mod.from_settings(settings), worker_id=args.id)
+    worker = Worker(db, settings, channels, worker_id=args.id)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -403,6 +403,15 @@ def main(argv: list[str] | None = None) -> int:
         worker.close()
         db.dispose()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m api.notify.worker``: the same as ``oms notify worker`` (one set of options)."""
+    from api.commands.notify import add_worker_arguments
+
+    p = argparse.ArgumentParser(prog="python -m api.notify.worker", description="deliver notifications")
+    add_worker_arguments(p)
+    return serve(p.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -169,7 +169,7 @@ def test_kill_9_mid_run_never_sends_twice_and_loses_nothing(db_url, db, gateway)
     gateway.faults.mode, gateway.faults.delay = "slow", 0.02
     env = {**os.environ, "OMS_NOTIFY_SMS_URL": gateway.url, "OMS_NOTIFY_LEASE_S": "1",
            "OMS_NOTIFY_BATCH_SIZE": "50", "OMS_NOTIFY_THREADS": "8", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "api.notify.worker", "--database-url", db_url, "--log-level", "warning"]
+    cmd = [sys.executable, "-m", "api.cli", "notify", "worker", "--database-url", db_url, "--log-level", "warning"]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
     try:
         deadline = time.monotonic() + 30
@@ -195,6 +195,28 @@ def test_kill_9_mid_run_never_sends_twice_and_loses_nothing(db_url, db, gateway)
     assert _statuses(db) == {"sent": n}
     assert len(gateway.received.deliveries) == n  # nothing lost
     assert gateway.received.duplicates == 0  # nothing sent twice to a handset
+
+
+def test_cli_worker_log_channel_is_a_dry_run_for_sms_and_email(db_url, db):
+    """``oms notify worker --log-channel`` with no provider configured: every acknowledgment goes to the log under
+    its own channel's name (without the flag the SMS and email ones would have no channel and be suppressed)."""
+    add_reports(db, [{"sms": "+15550900001", "prefer": "sms"}, {"email": "a@example.org", "prefer": "email"}, None])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMS_NOTIFY_")}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "notify", "worker", "--database-url", db_url,
+                             "--log-channel", "--log-level", "warning"], env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while _statuses(db) != {"sent": 3} and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0  # a clean stop on SIGTERM
+    assert _statuses(db) == {"sent": 3}
+    with db.read() as s:
+        rows = s.execute(select(NotifyDelivery.channel, NotifyDelivery.provider_id)).all()
+    assert sorted(ch for ch, _ in rows) == ["email", "log", "sms"]
+    assert all(pid.startswith("log:") for _, pid in rows)
 
 
 @pytest.mark.parametrize("mode", ["fail"])
