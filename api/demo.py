@@ -40,6 +40,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
+from api.models import ACTIVE_ASSIGNMENT
+
 log = logging.getLogger("oms.demo")
 
 #: Crew driving speed on the straight line between stops, km/h, and the detour factor of real roads.
@@ -213,7 +215,7 @@ class CrewSimulator:
             crew.next_poll = now + 0.5
             r = crew.http.get("/crew/assignments")
             r.raise_for_status()
-            work = sorted((a for a in r.json() if a["status"] in ("assigned", "en_route", "on_site")),
+            work = sorted((a for a in r.json() if a["status"] in ACTIVE_ASSIGNMENT),
                           key=lambda a: (a["sequence"], a["id"]))
             if not work:
                 return

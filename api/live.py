@@ -30,6 +30,7 @@ from api.db import Database
 from api.errors import ApiError
 from api.intake import Committed
 from api.models import (
+    ACTIVE_ASSIGNMENT,
     CLOSED_STATES,
     Assignment,
     Crew,
@@ -48,7 +49,6 @@ from api.stream import Broker
 from api.territory import Directory
 
 log = logging.getLogger("oms.live")
-ACTIVE_ASSIGNMENT = ("assigned", "en_route", "on_site")
 #: Clocks drift; a message stamped further in the future than this is refused.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 #: Most significant change first: the one message published per event per batch.

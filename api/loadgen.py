@@ -10,18 +10,51 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, func, select, text
+
+from api.db import Database, normalize_url
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def fresh_database(url: str | None, tmp: Path):
+    """A new empty database: a SQLite file in ``tmp``, or a new schema on the PostgreSQL server at ``url``."""
+    if url is None or normalize_url(url).startswith("sqlite"):
+        yield url or f"sqlite:///{tmp / f'oms-{secrets.token_hex(3)}.db'}"
+        return
+    schema = f"oms_tmp_{secrets.token_hex(4)}"
+    admin = create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in url else "?"
+    try:
+        yield f"{normalize_url(url)}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def count_rows(url: str, model, *where) -> int:
+    db = Database(url)
+    try:
+        with db.read() as s:
+            return s.scalar(select(func.count()).select_from(model).where(*where))
+    finally:
+        db.dispose()
 
 
 def free_port() -> int:

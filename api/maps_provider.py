@@ -26,11 +26,10 @@ from sqlalchemy import select
 
 from api.auth import Principal, check_role, resolve_principal
 from api.maps.state import MapCrew, MapEvent, MapState
-from api.models import CLOSED_STATES, Assignment, Crew, Event
+from api.models import ACTIVE_ASSIGNMENT, CLOSED_STATES, Assignment, Crew, Event
 
 #: Assignment status -> the maps' crew status words.
 CREW_STATUS = {"assigned": "assigned", "en_route": "en route", "on_site": "on site"}
-ACTIVE_ASSIGNMENT = tuple(CREW_STATUS)
 TOKEN_COOKIE = "oms_map_token"
 DISPATCHER_ROLES = ("dispatcher", "admin")
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{8,200}")

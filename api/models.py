@@ -42,6 +42,8 @@ EVENT_STATES = ("unconfirmed", "probable", "confirmed", "dispatched", "en_route"
 CLOSED_STATES = ("restored", "cancelled")
 CREW_STATUSES = ("available", "en_route", "on_site", "needs_help", "off_shift")
 ASSIGNMENT_STATES = ("proposed", "assigned", "en_route", "on_site", "done", "cancelled")
+#: A crew holds the job: assigned, driving to it, or working on it (in that order).
+ACTIVE_ASSIGNMENT = ("assigned", "en_route", "on_site")
 OUTBOX_STATES = ("pending", "claimed", "sent", "dead")
 
 

@@ -22,13 +22,12 @@ import numpy as np
 from sqlalchemy import select
 
 from api.errors import ApiError
-from api.models import Assignment, Crew, Event, Plan
+from api.models import ACTIVE_ASSIGNMENT, Assignment, Crew, Event, Plan
 
 if TYPE_CHECKING:
     from api.live import LiveEngine
 
 log = logging.getLogger("oms.replan")
-ACTIVE = ("assigned", "en_route", "on_site")
 #: Required skills per device kind; tree trouble adds ``tree``. Crews' skills use the same words.
 SKILLS_BY_KIND = {"service": {"service"}, "transformer": {"line"}, "fuse": {"line"}, "sectionalizer": {"line"},
                   "recloser": {"line"}, "switch": {"line"}, "regulator": {"line"}, "breaker": {"line"},
@@ -72,7 +71,7 @@ class Replanner:
         events = session.scalars(select(Event).where(Event.state.not_in(("restored", "cancelled")),
                                                      Event.merged_into.is_(None))).all()
         crews = session.scalars(select(Crew).where(Crew.status != "off_shift")).all()
-        active = session.scalars(select(Assignment).where(Assignment.status.in_(ACTIVE))
+        active = session.scalars(select(Assignment).where(Assignment.status.in_(ACTIVE_ASSIGNMENT))
                                  .order_by(Assignment.sequence, Assignment.id)).all()
         skills_known = set().union(*(set(c.skills or ()) for c in crews)) if crews else set()
         excluded: dict[str, str] = {}
@@ -246,7 +245,7 @@ class Replanner:
         messages = []
         with live.db.write() as session, session.begin():
             current = {(a.event_id): a for a in session.scalars(select(Assignment).where(
-                Assignment.status.in_(ACTIVE)))}
+                Assignment.status.in_(ACTIVE_ASSIGNMENT)))}
             planned = {r["event_id"] for r in rows}
             for eid, a in current.items():  # unlocked, unstarted work the plan moved elsewhere or dropped
                 if not (a.locked or a.manual) and a.status == "assigned" and (

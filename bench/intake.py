@@ -20,43 +20,22 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import secrets
 import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from api.auth import create_user  # noqa: E402
-from api.db import Database, normalize_url  # noqa: E402
-from api.loadgen import ServerProcess, hammer, http_request, percentile  # noqa: E402
+from api.db import Database  # noqa: E402
+from api.loadgen import ServerProcess, count_rows, fresh_database, hammer, http_request, percentile  # noqa: E402
 from api.migrate import upgrade  # noqa: E402
 from api.models import MeterMessage, Report  # noqa: E402
-
-
-@contextmanager
-def fresh_database(url: str | None, tmp: Path):
-    """A new empty database: a SQLite file in ``tmp``, or a new schema on the PostgreSQL server at ``url``."""
-    if url is None or normalize_url(url).startswith("sqlite"):
-        yield url or f"sqlite:///{tmp / f'intake-{secrets.token_hex(3)}.db'}"
-        return
-    schema = f"oms_bench_{secrets.token_hex(4)}"
-    admin = create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in url else "?"
-    try:
-        yield f"{normalize_url(url)}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def prepare(url: str) -> str:
@@ -95,15 +74,6 @@ def latency_ms(results, status=202) -> dict:
     ok = [r.seconds * 1000 for r in results if r.status == status]
     return {"p50_ms": round(percentile(ok, 50), 1), "p99_ms": round(percentile(ok, 99), 1),
             "max_ms": round(max(ok), 1) if ok else None}
-
-
-def count_rows(url: str, model, *where) -> int:
-    db = Database(url)
-    try:
-        with db.read() as s:
-            return s.scalar(select(func.count()).select_from(model).where(*where))
-    finally:
-        db.dispose()
 
 
 def throughput(url: str, territory: str, accounts, meters, args, log: Path) -> dict:

@@ -41,11 +41,10 @@ from sqlalchemy import func, select  # noqa: E402
 
 from api.auth import create_user  # noqa: E402
 from api.db import Database  # noqa: E402
-from api.loadgen import ServerProcess, hammer, http_request  # noqa: E402
+from api.loadgen import ServerProcess, fresh_database, hammer, http_request  # noqa: E402
 from api.migrate import upgrade  # noqa: E402
 from api.models import OutboxMessage, Report  # noqa: E402
 from api.notify.receivers import SmsGateway, SmtpReceiver  # noqa: E402
-from bench.intake import fresh_database  # noqa: E402
 
 
 def _storm(port: int, token: str, n: int, concurrency: int, seed: int) -> tuple[int, int, float]:

@@ -20,7 +20,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from api.db import Database
-from api.models import Assignment, Event, OutboxMessage, Report, utcnow
+from api.models import ACTIVE_ASSIGNMENT, Assignment, Event, OutboxMessage, Report, utcnow
 from api.notify.config import NotifySettings
 from api.notify.models import NotifyContact, NotifyLedger, NotifyOptOut, normalize_address
 from api.notify.policy import (
@@ -36,7 +36,6 @@ from api.notify.policy import (
 )
 
 log = logging.getLogger("oms.notify.planner")
-ACTIVE_ASSIGNMENT = ("assigned", "en_route", "on_site")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from api.auth import Principal, require
 from api.errors import ApiError
-from api.models import Assignment
+from api.models import ACTIVE_ASSIGNMENT, Assignment
 from api.schemas import AssignmentOut, CrewOut, CrewStatusIn, DbId, PositionIn
 
 router = APIRouter(prefix="/crew", tags=["crew"])
@@ -25,7 +25,7 @@ def my_assignments(request: Request, who: Principal = Depends(CREW)):
     crew_id = _crew_id(who)
     with request.app.state.oms.db.read() as session:
         rows = session.scalars(select(Assignment).where(
-            Assignment.crew_id == crew_id, Assignment.status.in_(("assigned", "en_route", "on_site")))
+            Assignment.crew_id == crew_id, Assignment.status.in_(ACTIVE_ASSIGNMENT))
             .order_by(Assignment.sequence, Assignment.id))
         return [AssignmentOut.model_validate(a) for a in rows]
 

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from api.auth import Principal, require
 from api.errors import ApiError, json_body, parse_json
-from api.models import Assignment, Event, Report
+from api.models import ACTIVE_ASSIGNMENT, Assignment, Event, Report
 from api.schemas import Health, PublicEvent, ReportAccepted, ReportIn, ReportStatus
 
 router = APIRouter(tags=["public"])
@@ -70,7 +70,7 @@ def report_status(reference: str, request: Request, _: Principal = Depends(ANYON
                 ev = session.get(Event, ev.merged_into)
             if ev is not None:
                 crew = session.scalar(select(func.count()).select_from(Assignment).where(
-                    Assignment.event_id == ev.id, Assignment.status.in_(("assigned", "en_route", "on_site"))))
+                    Assignment.event_id == ev.id, Assignment.status.in_(ACTIVE_ASSIGNMENT)))
                 event = PublicEvent(state=ev.state, customers_out=ev.customers_out,
                                     cause=ev.cause if ev.cause_confirmed else None,
                                     etr_earliest=ev.etr_earliest, etr_latest=ev.etr_latest,

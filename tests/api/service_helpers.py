@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gis"))
 
@@ -16,6 +15,7 @@ from small import small_feeder  # noqa: E402
 from api.app import create_app  # noqa: E402
 from api.auth import create_user  # noqa: E402
 from api.db import Database  # noqa: E402
+from api.loadgen import count_rows  # noqa: E402
 from api.models import Crew  # noqa: E402
 from api.settings import Settings  # noqa: E402
 
@@ -67,10 +67,4 @@ def make_client(url: str, tokens: dict[str, str], network=None, **settings) -> C
 
 
 
-def count(url, model, *where) -> int:
-    db = Database(url)
-    try:
-        with db.read() as s:
-            return s.scalar(select(func.count()).select_from(model).where(*where))
-    finally:
-        db.dispose()
+count = count_rows  # rows of ``model`` matching ``where`` in the database at ``url``
