@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from api.db import Database
@@ -163,22 +163,17 @@ class IntakeWriter:
                 item.result = (row["reference"], now, False)
             out: list[Committed] = []
             if new_rows:
-                ids = list(session.scalars(insert(Report).returning(Report.id, sort_by_parameter_order=True),
-                                           new_rows))
-                session.execute(insert(OutboxMessage), [_acknowledgment(rid, row, now)
-                                                        for rid, row in zip(ids, new_rows, strict=True)])
+                ids = _insert_ids(session, Report, new_rows)
+                session.execute(OutboxMessage.__table__.insert(),
+                                [_acknowledgment(rid, row, now) for rid, row in zip(ids, new_rows, strict=True)])
                 out.append(Committed("report", ids))
             for item in batch:
                 if item.kind == "meter":
-                    ids = list(session.scalars(
-                        insert(MeterMessage).returning(MeterMessage.id, sort_by_parameter_order=True),
-                        [{**r, "received_at": now} for r in item.rows]))
+                    ids = _insert_ids(session, MeterMessage, [{**r, "received_at": now} for r in item.rows])
                     item.result = len(ids)
                     out.append(Committed("meter", ids))
                 elif item.kind == "scada":
-                    ids = list(session.scalars(
-                        insert(ScadaMessage).returning(ScadaMessage.id, sort_by_parameter_order=True),
-                        [{**r, "received_at": now} for r in item.rows]))
+                    ids = _insert_ids(session, ScadaMessage, [{**r, "received_at": now} for r in item.rows])
                     item.result = ids[0]
                     out.append(Committed("scada", ids))
         self.commits += 1
@@ -195,6 +190,23 @@ class IntakeWriter:
             select(Report.client_id, Report.idempotency_key, Report.reference, Report.received_at)
             .where(tuple_(Report.client_id, Report.idempotency_key).in_(list(keys))))
         return {(c, k): (ref, at) for c, k, ref, at in found}
+
+
+def _insert_ids(session, model, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` and return their new ids in the order of ``rows``: Core statements (the ORM's bulk path
+    cost a third of the writer's CPU), one executemany per set of keys (rows from different routes may name
+    different columns; the others get their column defaults)."""
+    table = model.__table__
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(tuple(row), []).append(i)
+    ids = [0] * len(rows)
+    stmt = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+    for positions in groups.values():
+        new = session.scalars(stmt, [rows[i] for i in positions])
+        for i, rid in zip(positions, new, strict=True):
+            ids[i] = rid
+    return ids
 
 
 def _acknowledgment(report_id: int, row: dict[str, Any], now) -> dict[str, Any]:

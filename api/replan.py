@@ -246,10 +246,9 @@ class Replanner:
         with live.db.write() as session, session.begin():
             current = {(a.event_id): a for a in session.scalars(select(Assignment).where(
                 Assignment.status.in_(ACTIVE_ASSIGNMENT)))}
-            planned = {r["event_id"] for r in rows}
+            planned = {r["event_id"]: r["crew_id"] for r in rows}
             for eid, a in current.items():  # unlocked, unstarted work the plan moved elsewhere or dropped
-                if not (a.locked or a.manual) and a.status == "assigned" and (
-                        eid not in planned or any(r["event_id"] == eid and r["crew_id"] != a.crew_id for r in rows)):
+                if not (a.locked or a.manual) and a.status == "assigned" and planned.get(eid) != a.crew_id:
                     a.status, a.updated_at = "cancelled", now
                     messages.append(("assignment", _msg(a)))
             for r in rows:
@@ -267,17 +266,16 @@ class Replanner:
             session.flush()
             messages += [("assignment", _msg(a)) for a in out if a.id is not None]
         live._publish(messages)
+        actions = []
         for a in out:
-            try:
-                if live.engine.event(a.event_id).state.value in ("unconfirmed", "probable", "confirmed"):
-                    live.act({"action": "state", "event_id": a.event_id, "state": "dispatched", "actor": actor,
-                              "verb": "dispatch a crew to"}, replan=False)
-                if a.eta is not None:
-                    minutes = max(0.0, (a.eta - now).total_seconds() / 60.0)
-                    live.act({"action": "etr", "event_id": a.event_id, "actor": actor,
-                              "args": {"eta_minutes": minutes}}, replan=False)
-            except ApiError as exc:  # the event closed meanwhile: nothing to dispatch
-                log.info("plan %s: event %s skipped: %s", plan_id, a.event_id, exc.message)
+            if live.engine.event(a.event_id).state.value in ("unconfirmed", "probable", "confirmed"):
+                actions.append({"action": "state", "event_id": a.event_id, "state": "dispatched", "actor": actor,
+                                "verb": "dispatch a crew to"})
+            if a.eta is not None:
+                actions.append({"action": "etr", "event_id": a.event_id, "actor": actor,
+                                "args": {"eta_minutes": max(0.0, (a.eta - now).total_seconds() / 60.0)}})
+        # one engine pass and one transaction for the whole plan; an event closed meanwhile is skipped
+        live.act_many(actions, replan=False, skip_invalid=True)
         return out
 
 

@@ -15,7 +15,7 @@ from service_helpers import count, make_client
 from sqlalchemy import select
 
 from api.db import Database
-from api.models import Assignment, Crew, Event, JournalEntry, Report
+from api.models import Assignment, Crew, Event, EventHistory, JournalEntry, Report
 
 D = "dispatcher"
 
@@ -103,6 +103,30 @@ def test_replan_assigns_crews_sets_etr_and_keeps_manual_decisions(client):
                                                 Assignment.status == "assigned")).all()
         assert [a.crew_id for a in a5] == ["C2"] and a5[0].manual
     db.dispose()
+
+
+def test_applied_plan_is_journaled_per_action_and_replays_exactly(db_url, tokens):
+    """A plan's dispatch and ETR updates go through the engine in one pass (act_many); each is its own journal
+    entry, so a restart rebuilds the same states and ETRs."""
+    with make_client(db_url, tokens) as c:
+        for account in ("A-sp1", "A-sp3", "A-sp5"):
+            report(c, account)
+        c.wait_processed()
+        live = c.app.state.oms.live
+        assert live.replan() is not None
+        before = {e.event_id: (e.state.value, e.etr) for e in live.engine.all_events()}
+        dispatched = [eid for eid, (state, _) in before.items() if state == "dispatched"]
+        assert len(dispatched) >= 2 and all(before[eid][1] is not None for eid in dispatched)
+    with make_client(db_url, tokens) as c:
+        after = {e.event_id: (e.state.value, e.etr) for e in c.app.state.oms.live.engine.all_events()}
+        assert after == before
+    db = Database(db_url)
+    with db.read() as s:
+        actions = [j.payload for j in s.scalars(select(JournalEntry).where(JournalEntry.kind == "action"))]
+        history = s.scalars(select(EventHistory).where(EventHistory.action == "etr")).all()
+    db.dispose()
+    assert sorted(a["event_id"] for a in actions if a["action"] == "state") == sorted(dispatched)
+    assert len([a for a in actions if a["action"] == "etr"]) == len(history) >= len(dispatched)
 
 
 def test_propose_mode_waits_for_the_dispatcher(db_url, tokens):
