@@ -13,6 +13,12 @@ device above it was out already (an earlier, separate fault) and keeps its own e
 event remembers the newest time one of its meters went dark, so this holds however the device came to be predicted
 (a last gasp, a ping, a re-placement after a demotion).
 
+Devices that interrupt exactly the same customers (a fuse feeding a single transformer) cannot be told apart by
+any report, last gasp or ping: the engine predicts the one whose kind fails more often (the rule set's fault prior),
+among those whose call floor the evidence meets. Every new prediction is verified by AMI ping when a meter
+interface exists (meters that do not answer are asked again); meters below another open event are not pinged for
+it, since they are off either way.
+
 Events the engine predicted (unconfirmed, probable) take part in the roll-up. Events confirmed by a dispatcher,
 crew, SCADA or AMI, events merged by hand, and events whose evidence went quiet for longer than the time separation
 are *frozen*: they keep explaining their customers (later evidence under them is absorbed without roll-up work),
@@ -50,7 +56,7 @@ from outage.events import (
     Transition,
 )
 from outage.grid import Grid
-from outage.meters import PING_OFF, PING_ON, MeterInterface
+from outage.meters import PING_OFF, PING_ON, PING_UNKNOWN, MeterInterface
 from outage.priority import Priority, priority
 from outage.records import Interruption
 from outage.reports import AmiEvent, Report, ScadaEvent
@@ -539,8 +545,7 @@ class OutageEngine:
         ask again: still on renews it, off turns it into out-evidence. Otherwise it lapses."""
         g = self.grid
         if self.meters is not None and any(self._out_sps[d] for d in g.chain(k)):
-            answer = self.meters.ping([g.meters[k]], now).get(g.meters[k])
-            self.stats["pings"] += 1
+            answer = self._ping([k], now, self._ruleset_sp(k))[k]
             if answer == PING_ON:
                 self._sp_on[k] = now
                 self._push(now + self._ruleset_sp(k).power_on_ttl, "on_expire", (k, now))
@@ -611,6 +616,44 @@ class OutageEngine:
 
     # ================================================================ roll-up
     def _passes(self, d: int) -> bool:
+        """Whether ``d`` is predicted: its rule passes — or, for devices with exactly the same customers (a fuse
+        feeding one transformer), the rule of any of them passes and ``d`` is the one the prior favours."""
+        members = self.grid.equiv[d]
+        if members is None:
+            return self._own_passes(d)
+        if self._equiv_choice(members) != d:
+            return False
+        return any(self._own_passes(m) for m in members)
+
+    def _equiv_choice(self, members: tuple[int, ...]) -> int:
+        """Of devices that interrupt the same customers (top first), the one the fault prior favours: evidence
+        cannot tell them apart, so the kind that fails more often is the better bet (ties: the higher device).
+        Only devices whose call floor (``min_calls``) the evidence meets and that telemetry does not show closed
+        are in the running: one call still never lifts a fuse."""
+        g, best, best_p = self.grid, -1, -1.0
+        out = self._out_sps[members[0]]  # the same service points below every member
+        for m in members:
+            if self._closed_tele[m]:
+                continue
+            rs = self._ruleset_dev(m)
+            rule = rs.devices.get(g.kind[m])
+            if rule is None or out < rule.min_calls:
+                continue
+            p = rs.likelihood.fault_prior.get(g.kind[m], 0.0)
+            if p > best_p:
+                best, best_p = m, p
+        return best
+
+    def _twin_above(self, d: int) -> int:
+        """The predicted device above ``d`` with the same customers that the prior chose over it, else -1."""
+        members = self.grid.equiv[d]
+        if members is None:
+            return -1
+        c = self._equiv_choice(members)
+        return c if c >= 0 and self._pred[c] and members.index(c) < members.index(d) else -1
+
+    def _own_passes(self, d: int) -> bool:
+        """Whether ``d``'s own rule (count rules or likelihood) passes on the evidence beneath it."""
         out = self._out_sps[d]
         if out == 0 or self._on[d] or self._closed_tele[d]:
             return False
@@ -634,7 +677,7 @@ class OutageEngine:
     def _reevaluate(self, chain: list[int], t: datetime | None = None) -> None:
         """Re-evaluate rules bottom-up along a chain; demoted devices dissolve their events. With ``t``, a device
         promoted without new evidence of its own (power-on evidence expired) gathers the events below it."""
-        parent = self.grid.parent
+        parent, equiv = self.grid.parent, self.grid.equiv
         self._update_likelihood(chain)
         demoted = []
         promoted = False
@@ -642,7 +685,8 @@ class OutageEngine:
             new = self._passes(d)
             if new != self._pred[d]:
                 self._pred[d] = new
-                p = parent[d]
+                members = equiv[d]  # one device of a class is predicted: it counts as the class's child
+                p = parent[members[0] if members is not None else d]
                 if p >= 0:
                     self._pred_children[p] += 1 if new else -1
                 if new:
@@ -652,7 +696,11 @@ class OutageEngine:
         for d in demoted:
             tr = self._event_at.get(d)
             if tr is not None and not tr.frozen:
-                self._dissolve(tr)
+                up = self._twin_above(d)
+                if up >= 0:  # the prediction moved up to a device with the same customers: roll the event up
+                    self._gather(up, tr.event.last_evidence or self.clock())
+                else:
+                    self._dissolve(tr)
         if promoted and t is not None:
             top = -1
             for d in chain:
@@ -660,7 +708,7 @@ class OutageEngine:
                     top = d
             if top >= 0 and top not in self._event_at and any(
                     not c.frozen and c.event.open for c in self._under.get(top, ())):
-                self._gather(top, t)
+                self._verify(self._gather(top, t), t)  # a new prediction is verified however it came about
 
     # -- likelihood roll-up (outage.rules module docstring) ----------------------------------------------------------
     def _lik_terms(self, rs) -> tuple:
@@ -751,32 +799,46 @@ class OutageEngine:
     def _gather(self, top: int, t: datetime, ami_t: datetime | None = None,
                 own: tuple[int, list[int]] | None = None) -> _Track:
         """The pending event at ``top`` (created if needed), with every pending event below it merged in — except
-        events on other branches whose meters went out well before the top's did (AMI time separation: meters
-        time-stamp when the power went, so an earlier, separate outage stays its own event)."""
+        events whose meters went out (or whose customers called) well before the top's meters did (AMI time
+        separation: meters time-stamp when the power went, so an earlier, separate outage stays its own event).
+
+        ``own`` is the service point (and its chain) whose new evidence caused the gathering; the returned event
+        is where that evidence belongs. Evidence without an outage time (a call, a ping: ``ami_t`` is None) under
+        such an earlier outage belongs to it, not to the top: it says nothing about when the power went."""
         tr = self._event_at.get(top)
-        if tr is None:
-            tr = self._new_track(top, -1, t, EventState.UNCONFIRMED, actor=ENGINE,
-                                 reason=f"roll-up to {self.grid.kind[top]} {self.grid.device_ids[top]}")
         # the top's outage time is the newest last gasp among what it gathers: meters below a device that operated
         # go dark together, so a meter that went dark well before them was out already (an earlier, separate fault)
-        children = list(self._under.get(top, ()))
+        children = [c for c in self._under.get(top, ()) if not c.frozen and c is not tr and c.event.open]
         ref = ami_t
-        if tr.newest_gasp is not None and (ref is None or tr.newest_gasp > ref):
+        if tr is not None and tr.newest_gasp is not None and (ref is None or tr.newest_gasp > ref):
             ref = tr.newest_gasp
         for child in children:
-            if child.newest_gasp is not None and not child.frozen and child.event.open and (
-                    ref is None or child.newest_gasp > ref):
+            if child.newest_gasp is not None and (ref is None or child.newest_gasp > ref):
                 ref = child.newest_gasp
         keep_before = None if ref is None else ref - self._ruleset_dev(top).ami_separation
+        absorb, home = [], None
         for child in children:
-            if not child.frozen and child is not tr and child.event.open:
-                if (keep_before is not None and child.newest_gasp is not None and child.newest_gasp < keep_before
-                        and (own is None or (child.sp != own[0] and child.dev not in own[1]))):
+            # when the child went dark: its newest last gasp, else (calls only, the gasps lost) at the latest when
+            # its first call came — either way, well before the top's meters means a separate, earlier outage
+            dark = child.newest_gasp if child.newest_gasp is not None else child.event.start
+            if keep_before is not None and dark < keep_before:
+                mine = own is not None and (child.sp == own[0] or child.dev in own[1])
+                if not mine:
                     continue
-                self._absorb(tr, child, t, ENGINE, f"rolled up to {self.grid.device_ids[top]}")
+                if ami_t is None:
+                    home = child
+                    continue
+            absorb.append(child)
+        if tr is None:
+            if home is not None and not absorb:
+                return home
+            tr = self._new_track(top, -1, t, EventState.UNCONFIRMED, actor=ENGINE,
+                                 reason=f"roll-up to {self.grid.kind[top]} {self.grid.device_ids[top]}")
+        for child in absorb:
+            self._absorb(tr, child, t, ENGINE, f"rolled up to {self.grid.device_ids[top]}")
         if tr.sps:
             self._refresh(tr)
-        return tr
+        return home or tr
 
     def _dissolve(self, tr: _Track) -> None:
         """A device whose rule no longer passes: cancel its event and re-place its evidence."""
@@ -862,11 +924,16 @@ class OutageEngine:
         if tr.dev < 0 or g.is_transformer[tr.dev]:
             # are the callers' own meters on? then it is a customer-side problem, not an outage
             sample.extend(k for k, reps in tr.sps.items() if reps)
+        explained: dict[int, bool] = {}
         for k in g.sp_order[g.lo[dev]:g.hi[dev]].tolist():
             if k in self._sp_track or k in self._sp_on or k in self._gasps:
                 continue
             x = g.sp_first[k]
             if per_xfmr.get(x, 0) >= rs.ping_per_transformer:
+                continue
+            if x not in explained:
+                explained[x] = self._explained_between(x, dev, tr)
+            if explained[x]:
                 continue
             per_xfmr[x] = per_xfmr.get(x, 0) + 1
             sample.append(k)
@@ -874,10 +941,9 @@ class OutageEngine:
                 break
         if not sample:
             return
-        answers = self.meters.ping([g.meters[k] for k in sample], t)
-        self.stats["pings"] += len(sample)
+        answers = self._ping(sample, t, rs)
         for k in sample:
-            a = answers.get(g.meters[k], "unknown")
+            a = answers[k]
             holder = self._sp_track.get(k) or tr
             holder.event.pings[a] = holder.event.pings.get(a, 0) + 1
             holder.event.mark_changed()
@@ -886,6 +952,34 @@ class OutageEngine:
                     self._add_out(k, t, source="ping")
             elif a == PING_ON:
                 self._add_on(k, t)
+
+    def _explained_between(self, x: int, top: int, tr: _Track) -> bool:
+        """Whether an open event other than ``tr`` sits on a device from ``x`` up to (not including) ``top``: its
+        meters are off whether or not ``top`` operated, so pinging them cannot verify ``top``."""
+        g, d = self.grid, x
+        while d >= 0 and d != top:
+            other = self._event_at.get(d) or self._frozen_at.get(d)
+            if other is not None and other is not tr and other.event.open:
+                return True
+            d = g.parent[d]
+        return False
+
+    def _ping(self, sps: list[int], t: datetime, rs) -> dict[int, str]:
+        """Ping the meters of service points ``sps``; answers per service point. Meters that do not answer are
+        asked again up to ``rs.ping_retries`` times (head-ends retry: a lost answer on an RF mesh or PLC is
+        usually congestion, not a dead meter); what is still unanswered stays ``unknown``."""
+        g = self.grid
+        out: dict[int, str] = {}
+        todo = sps
+        for _ in range(1 + rs.ping_retries):
+            answers = self.meters.ping([g.meters[k] for k in todo], t)
+            self.stats["pings"] += len(todo)
+            for k in todo:
+                out[k] = answers.get(g.meters[k], PING_UNKNOWN)
+            todo = [k for k in todo if out[k] == PING_UNKNOWN]
+            if not todo:
+                break
+        return out
 
     # ================================================================ tracks
     def _new_track(self, dev: int, sp: int, t: datetime, state: EventState, actor: str, reason: str,
@@ -1116,10 +1210,9 @@ class OutageEngine:
             if per.get(x, 0) < rs.ping_per_transformer:
                 per[x] = per.get(x, 0) + 1
                 sample.append(k)
-        answers = self.meters.ping([g.meters[k] for k in sample], now)
-        self.stats["pings"] += len(sample)
+        answers = self._ping(sample, now, rs)
         for k in sample:
-            if answers.get(g.meters[k]) == PING_OFF:
+            if answers[k] == PING_OFF:
                 self._add_out(k, now, source="ping")
 
     # ================================================================ events: state and description
@@ -1190,6 +1283,11 @@ class OutageEngine:
                 under = f"{act} of {kids} devices with evidence" if act is not None else f"{kids} devices"
                 bits.append(f"{n_sp} service points out ({cust} of {g.device_customers[d]} customers) under "
                             f"{label} ({under} below it)")
+            twins = g.equiv[d]
+            if twins is not None:
+                others = ", ".join(f"{g.kind[m]} {g.device_ids[m]}" for m in twins if m != d)
+                bits.append(f"same customers as {others}: no report tells them apart; chosen by how often "
+                            "each kind fails")
             if len(tr.devices) > 1:
                 bits.append("merged with " + ", ".join(g.device_ids[x] for x in tr.devices[1:]))
         elif tr.hazard_only:

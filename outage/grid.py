@@ -6,7 +6,8 @@ as plain Python lists (indexing a list is several times faster than indexing a n
 Devices are segment indices; each substation gets a virtual device index ``n_segments + j`` so that a whole
 substation can be predicted like any other device. Service points are laid out in depth-first order of the tree,
 so every device's downstream service points are one contiguous slice ``sp_order[lo:hi]`` and its customer and
-critical-customer counts are differences of prefix sums: O(1) per event, never O(network).
+critical-customer counts are differences of prefix sums: O(1) per event, never O(network). Devices with exactly
+the same slice (a fuse feeding one transformer) are listed per device in ``equiv``, for the engine to choose between.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ class Grid:
         n_children = np.bincount(np.asarray([p for p in self.parent if p >= 0], dtype=np.int64),
                                  minlength=self.n_devices)
         self.n_children: list[int] = n_children.tolist()
+        self.equiv = _equivalent_devices(self.lo, self.hi, predictable, self.parent, n_sp)
 
         # districts: feeder (named by gis.topology.Topology.feeder_name) and substation id of each device
         heads = topo.feeder_heads()
@@ -162,6 +164,37 @@ class Grid:
             raise ValueError("cannot locate a report by coordinates: the engine was built without service point "
                              "coordinates (use OutageEngine.from_network)")
         return int(self._kdtree.query([lon * self._xscale, lat])[1])
+
+def _equivalent_devices(lo: list[int], hi: list[int], predictable: np.ndarray, parent: list[int],
+                        n_sp: int) -> list[tuple[int, ...] | None]:
+    """Per device, the predictable devices with exactly its downstream service points (itself included, top of
+    the chain first), or ``None`` when it has no such twin.
+
+    A fuse that feeds a single transformer interrupts exactly the transformer's customers: no report, last gasp or
+    ping can tell the two apart, so the engine decides between them by the prior (see ``OutageEngine._passes``).
+    Equal slices are nested subtrees, so each class is one run of a device chain.
+    """
+    lo_a, hi_a = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+    cand = np.flatnonzero(predictable & (hi_a > lo_a))
+    key = lo_a[cand] * (n_sp + 1) + hi_a[cand]
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    out: list[tuple[int, ...] | None] = [None] * len(lo)
+    groups: dict[int, list[int]] = {}
+    for d, grp in zip(cand[counts[inverse] > 1].tolist(), inverse[counts[inverse] > 1].tolist(), strict=True):
+        groups.setdefault(grp, []).append(d)
+
+    def depth(d: int) -> int:
+        n = 0
+        while d >= 0:
+            d, n = parent[d], n + 1
+        return n
+
+    for members in groups.values():
+        ordered = tuple(sorted(members, key=depth))
+        for d in ordered:
+            out[d] = ordered
+    return out
+
 
 def _skip_unpredictable(parent: np.ndarray, predictable: np.ndarray) -> np.ndarray:
     """Re-point every device's parent past devices the roll-up never predicts (switches, regulators)."""

@@ -91,7 +91,9 @@ def _default_device_rules() -> dict[str, DeviceRule]:
 #: per-device chance of operating in the period the rule set is used for (a storm): protective devices that clear
 #: faults anywhere on their section (fuses, reclosers) operate far more often per device than a transformer fails
 #: or one service drop comes down. A utility calibrates these from its outage history (``outage.history`` records
-#: device kind per interruption); they only need to be right within a factor of a few.
+#: device kind per interruption); they only need to be right within a factor of a few. Both roll-ups (count rules
+#: too) use them to choose between devices that interrupt exactly the same customers (a fuse feeding one
+#: transformer), which no evidence can tell apart.
 DEFAULT_FAULT_PRIOR = {"service": 0.003, "transformer": 0.01, "fuse": 0.1, "sectionalizer": 0.1, "recloser": 0.1,
                        "breaker": 0.05, "substation": 0.01}
 
@@ -151,6 +153,8 @@ class RuleSet:
     ping_per_transformer: int = 1
     #: most meters pinged per verification request
     ping_cap: int = 40
+    #: times a meter that did not answer a ping is asked again before its answer stays "unknown"
+    ping_retries: int = 1
     #: AMI time separation: an event whose meters all went dark this much before the newest meter of the device
     #: being predicted above it is a separate, earlier outage (kept, not merged). Meters time-stamp when power
     #: went, and the meters below one device go dark within a declaration delay plus seconds of each other
@@ -161,6 +165,8 @@ class RuleSet:
     nested_window: timedelta = timedelta(hours=24)
 
     def __post_init__(self) -> None:
+        if self.ping_retries < 0:
+            raise ValueError(f"RuleSet {self.name!r}: ping_retries must be >= 0, got {self.ping_retries}")
         if self.rollup not in ("likelihood", "rules"):
             raise ValueError(f"RuleSet {self.name!r}: rollup must be 'likelihood' or 'rules', got {self.rollup!r}")
 
