@@ -17,7 +17,6 @@ import asyncio
 import logging
 import queue
 import secrets
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.db import Database
 from api.models import MeterMessage, OutboxMessage, Report, ScadaMessage, utcnow
+from api.worker import QueueThread
 
 log = logging.getLogger("oms.intake")
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: references are read out over the phone
@@ -55,28 +55,25 @@ class Committed:
     ids: list[int] = field(default_factory=list)
 
 
-class IntakeWriter:
+class IntakeWriter(QueueThread):
     """The group-commit writer thread. ``submit_*`` are awaited by request handlers."""
+
+    thread_name = "oms-intake-writer"
 
     def __init__(self, db: Database, *, batch_max: int = 500,
                  on_committed: Callable[[list[Committed]], None] | None = None) -> None:
+        super().__init__()
         self.db = db
         self.batch_max = batch_max
         self.on_committed = on_committed
-        self._queue: queue.Queue[_Item | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
         self.commits = 0
         self.rows = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="oms-intake-writer", daemon=True)
-        self._thread.start()
+        self.start_thread()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
-            self._thread = None
+        self.stop_thread()
 
     async def _submit(self, kind: str, rows: list[dict[str, Any]]) -> Any:
         loop = asyncio.get_running_loop()

@@ -47,6 +47,7 @@ from api.models import (
 from api.settings import Settings
 from api.stream import Broker
 from api.territory import Directory
+from api.worker import QueueThread
 
 log = logging.getLogger("oms.live")
 #: Clocks drift; a message stamped further in the future than this is refused.
@@ -56,10 +57,11 @@ _SIGNIFICANCE = ("event_created", "event_merged", "event_restored", "event_cance
                  "event_updated")
 
 
-class LiveEngine:
+class LiveEngine(QueueThread):
     """Owns the territory, the outage engine and the re-planner; every method is safe to call from any thread."""
 
     def __init__(self, settings: Settings, db: Database, broker: Broker, clock=utcnow) -> None:
+        super().__init__()
         self.settings, self.db, self.broker, self.clock = settings, db, broker, clock
         self.network = None
         self.directory: Directory | None = None
@@ -68,8 +70,6 @@ class LiveEngine:
         self.plan_mode = settings.plan_mode
         self.rules_name = "normal"
         self._lock = threading.RLock()
-        self._queue: queue.Queue[list[Committed] | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
         self._hist_n: dict[str, int] = {}
         self._first_dirty: float | None = None
         self._last_dirty: float | None = None
@@ -89,14 +89,10 @@ class LiveEngine:
                 self._rebuild()
         else:
             self.status = "off: no territory loaded" if self.settings.engine_enabled else "off: disabled"
-        self._thread = threading.Thread(target=self._run, name="oms-live", daemon=True)
-        self._thread.start()
+        self.start_thread()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
-            self._thread = None
+        self.stop_thread()
         if self.replanner is not None:
             self.replanner.close()
 

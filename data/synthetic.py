@@ -21,6 +21,8 @@ Every generated element is marked ``synthesized``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from shapely import linestrings, points
@@ -122,24 +124,8 @@ def generate_territory(customers: int, seed: int = 7, progress: bool = False) ->
     bar.step("geometry")
 
     # 4. nodes and segments -------------------------------------------------------------------------------------
-    net_tables = _electrical(
-        rng,
-        n_subs,
-        n_feeders,
-        n_lat,
-        n_tr,
-        feeder_sub,
-        lat_feeder,
-        lat_rank,
-        lat_size,
-        lat_first_tr,
-        tr_lat,
-        sub_xy,
-        head_xy,
-        bb_xy,
-        tr_xy,
-        lv_xy,
-    )
+    net_tables = _electrical(rng, _Layout(n_subs, n_feeders, n_lat, n_tr, feeder_sub, lat_feeder, lat_rank,
+                                          lat_first_tr, tr_lat, sub_xy, head_xy, bb_xy, tr_xy, lv_xy))
     bar.step("network")
 
     # 5. service points ---------------------------------------------------------------------------------------
@@ -221,26 +207,34 @@ def _ids(prefix: str, n: int, width: int = 7) -> np.ndarray:
 # -- the electrical network ----------------------------------------------------------------------------------
 
 
-def _electrical(
-    rng,
-    n_subs,
-    n_feeders,
-    n_lat,
-    n_tr,
-    feeder_sub,
-    lat_feeder,
-    lat_rank,
-    lat_size,
-    lat_first_tr,
-    tr_lat,
-    sub_xy,
-    head_xy,
-    bb_xy,
-    tr_xy,
-    lv_xy,
-) -> dict:
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Counts, index arrays and planar coordinates (m) of the generated feeders: what step 3 hands to step 4."""
+
+    n_subs: int
+    n_feeders: int
+    n_lat: int
+    n_tr: int
+    feeder_sub: np.ndarray
+    lat_feeder: np.ndarray
+    lat_rank: np.ndarray
+    lat_first_tr: np.ndarray
+    tr_lat: np.ndarray
+    sub_xy: np.ndarray
+    head_xy: np.ndarray
+    bb_xy: np.ndarray
+    tr_xy: np.ndarray
+    lv_xy: np.ndarray
+
+
+def _electrical(rng, layout: _Layout) -> dict:
     """Nodes, segments and substations. Node blocks: substation buses, feeder heads, backbone poles (one per
     lateral), lateral poles (one per transformer), transformer low-voltage nodes."""
+    L = layout
+    n_subs, n_feeders, n_lat, n_tr = L.n_subs, L.n_feeders, L.n_lat, L.n_tr
+    feeder_sub, lat_feeder, lat_rank, lat_first_tr, tr_lat = (
+        L.feeder_sub, L.lat_feeder, L.lat_rank, L.lat_first_tr, L.tr_lat)
+    sub_xy, head_xy, bb_xy, tr_xy, lv_xy = L.sub_xy, L.head_xy, L.bb_xy, L.tr_xy, L.lv_xy
     sub_ids = _ids("SUB", n_subs, 4)
     bus = np.array([f"{s}-BUS" for s in sub_ids], dtype=object)
     feeder_ids = np.array([f"FDR{i:05d}" for i in range(n_feeders)], dtype=object)
