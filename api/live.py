@@ -416,7 +416,8 @@ class LiveEngine(QueueThread):
         if kind == "restore":
             if a.get("cause"):
                 eng.event(eid).cause = a["cause"]
-            return eng.restore(eid, actor, a.get("reason") or "restored", now=now)
+            return eng.restore(eid, actor, a.get("reason") or "restored", now=now, devices=a.get("devices", ()),
+                               service_points=a.get("service_points", ()))
         if kind == "merge":
             return eng.merge(eid, a["others"], actor, now=now)
         if kind == "split":
@@ -507,7 +508,7 @@ class LiveEngine(QueueThread):
             session.execute(update(Event).where(Event.id == eid).values(cause=action["cause"], cause_confirmed=True))
         if kind == "split":
             self._resync_reports(session, [c.event_id for c in changes] + [eid])
-        if kind in ("restore", "cancel"):
+        if kind == "cancel" or (kind == "restore" and not self.engine.event(eid).open):  # not a partial restore
             session.execute(update(Assignment).where(Assignment.event_id == eid,
                                                      Assignment.status.in_(ACTIVE_ASSIGNMENT))
                             .values(status="done" if kind == "restore" else "cancelled", updated_at=now))
@@ -545,8 +546,19 @@ class LiveEngine(QueueThread):
         self.act({"action": "cancel", "event_id": eid, "actor": actor, "reason": reason})
         return self._event_row(eid)
 
-    def restore(self, eid: str, actor: str, cause: str | None = None, note: str | None = None):
-        self.act({"action": "restore", "event_id": eid, "actor": actor, "cause": cause, "reason": note})
+    def restore(self, eid: str, actor: str, cause: str | None = None, note: str | None = None,
+                devices: list[str] = (), service_points: list[str] = ()):
+        """Restore an event; with ``devices`` / ``service_points`` only that part of it (switching), which leaves
+        the event open and its crews assigned."""
+        d = self.directory
+        if d is not None:
+            unknown = [x for x in devices if x not in d.devices] + [x for x in service_points if x not in d.sp_feeder]
+            if unknown:
+                raise ApiError(422, "invalid", f"unknown device or service point {unknown[0]!r}")
+        action = {"action": "restore", "event_id": eid, "actor": actor, "cause": cause, "reason": note}
+        if devices or service_points:
+            action.update(devices=list(devices), service_points=list(service_points))
+        self.act(action)
         return self._event_row(eid)
 
     def merge(self, eid: str, others: list[str], actor: str):

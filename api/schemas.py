@@ -190,6 +190,10 @@ class CancelIn(In):
 class RestoreIn(In):
     cause: str | None = Field(None, min_length=1, max_length=64)
     note: str | None = Field(None, max_length=500)
+    devices: list[str] = Field(default_factory=list, max_length=500, description=(
+        "partial restoration by switching: only the customers below these devices (inside the event) are back"))
+    service_points: list[str] = Field(default_factory=list, max_length=5000,
+                                      description="partial restoration: only these service points are back")
 
 
 class MergeIn(In):

@@ -93,9 +93,11 @@ def cancel(event_id: str, body: CancelIn, request: Request, who: Principal = Dep
     return _live(request).cancel(event_id, who.name, body.reason)
 
 
-@router.post("/events/{event_id}/restore", response_model=EventOut, summary="Mark an event restored")
+@router.post("/events/{event_id}/restore", response_model=EventOut,
+             summary="Mark an event restored, or part of it (devices / service points back by switching)")
 def restore(event_id: str, body: RestoreIn, request: Request, who: Principal = Depends(DISPATCHER)):
-    return _live(request).restore(event_id, who.name, cause=body.cause, note=body.note)
+    return _live(request).restore(event_id, who.name, cause=body.cause, note=body.note, devices=body.devices,
+                                  service_points=body.service_points)
 
 
 @router.post("/events/{event_id}/merge", response_model=EventOut, summary="Merge other events into this one")

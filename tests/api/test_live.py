@@ -62,6 +62,30 @@ def test_dispatcher_actions_and_restored_event_refuses_dispatch(client):
     assert events(client) == [] and len(events(client, include_closed=True)) == 1
 
 
+def test_partial_restoration_by_switching_keeps_the_event_and_its_crew(client):
+    for sp in ("sp1", "sp2", "sp3", "sp4"):
+        report(client, f"A-{sp}")
+    client.wait_processed()
+    (ev,) = events(client)
+    before = ev["customers_out"]
+    assigned = client.post("/assignments", json={"event_id": ev["id"], "crew_id": "C1"}, headers=client.as_(D))
+    assert assigned.status_code == 201, assigned.text
+    url = f"/events/{ev['id']}/restore"
+    bad = client.post(url, json={"devices": ["NOPE"]}, headers=client.as_(D))
+    assert bad.status_code == 422 and "NOPE" in bad.json()["error"]["message"]
+    outside = client.post(url, json={"devices": ["T4"]}, headers=client.as_(D))  # T4 is on the other feeder
+    assert outside.status_code == 409 and "not inside" in outside.json()["error"]["message"]
+    r = client.post(url, json={"devices": ["F1"], "note": "fed from the tie"}, headers=client.as_(D))
+    assert r.status_code == 200, r.text
+    part = r.json()
+    assert part["state"] not in ("restored", "cancelled") and part["customers_out"] == before - 3  # F1: sp1 + sp2
+    url_db = client.app.state.oms.settings.database_url
+    assert count(url_db, Assignment, Assignment.event_id == ev["id"], Assignment.status == "assigned") == 1
+    r = client.post(url, json={"cause": "tree"}, headers=client.as_(D))
+    assert r.status_code == 200 and r.json()["state"] == "restored"
+    assert count(url_db, Assignment, Assignment.event_id == ev["id"], Assignment.status == "assigned") == 0
+
+
 def test_merge_and_split(client):
     report(client, "A-sp1")
     report(client, "A-sp5")
