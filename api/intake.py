@@ -116,8 +116,8 @@ class IntakeWriter(QueueThread):
         try:
             committed = self._commit(batch)
         except IntegrityError:
-            # A concurrent writer (another process) took an idempotency key between our check and insert:
-            # isolate the items so the others still succeed.
+            # A constraint the insert does not skip (a reference collision, a bad foreign key): isolate the items
+            # so the others still succeed.
             committed = []
             for item in batch:
                 try:
@@ -138,31 +138,10 @@ class IntakeWriter(QueueThread):
 
     def _commit(self, batch: list[_Item]) -> list[Committed]:
         now = utcnow()
-        reports = [item for item in batch if item.kind == "report"]
         with self.db.write() as session, session.begin():
-            existing = self._existing_keys(session, reports)
-            new_rows: list[dict[str, Any]] = []
-            in_batch: dict[tuple[str, str], dict[str, Any]] = {}
-            for item in reports:
-                row = item.rows[0]
-                key = (row["client_id"], row.get("idempotency_key"))
-                if key[1] is not None and key in existing:
-                    item.result = (*existing[key], True)
-                    continue
-                if key[1] is not None and key in in_batch:
-                    first = in_batch[key]
-                    item.result = (first["reference"], first["received_at"], True)
-                    continue
-                row = {**row, "reference": new_reference(), "received_at": now}
-                if key[1] is not None:
-                    in_batch[key] = row
-                new_rows.append(row)
-                item.result = (row["reference"], now, False)
             out: list[Committed] = []
-            if new_rows:
-                ids = _insert_ids(session, Report, new_rows)
-                session.execute(OutboxMessage.__table__.insert(),
-                                [_acknowledgment(rid, row, now) for rid, row in zip(ids, new_rows, strict=True)])
+            ids = self._store_reports(session, [item for item in batch if item.kind == "report"], now)
+            if ids:
                 out.append(Committed("report", ids))
             for item in batch:
                 if item.kind == "meter":
@@ -177,16 +156,63 @@ class IntakeWriter(QueueThread):
         self.rows += sum(len(item.rows) for item in batch)
         return out
 
-    @staticmethod
-    def _existing_keys(session, reports: list[_Item]) -> dict[tuple[str, str], tuple[str, Any]]:
-        keys = {(it.rows[0]["client_id"], it.rows[0]["idempotency_key"]) for it in reports
-                if it.rows[0].get("idempotency_key") is not None}
-        if not keys:
-            return {}
-        found = session.execute(
-            select(Report.client_id, Report.idempotency_key, Report.reference, Report.received_at)
-            .where(tuple_(Report.client_id, Report.idempotency_key).in_(list(keys))))
-        return {(c, k): (ref, at) for c, k, ref, at in found}
+    def _store_reports(self, session, reports: list[_Item], now) -> list[int]:
+        """Insert the reports and their acknowledgment rows; returns the new report ids. A repeated idempotency key
+        (an earlier request, or one earlier in this batch) answers with the first report's reference.
+
+        The insert skips rows whose key exists (``ON CONFLICT DO NOTHING``) and returns ``(id, reference)`` of
+        those it stored, so the usual batch — no repeats — costs no lookup; only a skipped row is looked up."""
+        rows: list[dict[str, Any]] = []
+        by_key: dict[tuple[str, str], tuple[_Item, dict[str, Any]]] = {}
+        repeats: list[tuple[_Item, tuple[str, str]]] = []
+        for item in reports:
+            row = item.rows[0]
+            key = (row["client_id"], row.get("idempotency_key"))
+            if key[1] is not None and key in by_key:
+                repeats.append((item, key))
+                continue
+            row = {**row, "reference": new_reference(), "received_at": now}
+            if key[1] is not None:
+                by_key[key] = (item, row)
+            rows.append(row)
+            item.result = (row["reference"], now, False)
+        stored = _insert_new_reports(session, rows)
+        skipped = {(r["client_id"], r["idempotency_key"]) for r in rows if r["reference"] not in stored}
+        if skipped:  # a key an earlier request already used: answer with that report
+            found = {(c, k): (ref, at) for c, k, ref, at in session.execute(
+                select(Report.client_id, Report.idempotency_key, Report.reference, Report.received_at)
+                .where(tuple_(Report.client_id, Report.idempotency_key).in_(list(skipped))))}
+            for key in skipped:
+                by_key[key][0].result = (*found[key], True)
+        for item, key in repeats:
+            item.result = (*by_key[key][0].result[:2], True)
+        new = [r for r in rows if r["reference"] in stored]
+        ids = [stored[r["reference"]] for r in new]
+        if new:
+            session.execute(OutboxMessage.__table__.insert(),
+                            [_acknowledgment(rid, row, now) for rid, row in zip(ids, new, strict=True)])
+        return ids
+
+
+def _insert_new_reports(session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """``INSERT ... ON CONFLICT (client_id, idempotency_key) DO NOTHING RETURNING id, reference`` (PostgreSQL and
+    SQLite spell it the same); returns the stored rows' ids by reference. Rows naming different columns go in
+    separate statements."""
+    table = Report.__table__
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = (insert(table).on_conflict_do_nothing(index_elements=["client_id", "idempotency_key"])
+            .returning(table.c.id, table.c.reference))
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    stored: dict[str, int] = {}
+    for group in groups.values():
+        stored.update((ref, rid) for rid, ref in session.execute(stmt, group))
+    return stored
 
 
 def _insert_ids(session, model, rows: list[dict[str, Any]]) -> list[int]:

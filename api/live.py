@@ -60,6 +60,8 @@ _SIGNIFICANCE = ("event_created", "event_merged", "event_restored", "event_cance
 class LiveEngine(QueueThread):
     """Owns the territory, the outage engine and the re-planner; every method is safe to call from any thread."""
 
+    thread_name = "oms-live"
+
     def __init__(self, settings: Settings, db: Database, broker: Broker, clock=utcnow) -> None:
         super().__init__()
         self.settings, self.db, self.broker, self.clock = settings, db, broker, clock
