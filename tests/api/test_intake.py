@@ -52,6 +52,36 @@ def test_concurrent_duplicates_store_one_report(client, db_url):
     assert count(db_url, Report) == 1
 
 
+def test_two_writers_racing_on_one_key_store_one_report(client, db_url):
+    """Two service processes (here: two group-commit writers on the same database) get the same idempotency key
+    at once: one report is stored and both answer with its reference."""
+    import asyncio
+
+    from api.intake import IntakeWriter
+
+    def row(i):
+        return {"power": "out", "channel": "web", "client_id": "gateway", "idempotency_key": f"race-{i}",
+                "sp_id": "sp1", "account": "A-sp1"}
+
+    async def race():
+        writers = [IntakeWriter(Database(db_url)), IntakeWriter(Database(db_url))]
+        for w in writers:
+            w.start()
+        try:
+            return await asyncio.gather(*(w.submit_report(row(i)) for i in range(20) for w in writers))
+        finally:
+            for w in writers:
+                w.stop()
+                w.db.dispose()
+
+    answers = asyncio.run(race())
+    for i in range(20):
+        a, b = answers[2 * i], answers[2 * i + 1]
+        assert a[0] == b[0] and sorted((a[2], b[2])) == [False, True]
+    assert count(db_url, Report, Report.client_id == "gateway") == 20
+    assert count(db_url, OutboxMessage) == 20
+
+
 def test_report_status_exposes_no_personal_data(client):
     ref = client.post("/reports", json={"account": "A-sp1", "phone": "0921 555", "address": "Elm St 1",
                                         "comment": "my name is X"}).json()["reference"]
