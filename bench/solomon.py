@@ -8,7 +8,8 @@ or a path to a file in the standard text format; no INSTANCE runs every ``*.txt`
 distance only, DIMACS convention (every edge truncated to 0.1: integers in tenths, times too), compared with the
 distance-only best-known solutions (``bks_dimacs.csv``). Each solution is checked by :func:`check` here, not by the
 solver: every customer once, capacity, time windows, depot window. PyVRP solves the same integer instance with the
-same time limit in the same run.
+same time limit in the same run. OR-Tools runs :func:`dispatch.routing.distance_params` (iterated local search,
+a two-strategy portfolio with ``--workers 2``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from dispatch.routing import RoutingData, RoutingParams, solve_routing  # noqa: E402
+from dispatch.routing import RoutingData, distance_params, solve_routing  # noqa: E402
 
 DEFAULT_DIR = REPO.parent / "shared" / "benchmarks" / "solomon"
 
@@ -63,8 +64,17 @@ def read_instance(path: Path) -> Instance:
     xy = rows[:, 1:3]
     euclid = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
     dist = np.floor(np.round(10 * euclid, 6)).astype(np.int64)
-    return Instance(name, vehicles, capacity, xy, rows[:, 3].astype(np.int64), (rows[:, 4] * 10).astype(np.int64),
-                    (rows[:, 5] * 10).astype(np.int64), (rows[:, 6] * 10).astype(np.int64), dist)
+    return Instance(
+        name,
+        vehicles,
+        capacity,
+        xy,
+        rows[:, 3].astype(np.int64),
+        (rows[:, 4] * 10).astype(np.int64),
+        (rows[:, 5] * 10).astype(np.int64),
+        (rows[:, 6] * 10).astype(np.int64),
+        dist,
+    )
 
 
 def _numeric(tokens: list[str]) -> bool:
@@ -97,7 +107,9 @@ def check(inst: Instance, routes: list[list[int]]) -> tuple[int, list[str]]:
             prev = c
         total += inst.dist[prev, 0]
         if t + inst.dist[prev, 0] > inst.due[0]:
-            problems.append(f"route {k}: back at the depot at {(t + inst.dist[prev, 0]) / 10} after its window")
+            problems.append(
+                f"route {k}: back at the depot at {(t + inst.dist[prev, 0]) / 10} after its window"
+            )
         if load > inst.capacity:
             problems.append(f"route {k}: load {load} > capacity {inst.capacity}")
     missing = np.flatnonzero(seen[1:] == 0) + 1
@@ -111,12 +123,22 @@ def check(inst: Instance, routes: list[list[int]]) -> tuple[int, list[str]]:
 
 def solve_ortools(inst: Instance, time_limit: float, workers: int) -> tuple[list[list[int]], float]:
     n, v = len(inst.xy), inst.vehicles
-    data = RoutingData(travel=inst.dist, service=inst.service, ready=inst.ready, due=inst.due,
-                       starts=[0] * v, ends=[0] * v, shift_open=np.full(v, inst.ready[0]),
-                       shift_close=np.full(v, inst.due[0]), demand=inst.demand, capacity=np.full(v, inst.capacity))
+    data = RoutingData(
+        travel=inst.dist,
+        service=inst.service,
+        ready=inst.ready,
+        due=inst.due,
+        starts=[0] * v,
+        ends=[0] * v,
+        shift_open=np.full(v, inst.ready[0]),
+        shift_close=np.full(v, inst.due[0]),
+        demand=inst.demand,
+        capacity=np.full(v, inst.capacity),
+    )
     assert n == data.n_nodes
     t0 = time.perf_counter()
-    result = solve_routing(data, RoutingParams(time_limit_s=time_limit, workers=workers))
+    # The distance preset (ILS portfolio): the objective here is distance only, unlike crew dispatch.
+    result = solve_routing(data, distance_params(time_limit, workers))
     return result.routes, time.perf_counter() - t0
 
 
@@ -128,15 +150,28 @@ def solve_pyvrp(inst: Instance, time_limit: float) -> tuple[list[list[int]], flo
     horizon = int(inst.due[0])
     locations = [pyvrp.Location(x=int(x), y=int(y)) for x, y in inst.xy]
     depot = pyvrp.Depot(location=0, tw_early=int(inst.ready[0]), tw_late=horizon)
-    clients = [pyvrp.Client(location=i, delivery=[int(inst.demand[i])], service_duration=int(inst.service[i]),
-                            tw_early=int(inst.ready[i]), tw_late=int(inst.due[i])) for i in range(1, n)]
-    vt = pyvrp.VehicleType(num_available=inst.vehicles, capacity=[inst.capacity], tw_early=int(inst.ready[0]),
-                           tw_late=horizon)
+    clients = [
+        pyvrp.Client(
+            location=i,
+            delivery=[int(inst.demand[i])],
+            service_duration=int(inst.service[i]),
+            tw_early=int(inst.ready[i]),
+            tw_late=int(inst.due[i]),
+        )
+        for i in range(1, n)
+    ]
+    vt = pyvrp.VehicleType(
+        num_available=inst.vehicles, capacity=[inst.capacity], tw_early=int(inst.ready[0]), tw_late=horizon
+    )
     data = pyvrp.ProblemData(locations, clients, [depot], [vt], [inst.dist], [inst.dist])
     t0 = time.perf_counter()
     result = pyvrp.solve(data, stop=MaxRuntime(time_limit), seed=1, collect_stats=False)
     seconds = time.perf_counter() - t0
-    routes = [[a.idx + 1 for a in r if a.is_client()] for r in result.best.routes()] if result.is_feasible() else []
+    routes = (
+        [[a.idx + 1 for a in r if a.is_client()] for r in result.best.routes()]
+        if result.is_feasible()
+        else []
+    )
     return routes, seconds
 
 
@@ -150,7 +185,7 @@ def read_bks(path: Path | None) -> dict[str, float]:
 def family(name: str) -> str:
     """C1/C2/R1/R2/RC1/RC2 for Solomon (``C101``), also for Gehring & Homberger (``C1_2_1``)."""
     letters = "".join(ch for ch in name.upper() if ch.isalpha())
-    digits = name.upper()[len(letters):]
+    digits = name.upper()[len(letters) :]
     return letters + (digits[0] if digits else "")
 
 
@@ -168,13 +203,22 @@ def run(paths: list[Path], bks: dict[str, float], time_limit: float, workers: in
             cost, problems = check(inst, routes)
             feasible = bool(routes) and not problems
             gap = (100.0 * (cost / 10 - row["bks"]) / row["bks"]) if feasible and row["bks"] else None
-            row[label] = {"distance": cost / 10 if feasible else None, "gap_pct": gap,
-                          "vehicles": sum(1 for r in routes if r), "feasible": feasible,
-                          "problems": problems[:3], "seconds": round(seconds, 2)}
+            row[label] = {
+                "distance": cost / 10 if feasible else None,
+                "gap_pct": gap,
+                "vehicles": sum(1 for r in routes if r),
+                "feasible": feasible,
+                "problems": problems[:3],
+                "seconds": round(seconds, 2),
+            }
         rows.append(row)
         _print_row(row, peer)
-    return {"time_limit_s": time_limit, "workers": workers, "instances": rows,
-            "summary": summarize(rows, ["ortools"] + (["pyvrp"] if peer else []))}
+    return {
+        "time_limit_s": time_limit,
+        "workers": workers,
+        "instances": rows,
+        "summary": summarize(rows, ["ortools"] + (["pyvrp"] if peer else [])),
+    }
 
 
 def summarize(rows: list[dict], labels: list[str]) -> dict:
@@ -203,13 +247,17 @@ def _fmt(x: float | None, spec: str) -> str:
 
 def _print_row(row: dict, peer: bool) -> None:
     o = row["ortools"]
-    line = (f"{row['instance']:<10} {_fmt(row['bks'], '9.1f')}  "
-            f"{_fmt(o['distance'], '9.1f')} {_fmt(o['gap_pct'], '6.2f')}% {o['vehicles']:3d} "
-            f"{'ok' if o['feasible'] else 'INFEASIBLE'} {o['seconds']:5.1f}s")
+    line = (
+        f"{row['instance']:<10} {_fmt(row['bks'], '9.1f')}  "
+        f"{_fmt(o['distance'], '9.1f')} {_fmt(o['gap_pct'], '6.2f')}% {o['vehicles']:3d} "
+        f"{'ok' if o['feasible'] else 'INFEASIBLE'} {o['seconds']:5.1f}s"
+    )
     if peer:
         p = row["pyvrp"]
-        line += (f"   {_fmt(p['distance'], '9.1f')} {_fmt(p['gap_pct'], '6.2f')}% {p['vehicles']:3d} "
-                 f"{'ok' if p['feasible'] else 'INFEASIBLE'} {p['seconds']:5.1f}s")
+        line += (
+            f"   {_fmt(p['distance'], '9.1f')} {_fmt(p['gap_pct'], '6.2f')}% {p['vehicles']:3d} "
+            f"{'ok' if p['feasible'] else 'INFEASIBLE'} {p['seconds']:5.1f}s"
+        )
     print(line, flush=True)
 
 
@@ -235,12 +283,17 @@ def main(argv: list[str] | None = None) -> int:
 
     peer = not args.no_pyvrp
     if not args.json:
-        print(f"time limit {args.time_limit:g} s per instance; OR-Tools workers {args.workers}; distance-only, "
-              f"DIMACS truncation")
-        print(f"{'instance':<10} {'bks':>9}  {'or-tools':>9} {'gap':>7} {'veh':>3}" +
-              (f"{'':17}{'pyvrp':>9} {'gap':>7} {'veh':>3}" if peer else ""))
+        print(
+            f"time limit {args.time_limit:g} s per instance; OR-Tools workers {args.workers}; distance-only, "
+            f"DIMACS truncation"
+        )
+        print(
+            f"{'instance':<10} {'bks':>9}  {'or-tools':>9} {'gap':>7} {'veh':>3}"
+            + (f"{'':17}{'pyvrp':>9} {'gap':>7} {'veh':>3}" if peer else "")
+        )
     import contextlib
     import io
+
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink) if args.json else contextlib.nullcontext():
         result = run(paths, bks, args.time_limit, args.workers, peer)
@@ -250,9 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for label, s in result["summary"].items():
         fams = "  ".join(f"{f} {g:.2f}%" for f, g in s["families"].items())
-        print(f"{label:<8} mean gap {_fmt(s['mean_gap_pct'], '.2f')}% (max {_fmt(s['max_gap_pct'], '.2f')}%), "
-              f"mean vehicles {_fmt(s['mean_vehicles'], '.1f')}, mean time {_fmt(s['mean_seconds'], '.1f')} s, "
-              f"infeasible/empty: {len(s['infeasible_or_empty'])}")
+        print(
+            f"{label:<8} mean gap {_fmt(s['mean_gap_pct'], '.2f')}% (max {_fmt(s['max_gap_pct'], '.2f')}%), "
+            f"mean vehicles {_fmt(s['mean_vehicles'], '.1f')}, mean time {_fmt(s['mean_seconds'], '.1f')} s, "
+            f"infeasible/empty: {len(s['infeasible_or_empty'])}"
+        )
         print(f"         {fams}")
     return 0
 

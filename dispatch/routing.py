@@ -16,8 +16,10 @@ Model (node = location index, vehicle = crew):
   ``(a, b)``: ``b`` starts after ``a`` is finished (and is only done if ``a`` is);
 * matrices are registered with ``RegisterTransitMatrix`` so the search never calls back into Python.
 
-Search: a first-solution strategy (or initial routes: a warm start), then a metaheuristic under a time limit.
-``workers > 1`` runs several strategies in separate processes and keeps the best (both cores).
+Search: a first-solution strategy (or initial routes: a warm start), then a metaheuristic under a time limit:
+GLS by default (crew dispatch), or OR-Tools' iterated local search with ruin and recreate (:data:`ILS`;
+:func:`distance_params` is the preset for pure distance objectives such as Solomon). ``workers > 1`` runs
+several strategies in separate processes and keeps the best (both cores).
 """
 
 from __future__ import annotations
@@ -30,16 +32,72 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 from google.protobuf import text_format
-from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+from ortools.constraint_solver import pywrapcp, routing_enums_pb2, routing_parameters_pb2
 
 #: Node lists per vehicle, or a function that builds them.
 Routes = list[list[int]] | Callable[[], list[list[int]]]
 
-#: (first solution, metaheuristic) per extra worker when ``workers > 1``; worker 0 runs the given params.
+#: ``RoutingParams.metaheuristic`` value selecting OR-Tools' iterated local search (ILS, ruin and recreate). It is
+#: not a ``LocalSearchMetaheuristic``: OR-Tools runs it through ``SolveWithIteratedLocalSearch``.
+ILS = "ITERATED_LOCAL_SEARCH"
+
+#: Default ILS settings (``IteratedLocalSearchParameters`` text): SISR ruin (string removals, Christiaens and
+#: Vanden Berghe 2020), cheapest-insertion recreate, simulated-annealing acceptance of the reference solution
+#: with temperatures from the arc costs (scaled by ``RoutingParams.ils_temperature``), so no unit tuning.
+ILS_PARAMETERS = """
+perturbation_strategy: RUIN_AND_RECREATE
+ruin_recreate_parameters {
+  ruin_strategies { sisr { max_removed_sequence_size: 10 avg_num_removed_visits: 10 bypass_factor: 0.01 } }
+  recreate_strategy { heuristic: LOCAL_CHEAPEST_INSERTION }
+  route_selection_neighbors_ratio: 1 route_selection_min_neighbors: 10 route_selection_max_neighbors: 100
+}
+improve_perturbed_solution: true
+reference_solution_acceptance_strategy {
+  simulated_annealing { cooling_schedule_strategy: EXPONENTIAL automatic_temperatures: true }
+}
+best_solution_acceptance_strategy { greedy_descent {} }
+"""
+
+#: Field overrides of ``RoutingParams`` per extra worker when ``workers > 1``; worker 0 runs the given params.
 #: Different constructions and searches make the runs diverge, so the best of them is better than one run.
 #: Savings + GLS is the strongest partner on long routes (Solomon R2/RC2) in our runs.
-PORTFOLIO = (("SAVINGS", "GUIDED_LOCAL_SEARCH"), ("LOCAL_CHEAPEST_INSERTION", "TABU_SEARCH"),
-             ("CHRISTOFIDES", "GUIDED_LOCAL_SEARCH"))
+PORTFOLIO: tuple[dict[str, object], ...] = (
+    {"first_solution": "SAVINGS", "metaheuristic": "GUIDED_LOCAL_SEARCH"},
+    {"first_solution": "LOCAL_CHEAPEST_INSERTION", "metaheuristic": "TABU_SEARCH"},
+    {"first_solution": "CHRISTOFIDES", "metaheuristic": "GUIDED_LOCAL_SEARCH"},
+)
+
+#: Seconds a forked worker keeps free before the deadline to read out its routes and send them back.
+_RESULT_MARGIN_S = 0.1
+
+#: Insertion LNS operators switched off under ILS in the distance preset: ruin and recreate already does their
+#: job, and they make every descent after a perturbation several times slower (fewer ILS iterations).
+ILS_LNS_OFF = """local_search_operators {
+  use_global_cheapest_insertion_path_lns: BOOL_FALSE
+  use_local_cheapest_insertion_path_lns: BOOL_FALSE
+  use_relocate_path_global_cheapest_insertion_insert_unperformed: BOOL_FALSE
+  use_global_cheapest_insertion_visit_types_lns: BOOL_FALSE
+  use_local_cheapest_insertion_visit_types_lns: BOOL_FALSE
+}
+"""
+
+#: The distance preset's recreate step inserts the removed visits in random order (diversity between ILS steps).
+_ILS_RANDOM_ORDER = ILS_PARAMETERS.replace(
+    "recreate_strategy { heuristic: LOCAL_CHEAPEST_INSERTION }",
+    "recreate_strategy { heuristic: LOCAL_CHEAPEST_INSERTION parameters { local_cheapest_insertion {\n"
+    "    insertion_sorting_properties: SORTING_PROPERTY_RANDOM } } }",
+)
+
+#: Extra workers of :func:`distance_params`: two different ILS trajectories (construction, insertion order,
+#: temperature), since ILS runs vary a lot from instance to instance and the best of two diverse runs gains most.
+DISTANCE_PORTFOLIO: tuple[dict[str, object], ...] = (
+    {
+        "first_solution": "PARALLEL_CHEAPEST_INSERTION",
+        "ils_parameters": ILS_PARAMETERS,
+        "ils_temperature": 1.0,
+    },
+    {"first_solution": "SAVINGS", "ils_parameters": ILS_PARAMETERS, "ils_temperature": 0.3},
+)
 
 
 @dataclass
@@ -80,7 +138,13 @@ class RoutingData:
 @dataclass(frozen=True)
 class RoutingParams:
     """Search settings. ``solution_limit`` (with no time pressure) makes a run deterministic. ``overrides``:
-    extra OR-Tools ``RoutingSearchParameters`` in protobuf text format."""
+    extra OR-Tools ``RoutingSearchParameters`` in protobuf text format (merged last).
+
+    ``metaheuristic``: a ``LocalSearchMetaheuristic`` name or :data:`ILS`; for ILS, ``ils_parameters`` is the
+    ``IteratedLocalSearchParameters`` text (default :data:`ILS_PARAMETERS`) and ``ils_temperature`` scales the
+    simulated-annealing temperatures of OR-Tools' automatic rule (start 0.1, end 0.001 x the mean arc cost):
+    1.0 is that rule, lower is greedier. ``portfolio``: field overrides per extra worker when ``workers > 1``
+    (default :data:`PORTFOLIO`)."""
 
     time_limit_s: float = 10.0
     first_solution: str = "PARALLEL_CHEAPEST_INSERTION"
@@ -90,6 +154,26 @@ class RoutingParams:
     gls_lambda: float | None = None
     overrides: str = ""
     log_search: bool = False
+    ils_parameters: str = ""
+    ils_temperature: float = 1.0
+    portfolio: tuple[dict[str, object], ...] | None = None
+
+
+def distance_params(time_limit_s: float, workers: int = 1) -> RoutingParams:
+    """The preset for pure distance objectives (the Solomon benchmark): ILS with SISR ruin and insertion LNS
+    off, Savings construction, random insertion order and a cool annealing schedule on worker 0, and
+    :data:`DISTANCE_PORTFOLIO` on the other workers. Crew dispatch (weighted completion times, warm starts) keeps
+    the GLS defaults: this preset is measured on Solomon only."""
+    return RoutingParams(
+        time_limit_s=time_limit_s,
+        first_solution="SAVINGS",
+        metaheuristic=ILS,
+        workers=workers,
+        overrides=ILS_LNS_OFF,
+        ils_parameters=_ILS_RANDOM_ORDER,
+        ils_temperature=0.1,
+        portfolio=DISTANCE_PORTFOLIO,
+    )
 
 
 @dataclass
@@ -112,8 +196,9 @@ class RoutingError(RuntimeError):
     """The model could not be built (a bug or inconsistent data, not 'no solution')."""
 
 
-def solve_routing(data: RoutingData, params: RoutingParams = RoutingParams(),
-                  initial: Sequence[tuple[Routes, str]] = ()) -> RoutingResult:
+def solve_routing(
+    data: RoutingData, params: RoutingParams = RoutingParams(), initial: Sequence[tuple[Routes, str]] = ()
+) -> RoutingResult:
     """Solve ``data``; with ``params.workers > 1`` run a strategy portfolio in parallel processes, keep the best.
 
     ``initial`` lists candidate first solutions ``(routes, label)``, tried in order (``routes`` may be a
@@ -123,16 +208,19 @@ def solve_routing(data: RoutingData, params: RoutingParams = RoutingParams(),
     """
     if params.workers <= 1:
         return _solve_one(data, params, initial)
-    runs = [replace(params, workers=1)] + [replace(params, workers=1, first_solution=f, metaheuristic=m)
-                                           for f, m in PORTFOLIO[: params.workers - 1]]
+    portfolio = PORTFOLIO if params.portfolio is None else params.portfolio
+    runs = [replace(params, workers=1)] + [
+        replace(params, workers=1, **extra) for extra in portfolio[: params.workers - 1]
+    ]
     # Worker 0 (with the warm start, which may be a function) runs here; the others in forked processes.
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    deadline = time.monotonic() + params.time_limit_s
     with ctx.Pool(len(runs) - 1) as pool:
-        others = pool.starmap_async(_solve_one, [(data, p) for p in runs[1:]])
+        others = pool.starmap_async(_solve_one, [(data, p, (), deadline) for p in runs[1:]])
         results = [_solve_one(data, runs[0], initial)]
-        # A worker past the time limit (seen with SAVINGS under load) is abandoned, not waited for.
+        # A worker past the time limit (seen under load) is abandoned, not waited for.
         with contextlib.suppress(mp.TimeoutError):
-            results += others.get(timeout=max(0.5, params.time_limit_s - results[0].seconds) + 1.0)
+            results += others.get(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
     found = [r for r in results if r.found]
     if not found:
         return results[0]
@@ -141,8 +229,14 @@ def solve_routing(data: RoutingData, params: RoutingParams = RoutingParams(),
     return best
 
 
-def _solve_one(data: RoutingData, params: RoutingParams,
-               initial: Sequence[tuple[Routes, str]] = ()) -> RoutingResult:
+def _solve_one(
+    data: RoutingData,
+    params: RoutingParams,
+    initial: Sequence[tuple[Routes, str]] = (),
+    deadline: float | None = None,
+) -> RoutingResult:
+    """One search. ``deadline`` (``time.monotonic()``) caps the search of a forked worker so that its result is
+    back by then: its fork and model build count against the same budget as the caller's own run."""
     t0 = time.perf_counter()
     manager = pywrapcp.RoutingIndexManager(data.n_nodes, data.n_vehicles, list(data.starts), list(data.ends))
     routing = pywrapcp.RoutingModel(manager)
@@ -150,8 +244,19 @@ def _solve_one(data: RoutingData, params: RoutingParams,
 
     search = pywrapcp.DefaultRoutingSearchParameters()
     search.first_solution_strategy = getattr(routing_enums_pb2.FirstSolutionStrategy, params.first_solution)
-    search.local_search_metaheuristic = getattr(routing_enums_pb2.LocalSearchMetaheuristic, params.metaheuristic)
-    search.time_limit.FromMilliseconds(max(1, int(params.time_limit_s * 1000)))
+    use_ils = params.metaheuristic == ILS
+    if use_ils:
+        # ILS improves each perturbed solution by plain descent; a metaheuristic inside it only slows it down.
+        search.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT
+        _set_ils(search, data, params)
+    else:
+        search.local_search_metaheuristic = getattr(
+            routing_enums_pb2.LocalSearchMetaheuristic, params.metaheuristic
+        )
+    limit_s = params.time_limit_s
+    if deadline is not None:
+        limit_s = max(0.05, min(limit_s, deadline - _RESULT_MARGIN_S - time.monotonic()))
+    search.time_limit.FromMilliseconds(max(1, int(limit_s * 1000)))
     if params.solution_limit:
         search.solution_limit = params.solution_limit
     if params.gls_lambda is not None:
@@ -168,12 +273,24 @@ def _solve_one(data: RoutingData, params: RoutingParams,
         start = routing.ReadAssignmentFromRoutes([[manager.NodeToIndex(n) for n in r] for r in routes], True)
         if start is not None:
             strategy = label
-            solution = routing.SolveFromAssignmentWithParameters(start, search)
+            if use_ils:
+                # ILS takes no start assignment; local cheapest insertion rebuilds it from the hint instead.
+                routing.SetFirstSolutionHint(start)
+                search.first_solution_strategy = (
+                    routing_enums_pb2.FirstSolutionStrategy.LOCAL_CHEAPEST_INSERTION
+                )
+                solution = routing.SolveWithIteratedLocalSearch(search)
+            else:
+                solution = routing.SolveFromAssignmentWithParameters(start, search)
             break
     if solution is None:
-        solution = routing.SolveWithParameters(search)
+        solution = (
+            routing.SolveWithIteratedLocalSearch(search) if use_ils else routing.SolveWithParameters(search)
+        )
     seconds = time.perf_counter() - t0
     status = _status_name(routing.status())
+    if use_ils and solution is not None and status == "not solved":
+        status = "ils finished"  # SolveWithIteratedLocalSearch leaves the model status unset
     if solution is None:
         return RoutingResult([[] for _ in range(data.n_vehicles)], -1, status, seconds, strategy)
 
@@ -188,6 +305,25 @@ def _solve_one(data: RoutingData, params: RoutingParams,
     visited = {n for r in routes for n in r}
     dropped = [n for n in data.customers() if n not in visited]
     return RoutingResult(routes, int(solution.ObjectiveValue()), status, seconds, strategy, dropped)
+
+
+def _set_ils(
+    search: routing_parameters_pb2.RoutingSearchParameters, data: RoutingData, params: RoutingParams
+) -> None:
+    """Turn on ILS in ``search`` with ``params.ils_parameters`` and the scaled annealing temperatures."""
+    search.use_iterated_local_search = True
+    search.ClearField("iterated_local_search_parameters")
+    ils = search.iterated_local_search_parameters
+    text_format.Merge(params.ils_parameters or ILS_PARAMETERS, ils)
+    accept = ils.reference_solution_acceptance_strategy
+    if accept.HasField("simulated_annealing") and params.ils_temperature != 1.0:
+        # OR-Tools' automatic rule with a factor: its own rule samples arc costs, we take their mean.
+        cost = np.asarray(data.travel if data.arc_cost is None else data.arc_cost, dtype=float)
+        mean_arc = float(cost[~np.eye(len(cost), dtype=bool)].mean()) if len(cost) > 1 else 1.0
+        sa = accept.simulated_annealing
+        sa.automatic_temperatures = False
+        sa.initial_temperature = max(1e-6, 0.1 * params.ils_temperature * mean_arc)
+        sa.final_temperature = max(1e-9, 0.001 * params.ils_temperature * mean_arc)
 
 
 def _build(data: RoutingData, manager: pywrapcp.RoutingIndexManager, routing: pywrapcp.RoutingModel) -> None:
@@ -205,8 +341,7 @@ def _build(data: RoutingData, manager: pywrapcp.RoutingIndexManager, routing: py
 
     if data.demand is not None:
         demand_cb = routing.RegisterUnaryTransitVector(np.asarray(data.demand, dtype=np.int64).tolist())
-        routing.AddDimensionWithVehicleCapacity(
-            demand_cb, 0, [int(c) for c in data.capacity], True, "load")
+        routing.AddDimensionWithVehicleCapacity(demand_cb, 0, [int(c) for c in data.capacity], True, "load")
 
     for v in range(data.n_vehicles):
         lo, hi = int(data.shift_open[v]), int(data.shift_close[v])

@@ -31,8 +31,10 @@ def _brute_force(d, demand, capacity, n_vehicles):
                 total = np.inf
                 break
             if mine:
-                total += min(d[0, p[0]] + sum(d[a, b] for a, b in zip(p, p[1:], strict=False)) + d[p[-1], 0]
-                             for p in itertools.permutations(mine))
+                total += min(
+                    d[0, p[0]] + sum(d[a, b] for a, b in zip(p, p[1:], strict=False)) + d[p[-1], 0]
+                    for p in itertools.permutations(mine)
+                )
         best = min(best, total)
     return best
 
@@ -40,15 +42,27 @@ def _brute_force(d, demand, capacity, n_vehicles):
 def test_capacitated_routes_are_optimal_and_within_capacity():
     _, d, demand = _tiny_cvrp()
     v = 3
-    data = RoutingData(travel=d, service=np.zeros(len(d), np.int64), ready=np.zeros(len(d), np.int64),
-                       due=np.full(len(d), 10_000), starts=[0] * v, ends=[0] * v, shift_open=np.zeros(v),
-                       shift_close=np.full(v, 10_000), demand=demand, capacity=np.full(v, 7))
+    data = RoutingData(
+        travel=d,
+        service=np.zeros(len(d), np.int64),
+        ready=np.zeros(len(d), np.int64),
+        due=np.full(len(d), 10_000),
+        starts=[0] * v,
+        ends=[0] * v,
+        shift_open=np.zeros(v),
+        shift_close=np.full(v, 10_000),
+        demand=demand,
+        capacity=np.full(v, 7),
+    )
     result = solve_routing(data, RoutingParams(time_limit_s=1.0, solution_limit=500))
     assert result.found and not result.dropped
     assert sorted(n for r in result.routes for n in r) == [1, 2, 3, 4, 5]
     assert all(demand[r].sum() <= 7 for r in result.routes)
-    cost = sum(d[0, r[0]] + sum(d[a, b] for a, b in zip(r, r[1:], strict=False)) + d[r[-1], 0]
-               for r in result.routes if r)
+    cost = sum(
+        d[0, r[0]] + sum(d[a, b] for a, b in zip(r, r[1:], strict=False)) + d[r[-1], 0]
+        for r in result.routes
+        if r
+    )
     assert cost == result.objective == _brute_force(d, demand, 7, v)
 
 
@@ -57,12 +71,20 @@ def test_time_windows_force_the_order():
     n = len(d)
     ready = np.zeros(n, np.int64)
     due = np.full(n, 10_000, np.int64)
-    ready[2], due[2] = 0, 45      # customer 2 (40 away) first
-    ready[1], due[1] = 200, 400   # customer 1 late
+    ready[2], due[2] = 0, 45  # customer 2 (40 away) first
+    ready[1], due[1] = 200, 400  # customer 1 late
     service = np.full(n, 10)
     service[0] = 0  # the depot
-    data = RoutingData(travel=d, service=service, ready=ready, due=due, starts=[0], ends=[0],
-                       shift_open=np.zeros(1), shift_close=np.full(1, 10_000))
+    data = RoutingData(
+        travel=d,
+        service=service,
+        ready=ready,
+        due=due,
+        starts=[0],
+        ends=[0],
+        shift_open=np.zeros(1),
+        shift_close=np.full(1, 10_000),
+    )
     result = solve_routing(data, RoutingParams(time_limit_s=1.0, solution_limit=300))
     route = result.routes[0]
     assert route.index(2) < route.index(1)
