@@ -33,7 +33,7 @@ from dispatch.improve import improve_routes
 from dispatch.instance import Instance, compile_problem, effective_weights
 from dispatch.model import Problem
 from dispatch.plan import Plan, build_plan, routes_by_index
-from dispatch.routing import Routes, RoutingData, RoutingParams, RoutingResult, solve_routing
+from dispatch.routing import ILS, Routes, RoutingData, RoutingParams, RoutingResult, solve_routing
 from dispatch.travel import TravelTime
 
 #: Largest integer weight coefficient; weights are scaled so the heaviest job gets this.
@@ -71,6 +71,13 @@ class SolveOptions:
     p1_no_later_than_greedy: bool = True
     search_overrides: str = ""
     improve_share: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.metaheuristic == ILS:
+            # Measured with OR-Tools 9.15: SolveWithIteratedLocalSearch, warm-started on a 20-crew x 100-job storm,
+            # ran past 10 minutes on a 2 s limit (its insertion steps do not check the clock on this objective).
+            raise ValueError("SolveOptions.metaheuristic: iterated local search does not stop at the time limit "
+                             "on the crew-dispatch model; use GUIDED_LOCAL_SEARCH (the default) or TABU_SEARCH")
 
 
 def solve(problem: Problem, travel: TravelTime, options: SolveOptions = SolveOptions(),

@@ -102,3 +102,9 @@ def test_straight_line_travel_is_plausible():
 def test_no_jobs_gives_an_empty_plan():
     plan = solve(Problem([crew("A")], [], NOW), travel_for([crew("A")], []))
     assert plan.assignments == {} and plan.weighted_customer_minutes == 0
+
+
+def test_iterated_local_search_is_refused_for_crew_dispatch():
+    # it does not stop at the time limit on this model (see SolveOptions); a clear error beats a hung re-plan
+    with pytest.raises(ValueError, match="iterated local search"):
+        SolveOptions(metaheuristic="ITERATED_LOCAL_SEARCH")
