@@ -206,12 +206,9 @@ def _insert_new_reports(session, rows: list[dict[str, Any]]) -> dict[str, int]:
         from sqlalchemy.dialects.sqlite import insert
     stmt = (insert(table).on_conflict_do_nothing(index_elements=["client_id", "idempotency_key"])
             .returning(table.c.id, table.c.reference))
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(row), []).append(row)
     stored: dict[str, int] = {}
-    for group in groups.values():
-        stored.update((ref, rid) for rid, ref in session.execute(stmt, group))
+    for positions in _by_columns(rows):
+        stored.update((ref, rid) for rid, ref in session.execute(stmt, [rows[i] for i in positions]))
     return stored
 
 
@@ -220,16 +217,21 @@ def _insert_ids(session, model, rows: list[dict[str, Any]]) -> list[int]:
     cost a third of the writer's CPU), one executemany per set of keys (rows from different routes may name
     different columns; the others get their column defaults)."""
     table = model.__table__
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for i, row in enumerate(rows):
-        groups.setdefault(tuple(row), []).append(i)
     ids = [0] * len(rows)
     stmt = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-    for positions in groups.values():
+    for positions in _by_columns(rows):
         new = session.scalars(stmt, [rows[i] for i in positions])
         for i, rid in zip(positions, new, strict=True):
             ids[i] = rid
     return ids
+
+
+def _by_columns(rows: list[dict[str, Any]]) -> list[list[int]]:
+    """Positions of ``rows`` grouped by the columns they name: an executemany needs the same keys in every row."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(tuple(row), []).append(i)
+    return list(groups.values())
 
 
 def _acknowledgment(report_id: int, row: dict[str, Any], now) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from service_helpers import count, make_client
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from api.db import Database
 from api.models import MeterMessage, OutboxMessage, Report, ScadaMessage
@@ -80,6 +80,42 @@ def test_two_writers_racing_on_one_key_store_one_report(client, db_url):
         assert a[0] == b[0] and sorted((a[2], b[2])) == [False, True]
     assert count(db_url, Report, Report.client_id == "gateway") == 20
     assert count(db_url, OutboxMessage) == 20
+
+
+def test_one_batch_may_mix_rows_naming_different_columns(db_url):
+    """The web route and the SMS gateway build report rows with different keys; one group commit stores both."""
+    import asyncio
+
+    from api.intake import IntakeWriter
+
+    web = {"power": "out", "channel": "web", "client_id": "ip:1", "idempotency_key": None, "sp_id": "sp1",
+           "account": "A-sp1", "hazards": ["wires_down"], "contact": None}
+    sms = {"power": "out", "channel": "sms", "client_id": "sms-gateway", "idempotency_key": "sms:1", "sp_id": "sp3",
+           "phone": "+491701234567", "contact": {"sms": "+491701234567", "prefer": "sms"}, "hazards": [],
+           "comment": "SMS: OUT", "language": "en"}
+
+    async def both():
+        from api.migrate import upgrade
+
+        upgrade(db_url)
+        writer = IntakeWriter(Database(db_url), batch_max=10)
+        writer.start()
+        try:
+            return await asyncio.gather(writer.submit_report(web), writer.submit_report(sms),
+                                        writer.submit_report(dict(web)))
+        finally:
+            writer.stop()
+            writer.db.dispose()
+
+    answers = asyncio.run(both())
+    assert len({a[0] for a in answers}) == 3 and not any(a[2] for a in answers)
+    db = Database(db_url)
+    with db.read() as s:
+        rows = {r.reference: r for r in s.scalars(select(Report))}
+        assert rows[answers[1][0]].channel == "sms" and rows[answers[1][0]].phone == "+491701234567"
+        assert rows[answers[0][0]].hazards == ["wires_down"] and rows[answers[0][0]].language == "en"
+        assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 3
+    db.dispose()
 
 
 def test_report_status_exposes_no_personal_data(client):
