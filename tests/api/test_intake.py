@@ -99,15 +99,17 @@ def test_one_batch_may_mix_rows_naming_different_columns(db_url):
 
         upgrade(db_url)
         writer = IntakeWriter(Database(db_url), batch_max=10)
+        tasks = [asyncio.ensure_future(writer.submit_report(r)) for r in (web, sms, dict(web))]
+        await asyncio.sleep(0)  # all three are queued before the writer starts: one batch
         writer.start()
         try:
-            return await asyncio.gather(writer.submit_report(web), writer.submit_report(sms),
-                                        writer.submit_report(dict(web)))
+            return await asyncio.gather(*tasks), writer.commits
         finally:
             writer.stop()
             writer.db.dispose()
 
-    answers = asyncio.run(both())
+    answers, commits = asyncio.run(both())
+    assert commits == 1
     assert len({a[0] for a in answers}) == 3 and not any(a[2] for a in answers)
     db = Database(db_url)
     with db.read() as s:
