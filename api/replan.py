@@ -68,9 +68,14 @@ class Replanner:
         from dispatch.model import Crew as DCrew
         from dispatch.model import Job, Problem
 
-        events = session.scalars(select(Event).where(Event.state.not_in(("restored", "cancelled")),
-                                                     Event.merged_into.is_(None))).all()
-        crews = session.scalars(select(Crew).where(Crew.status != "off_shift")).all()
+        crews = [c for c in session.scalars(select(Crew).where(Crew.status != "off_shift"))
+                 if (c.shift_end or now + DEFAULT_SHIFT) > now]
+        if not crews:  # nobody to plan for: skip reading (and explaining) every open event
+            return None, {}, {}
+        t = Event.__table__  # the columns a job needs, not whole rows (evidence JSON): storms have thousands
+        events = session.execute(select(t.c.id, t.c.lat, t.c.lon, t.c.device_kind, t.c.device_id, t.c.sp_id,
+                                        t.c.cause, t.c.hazards, t.c.weight, t.c.tier, t.c.customers_out)
+                                 .where(t.c.state.not_in(("restored", "cancelled")), t.c.merged_into.is_(None))).all()
         active = session.scalars(select(Assignment).where(Assignment.status.in_(ACTIVE_ASSIGNMENT))
                                  .order_by(Assignment.sequence, Assignment.id)).all()
         skills_known = set().union(*(set(c.skills or ()) for c in crews)) if crews else set()
@@ -105,8 +110,6 @@ class Replanner:
             start = (c.lon, c.lat) if c.lat is not None and c.lon is not None else self._depot(c.depot_id) or centre
             shift_start = min(c.shift_start or now, now)
             shift_end = c.shift_end or (now + DEFAULT_SHIFT)
-            if shift_end <= now:
-                continue
             pin = pinned.get(c.id)
             status = "available"
             if pin is not None:
@@ -121,8 +124,6 @@ class Replanner:
         for a in kept:
             jobs.pop(a.event_id, None)
             excluded[a.event_id] = f"locked to crew {a.crew_id} by a dispatcher"
-        if not d_crews:
-            return None, excluded, pinned
         return Problem(crews=tuple(d_crews), jobs=tuple(jobs.values()), now=now), excluded, pinned
 
     def _depot(self, depot_id: str | None):
@@ -146,7 +147,7 @@ class Replanner:
         if problem is None or not problem.jobs:
             if not excluded:
                 self.last = {"jobs": 0, "excluded": {}, "seconds": time.monotonic() - started}
-                return None  # nothing open: no plan to show
+                return None  # nothing open, or no crew on shift: no plan to show
             # open events but nothing to plan: store that, with the reasons, so the dispatcher sees why
             solver, plan, rows = "none", None, []
         else:
