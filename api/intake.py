@@ -69,12 +69,6 @@ class IntakeWriter(QueueThread):
         self.commits = 0
         self.rows = 0
 
-    def start(self) -> None:
-        self.start_thread()
-
-    def stop(self) -> None:
-        self.stop_thread()
-
     async def _submit(self, kind: str, rows: list[dict[str, Any]]) -> Any:
         loop = asyncio.get_running_loop()
         item = _Item(kind, rows, loop, loop.create_future())
@@ -163,7 +157,7 @@ class IntakeWriter(QueueThread):
         The insert skips rows whose key exists (``ON CONFLICT DO NOTHING``) and returns ``(id, reference)`` of
         those it stored, so the usual batch — no repeats — costs no lookup; only a skipped row is looked up."""
         rows: list[dict[str, Any]] = []
-        by_key: dict[tuple[str, str], tuple[_Item, dict[str, Any]]] = {}
+        by_key: dict[tuple[str, str], _Item] = {}  # the first item with each idempotency key
         repeats: list[tuple[_Item, tuple[str, str]]] = []
         for item in reports:
             row = item.rows[0]
@@ -173,7 +167,7 @@ class IntakeWriter(QueueThread):
                 continue
             row = {**row, "reference": new_reference(), "received_at": now}
             if key[1] is not None:
-                by_key[key] = (item, row)
+                by_key[key] = item
             rows.append(row)
             item.result = (row["reference"], now, False)
         stored = _insert_new_reports(session, rows)
@@ -183,9 +177,9 @@ class IntakeWriter(QueueThread):
                 select(Report.client_id, Report.idempotency_key, Report.reference, Report.received_at)
                 .where(tuple_(Report.client_id, Report.idempotency_key).in_(list(skipped))))}
             for key in skipped:
-                by_key[key][0].result = (*found[key], True)
+                by_key[key].result = (*found[key], True)
         for item, key in repeats:
-            item.result = (*by_key[key][0].result[:2], True)
+            item.result = (*by_key[key].result[:2], True)
         new = [r for r in rows if r["reference"] in stored]
         ids = [stored[r["reference"]] for r in new]
         if new:

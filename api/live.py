@@ -91,10 +91,10 @@ class LiveEngine(QueueThread):
                 self._rebuild()
         else:
             self.status = "off: no territory loaded" if self.settings.engine_enabled else "off: disabled"
-        self.start_thread()
+        super().start()
 
     def stop(self) -> None:
-        self.stop_thread()
+        super().stop()
         if self.replanner is not None:
             self.replanner.close()
 
@@ -270,9 +270,9 @@ class LiveEngine(QueueThread):
         (the columns :data:`_KEPT` names, keyed by event id) and the values written."""
         table, history = Event.__table__, EventHistory.__table__
         before: dict[str, Any] = {}
-        for i in range(0, len(eids), 900):
+        for chunk in _chunks(eids):
             before.update((r.id, r) for r in session.execute(
-                select(table.c.id, *(table.c[c] for c in _KEPT)).where(table.c.id.in_(eids[i:i + 900]))))
+                select(table.c.id, *(table.c[c] for c in _KEPT)).where(table.c.id.in_(chunk))))
         inserts, updates, steps, written = [], [], [], {}
         for eid in eids:
             ev = self.engine.event(eid)
@@ -795,10 +795,15 @@ def _rows(session, model, ids: list[int]) -> list:
     """Plain rows (attribute access by column name) for ``ids``, in id order; cheaper than ORM objects."""
     out = []
     table = model.__table__
-    for i in range(0, len(ids), 900):
-        out += session.execute(select(table).where(table.c.id.in_(ids[i:i + 900]))).all()
+    for chunk in _chunks(ids):
+        out += session.execute(select(table).where(table.c.id.in_(chunk))).all()
     out.sort(key=lambda r: r.id)
     return out
+
+
+def _chunks(ids: list, size: int = 900) -> Iterable[list]:
+    """``ids`` in slices small enough for an ``IN (...)`` list (SQLite allows 999 bound parameters)."""
+    return (ids[i:i + size] for i in range(0, len(ids), size))
 
 
 def _load_rows(db: Database, batch: list[Committed]):
@@ -814,8 +819,8 @@ def _load_rows(db: Database, batch: list[Committed]):
 
 def _mark_processed(session, model, ids: list[int], now: datetime) -> None:
     table = model.__table__  # Core, not ORM-enabled UPDATE: this runs for every intake batch
-    for i in range(0, len(ids), 900):
-        session.execute(table.update().where(table.c.id.in_(ids[i:i + 900])).values(processed_at=now))
+    for chunk in _chunks(ids):
+        session.execute(table.update().where(table.c.id.in_(chunk)).values(processed_at=now))
 
 
 def _mark_reports(session, report_event: dict[int, str | None], now: datetime) -> None:

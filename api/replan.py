@@ -78,7 +78,7 @@ class Replanner:
                                  .where(t.c.state.not_in(("restored", "cancelled")), t.c.merged_into.is_(None))).all()
         active = session.scalars(select(Assignment).where(Assignment.status.in_(ACTIVE_ASSIGNMENT))
                                  .order_by(Assignment.sequence, Assignment.id)).all()
-        skills_known = set().union(*(set(c.skills or ()) for c in crews)) if crews else set()
+        skills_known = set().union(*(set(c.skills or ()) for c in crews))
         excluded: dict[str, str] = {}
         jobs: dict[str, Job] = {}
         for ev in events:

@@ -9,7 +9,7 @@ from typing import Any
 
 class QueueThread:
     """Owns ``_queue`` and the thread running ``_run``. Putting ``None`` on the queue asks ``_run`` to return
-    once it has handled what was queued before it; :meth:`stop_thread` does that and waits."""
+    once it has handled what was queued before it; :meth:`stop` does that and waits."""
 
     thread_name = "oms-worker"
 
@@ -17,11 +17,11 @@ class QueueThread:
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
 
-    def start_thread(self) -> None:
+    def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
         self._thread.start()
 
-    def stop_thread(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=timeout)
