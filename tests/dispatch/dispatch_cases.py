@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from dispatch.model import Crew, Job
+from dispatch.instance import compile_problem
+from dispatch.model import Crew, Job, Problem
+from dispatch.plan import build_plan
 from dispatch.travel import MatrixTravel
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -41,3 +44,21 @@ def travel_for(crews, jobs, extra=()) -> MatrixTravel:
     pts = list(dict.fromkeys([c.start for c in crews] + [c.end for c in crews if c.end] +
                              [j.location for j in jobs] + list(extra)))
     return manhattan_travel(pts)
+
+
+def brute_force_wcm(problem: Problem, travel, drop_at_minutes: float | None = None) -> float:
+    """Minimum weighted customer-minutes over every assignment and order (tiny problems only). With
+    ``drop_at_minutes`` a job may also be left out, charged as done at that minute."""
+    inst = compile_problem(problem, travel)
+    J, K = inst.n_jobs, inst.n_crews
+    owners = K + (drop_at_minutes is not None)
+    weights = np.array([j.weight for j in problem.jobs])
+    best = np.inf
+    for owner in itertools.product(range(owners), repeat=J):
+        per_crew = [[i for i in range(J) if owner[i] == k] for k in range(K)]
+        left_out = sum(weights[i] for i in range(J) if owner[i] == K) * (drop_at_minutes or 0.0)
+        for orders in itertools.product(*(itertools.permutations(r) for r in per_crew)):
+            plan = build_plan(inst, [list(o) for o in orders], "brute force")
+            if not plan.violations():
+                best = min(best, plan.weighted_customer_minutes + left_out)
+    return best

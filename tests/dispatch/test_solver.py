@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, timedelta
 
 import numpy as np
 import pytest
-from dispatch_cases import NOW, at, crew, job, point, travel_for
+from dispatch_cases import NOW, at, brute_force_wcm, crew, job, point, travel_for
 
 from dispatch.instance import compile_problem
 from dispatch.model import Problem
-from dispatch.plan import build_plan, drive
+from dispatch.plan import drive
 from dispatch.solver import SolveOptions, solve
 
 FAST = SolveOptions(time_limit_s=1.0, deterministic=True, solution_limit=400, travel_weight=1e-6)
-
-
-def brute_force_wcm(problem: Problem, travel) -> float:
-    """Minimum weighted customer-minutes over every assignment and order (tiny problems only)."""
-    inst = compile_problem(problem, travel)
-    J, K = inst.n_jobs, inst.n_crews
-    best = np.inf
-    for owner in itertools.product(range(K), repeat=J):
-        per_crew = [[i for i in range(J) if owner[i] == k] for k in range(K)]
-        for orders in itertools.product(*(itertools.permutations(r) for r in per_crew)):
-            routes = [list(o) for o in orders]
-            plan = build_plan(inst, routes, "brute force")
-            if not plan.violations():
-                best = min(best, plan.weighted_customer_minutes)
-    return best
 
 
 def test_matches_brute_force_optimum():

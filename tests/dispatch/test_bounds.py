@@ -1,0 +1,67 @@
+"""The lower bound on weighted customer-minutes: never above the true optimum, and tight where it should be."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from dispatch_cases import NOW, brute_force_wcm, crew, job, travel_for
+
+from dispatch.bounds import lower_bound
+from dispatch.instance import compile_problem
+from dispatch.model import Problem
+
+
+def _bound(problem: Problem, travel, **kw) -> float:
+    return lower_bound(compile_problem(problem, travel), **kw)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_never_above_the_brute_force_optimum(seed):
+    rng = np.random.default_rng(seed)
+    crews = [crew("A", rng.uniform(0, 10), skills=("line", "service")),
+             crew("B", rng.uniform(0, 10), skills=("service",), hours=float(rng.uniform(2, 12)))]
+    jobs = [job(f"j{n}", rng.uniform(0, 10), rng.uniform(0, 5), minutes=float(rng.uniform(10, 120)),
+                weight=float(rng.integers(1, 50)), skills=(str(rng.choice(["line", "service"])),))
+            for n in range(5)]
+    problem = Problem(crews, jobs, NOW)
+    travel = travel_for(crews, jobs)
+    optimum = brute_force_wcm(problem, travel, drop_at_minutes=12 * 60)
+    assert _bound(problem, travel) <= optimum + 1e-6
+
+
+def test_exact_for_one_crew_with_no_driving():
+    """One crew, all jobs at its depot: the machine bound is Smith's rule itself, the optimum."""
+    crews = [crew("A", 0)]
+    jobs = [job(f"j{n}", 0, minutes=m, weight=w) for n, (m, w) in enumerate([(30, 2), (10, 5), (60, 9), (20, 1)])]
+    problem = Problem(crews, jobs, NOW)
+    travel = travel_for(crews, jobs)
+    assert _bound(problem, travel) == pytest.approx(brute_force_wcm(problem, travel), rel=1e-9)
+
+
+def test_counts_queueing_that_the_per_job_bound_ignores():
+    """Eight one-hour jobs at one crew's depot: alone, each would be done in an hour (8 x 60 weighted minutes);
+    in fact they queue (60 + 120 + ... + 480 = 2,160)."""
+    crews = [crew("A", 0)]
+    jobs = [job(f"j{n}", 0, minutes=60) for n in range(8)]
+    problem = Problem(crews, jobs, NOW)
+    assert _bound(problem, travel_for(crews, jobs)) == pytest.approx(2160.0)
+
+
+def test_holds_when_the_optimum_leaves_jobs_out():
+    """A two-hour shift cannot hold three one-hour jobs: the best plan drops the lightest, charged at the
+    horizon; the bound must still not exceed it."""
+    crews = [crew("A", 0, hours=2)]
+    jobs = [job("heavy", 0, minutes=60, weight=10), job("mid", 0, minutes=60, weight=5),
+            job("light", 0, minutes=60, weight=1)]
+    problem = Problem(crews, jobs, NOW)
+    travel = travel_for(crews, jobs)
+    optimum = brute_force_wcm(problem, travel, drop_at_minutes=120)
+    assert optimum == pytest.approx(10 * 60 + 5 * 120 + 1 * 120)
+    assert _bound(problem, travel) <= optimum + 1e-6
+
+
+def test_weights_must_match_the_jobs():
+    crews = [crew("A", 0)]
+    jobs = [job("j1", 1)]
+    with pytest.raises(ValueError, match="weight has shape"):
+        _bound(Problem(crews, jobs, NOW), travel_for(crews, jobs), weight=np.ones(3))
