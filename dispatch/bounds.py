@@ -12,7 +12,8 @@ the same crews can do (groups are disjoint, so their bounds add up):
   rule). This is what queueing behind other jobs costs, which the first relaxation ignores.
 
 A job left out of a plan is charged as done at ``drop_at`` (the last shift end): the bound allows for that too,
-so it holds for plans that drop jobs.
+so it holds for plans that drop jobs. Jobs that must be started by a deadline (life-safety work held to the greedy
+arrival) take crew time before anything else can use it; the machine bound counts that when told.
 """
 
 from __future__ import annotations
@@ -21,13 +22,19 @@ import numpy as np
 
 from dispatch.instance import Instance
 
+#: Seconds: the fluid clock's resolution (times are rounded down to it, so the bound stays a bound).
+CLOCK_STEP = 5.0
 
-def lower_bound(inst: Instance, weight: np.ndarray | None = None, drop_at: float | None = None) -> float:
+
+def lower_bound(inst: Instance, weight: np.ndarray | None = None, drop_at: float | None = None,
+                must_start_by: dict[int, float] | None = None) -> float:
     """Weighted minutes (``sum(weight x minutes from now to completion)``) that no plan of ``inst`` can beat.
 
     ``weight``: per job (default: the jobs' own weights, without the hazard bonus). ``drop_at``: seconds from now
-    at which a dropped job is charged as done (default: the latest shift end). Time windows' closing times,
-    precedences and the hazard rule are relaxed, so the bound holds for every plan, including those that keep them.
+    at which a dropped job is charged as done (default: the latest shift end). ``must_start_by`` (job index ->
+    seconds from now) limits the bound to plans that start those jobs by then (life-safety jobs held to a
+    deadline): their work then takes crew time early, which :func:`_parallel_machines` counts. Time windows'
+    closing times, precedences and the hazard rule are otherwise relaxed, so the bound holds for every such plan.
     """
     J, K = inst.n_jobs, inst.n_crews
     if J == 0:
@@ -36,6 +43,7 @@ def lower_bound(inst: Instance, weight: np.ndarray | None = None, drop_at: float
     if w.shape != (J,):
         raise ValueError(f"lower_bound: weight has shape {w.shape}, expected ({J},)")
     horizon = float(inst.shift_close.max()) if drop_at is None else float(drop_at)
+    committed = must_start_by or {}
 
     reach = np.where(inst.assignable, inst.shift_open[None, :] + inst.travel[J:J + K, :J].T, np.inf)
     alone = np.minimum(np.maximum(reach.min(axis=1), inst.ready[:J]) + inst.service[:J], horizon)
@@ -53,19 +61,84 @@ def lower_bound(inst: Instance, weight: np.ndarray | None = None, drop_at: float
         if not len(crews):  # nobody can do these: every plan drops them
             total += float(w[idx].sum()) * horizon
             continue
-        machines = _parallel_machines(w[idx], work[idx], len(crews), float(inst.shift_open[crews].min()), horizon)
-        total += max(machines, float((w[idx] * alone[idx]).sum()))
+        held = np.array([i in committed for i in idx], dtype=bool)
+        total += float((w[idx[held]] * alone[idx[held]]).sum())
+        rest = idx[~held]
+        early = [(committed[i], work[i] - inst.service[i], inst.service[i]) for i in idx[held]]
+        machines = _parallel_machines(w[rest], work[rest], len(crews), float(inst.shift_open[crews].min()),
+                                      horizon, early)
+        total += max(machines, float((w[rest] * alone[rest]).sum()))
     return total / 60.0
 
 
-def _parallel_machines(w: np.ndarray, p: np.ndarray, m: int, start: float, horizon: float) -> float:
-    """Eastman-Even-Isaacs bound for jobs (weights ``w``, times ``p``) on ``m`` identical machines free from
-    ``start``, lowered by what leaving out jobs (each charged at ``horizon``) could save: taking job ``j`` out
-    saves at most its own term plus the delay its time puts on the jobs after it, so the bound subtracts every
-    such saving that exceeds the job's drop charge."""
+def _parallel_machines(w: np.ndarray, p: np.ndarray, m: int, start: float, horizon: float,
+                       early: list[tuple[float, float, float]] = ()) -> float:
+    """Lower bound on ``sum(w x C)`` for jobs (weights ``w``, times ``p``) on ``m`` identical machines free from
+    ``start``, when other jobs ``early`` = [(latest start, drive before it, work)] must start by their times.
+
+    A job's completion is its mean busy time plus half its length. Let all machines together act as one that does
+    ``m`` units of work per second, less the early jobs, each started as late as it may be: then giving the earliest
+    capacity to the most weight per unit of work (Smith's rule) minimizes the total weighted mean busy time, and
+    no real schedule does better (its busy times fit that capacity). Without early work this is the bound of
+    Eastman, Even and Isaacs (1964). It is lowered by what leaving jobs out (each charged at ``horizon``) could
+    save: taking job ``j`` out saves at most its own term plus the delay its time puts on the jobs after it (taken
+    out last-first, each removal leaves the jobs ahead of it where they were, so the savings add up)."""
+    if not len(w):
+        return 0.0
     order = np.lexsort((np.arange(len(w)), -w / np.maximum(p, 1e-9)))
     w, p = w[order], p[order]
-    finish = start + np.cumsum(p) / m + (m - 1) / (2 * m) * p
+    ends = np.cumsum(p)
+    if early:
+        at = _fluid_clock(m, start, early, float(ends[-1]))
+        # Left sums (of right limits) of an increasing function: a lower bound on its mean over each job's work.
+        span = (ends - p)[:, None] + p[:, None] * (np.arange(32) / 32.0)[None, :]
+        mean_busy = at(span).mean(axis=1)
+        advance = _largest_advance(at, ends - p, p)
+    else:
+        mean_busy = start + (ends - p / 2) / m
+        advance = p / m
+    finish = mean_busy + p / 2
     after = np.concatenate([np.cumsum(w[::-1])[::-1][1:], [0.0]])
-    saving = w * finish + p / m * after
+    saving = w * finish + advance * after
     return float((w * finish).sum() + np.minimum(0.0, w * horizon - saving).sum())
+
+
+def _largest_advance(at, begins: np.ndarray, p: np.ndarray, points: int = 4000) -> np.ndarray:
+    """Per job: an upper bound on how much earlier any work after ``begins[j]`` could be done if job ``j``'s
+    ``p[j]`` units were not there, i.e. the largest ``at(z + p[j]) - at(z)`` over ``z >= begins[j]`` (on a grid of
+    ``points`` cells, each window widened to whole cells, plus the clock's rounding: so it stays an upper bound)."""
+    xs = np.linspace(0.0, float(begins[-1] + p[-1] + p.max()), points)
+    low = at(xs)
+    out = np.empty(len(p))
+    for chunk in np.array_split(np.arange(len(p)), max(1, len(p) // 100)):
+        gain = at(xs[1:][None, :] + p[chunk][:, None]) - low[None, :-1]
+        tail = np.maximum.accumulate(gain[:, ::-1], axis=1)[:, ::-1]  # best from grid cell k on
+        first = np.clip(np.searchsorted(xs, begins[chunk], side="right") - 1, 0, points - 2)
+        out[chunk] = tail[np.arange(len(chunk)), first]
+    return out + CLOCK_STEP
+
+
+def _fluid_clock(m: int, start: float, early: list[tuple[float, float, float]], work: float,
+                 step: float = CLOCK_STEP):
+    """``x -> `` the earliest time (rounded down to ``step``) by which ``m`` machines from ``start`` can have done
+    more than ``x`` units of other work, while each ``early`` job (latest start, drive, work) has been driven to by
+    its latest start and worked on without a break from then at the latest. Capacity left by ``t`` is
+    ``m (t - start)`` less what the early jobs must have had by ``t``, and work done by ``t`` is done at every later
+    time too, so the usable capacity at ``t`` is the least of that over all later times."""
+    latest = np.array([s for s, _, _ in early])[None, :]
+    drive = np.array([d for _, d, _ in early])[None, :]
+    busy = np.array([a for _, _, a in early])[None, :]
+    stop = start + (work + float(drive.sum() + busy.sum())) / m + float((latest + busy).max()) + step
+    # Capacity is piecewise linear between the early jobs' start and end deadlines: with them on the grid, the
+    # least over later grid times is the least over all later times.
+    marks = np.concatenate([latest.ravel(), (latest + busy).ravel()])
+    t = np.union1d(np.arange(start, stop, step), marks[marks >= start])[:, None]
+    owed = ((t >= latest) * drive + np.clip(t - latest, 0.0, busy)).sum(axis=1)
+    t = t.ravel()
+    usable = np.minimum.accumulate((m * (t - start) - owed)[::-1])[::-1]
+
+    def at(x: np.ndarray) -> np.ndarray:
+        i = np.searchsorted(usable, x, side="right")
+        return t[np.clip(i - 1, 0, len(t) - 1)]
+
+    return at

@@ -118,7 +118,9 @@ class OutageEngine:
         self._out_sps = [0] * n
         self._out_cust = [0] * n
         self._on = [0] * n
-        self._hint = [0] * n
+        self._hint = [0] * n  # per transformer: callers with out-evidence who say their neighbours are out too
+        self._nohint = [0] * n  # ... and who say their neighbours are NOT out
+        self._sp_hint: dict[int, bool] = {}  # service point -> its caller's neighbours answer (counted above)
         self._pred_children = [0] * n
         self._active = [0] * n  # children (devices) with out-evidence
         self._pred = [False] * n
@@ -473,8 +475,9 @@ class OutageEngine:
             out_sps[d] += 1
             self._out_cust[d] += c
             esum[d] += eh
-        if hint and chain and g.is_transformer[chain[0]]:
-            self._hint[chain[0]] += 1
+        if hint is not None and chain and g.is_transformer[chain[0]]:
+            self._sp_hint[k] = hint
+            (self._hint if hint else self._nohint)[chain[0]] += 1
         self._reevaluate(chain)
         tr = self._place(k, chain, t, ami_t=t if source == "ami" else None)
         self._attach(tr, k, report_id, t, source)
@@ -596,6 +599,9 @@ class OutageEngine:
         e, h, leaf = self._sp_ev.pop(k, (0.0, 0.0, 0.0))
         if chain:
             self._below[chain[0]] -= leaf
+            hint = self._sp_hint.pop(k, None)
+            if hint is not None:
+                (self._hint if hint else self._nohint)[chain[0]] -= 1
         esum, eh = self._esum, e + h
         for d in chain:
             out_sps[d] -= 1
@@ -667,12 +673,26 @@ class OutageEngine:
             return False
         if g.is_transformer[d]:
             children, n_children = out + self._hint[d], g.hi[d] - g.lo[d]
+            if out == 1 and self._nohint[d] == 1 and n_children > 1:
+                # a lone caller who says the neighbours are not out: a service-level problem (a service drop or
+                # customer-side), not the transformer, however few customers the transformer has
+                return False
         elif rule.children == "evidence":
             children, n_children = self._active[d], g.n_children[d]
         else:
             children, n_children = self._pred_children[d], g.n_children[d]
         total = g.device_customers[d]
-        return rule.passes(out, children, self._out_cust[d] / total if total else 0.0, n_children)
+        ok = rule.passes(out, children, self._out_cust[d] / total if total else 0.0, n_children)
+        if rs.likelihood_check and not g.is_transformer[d]:
+            import os
+            M = float(os.environ.get("LIKM", "1.0"))
+            mode = os.environ.get("LIKMODE", "both")
+            diff = self._oper[d] - self._below[d]
+            if ok and diff < -M and mode in ("both", "veto"):
+                return False
+            if not ok and diff > M and out >= rule.min_calls and mode in ("both", "boost"):
+                return True
+        return ok
 
     def _reevaluate(self, chain: list[int], t: datetime | None = None) -> None:
         """Re-evaluate rules bottom-up along a chain; demoted devices dissolve their events. With ``t``, a device
@@ -739,7 +759,7 @@ class OutageEngine:
         """(evidence LLR out vs. on, neighbours-answer LLR for device hypotheses, leaf value) of a new service
         point with out-evidence whose first device is ``first``."""
         rs = self._ruleset_dev(first)
-        if rs.rollup != "likelihood":
+        if rs.rollup != "likelihood" and not rs.likelihood_check:
             return 0.0, 0.0, 0.0
         logp, _, e_call, e_meter, h_odds = self._lik_terms(rs)
         e = e_meter if source in ("ami", "ping") else e_call
@@ -757,7 +777,7 @@ class OutageEngine:
         rs_prev = terms = None
         for d in chain:
             rs = self._ruleset_dev(d)
-            if rs.rollup != "likelihood":
+            if rs.rollup != "likelihood" and not rs.likelihood_check:
                 continue
             if rs is not rs_prev:
                 terms, rs_prev = terms_of(rs), rs

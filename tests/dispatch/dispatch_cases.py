@@ -46,15 +46,19 @@ def travel_for(crews, jobs, extra=()) -> MatrixTravel:
     return manhattan_travel(pts)
 
 
-def brute_force_wcm(problem: Problem, travel, drop_at_minutes: float | None = None) -> float:
+def brute_force_wcm(problem: Problem, travel, drop_at_minutes: float | None = None,
+                    never_drop: frozenset[str] = frozenset()) -> float:
     """Minimum weighted customer-minutes over every assignment and order (tiny problems only). With
-    ``drop_at_minutes`` a job may also be left out, charged as done at that minute."""
+    ``drop_at_minutes`` a job (other than those in ``never_drop``) may also be left out, charged as done then."""
     inst = compile_problem(problem, travel)
     J, K = inst.n_jobs, inst.n_crews
     owners = K + (drop_at_minutes is not None)
     weights = np.array([j.weight for j in problem.jobs])
     best = np.inf
+    kept = [i for i, j in enumerate(problem.jobs) if j.id in never_drop]
     for owner in itertools.product(range(owners), repeat=J):
+        if any(owner[i] == K for i in kept):
+            continue
         per_crew = [[i for i in range(J) if owner[i] == k] for k in range(K)]
         left_out = sum(weights[i] for i in range(J) if owner[i] == K) * (drop_at_minutes or 0.0)
         for orders in itertools.product(*(itertools.permutations(r) for r in per_crew)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dispatch_cases import NOW, brute_force_wcm, crew, job, travel_for
+from dispatch_cases import NOW, at, brute_force_wcm, crew, job, travel_for
 
 from dispatch.bounds import lower_bound
 from dispatch.instance import compile_problem
@@ -65,3 +65,40 @@ def test_weights_must_match_the_jobs():
     jobs = [job("j1", 1)]
     with pytest.raises(ValueError, match="weight has shape"):
         _bound(Problem(crews, jobs, NOW), travel_for(crews, jobs), weight=np.ones(3))
+
+
+def test_deadline_work_takes_crew_time_first():
+    """A wires-down job that must be started at once holds the only crew for an hour: the feeder job behind it
+    cannot be done before two hours, which the bound knows only when told of the deadline."""
+    crews = [crew("A", 0)]
+    jobs = [job("wires", 0, minutes=60, weight=0.01, latest=at(0)), job("feeder", 0, minutes=60, weight=100)]
+    problem = Problem(crews, jobs, NOW)
+    travel = travel_for(crews, jobs)
+    optimum = brute_force_wcm(problem, travel)
+    assert optimum == pytest.approx(0.01 * 60 + 100 * 120)
+    inst = compile_problem(problem, travel)
+    assert lower_bound(inst) < 0.6 * optimum  # alone, the feeder job would be done in an hour
+    assert lower_bound(inst, must_start_by={0: 0.0}) == pytest.approx(optimum, rel=0.01)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_deadlines_never_above_the_brute_force_optimum(seed):
+    """Random small storms with one or two jobs held to a start deadline and shifts short enough that some work
+    must be left out (charged at the shift end): the bound stays below the best plan that keeps the deadlines."""
+    rng = np.random.default_rng(100 + seed)
+    hours = float(rng.uniform(1.5, 4))
+    crews = [crew(f"C{k}", rng.uniform(0, 5), hours=hours) for k in range(int(rng.integers(1, 3)))]
+    held = int(rng.integers(1, 3))
+    due = rng.uniform(0, 20, held)
+    jobs = [job(f"h{n}", rng.uniform(0, 5), minutes=float(rng.uniform(10, 60)), weight=float(rng.uniform(0.1, 3)),
+                latest=at(float(due[n]))) for n in range(held)] + [
+        job(f"j{n}", rng.uniform(0, 5), rng.uniform(0, 3), minutes=float(rng.uniform(20, 120)),
+            weight=float(rng.integers(1, 100))) for n in range(5 - held)]
+    problem = Problem(crews, jobs, NOW)
+    travel = travel_for(crews, jobs)
+    optimum = brute_force_wcm(problem, travel, drop_at_minutes=hours * 60,
+                              never_drop=frozenset(j.id for j in jobs[:held]))
+    if not np.isfinite(optimum):
+        pytest.skip("no plan keeps both deadlines")
+    bound = lower_bound(compile_problem(problem, travel), must_start_by={n: due[n] * 60 for n in range(held)})
+    assert bound <= optimum + 1e-6
