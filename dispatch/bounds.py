@@ -61,13 +61,17 @@ def lower_bound(inst: Instance, weight: np.ndarray | None = None, drop_at: float
         if not len(crews):  # nobody can do these: every plan drops them
             total += float(w[idx].sum()) * horizon
             continue
+        opens = float(inst.shift_open[crews].min())
+        best = max(_parallel_machines(w[idx], work[idx], len(crews), opens, horizon),
+                   float((w[idx] * alone[idx]).sum()))
         held = np.array([i in committed for i in idx], dtype=bool)
-        total += float((w[idx[held]] * alone[idx[held]]).sum())
-        rest = idx[~held]
-        early = [(committed[i], work[i] - inst.service[i], inst.service[i]) for i in idx[held]]
-        machines = _parallel_machines(w[rest], work[rest], len(crews), float(inst.shift_open[crews].min()),
-                                      horizon, early)
-        total += max(machines, float((w[rest] * alone[rest]).sum()))
+        if held.any():  # the held jobs' own cost alone, the rest behind the crew time they take
+            rest = idx[~held]
+            early = [(committed[i], work[i] - inst.service[i], inst.service[i]) for i in idx[held]]
+            behind = max(_parallel_machines(w[rest], work[rest], len(crews), opens, horizon, early),
+                         float((w[rest] * alone[rest]).sum()))
+            best = max(best, float((w[idx[held]] * alone[idx[held]]).sum()) + behind)
+        total += best
     return total / 60.0
 
 
