@@ -177,3 +177,63 @@ def _swap(data: RoutingData, state: list[_Route], where: dict[int, int], i: int,
             where[i], where[j] = b, a
             return True
     return False
+
+
+def place_left_out(data: RoutingData, routes: list[list[int]], assignable: np.ndarray, fixed_first: set[int],
+                   frozen: set[int], left_out: list[int], time_limit_s: float) -> tuple[list[list[int]], int]:
+    """Give jobs that no route holds a place, heaviest first: the cheapest gap that fits, or else a lighter
+    job's place on a capable crew (that job is left out instead and tries in turn) when the model's objective
+    -- drop penalties included -- says so. Only lighter jobs are pushed out, so what stays out drifts to the
+    lightest work: "drop the lowest weights first". A first solution fills shifts in its own order and the
+    search, at storm size, rarely gets round to this exchange. Returns the routes and how many jobs were placed.
+    ``frozen`` jobs (and routes holding them) are left alone, as in :func:`improve_routes`."""
+    deadline = time.perf_counter() + time_limit_s
+    state = [_state(data, k, list(r), k in fixed_first) for k, r in enumerate(routes)]
+    if any(s is None for s in state):
+        raise ValueError("place_left_out: the starting routes are not feasible")
+    locked_routes = {k for k, r in enumerate(routes) if frozen.intersection(r)}
+    queue = sorted((i for i in left_out if i not in frozen), key=lambda i: (-data.weight[i], i))
+    placed = 0
+    while queue and time.perf_counter() < deadline:
+        i = queue.pop(0)
+        crews = [int(k) for k in np.flatnonzero(assignable[i]) if k not in locked_routes]
+        fits = [(g[0], k, g[1]) for k in crews if (g := _fitting_gap(data, state[k], k, i)) is not None]
+        if fits:
+            _, k, new = min(fits, key=lambda c: (c[0], c[1]))
+            state[k] = _state(data, k, new, k in fixed_first)
+            placed += 1
+            continue
+        best: tuple[float, int, list[int], int] | None = None
+        for k in crews:
+            r = state[k]
+            lighter = [p for p in range(r.first_free, len(r.jobs)) if data.weight[r.jobs[p]] < data.weight[i]]
+            for p in sorted(lighter, key=lambda p: (data.weight[r.jobs[p]], p))[:3]:
+                out = r.jobs[p]
+                rest = _state(data, k, r.jobs[:p] + r.jobs[p + 1:], k in fixed_first)
+                gap = None if rest is None else _fitting_gap(data, rest, k, i)
+                if gap is None:
+                    continue
+                delta = rest.cost + gap[0] - r.cost + float(data.drop_penalty[out]) - float(data.drop_penalty[i])
+                if delta < -1e-9 and (best is None or delta < best[0]):
+                    best = (delta, k, gap[1], out)
+        if best is not None:
+            _, k, new, out = best
+            state[k] = _state(data, k, new, k in fixed_first)
+            placed += 1
+            queue.append(out)
+            queue.sort(key=lambda j: (-data.weight[j], j))
+    return [s.jobs for s in state], placed
+
+
+def _fitting_gap(data: RoutingData, r: _Route, k: int, i: int) -> tuple[float, list[int]] | None:
+    """The cheapest gap of route ``r`` (crew ``k``) that job ``i`` fits in, exactly re-timed: gaps are tried in
+    order of estimated cost, so the first that fits is (nearly always) the cheapest. ``(cost increase, jobs)``."""
+    est = _insertion_estimates(data, r, i)
+    for p in np.argsort(est, kind="stable"):
+        if not np.isfinite(est[p]):
+            break
+        new = r.jobs[:p] + [i] + r.jobs[p:]
+        exact = schedule_cost(data, k, new)
+        if exact is not None:
+            return exact[0] - r.cost, new
+    return None

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dispatch.greedy import HAZARD_FACTOR, greedy_routes, greedy_schedule
-from dispatch.improve import improve_routes
+from dispatch.improve import improve_routes, place_left_out
 from dispatch.instance import Instance, compile_problem, effective_weights
 from dispatch.model import Problem
 from dispatch.plan import Plan, build_plan, routes_by_index
@@ -93,16 +93,22 @@ def solve(problem: Problem, travel: TravelTime, options: SolveOptions = SolveOpt
 
     candidates: list[tuple[Routes, str]] = []
     notes: tuple[str, ...] = ()
+    # Deterministic mode: the own passes run to their end (the time limit is only a safety net).
+    budget = options.time_limit_s * options.improve_share * (10 if options.deterministic else 1)
     if previous is not None:
-        candidates.append((_warm_routes(inst, routes_by_index(inst, previous.job_routes())),
-                           "warm start from the previous plan"))
+        routes = _warm_routes(inst, routes_by_index(inst, previous.job_routes()))
+        label = "warm start from the previous plan"
+        if budget > 0:
+            routes, placed = _place_left_out(inst, data, routes, budget / 2)
+            label += f", {placed} new or left-out jobs placed" if placed else ""
+        candidates.append((routes, label))
     if options.first_solution == "greedy" and previous is None:
         routes, guard, label = _seed(inst, data, options)
-        # Deterministic mode: the pass runs to its local optimum (the time limit is only a safety net).
-        budget = options.time_limit_s * options.improve_share * (10 if options.deterministic else 1)
         if budget > 0:
+            routes, placed = _place_left_out(inst, data, routes, budget / 4)
             routes, moves = improve_routes(data, routes, inst.assignable, _fixed_first(inst, routes),
                                            _precedence_jobs(inst), budget)
+            label += f", {placed} left-out jobs placed" if placed else ""
             label += f", improved by {moves} relocate/swap moves"
         candidates.append((routes, label))
         if guard:
@@ -209,6 +215,18 @@ def _seed(inst: Instance, data: RoutingData, options: SolveOptions,
     if cost(ratio_start) < cost(base_start):
         return ratio, held, "ratio-rule plan"
     return base, held, "greedy plan"
+
+
+def _place_left_out(inst: Instance, data: RoutingData, routes: list[list[int]],
+                    seconds: float) -> tuple[list[list[int]], int]:
+    """:func:`dispatch.improve.place_left_out` for the jobs no route holds (new jobs, or what the first
+    solution could not fit)."""
+    on_routes = {i for r in routes for i in r}
+    left_out = [i for i in range(inst.n_jobs) if i not in on_routes]
+    if not left_out:
+        return routes, 0
+    return place_left_out(data, routes, inst.assignable, _fixed_first(inst, routes), _precedence_jobs(inst),
+                          left_out, seconds)
 
 
 def _fixed_first(inst: Instance, routes: list[list[int]]) -> set[int]:

@@ -9,7 +9,7 @@ import pytest
 from dispatch_cases import NOW, crew, job, travel_for
 
 from dispatch.greedy import greedy_routes
-from dispatch.improve import improve_routes, schedule_cost
+from dispatch.improve import improve_routes, place_left_out, schedule_cost
 from dispatch.instance import compile_problem
 from dispatch.model import Problem
 from dispatch.solver import SolveOptions, routing_data
@@ -75,3 +75,31 @@ def test_infeasible_start_is_refused():
     inst, data = _setup(crews, jobs)
     with pytest.raises(ValueError, match="not feasible"):
         improve_routes(data, [[0, 1]], inst.assignable, set(), set(), 1.0)
+
+
+def test_left_out_job_takes_a_lighter_jobs_place():
+    """A full two-hour shift holds two light one-hour jobs; a heavier one-hour job left out takes the place of
+    the lightest, which is left out instead."""
+    crews = [crew("A", 0, hours=2)]
+    jobs = [job("light", 0, minutes=55, weight=1), job("mid", 0, minutes=55, weight=5),
+            job("heavy", 0, minutes=55, weight=9)]
+    inst, data = _setup(crews, jobs)
+    routes, placed = place_left_out(data, [[0, 1]], inst.assignable, set(), set(), [2], 5.0)
+    assert placed == 1
+    assert routes == [[2, 1]]
+    assert _total(data, routes) is not None
+
+
+def test_left_out_job_is_placed_in_a_free_gap_and_never_pushes_out_heavier_work():
+    crews = [crew("A", 0, hours=2), crew("B", 5, hours=8)]
+    jobs = [job("a", 0, minutes=55, weight=9), job("b", 0, minutes=55, weight=8), job("c", 5, minutes=30, weight=3),
+            job("d", 0, minutes=55, weight=2)]
+    inst, data = _setup(crews, jobs)
+    # B has room: d goes there, nothing is pushed out.
+    routes, placed = place_left_out(data, [[0, 1], [2]], inst.assignable, set(), set(), [3], 5.0)
+    assert placed == 1 and sorted(routes[0]) == [0, 1] and 3 in routes[1]
+    # Only A can do it and A is full of heavier work: it stays out.
+    only_a = inst.assignable.copy()
+    only_a[3, 1] = False
+    routes, placed = place_left_out(data, [[0, 1], [2]], only_a, set(), set(), [3], 5.0)
+    assert placed == 0 and routes == [[0, 1], [2]]
