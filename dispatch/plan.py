@@ -224,6 +224,11 @@ def drop_reason(inst: Instance, i: int, assigned: set[int]) -> str:
     if missing:
         return f"it must follow {', '.join(missing)}, which could not be scheduled"
     lighter = [j for j in assigned if inst.weight[j] < inst.weight[i] and inst.capable[j, ks].any()]
+    if lighter and not any(inst.service[j] >= inst.service[i] for j in lighter):
+        # The model leaves out as few jobs as it can, then the lightest: one long job does not push out several.
+        return (f"all {len(ks)} capable crews' shifts are full; its {inst.service[i] / 60:.0f} min of work would "
+                f"take the place of more than one of the {len(lighter)} lighter, shorter jobs planned, and the plan "
+                f"leaves out as few jobs as it can")
     if lighter:
         return (f"all {len(ks)} capable crews' shifts are full; {len(lighter)} lighter jobs are planned instead "
                 f"(the search did not swap them in within its time limit)")

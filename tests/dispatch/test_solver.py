@@ -81,6 +81,17 @@ def test_job_that_fits_no_shift_is_dropped_with_reason():
     assert "ok" in plan.assignments
 
 
+def test_long_heavy_job_does_not_push_out_several_lighter_ones():
+    """A full two-hour shift: two light 55-minute jobs, and a heavier 110-minute one that would need both their
+    places. The plan leaves out as few jobs as it can, and says why the heavier one is out."""
+    c = crew("A", 0, hours=2)
+    jobs = [job("light1", 0, minutes=55, weight=1), job("light2", 0, minutes=55, weight=2),
+            job("heavy", 0, minutes=110, weight=5)]
+    plan = solve(Problem([c], jobs, NOW), travel_for([c], jobs), FAST)
+    assert [d.job_id for d in plan.dropped] == ["heavy"]
+    assert "more than one of the 2 lighter, shorter jobs" in plan.dropped[0].reason
+
+
 def test_job_windows_respected():
     crews = [crew("A", 0)]
     jobs = [job("early", 10, weight=1, latest=at(15)), job("later", 1, weight=100, earliest=at(120))]
