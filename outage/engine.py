@@ -118,9 +118,7 @@ class OutageEngine:
         self._out_sps = [0] * n
         self._out_cust = [0] * n
         self._on = [0] * n
-        self._hint = [0] * n  # per transformer: callers with out-evidence who say their neighbours are out too
-        self._nohint = [0] * n  # ... and who say their neighbours are NOT out
-        self._sp_hint: dict[int, bool] = {}  # service point -> its caller's neighbours answer (counted above)
+        self._hint = [0] * n
         self._pred_children = [0] * n
         self._active = [0] * n  # children (devices) with out-evidence
         self._pred = [False] * n
@@ -475,9 +473,8 @@ class OutageEngine:
             out_sps[d] += 1
             self._out_cust[d] += c
             esum[d] += eh
-        if hint is not None and chain and g.is_transformer[chain[0]]:
-            self._sp_hint[k] = hint
-            (self._hint if hint else self._nohint)[chain[0]] += 1
+        if hint and chain and g.is_transformer[chain[0]]:
+            self._hint[chain[0]] += 1
         self._reevaluate(chain)
         tr = self._place(k, chain, t, ami_t=t if source == "ami" else None)
         self._attach(tr, k, report_id, t, source)
@@ -599,9 +596,6 @@ class OutageEngine:
         e, h, leaf = self._sp_ev.pop(k, (0.0, 0.0, 0.0))
         if chain:
             self._below[chain[0]] -= leaf
-            hint = self._sp_hint.pop(k, None)
-            if hint is not None:
-                (self._hint if hint else self._nohint)[chain[0]] -= 1
         esum, eh = self._esum, e + h
         for d in chain:
             out_sps[d] -= 1
@@ -643,8 +637,7 @@ class OutageEngine:
                 continue
             rs = self._ruleset_dev(m)
             rule = rs.devices.get(g.kind[m])
-            import os
-            if rule is None or (out < rule.min_calls and not os.environ.get("EQWAIVE")):
+            if rule is None or out < rule.min_calls:
                 continue
             p = rs.likelihood.fault_prior.get(g.kind[m], 0.0)
             if p > best_p:
@@ -674,26 +667,12 @@ class OutageEngine:
             return False
         if g.is_transformer[d]:
             children, n_children = out + self._hint[d], g.hi[d] - g.lo[d]
-            if out == 1 and self._nohint[d] == 1 and n_children > 1:
-                # a lone caller who says the neighbours are not out: a service-level problem (a service drop or
-                # customer-side), not the transformer, however few customers the transformer has
-                return False
         elif rule.children == "evidence":
             children, n_children = self._active[d], g.n_children[d]
         else:
             children, n_children = self._pred_children[d], g.n_children[d]
         total = g.device_customers[d]
-        ok = rule.passes(out, children, self._out_cust[d] / total if total else 0.0, n_children)
-        if rs.likelihood_check and not self._ami_seen and not g.is_transformer[d]:
-            import os
-            M = float(os.environ.get("LIKM", "1.0"))
-            mode = os.environ.get("LIKMODE", "both")
-            diff = self._oper[d] - self._below[d]
-            if ok and diff < -M and mode in ("both", "veto"):
-                return False
-            if not ok and diff > M and out >= rule.min_calls and mode in ("both", "boost"):
-                return True
-        return ok
+        return rule.passes(out, children, self._out_cust[d] / total if total else 0.0, n_children)
 
     def _reevaluate(self, chain: list[int], t: datetime | None = None) -> None:
         """Re-evaluate rules bottom-up along a chain; demoted devices dissolve their events. With ``t``, a device
@@ -760,7 +739,7 @@ class OutageEngine:
         """(evidence LLR out vs. on, neighbours-answer LLR for device hypotheses, leaf value) of a new service
         point with out-evidence whose first device is ``first``."""
         rs = self._ruleset_dev(first)
-        if rs.rollup != "likelihood" and not rs.likelihood_check:
+        if rs.rollup != "likelihood":
             return 0.0, 0.0, 0.0
         logp, _, e_call, e_meter, h_odds = self._lik_terms(rs)
         e = e_meter if source in ("ami", "ping") else e_call
@@ -778,7 +757,7 @@ class OutageEngine:
         rs_prev = terms = None
         for d in chain:
             rs = self._ruleset_dev(d)
-            if rs.rollup != "likelihood" and not rs.likelihood_check:
+            if rs.rollup != "likelihood":
                 continue
             if rs is not rs_prev:
                 terms, rs_prev = terms_of(rs), rs
@@ -838,34 +817,7 @@ class OutageEngine:
                 ref = child.newest_gasp
         keep_before = None if ref is None else ref - self._ruleset_dev(top).ami_separation
         absorb, home = [], None
-        early: set = set()
-        import os
-        csep = float(os.environ.get("CSEP", "0"))
-        if ref is None and csep > 0 and not self._ami_seen:
-            cmin = int(os.environ.get("CMIN", "3"))
-            g = self.grid
-            cands = [c for c in children if c.dev >= 0]
-            if cands:
-                own_in = own is not None and any(c.dev in own[1] for c in cands)
-                rest = [c for c in children if c.dev < 0]
-                if tr is not None:
-                    rest.append(tr)
-                times = [c.event.start for c in rest]
-                n_rest = sum(len(c.sps) for c in rest)
-                if own is not None and not own_in:
-                    times.append(t)
-                    n_rest += 1
-                if times and n_rest >= cmin:
-                    t_rest = min(times)
-                    for c in cands:
-                        if c.event.start < t_rest - timedelta(minutes=csep):
-                            early.add(c)
         for child in children:
-            if child in early:
-                mine = own is not None and child.dev in own[1]
-                if mine:
-                    home = child
-                continue
             # when the child went dark: its newest last gasp, else (calls only, the gasps lost) at the latest when
             # its first call came — either way, well before the top's meters means a separate, earlier outage
             dark = child.newest_gasp if child.newest_gasp is not None else child.event.start

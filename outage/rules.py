@@ -139,7 +139,6 @@ class RuleSet:
     #: "likelihood" (compare explanations, see the module docstring) or "rules" (the count rules in ``devices``)
     rollup: str = "rules"
     likelihood: Likelihood = field(default_factory=Likelihood)
-    likelihood_check: bool = True
     #: unconfirmed -> probable after this long without contrary evidence (ArcFM: 20 min, Oracle-like: 15 min)
     probable_after: timedelta = timedelta(minutes=15)
     #: evidence this far apart under one device is a new outage (time separation)
