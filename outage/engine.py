@@ -118,7 +118,9 @@ class OutageEngine:
         self._out_sps = [0] * n
         self._out_cust = [0] * n
         self._on = [0] * n
-        self._hint = [0] * n
+        self._hint = [0] * n  # per transformer: callers with out-evidence who say their neighbours are out too
+        self._nohint = [0] * n  # ... and who say their neighbours are NOT out
+        self._sp_hint: dict[int, bool] = {}  # service point -> its caller's neighbours answer (counted above)
         self._pred_children = [0] * n
         self._active = [0] * n  # children (devices) with out-evidence
         self._pred = [False] * n
@@ -473,8 +475,9 @@ class OutageEngine:
             out_sps[d] += 1
             self._out_cust[d] += c
             esum[d] += eh
-        if hint and chain and g.is_transformer[chain[0]]:
-            self._hint[chain[0]] += 1
+        if hint is not None and chain and g.is_transformer[chain[0]]:
+            self._sp_hint[k] = hint
+            (self._hint if hint else self._nohint)[chain[0]] += 1
         self._reevaluate(chain)
         tr = self._place(k, chain, t, ami_t=t if source == "ami" else None)
         self._attach(tr, k, report_id, t, source)
@@ -596,6 +599,9 @@ class OutageEngine:
         e, h, leaf = self._sp_ev.pop(k, (0.0, 0.0, 0.0))
         if chain:
             self._below[chain[0]] -= leaf
+            hint = self._sp_hint.pop(k, None)
+            if hint is not None:
+                (self._hint if hint else self._nohint)[chain[0]] -= 1
         esum, eh = self._esum, e + h
         for d in chain:
             out_sps[d] -= 1
@@ -628,8 +634,12 @@ class OutageEngine:
     def _equiv_choice(self, members: tuple[int, ...]) -> int:
         """Of devices that interrupt the same customers (top first), the one the fault prior favours: evidence
         cannot tell them apart, so the kind that fails more often is the better bet (ties: the higher device).
-        Only devices whose call floor (``min_calls``) the evidence meets and that telemetry does not show closed
-        are in the running: one call still never lifts a fuse."""
+        Only devices that telemetry does not show closed are in the running, and only those whose call floor
+        (``min_calls``) the evidence meets — except that a lateral device (fuse, sectionalizer: rules counting
+        children with evidence) drops its floor once the class's lowest member (the transformer) passes its own
+        rule: then the customers are out whichever member operated, and a fuse feeding only that transformer is
+        the better bet even on one call with "my neighbours are out too". Backbone devices (recloser, breaker, substation) always keep theirs, and one call never lifts a
+        fuse over customers the transformer does not share."""
         g, best, best_p = self.grid, -1, -1.0
         out = self._out_sps[members[0]]  # the same service points below every member
         for m in members:
@@ -637,12 +647,19 @@ class OutageEngine:
                 continue
             rs = self._ruleset_dev(m)
             rule = rs.devices.get(g.kind[m])
-            if rule is None or out < rule.min_calls:
+            if rule is None or (out < rule.min_calls and (rule.children != "evidence" or not self._twin_out(members))):
                 continue
             p = rs.likelihood.fault_prior.get(g.kind[m], 0.0)
             if p > best_p:
                 best, best_p = m, p
         return best
+
+    def _twin_out(self, members: tuple[int, ...]) -> bool:
+        """Whether the evidence already shows the customers of a class of same-customer devices out: the rule of
+        its lowest member (a transformer: calls, "neighbours out too" answers, share) passes. Then the call floor of
+        the others no longer applies — they interrupt exactly those customers — and the prior decides."""
+        low = members[-1]
+        return self._own_passes(low)
 
     def _twin_above(self, d: int) -> int:
         """The predicted device above ``d`` with the same customers that the prior chose over it, else -1."""
@@ -667,12 +684,32 @@ class OutageEngine:
             return False
         if g.is_transformer[d]:
             children, n_children = out + self._hint[d], g.hi[d] - g.lo[d]
+            if out == 1 and self._nohint[d] == 1 and n_children > 1:
+                # a lone caller who says the neighbours are not out: a service-level problem (a service drop or
+                # customer-side), not the transformer, however few customers the transformer has
+                return False
         elif rule.children == "evidence":
             children, n_children = self._active[d], g.n_children[d]
         else:
             children, n_children = self._pred_children[d], g.n_children[d]
         total = g.device_customers[d]
-        return rule.passes(out, children, self._out_cust[d] / total if total else 0.0, n_children)
+        ok = rule.passes(out, children, self._out_cust[d] / total if total else 0.0, n_children)
+        if rs.likelihood_check and not self._ami_seen and not g.is_transformer[d]:
+            # calls only: a second opinion from the likelihood comparison (outage.rules), which weighs what the
+            # count rules cannot see — the silence of the customers below the device who did not call. When it
+            # clearly disagrees, it wins: a stray call on a second lateral no longer lifts a transformer outage to
+            # a big fuse, and a small fuse whose calls all came from one of its transformers is still predicted.
+            # A backbone device (its rule counts predicted children) is lifted this way only once at least one
+            # child outage below it is predicted: calls scattered over laterals, or below devices telemetry shows
+            # closed, never lift it on their own
+            margin = rs.likelihood_margin
+            diff = self._oper[d] - self._below[d]
+            if ok and diff < -margin:
+                return False
+            if not ok and diff > margin and out >= rule.min_calls and (
+                    rule.children == "evidence" or self._pred_children[d] > 0):
+                return True
+        return ok
 
     def _reevaluate(self, chain: list[int], t: datetime | None = None) -> None:
         """Re-evaluate rules bottom-up along a chain; demoted devices dissolve their events. With ``t``, a device
@@ -739,7 +776,7 @@ class OutageEngine:
         """(evidence LLR out vs. on, neighbours-answer LLR for device hypotheses, leaf value) of a new service
         point with out-evidence whose first device is ``first``."""
         rs = self._ruleset_dev(first)
-        if rs.rollup != "likelihood":
+        if rs.rollup != "likelihood" and not (rs.likelihood_check and not self._ami_seen):
             return 0.0, 0.0, 0.0
         logp, _, e_call, e_meter, h_odds = self._lik_terms(rs)
         e = e_meter if source in ("ami", "ping") else e_call
@@ -757,8 +794,8 @@ class OutageEngine:
         rs_prev = terms = None
         for d in chain:
             rs = self._ruleset_dev(d)
-            if rs.rollup != "likelihood":
-                continue
+            if rs.rollup != "likelihood" and not (rs.likelihood_check and not self._ami_seen):
+                continue  # count rules: the likelihood is only their second opinion on calls alone
             if rs is not rs_prev:
                 terms, rs_prev = terms_of(rs), rs
             logp, silent = terms[0], terms[1]

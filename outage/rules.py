@@ -30,6 +30,9 @@ Every value is kept per device and updated along one chain per message, so per-r
 gasps, see :class:`Likelihood`) and, with AMI, the chance that a last gasp gets through (``1 - ami_loss``): with
 meters, silence under a device is strong evidence that it did not operate; without them it is weak.
 
+The count rules borrow this comparison as a second opinion when the evidence is calls alone (no last gasps):
+``RuleSet.likelihood_check``, see there.
+
 Rules are grouped in named :class:`RuleSet` s (``normal``, ``storm``), and :class:`RuleSets` picks one per
 district (a feeder's breaker id or a substation id), so a storm-hit area can run storm rules while the rest of the
 territory stays on normal rules — as Oracle NMS and ArcFM Responder do.
@@ -139,6 +142,12 @@ class RuleSet:
     #: "likelihood" (compare explanations, see the module docstring) or "rules" (the count rules in ``devices``)
     rollup: str = "rules"
     likelihood: Likelihood = field(default_factory=Likelihood)
+    #: count rules, calls only (no meter has sent a last gasp): devices above transformers also get a second opinion
+    #: from the likelihood comparison (module docstring), which weighs the silence of the customers below who did
+    #: not call; where it disagrees by more than ``likelihood_margin`` (log-likelihood, e ~ 2.7 times as likely),
+    #: it wins. With meters, last gasps and pings measure that silence directly and the count rules stand alone
+    likelihood_check: bool = True
+    likelihood_margin: float = 1.0
     #: unconfirmed -> probable after this long without contrary evidence (ArcFM: 20 min, Oracle-like: 15 min)
     probable_after: timedelta = timedelta(minutes=15)
     #: evidence this far apart under one device is a new outage (time separation)

@@ -7,11 +7,16 @@ for simulator and property tests.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pandas as pd
 from shapely.geometry import Point
 
 from gis.network import Network
+from outage.engine import OutageEngine
+from outage.reports import Report
+from outage.rules import RuleSet, RuleSets
 
 
 def _build(nodes: dict[str, tuple[float, float]], segs: list[tuple], sps: list[tuple], subs: list[tuple],
@@ -104,3 +109,28 @@ def random_territory(seed: int = 0, substations: int = 2, feeders_per_sub: int =
                             crit = "life_support" if rng.random() < 0.01 else "none"
                             sp_rows.append((f"{tid}-{k}", tn, int(rng.integers(1, 3)), crit))
     return _build(nodes, segs, sp_rows, subs, f"random-{seed}")
+
+
+# -- engine helpers shared by the roll-up tests ---------------------------------------------------------------------
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def engine(feeder: dict | None = None, **kw) -> OutageEngine:
+    """An engine over :func:`tree_feeder` (``feeder``: its arguments) on a clock fixed at ``T0``."""
+    return OutageEngine.from_network(tree_feeder(**(feeder or {})), clock=lambda: T0, **kw)
+
+
+def call(rid: str, sp: str, minutes: float = 0, **kw) -> Report:
+    return Report(rid, at(minutes), sp_id=sp, **kw)
+
+
+def keys(eng: OutageEngine) -> set[str]:
+    return {e.key for e in eng.events}
+
+
+def one_rule_set(**kw) -> RuleSets:
+    return RuleSets({"normal": RuleSet(**kw)})

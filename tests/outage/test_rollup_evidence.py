@@ -3,36 +3,13 @@ prior, ping retries, verification of every new prediction, and AMI time separati
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from outage_feeders import tree_feeder
+from outage_feeders import T0, at, call, engine, keys, one_rule_set
 
-from outage.engine import OutageEngine
 from outage.meters import PING_UNKNOWN, SimulatedHeadEnd
-from outage.reports import AmiEvent, Report
-from outage.rules import DEFAULT_FAULT_PRIOR, Likelihood, RuleSet, RuleSets
-
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def at(minutes: float) -> datetime:
-    return T0 + timedelta(minutes=minutes)
-
-
-def engine(feeder: dict | None = None, **kw) -> OutageEngine:
-    return OutageEngine.from_network(tree_feeder(**(feeder or {})), clock=lambda: T0, **kw)
-
-
-def call(rid: str, sp: str, minutes: float = 0, **kw) -> Report:
-    return Report(rid, at(minutes), sp_id=sp, **kw)
-
-
-def keys(eng: OutageEngine) -> set[str]:
-    return {e.key for e in eng.events}
-
-
-def one_rule_set(**kw) -> RuleSets:
-    return RuleSets({"normal": RuleSet(**kw)})
+from outage.reports import AmiEvent
+from outage.rules import DEFAULT_FAULT_PRIOR, Likelihood, RuleSets
 
 
 def transformer_favoured() -> RuleSets:
@@ -73,14 +50,13 @@ def test_grid_knows_devices_with_the_same_customers():
 
 
 def test_a_fuse_feeding_one_transformer_is_predicted_over_it_by_the_prior():
-    # one call and "my neighbours are out too": the transformer's rule passes, and one call never lifts a fuse
+    # no evidence can tell the transformer from the fuse that feeds only it, and fuses operate far more often than
+    # transformers fail: once the customers are out (two calls), the fuse
     feeder = {"xfmrs": 1, "sps": 6}
     eng = engine(feeder)
-    eng.ingest_report(call("r1", "sp1.1.1.1", neighbours_out=True))
-    assert keys(eng) == {"T1.1.1"}
+    eng.ingest_report(call("r1", "sp1.1.1.1"))
+    assert keys(eng) == {"sp:sp1.1.1.1"}
     first = eng.events[0]
-    # a second call meets the fuse's call floor: no evidence can tell the transformer from its fuse, and fuses
-    # operate far more often than transformers fail; the transformer's event rolls up into the fuse's
     eng.ingest_report(call("r2", "sp1.1.1.2", 1))
     (ev,) = eng.events
     assert ev.key == "F1.1" and sorted(ev.reports) == ["r1", "r2"]
