@@ -95,19 +95,23 @@ def solve(problem: Problem, travel: TravelTime, options: SolveOptions = SolveOpt
     notes: tuple[str, ...] = ()
     # Deterministic mode: the own passes run to their end (the time limit is only a safety net).
     budget = options.time_limit_s * options.improve_share * (10 if options.deterministic else 1)
+
+    def left(share: float) -> float:  # seconds left of the own passes' share of the time limit
+        return max(0.0, t0 + budget * share - time.perf_counter())
+
     if previous is not None:
         routes = _warm_routes(inst, routes_by_index(inst, previous.job_routes()))
         label = "warm start from the previous plan"
         if budget > 0:
-            routes, placed = _place_left_out(inst, data, routes, budget / 2)
+            routes, placed = _place_left_out(inst, data, routes, left(0.5))
             label += f", {placed} new or left-out jobs placed" if placed else ""
         candidates.append((routes, label))
     if options.first_solution == "greedy" and previous is None:
         routes, guard, label = _seed(inst, data, options)
         if budget > 0:
-            routes, placed = _place_left_out(inst, data, routes, budget / 4)
+            routes, placed = _place_left_out(inst, data, routes, left(0.25))
             routes, moves = improve_routes(data, routes, inst.assignable, _fixed_first(inst, routes),
-                                           _precedence_jobs(inst), budget)
+                                           _precedence_jobs(inst), left(1.0))
             label += f", {placed} left-out jobs placed" if placed else ""
             label += f", improved by {moves} relocate/swap moves"
         candidates.append((routes, label))
