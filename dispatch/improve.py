@@ -65,10 +65,7 @@ def improve_routes(data: RoutingData, routes: list[list[int]], assignable: np.nd
     Returns the new routes and how many moves were made. Deterministic: jobs are visited heaviest first."""
     deadline = time.perf_counter() + time_limit_s
     K = len(routes)
-    state = [_state(data, k, list(r), k in fixed_first) for k, r in enumerate(routes)]
-    if any(s is None for s in state):
-        raise ValueError("improve_routes: the starting routes are not feasible")
-    locked_routes = {k for k, r in enumerate(routes) if frozen.intersection(r)}
+    state, locked_routes = _start(data, routes, fixed_first, frozen, "improve_routes")
     movable = [i for r_k, r in enumerate(routes) if r_k not in locked_routes
                for p, i in enumerate(r) if not (p == 0 and r_k in fixed_first)]
     movable.sort(key=lambda i: (-data.weight[i], i))
@@ -92,6 +89,15 @@ def improve_routes(data: RoutingData, routes: list[list[int]], assignable: np.nd
         if not improved:
             break
     return [s.jobs for s in state], moves
+
+
+def _start(data: RoutingData, routes: list[list[int]], fixed_first: set[int], frozen: set[int],
+           caller: str) -> tuple[list[_Route], set[int]]:
+    """Route states for ``routes`` (refused if any is infeasible) and the crews whose routes hold a frozen job."""
+    state = [_state(data, k, list(r), k in fixed_first) for k, r in enumerate(routes)]
+    if any(s is None for s in state):
+        raise ValueError(f"{caller}: the starting routes are not feasible")
+    return state, {k for k, r in enumerate(routes) if frozen.intersection(r)}
 
 
 def _state(data: RoutingData, k: int, jobs: list[int], fixed: bool) -> _Route | None:
@@ -188,10 +194,7 @@ def place_left_out(data: RoutingData, routes: list[list[int]], assignable: np.nd
     search, at storm size, rarely gets round to this exchange. Returns the routes and how many jobs were placed.
     ``frozen`` jobs (and routes holding them) are left alone, as in :func:`improve_routes`."""
     deadline = time.perf_counter() + time_limit_s
-    state = [_state(data, k, list(r), k in fixed_first) for k, r in enumerate(routes)]
-    if any(s is None for s in state):
-        raise ValueError("place_left_out: the starting routes are not feasible")
-    locked_routes = {k for k, r in enumerate(routes) if frozen.intersection(r)}
+    state, locked_routes = _start(data, routes, fixed_first, frozen, "place_left_out")
     queue = sorted((i for i in left_out if i not in frozen), key=lambda i: (-data.weight[i], i))
     placed = 0
     while queue and time.perf_counter() < deadline:

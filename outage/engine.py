@@ -60,7 +60,7 @@ from outage.meters import PING_OFF, PING_ON, PING_UNKNOWN, MeterInterface
 from outage.priority import Priority, priority
 from outage.records import Interruption
 from outage.reports import AmiEvent, Report, ScadaEvent
-from outage.rules import RuleSets
+from outage.rules import RuleSet, RuleSets
 
 ENGINE = "engine"
 #: how long after a last gasp a call from the same service point still counts for the call-rate estimate (calls
@@ -638,8 +638,9 @@ class OutageEngine:
         (``min_calls``) the evidence meets — except that a lateral device (fuse, sectionalizer: rules counting
         children with evidence) drops its floor once the class's lowest member (the transformer) passes its own
         rule: then the customers are out whichever member operated, and a fuse feeding only that transformer is
-        the better bet even on one call with "my neighbours are out too". Backbone devices (recloser, breaker, substation) always keep theirs, and one call never lifts a
-        fuse over customers the transformer does not share."""
+        the better bet even on one call with "my neighbours are out too". Backbone devices (recloser, breaker,
+        substation) always keep theirs, and one call never lifts a fuse over customers the transformer does not
+        share."""
         g, best, best_p = self.grid, -1, -1.0
         out = self._out_sps[members[0]]  # the same service points below every member
         for m in members:
@@ -647,19 +648,13 @@ class OutageEngine:
                 continue
             rs = self._ruleset_dev(m)
             rule = rs.devices.get(g.kind[m])
-            if rule is None or (out < rule.min_calls and (rule.children != "evidence" or not self._twin_out(members))):
+            if rule is None or (out < rule.min_calls
+                                and (rule.children != "evidence" or not self._own_passes(members[-1]))):
                 continue
             p = rs.likelihood.fault_prior.get(g.kind[m], 0.0)
             if p > best_p:
                 best, best_p = m, p
         return best
-
-    def _twin_out(self, members: tuple[int, ...]) -> bool:
-        """Whether the evidence already shows the customers of a class of same-customer devices out: the rule of
-        its lowest member (a transformer: calls, "neighbours out too" answers, share) passes. Then the call floor of
-        the others no longer applies — they interrupt exactly those customers — and the prior decides."""
-        low = members[-1]
-        return self._own_passes(low)
 
     def _twin_above(self, d: int) -> int:
         """The predicted device above ``d`` with the same customers that the prior chose over it, else -1."""
@@ -710,6 +705,11 @@ class OutageEngine:
                     rule.children == "evidence" or self._pred_children[d] > 0):
                 return True
         return ok
+
+    def _likelihood_kept(self, rs: RuleSet) -> bool:
+        """Whether the likelihood numbers are kept for devices under ``rs``: it rolls up by likelihood, or its
+        count rules take the likelihood as a second opinion while the evidence is calls alone."""
+        return rs.rollup == "likelihood" or (rs.likelihood_check and not self._ami_seen)
 
     def _reevaluate(self, chain: list[int], t: datetime | None = None) -> None:
         """Re-evaluate rules bottom-up along a chain; demoted devices dissolve their events. With ``t``, a device
@@ -776,7 +776,7 @@ class OutageEngine:
         """(evidence LLR out vs. on, neighbours-answer LLR for device hypotheses, leaf value) of a new service
         point with out-evidence whose first device is ``first``."""
         rs = self._ruleset_dev(first)
-        if rs.rollup != "likelihood" and not (rs.likelihood_check and not self._ami_seen):
+        if not self._likelihood_kept(rs):
             return 0.0, 0.0, 0.0
         logp, _, e_call, e_meter, h_odds = self._lik_terms(rs)
         e = e_meter if source in ("ami", "ping") else e_call
@@ -794,8 +794,8 @@ class OutageEngine:
         rs_prev = terms = None
         for d in chain:
             rs = self._ruleset_dev(d)
-            if rs.rollup != "likelihood" and not (rs.likelihood_check and not self._ami_seen):
-                continue  # count rules: the likelihood is only their second opinion on calls alone
+            if not self._likelihood_kept(rs):
+                continue
             if rs is not rs_prev:
                 terms, rs_prev = terms_of(rs), rs
             logp, silent = terms[0], terms[1]
