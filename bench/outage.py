@@ -1,7 +1,8 @@
 """Outage engine benchmark: prediction accuracy over seeded storms, and throughput on a 1M-customer territory.
 
 Accuracy (issue 3 definitions, see :mod:`outage.simulate`): on the sample territory and the IEEE 123 territory,
-at call-in rates of 10/30/50 %, with and without AMI, the engine's device-prediction precision and recall, the
+at call-in rates of 10/30/50 %, with AMI, with AMI on half the feeders (territories with several; the
+others calls only, as while a utility rolls meters out area by area) and without AMI, the engine's device-prediction precision and recall, the
 share of correct events correctly classified, and minutes from a fault's first message to its correct prediction,
 beside a naive baseline (each cluster of nearby calls is one event), for the count rules (``normal``) and the
 likelihood roll-up (``likelihood``, see :mod:`outage.rules`).
@@ -81,11 +82,14 @@ def accuracy(names: list[str], storms: int, seed: int, log, rule_sets: list[str]
     rows = []
     for name, net in territories(names).items():
         for rules in rule_sets:
-            for ami in (True, False):
+            several_feeders = net.segments["feeder_id"].dropna().nunique() > 1
+            for ami, share in ((True, 1.0), (True, 0.5), (False, 1.0)):
+                if share < 1.0 and not several_feeders:
+                    continue
                 for rate in CALL_RATES:
                     t = time.perf_counter()
                     r = evaluate(net, storms=storms, call_rate=rate, ami=ami, seed=seed,
-                                 rules=RuleSets.default_sets(rules))
+                                 rules=RuleSets.default_sets(rules), ami_feeders=share)
                     r.update(territory=name, rules=rules, seconds=round(time.perf_counter() - t, 2))
                     rows.append(r)
                     log(_acc_line(r))
@@ -95,7 +99,8 @@ def accuracy(names: list[str], storms: int, seed: int, log, rule_sets: list[str]
 def _acc_line(r: dict) -> str:
     med = "-" if r["minutes_to_correct_median"] is None else f"{r['minutes_to_correct_median']:.1f}"
     p90 = "-" if r["minutes_to_correct_p90"] is None else f"{r['minutes_to_correct_p90']:.1f}"
-    return (f"{r['territory']:<8} {r['rules']:<10} {'yes' if r['ami'] else 'no':<4} {r['call_rate']:>5.0%} "
+    ami = ("half" if r["ami_feeders"] < 1.0 else "yes") if r["ami"] else "no"
+    return (f"{r['territory']:<8} {r['rules']:<10} {ami:<4} {r['call_rate']:>5.0%} "
             f"{r['precision']:>6.3f} {r['recall']:>6.3f} {r['classified']:>6.3f} {med:>6} {p90:>6}   "
             f"{r['baseline_precision']:>6.3f} {r['baseline_recall']:>6.3f} {r['faults_reporting']:>6} "
             f"{r['false_customer_side']:>5} {r['false_other']:>5}")

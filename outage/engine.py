@@ -132,13 +132,19 @@ class OutageEngine:
         self._best = [0.0] * n
         self._esum = [0.0] * n
         self._sp_ev: dict[int, tuple[float, float, float]] = {}
-        self._ami_seen = False  # meters send last gasps here: silence under a device is evidence
+        # per feeder (index 0: above the feeders, i.e. any feeder) whether its meters send last gasps: silence
+        # under its devices is evidence
+        feeder_ix = {f: i for i, f in enumerate(sorted((set(g.feeder) | set(g.sp_feeder)) - {""}), start=1)}
+        feeder_ix[""] = 0
+        self._dev_feeder = [feeder_ix[f] for f in g.feeder]
+        self._sp_feeder = [feeder_ix[f] for f in g.sp_feeder]
+        self._ami_feeder = [False] * len(feeder_ix)
         self._call_rate_n = 0  # AMI-backed service points whose call window has closed ...
         self._call_rate_calls = 0  # ... and how many of them called
         self._call_rate_seen: set[int] = set()
         self._sp_called: dict[int, datetime] = {}  # service point -> first out call
         self._sp_gasp: dict[int, datetime] = {}  # service point -> declared last gasp (when its meter went dark)
-        self._lik_cache: dict[int, tuple] = {}
+        self._lik_cache: dict[tuple[int, bool], tuple] = {}
         self._closed_tele = [False] * n
         for d in telemetered:
             self._closed_tele[self._dev(d)] = True  # no evidence yet, so no child counts to adjust
@@ -689,7 +695,7 @@ class OutageEngine:
             children, n_children = self._pred_children[d], g.n_children[d]
         total = g.device_customers[d]
         ok = rule.passes(out, children, self._out_cust[d] / total if total else 0.0, n_children)
-        if rs.likelihood_check and not self._ami_seen and not g.is_transformer[d]:
+        if rs.likelihood_check and not self._ami_at(d) and not g.is_transformer[d]:
             # calls only: a second opinion from the likelihood comparison (outage.rules), which weighs what the
             # count rules cannot see — the silence of the customers below the device who did not call. When it
             # clearly disagrees, it wins: a stray call on a second lateral no longer lifts a transformer outage to
@@ -706,10 +712,16 @@ class OutageEngine:
                 return True
         return ok
 
-    def _likelihood_kept(self, rs: RuleSet) -> bool:
-        """Whether the likelihood numbers are kept for devices under ``rs``: it rolls up by likelihood, or its
-        count rules take the likelihood as a second opinion while the evidence is calls alone."""
-        return rs.rollup == "likelihood" or (rs.likelihood_check and not self._ami_seen)
+    def _likelihood_kept(self, rs: RuleSet, d: int) -> bool:
+        """Whether the likelihood numbers are kept for device ``d`` (under ``rs``): it rolls up by likelihood, or
+        its count rules take the likelihood as a second opinion while the evidence there is calls alone."""
+        return rs.rollup == "likelihood" or (rs.likelihood_check and not self._ami_at(d))
+
+    def _ami_at(self, d: int) -> bool:
+        """Whether meters below device ``d`` send last gasps: its feeder's have (above the feeders: any have).
+        Utilities roll AMI out area by area, and a feeder's head-end link can be down in a storm, so one feeder's
+        last gasps say nothing about the silence of customers on another."""
+        return self._ami_feeder[self._dev_feeder[d]]
 
     def _reevaluate(self, chain: list[int], t: datetime | None = None) -> None:
         """Re-evaluate rules bottom-up along a chain; demoted devices dissolve their events. With ``t``, a device
@@ -748,19 +760,19 @@ class OutageEngine:
                 self._verify(self._gather(top, t), t)  # a new prediction is verified however it came about
 
     # -- likelihood roll-up (outage.rules module docstring) ----------------------------------------------------------
-    def _lik_terms(self, rs) -> tuple:
-        """Log terms of a rule set's likelihood model at the current call-rate estimate and AMI status (cached)."""
+    def _lik_terms(self, rs, ami: bool) -> tuple:
+        """Log terms of a rule set's likelihood model at the current call-rate estimate, for devices whose meters
+        send last gasps (``ami``) or not (cached). The call rate learned where meters tell who is out holds for
+        the customers elsewhere too."""
         lk = rs.likelihood
-        p_call = lk.call_rate
-        if self._ami_seen:
-            w = lk.call_rate_weight
-            p_call = (self._call_rate_calls + lk.call_rate * w) / (self._call_rate_n + w)
+        w = lk.call_rate_weight
+        p_call = (self._call_rate_calls + lk.call_rate * w) / (self._call_rate_n + w)
         p_call = min(0.95, max(0.01, p_call))
-        key = (p_call, self._ami_seen)
-        hit = self._lik_cache.get(id(rs))
+        key = (p_call, ami)
+        hit = self._lik_cache.get((id(rs), ami))
         if hit is not None and hit[0] == key and hit[1] is rs:
             return hit[2]
-        p_gasp = 1.0 - lk.ami_loss if self._ami_seen else 0.0
+        p_gasp = 1.0 - lk.ami_loss if ami else 0.0
         silent = math.log((1.0 - p_call) * (1.0 - p_gasp))
         terms = (
             {k: math.log(v) for k, v in lk.fault_prior.items()},
@@ -769,16 +781,16 @@ class OutageEngine:
             math.log((1.0 - lk.ami_loss) / lk.false_meter_rate),  # a declared last gasp or a ping saying off
             math.log(lk.neighbours_odds),
         )
-        self._lik_cache[id(rs)] = (key, rs, terms)
+        self._lik_cache[(id(rs), ami)] = (key, rs, terms)
         return terms
 
     def _evidence_llr(self, first: int, source: str, hint: bool | None) -> tuple[float, float, float]:
         """(evidence LLR out vs. on, neighbours-answer LLR for device hypotheses, leaf value) of a new service
         point with out-evidence whose first device is ``first``."""
         rs = self._ruleset_dev(first)
-        if not self._likelihood_kept(rs):
+        if not self._likelihood_kept(rs, first):
             return 0.0, 0.0, 0.0
-        logp, _, e_call, e_meter, h_odds = self._lik_terms(rs)
+        logp, _, e_call, e_meter, h_odds = self._lik_terms(rs, self._ami_at(first))
         e = e_meter if source in ("ami", "ping") else e_call
         h = 0.0 if hint is None else (h_odds if hint else -h_odds)
         leaf = max(0.0, logp.get("service", -9.0) + e - (h_odds if hint else 0.0))
@@ -791,13 +803,15 @@ class OutageEngine:
                                                  g.parent)
         on, tele, kind, lo, hi = self._on, self._closed_tele, g.kind, g.lo, g.hi
         terms_of = self._lik_terms
-        rs_prev = terms = None
+        ami_feeder, dev_feeder = self._ami_feeder, self._dev_feeder
+        rs_prev = ami_prev = terms = None
         for d in chain:
             rs = self._ruleset_dev(d)
-            if not self._likelihood_kept(rs):
+            ami = ami_feeder[dev_feeder[d]]
+            if not (rs.rollup == "likelihood" or (rs.likelihood_check and not ami)):  # _likelihood_kept, inlined
                 continue
-            if rs is not rs_prev:
-                terms, rs_prev = terms_of(rs), rs
+            if rs is not rs_prev or ami is not ami_prev:
+                terms, rs_prev, ami_prev = terms_of(rs, ami), rs, ami
             logp, silent = terms[0], terms[1]
             m = out[d]
             if on[d] or tele[d] or m == 0:
@@ -817,7 +831,7 @@ class OutageEngine:
     def _learn_call_rate(self, k: int, t: datetime) -> None:
         """An AMI-backed outage at ``k``: after an hour, whether its customer called updates the call-rate
         estimate (calls and last gasps are independent, so this share is unbiased)."""
-        self._ami_seen = True
+        self._ami_feeder[self._sp_feeder[k]] = self._ami_feeder[0] = True
         if k in self._call_rate_seen:
             return
         self._call_rate_seen.add(k)
@@ -960,10 +974,10 @@ class OutageEngine:
         sample: list[int] = []
         if tr.dev < 0 or g.is_transformer[tr.dev]:
             # are the callers' own meters on? then it is a customer-side problem, not an outage
-            sample.extend(k for k, reps in tr.sps.items() if reps)
+            sample.extend(k for k, reps in tr.sps.items() if reps and g.meters[k])
         explained: dict[int, bool] = {}
         for k in g.sp_order[g.lo[dev]:g.hi[dev]].tolist():
-            if k in self._sp_track or k in self._sp_on or k in self._gasps:
+            if k in self._sp_track or k in self._sp_on or k in self._gasps or not g.meters[k]:
                 continue
             x = g.sp_first[k]
             if per_xfmr.get(x, 0) >= rs.ping_per_transformer:
@@ -1244,9 +1258,11 @@ class OutageEngine:
         sample = []
         for k in scope:
             x = g.sp_first[k]
-            if per.get(x, 0) < rs.ping_per_transformer:
+            if g.meters[k] and per.get(x, 0) < rs.ping_per_transformer:
                 per[x] = per.get(x, 0) + 1
                 sample.append(k)
+        if not sample:
+            return
         answers = self._ping(sample, now, rs)
         for k in sample:
             if answers[k] == PING_OFF:

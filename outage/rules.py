@@ -28,7 +28,9 @@ A device is predicted when ``operated(d) > below(d)``; the event sits on the hig
 Every value is kept per device and updated along one chain per message, so per-report work stays O(chain length).
 ``p_detect`` combines the call-in rate (learned online from AMI-backed service points when meters send last
 gasps, see :class:`Likelihood`) and, with AMI, the chance that a last gasp gets through (``1 - ami_loss``): with
-meters, silence under a device is strong evidence that it did not operate; without them it is weak.
+meters, silence under a device is strong evidence that it did not operate; without them it is weak. Which holds is
+decided per feeder (a feeder is AMI once one of its meters has declared a last gasp), since utilities roll meters
+out area by area; the call-in rate learned on AMI feeders serves the others too.
 
 The count rules borrow this comparison as a second opinion when the evidence is calls alone (no last gasps):
 ``RuleSet.likelihood_check``, see there.
@@ -142,10 +144,11 @@ class RuleSet:
     #: "likelihood" (compare explanations, see the module docstring) or "rules" (the count rules in ``devices``)
     rollup: str = "rules"
     likelihood: Likelihood = field(default_factory=Likelihood)
-    #: count rules, calls only (no meter has sent a last gasp): devices above transformers also get a second opinion
-    #: from the likelihood comparison (module docstring), which weighs the silence of the customers below who did
-    #: not call; where it disagrees by more than ``likelihood_margin`` (log-likelihood, e ~ 2.7 times as likely),
-    #: it wins. With meters, last gasps and pings measure that silence directly and the count rules stand alone
+    #: count rules, calls only (no meter on the feeder has sent a last gasp): devices above transformers also get a
+    #: second opinion from the likelihood comparison (module docstring), which weighs the silence of the customers
+    #: below who did not call; where it disagrees by more than ``likelihood_margin`` (log-likelihood, e ~ 2.7 times
+    #: as likely), it wins. With meters, last gasps and pings measure that silence directly and the count rules
+    #: stand alone
     likelihood_check: bool = True
     likelihood_margin: float = 1.0
     #: unconfirmed -> probable after this long without contrary evidence (ArcFM: 20 min, Oracle-like: 15 min)

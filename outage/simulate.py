@@ -60,6 +60,7 @@ class StormConfig:
     nested_rate: float = 0.15  # chance that a fault gets a second fault nested below it
     wires_down_rate: float = 0.2
     ami: bool = True
+    ami_feeders: float = 1.0  # share of feeders whose meters are AMI (utilities roll AMI out area by area)
     ami_loss: float = 0.15
     ami_duplicate_rate: float = 0.1
     ami_delay_s: float = 20.0  # mean head-end latency after the meter's declaration
@@ -72,6 +73,8 @@ class StormConfig:
             raise ValueError(f"StormConfig.call_rate must be in [0, 1], got {self.call_rate}")
         if self.faults < 1:
             raise ValueError(f"StormConfig.faults must be >= 1, got {self.faults}")
+        if not 0.0 < self.ami_feeders <= 1.0:
+            raise ValueError(f"StormConfig.ami_feeders must be in (0, 1], got {self.ami_feeders}")
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class Storm:
     false_reports: int
     scada: list[ScadaEvent] = field(default_factory=list)
     telemetered: list[str] = field(default_factory=list)  # device ids with SCADA (known closed unless tripped)
+    meters: list[str] | None = None  # AMI meter per service point ("" where none), when only some feeders have AMI
 
     def messages(self) -> list[tuple[datetime, int, object]]:
         """Reports, AMI and SCADA messages in arrival order."""
@@ -189,6 +193,12 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
             first_msg[key] = t
 
     out_list = sorted(cause)
+    meters = list(g.meters)
+    if config.ami and config.ami_feeders < 1.0:  # own stream: the storm itself stays the same as with full AMI
+        feeders = sorted(set(g.sp_feeder))
+        n_ami = max(1, round(config.ami_feeders * len(feeders)))
+        chosen = set(np.random.default_rng(seed + 2).permutation(feeders)[:n_ami].tolist())
+        meters = [m if f in chosen else "" for m, f in zip(meters, g.sp_feeder, strict=True)]
     out_by_xfmr: dict[int, int] = {}
     for k in out_list:
         out_by_xfmr[g.sp_first[k]] = out_by_xfmr.get(g.sp_first[k], 0) + 1
@@ -218,10 +228,12 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
             note(f.key, t)
         if config.ami and rng.random() >= config.ami_loss:
             ta = out_since[k] + timedelta(seconds=float(45 + rng.exponential(config.ami_delay_s)))
-            ami.append(AmiEvent(g.meters[k], "last_gasp", ta))
+            gasps = [AmiEvent(g.meters[k], "last_gasp", ta)]
             if rng.random() < config.ami_duplicate_rate:
-                ami.append(AmiEvent(g.meters[k], "last_gasp", ta + timedelta(seconds=float(rng.uniform(5, 120)))))
-            note(f.key, ta)
+                gasps.append(AmiEvent(g.meters[k], "last_gasp", ta + timedelta(seconds=float(rng.uniform(5, 120)))))
+            if meters[k]:  # the draws above happen either way, so calls match the storm with AMI everywhere
+                ami.extend(gasps)
+                note(f.key, ta)
     # calls from customers who are not out (customer-side problems)
     not_out = np.setdiff1d(np.arange(n_sp), np.array(out_list, dtype=np.int64))
     n_false = int(rng.poisson(config.false_call_rate * len(reports)))
@@ -234,8 +246,9 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
         for k in rng.choice(not_out, size=min(len(not_out), int(config.momentary_rate * n_sp)),
                             replace=False).tolist():
             tb = t0 + config.duration * float(rng.random())
-            ami.append(AmiEvent(g.meters[k], "last_gasp", tb))
-            ami.append(AmiEvent(g.meters[k], "power_restore", tb + timedelta(seconds=float(rng.uniform(2, 20)))))
+            if meters[k]:
+                ami.append(AmiEvent(g.meters[k], "last_gasp", tb))
+                ami.append(AmiEvent(g.meters[k], "power_restore", tb + timedelta(seconds=float(rng.uniform(2, 20)))))
     scada = []
     for f in faults:
         if f.kind in config.scada_kinds and f.nested_in is None:
@@ -243,7 +256,8 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
             scada.append(ScadaEvent(f.key, "lockout", ts))
             note(f.key, ts)
     telemetered = [g.device_ids[d] for kind in config.scada_kinds for d in by_kind.get(kind, [])]
-    return Storm(faults, reports, ami, cause, reporting, first_msg, head, n_false, scada, telemetered)
+    return Storm(faults, reports, ami, cause, reporting, first_msg, head, n_false, scada, telemetered,
+                 meters if config.ami and config.ami_feeders < 1.0 else None)
 
 
 @dataclass
@@ -391,8 +405,9 @@ def naive_baseline(grid: Grid, storm: Storm, radius_m: float = 300.0,
 
 
 def evaluate(network, storms: int = 10, call_rate: float = 0.3, ami: bool = True, seed: int = 0,
-             faults: int | None = None, rules=None, topology=None) -> dict:
-    """Run ``storms`` seeded storms; return the engine's and the naive baseline's figures as a plain dict."""
+             faults: int | None = None, rules=None, topology=None, ami_feeders: float = 1.0) -> dict:
+    """Run ``storms`` seeded storms; return the engine's and the naive baseline's figures as a plain dict.
+    ``ami_feeders`` < 1: AMI on that share of the feeders only (calls alone on the others)."""
     from outage.rules import RuleSets
 
     engine0 = OutageEngine.from_network(network, clock=lambda: STORM_START, topology=topology)
@@ -403,11 +418,12 @@ def evaluate(network, storms: int = 10, call_rate: float = 0.3, ami: bool = True
     secs = 0.0
     customer_side = 0  # wrong predictions that are calls from customers who were not out (no fault to find)
     for i in range(storms):
-        cfg = StormConfig(faults=n_faults, call_rate=call_rate, ami=ami)
+        cfg = StormConfig(faults=n_faults, call_rate=call_rate, ami=ami, ami_feeders=ami_feeders)
         storm = generate_storm(grid, cfg, seed * 10_007 + i)
         engine = OutageEngine(grid.topology, rules=rules or RuleSets.default_sets(), clock=lambda: STORM_START,
                               meters=storm.head_end if ami else None, critical_kind=grid.critical_kind,
-                              meter_ids=grid.meters, sp_xy=grid.sp_xy, telemetered=storm.telemetered)
+                              meter_ids=storm.meters or grid.meters, sp_xy=grid.sp_xy,
+                              telemetered=storm.telemetered)
         res = run_storm(engine, storm)
         s = score(storm, res.predicted, res.first_correct)
         customer_side += sum(1 for k in res.predicted if k.startswith("sp:") and k not in storm.reporting
@@ -419,7 +435,8 @@ def evaluate(network, storms: int = 10, call_rate: float = 0.3, ami: bool = True
         secs += res.seconds
     mins = sorted(eng_total.minutes_to_correct)
     return {
-        "storms": storms, "call_rate": call_rate, "ami": ami, "faults_per_storm": n_faults,
+        "storms": storms, "call_rate": call_rate, "ami": ami, "ami_feeders": ami_feeders if ami else 0.0,
+        "faults_per_storm": n_faults,
         "precision": round(eng_total.precision, 4), "recall": round(eng_total.recall, 4),
         "classified": round(eng_total.classified, 4),
         "minutes_to_correct_median": round(float(np.median(mins)), 2) if mins else None,

@@ -17,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storms", type=int, default=10, help="number of seeded storms (default 10)")
     p.add_argument("--call-rate", type=float, default=0.3, help="share of out customers who call (default 0.3)")
     p.add_argument("--ami", action="store_true", help="meters send last gasps and answer pings")
+    p.add_argument("--ami-feeders", type=float, default=1.0, metavar="SHARE",
+                   help="with --ami: share of the feeders whose meters are AMI, the rest calls only (default 1)")
     p.add_argument("--faults", type=int, default=None, help="faults per storm (default: 1 per 80 service points, "
                    "3..40)")
     p.add_argument("--seed", type=int, default=0)
@@ -32,9 +34,11 @@ def run(args) -> int:
         raise ValueError(f"--storms must be >= 1, got {args.storms}")
     if not 0.0 < args.call_rate <= 1.0:
         raise ValueError(f"--call-rate must be in (0, 1], got {args.call_rate}")
+    if not 0.0 < args.ami_feeders <= 1.0:
+        raise ValueError(f"--ami-feeders must be in (0, 1], got {args.ami_feeders}")
     net = read_territory(args.territory)
     r = evaluate(net, storms=args.storms, call_rate=args.call_rate, ami=args.ami, seed=args.seed,
-                 faults=args.faults)
+                 faults=args.faults, ami_feeders=args.ami_feeders)
     r["territory"] = args.territory
     if args.json:
         print(json.dumps(r))
@@ -43,7 +47,7 @@ def run(args) -> int:
         return "-" if v is None else format(v, spec)
 
     print(f"{args.territory}: {r['storms']} storms x {r['faults_per_storm']} faults, call-in {r['call_rate']:.0%}, "
-          f"AMI {'on' if r['ami'] else 'off'}, seed {args.seed}")
+          f"AMI {_ami_label(r)}, seed {args.seed}")
     print(f"{'':22}{'engine':>10}{'baseline':>10}")
     print(f"{'precision':22}{r['precision']:>10.3f}{r['baseline_precision']:>10.3f}")
     print(f"{'recall':22}{r['recall']:>10.3f}{r['baseline_recall']:>10.3f}")
@@ -53,3 +57,9 @@ def run(args) -> int:
     print(f"predicted events {r['predicted_events']}, faults that reported {r['faults_reporting']}, "
           f"wrong: {r['false_customer_side']} customer-side calls + {r['false_other']} other")
     return 0
+
+
+def _ami_label(r: dict) -> str:
+    if not r["ami"]:
+        return "off"
+    return "on" if r["ami_feeders"] >= 1.0 else f"on {r['ami_feeders']:.0%} of the feeders"

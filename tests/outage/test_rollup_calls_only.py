@@ -74,6 +74,33 @@ def test_with_meters_the_count_rules_stand_alone():
     assert "F1.1" in keys(eng)
 
 
+def test_meters_on_another_feeder_leave_the_second_opinion_on():
+    # AMI reaches feeder 2 only (rolled out area by area): its last gasps say nothing about the silence of
+    # feeder 1's customers, whose evidence is still calls alone
+    eng = engine({**BIG_FUSE, "feeders": 2})
+    eng.ingest_ami([AmiEvent("M-sp2.2.6.8", "last_gasp", at(0))])
+    eng.tick(at(1))
+    stray_call_under_a_big_fuse(eng)
+    assert keys(eng) == {"T1.1.1", "sp:sp1.1.2.5", "sp:sp2.2.6.8"}
+    # a last gasp on feeder 1 too: there the count rules stand alone again
+    eng.ingest_ami([AmiEvent("M-sp1.2.6.8", "last_gasp", at(10))])
+    eng.tick(at(11))
+    eng.ingest_report(call("r4", "sp1.1.3.1", 12))
+    assert "F1.1" in keys(eng)
+
+
+def test_likelihood_rollup_weighs_silence_by_whether_the_feeder_has_meters():
+    # twelve calls from four of the six transformers under a fuse: the fuse. Were feeder 1's silent customers
+    # read as meters that would have sent last gasps (because feeder 2's meters do), the roll-up would split
+    # the outage into four transformer outages
+    eng = engine({**BIG_FUSE, "feeders": 2}, rules=one_rule_set(rollup="likelihood"))
+    eng.ingest_ami([AmiEvent("M-sp2.2.6.8", "last_gasp", at(0))])
+    eng.tick(at(1))
+    for n, (j, k) in enumerate(((j, k) for j in (1, 2, 3, 4) for k in (1, 2, 3)), start=1):
+        eng.ingest_report(call(f"r{n}", f"sp1.1.{j}.{k}", 2 + n))
+    assert keys(eng) == {"F1.1", "sp:sp2.2.6.8"}
+
+
 SMALL_FUSE = {"fuses": 2, "xfmrs": 2, "sps": 3}  # 6 customers per fuse
 
 

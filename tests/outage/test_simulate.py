@@ -49,6 +49,25 @@ def test_ground_truth_is_consistent(grid):
     assert again.cause == storm.cause
 
 
+def test_ami_on_some_feeders_only(grid):
+    full = generate_storm(grid, StormConfig(faults=8, call_rate=0.3), seed=5)
+    part = generate_storm(grid, StormConfig(faults=8, call_rate=0.3, ami_feeders=0.5), seed=5)
+    # the same storm and the same calls; last gasps and blinks only from the meters of the chosen feeders
+    assert part.cause == full.cause and [(r.report_id, r.time) for r in part.reports] == [
+        (r.report_id, r.time) for r in full.reports]
+    feeders = set(grid.sp_feeder)
+    with_ami = {f for f, m in zip(grid.sp_feeder, part.meters, strict=True) if m}
+    assert len(with_ami) == round(len(feeders) / 2)
+    assert all(m == "" or m == grid.meters[k] for k, m in enumerate(part.meters))
+    heard = {grid.sp_feeder[grid.meter_index[a.meter]] for a in part.ami}
+    assert heard and heard <= with_ami
+    assert [a for a in full.ami if grid.sp_feeder[grid.meter_index[a.meter]] in with_ami] == part.ami
+    # a fault reports by AMI only where its meters are AMI
+    assert part.reporting <= full.reporting
+    with pytest.raises(ValueError, match="ami_feeders"):
+        StormConfig(ami_feeders=0.0)
+
+
 def test_engine_beats_the_naive_baseline_with_ami(grid):
     total = base = None
     for seed in range(3):
@@ -85,6 +104,9 @@ def test_oms_simulate_cli(tmp_path, capsys):
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["ami"] is True and out["storms"] == 2 and 0 <= out["recall"] <= 1
+    assert main(["simulate", str(path), "--storms", "1", "--ami", "--ami-feeders", "0.5"]) == 0
+    assert "AMI on 50% of the feeders" in capsys.readouterr().out
+    assert main(["simulate", str(path), "--ami-feeders", "0"]) == 2
     assert main(["simulate", str(path), "--storms", "1"]) == 0
     text = capsys.readouterr().out
     assert "precision" in text and "baseline" in text
