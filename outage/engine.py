@@ -712,10 +712,12 @@ class OutageEngine:
                 return True
         return ok
 
-    def _likelihood_kept(self, rs: RuleSet, d: int) -> bool:
-        """Whether the likelihood numbers are kept for device ``d`` (under ``rs``): it rolls up by likelihood, or
-        its count rules take the likelihood as a second opinion while the evidence there is calls alone."""
-        return rs.rollup == "likelihood" or (rs.likelihood_check and not self._ami_at(d))
+    @staticmethod
+    def _likelihood_kept(rs: RuleSet, ami: bool) -> bool:
+        """Whether the likelihood numbers are kept for a device under ``rs`` whose feeder is AMI (``ami``) or not:
+        it rolls up by likelihood, or its count rules take the likelihood as a second opinion while the evidence
+        there is calls alone."""
+        return rs.rollup == "likelihood" or (rs.likelihood_check and not ami)
 
     def _ami_at(self, d: int) -> bool:
         """Whether meters below device ``d`` send last gasps: its feeder's have (above the feeders: any have).
@@ -787,10 +789,10 @@ class OutageEngine:
     def _evidence_llr(self, first: int, source: str, hint: bool | None) -> tuple[float, float, float]:
         """(evidence LLR out vs. on, neighbours-answer LLR for device hypotheses, leaf value) of a new service
         point with out-evidence whose first device is ``first``."""
-        rs = self._ruleset_dev(first)
-        if not self._likelihood_kept(rs, first):
+        rs, ami = self._ruleset_dev(first), self._ami_at(first)
+        if not self._likelihood_kept(rs, ami):
             return 0.0, 0.0, 0.0
-        logp, _, e_call, e_meter, h_odds = self._lik_terms(rs, self._ami_at(first))
+        logp, _, e_call, e_meter, h_odds = self._lik_terms(rs, ami)
         e = e_meter if source in ("ami", "ping") else e_call
         h = 0.0 if hint is None else (h_odds if hint else -h_odds)
         leaf = max(0.0, logp.get("service", -9.0) + e - (h_odds if hint else 0.0))
@@ -802,13 +804,13 @@ class OutageEngine:
         oper, below, best, esum, out, parent = (self._oper, self._below, self._best, self._esum, self._out_sps,
                                                  g.parent)
         on, tele, kind, lo, hi = self._on, self._closed_tele, g.kind, g.lo, g.hi
-        terms_of = self._lik_terms
+        terms_of, kept = self._lik_terms, self._likelihood_kept
         ami_feeder, dev_feeder = self._ami_feeder, self._dev_feeder
         rs_prev = ami_prev = terms = None
         for d in chain:
             rs = self._ruleset_dev(d)
             ami = ami_feeder[dev_feeder[d]]
-            if not (rs.rollup == "likelihood" or (rs.likelihood_check and not ami)):  # _likelihood_kept, inlined
+            if not kept(rs, ami):
                 continue
             if rs is not rs_prev or ami is not ami_prev:
                 terms, rs_prev, ami_prev = terms_of(rs, ami), rs, ami
