@@ -8,7 +8,8 @@ gasps with loss, duplicates and momentary blinks; plus the ground truth and a si
 :func:`run_storm` feeds it through an :class:`~outage.engine.OutageEngine` in time order and :func:`score` computes
 the figures the issue defines — scored on the engine's own predictions before any crew or dispatcher confirms:
 
-* an event is correct when its device is exactly the faulted device (``sp:<id>`` for a single service);
+* an event is correct when its device is exactly a faulted device (``sp:<id>`` for a single service), also one
+  whose fault sent nothing itself (found by a meter ping, or by a call placed on the wrong service point);
 * precision = correct events / predicted events (open predicted events at the end of the evidence stream);
 * recall = faults predicted correctly / faults that produced at least one report or AMI message;
 * classified = share of correct events whose class (single-customer / feeder / community) matches the truth;
@@ -339,14 +340,18 @@ class Score:
 
 
 def score(storm: Storm, predicted: dict[str, EventClass], first_correct: dict[str, datetime] | None = None) -> Score:
+    """The issue's definitions: an event is correct when its device is exactly a faulted device (a fault that sent
+    nothing counts too, when the engine found it by pinging meters); recall counts the faults that sent at least
+    one message, and how many of those have an event on their device."""
     kinds = {f.key: f.kind for f in storm.faults}
-    correct = [k for k in predicted if k in storm.reporting]
+    correct = [k for k in predicted if k in kinds]
+    found = [k for k in correct if k in storm.reporting]
     cls_ok = sum(predicted[k] == expected_class(kinds[k]) for k in correct)
     minutes = []
-    for k in correct:
+    for k in found:
         if first_correct and k in first_correct:
             minutes.append(max(0.0, (first_correct[k] - storm.first_message[k]).total_seconds() / 60))
-    return Score(len(predicted), len(correct), len(storm.reporting), len(correct), cls_ok, minutes)
+    return Score(len(predicted), len(correct), len(storm.reporting), len(found), cls_ok, minutes)
 
 
 def naive_baseline(grid: Grid, storm: Storm, radius_m: float = 300.0,

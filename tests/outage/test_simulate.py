@@ -6,10 +6,12 @@ import pytest
 from outage_feeders import random_territory
 
 from outage.engine import OutageEngine
+from outage.events import EventClass
 from outage.simulate import (
     STORM_START,
     StormConfig,
     evaluate,
+    expected_class,
     generate_storm,
     naive_baseline,
     run_storm,
@@ -66,6 +68,20 @@ def test_ami_on_some_feeders_only(grid):
     assert part.reporting <= full.reporting
     with pytest.raises(ValueError, match="ami_feeders"):
         StormConfig(ami_feeders=0.0)
+
+
+def test_score_follows_the_issue_definitions(grid):
+    storm = generate_storm(grid, StormConfig(faults=8, call_rate=0.3), seed=5)
+    reporting = sorted(storm.reporting)
+    silent = reporting[0]
+    storm.reporting.discard(silent)  # a fault that sent nothing: an event on it is still exactly a faulted device
+    kind = {f.key: f.kind for f in storm.faults}
+    predicted = {k: expected_class(kind[k]) for k in (silent, reporting[1], reporting[2])}
+    predicted["sp:not-a-fault"] = EventClass.SINGLE_CUSTOMER
+    s = score(storm, predicted)
+    assert (s.predicted, s.correct) == (4, 3) and s.precision == 0.75
+    assert (s.faults_found, s.faults_reporting) == (2, len(reporting) - 1)
+    assert s.classified == 1.0
 
 
 def test_engine_beats_the_naive_baseline_with_ami(grid):
