@@ -116,6 +116,7 @@ class OutageEngine:
         n = g.n_devices
         # pending roll-up counters per device
         self._out_sps = [0] * n
+        self._lik_out = [0] * n  # ... as the likelihood sees them: settled (frozen) events' service points stay
         self._out_cust = [0] * n
         self._on = [0] * n
         self._hint = [0] * n  # per transformer: callers with out-evidence who say their neighbours are out too
@@ -468,7 +469,7 @@ class OutageEngine:
             nested_parent = self._recently_restored(k, t, rs)
         chain = g.chain(k)
         c = g.sp_customers[k]
-        parent, out_sps, active, tele = g.parent, self._out_sps, self._active, self._closed_tele
+        parent, out_sps, active, tele, lik_out = g.parent, self._out_sps, self._active, self._closed_tele, self._lik_out
         if chain:
             e, h, leaf = self._evidence_llr(chain[0], source, hint)
             self._sp_ev[k] = (e, h, leaf)
@@ -479,6 +480,7 @@ class OutageEngine:
             if out_sps[d] == 0 and parent[d] >= 0 and not tele[d]:
                 active[parent[d]] += 1
             out_sps[d] += 1
+            lik_out[d] += 1
             self._out_cust[d] += c
             esum[d] += eh
         if hint is not None and chain and g.is_transformer[chain[0]]:
@@ -599,22 +601,31 @@ class OutageEngine:
         self._rebuild_reports(tr)
         self._transition(tr, EventState.CANCELLED, tr.event.start, ENGINE, "service point has power")
 
-    def _uncount(self, k: int, chain: list[int]) -> None:
+    def _uncount(self, k: int, chain: list[int], rules: bool = True, likelihood: bool = True) -> None:
+        """Take ``k``'s out-evidence off the counters along ``chain``: the count rules' (``rules``) and the
+        likelihood's (``likelihood``). A settled (frozen) event leaves the count rules when it freezes but stays
+        in the likelihood until it closes: its customers are still out, neither silent nor new evidence, and
+        taking them away would read them as silence under the devices above it."""
         c = self.grid.sp_customers[k]
         parent, out_sps, active, tele = self.grid.parent, self._out_sps, self._active, self._closed_tele
-        e, h, leaf = self._sp_ev.pop(k, (0.0, 0.0, 0.0))
-        if chain:
-            self._below[chain[0]] -= leaf
-            hint = self._sp_hint.pop(k, None)
-            if hint is not None:
-                (self._hint if hint else self._nohint)[chain[0]] -= 1
-        esum, eh = self._esum, e + h
-        for d in chain:
-            out_sps[d] -= 1
-            self._out_cust[d] -= c
-            esum[d] -= eh
-            if out_sps[d] == 0 and parent[d] >= 0 and not tele[d]:
-                active[parent[d]] -= 1
+        if likelihood:
+            e, h, leaf = self._sp_ev.pop(k, (0.0, 0.0, 0.0))
+            if chain:
+                self._below[chain[0]] -= leaf
+            esum, eh, lik_out = self._esum, e + h, self._lik_out
+            for d in chain:
+                lik_out[d] -= 1
+                esum[d] -= eh
+        if rules:
+            if chain:
+                hint = self._sp_hint.pop(k, None)
+                if hint is not None:
+                    (self._hint if hint else self._nohint)[chain[0]] -= 1
+            for d in chain:
+                out_sps[d] -= 1
+                self._out_cust[d] -= c
+                if out_sps[d] == 0 and parent[d] >= 0 and not tele[d]:
+                    active[parent[d]] -= 1
         self._reevaluate(chain)
 
     def _set_telemetered_closed(self, d: int, closed: bool) -> None:
@@ -801,7 +812,7 @@ class OutageEngine:
     def _update_likelihood(self, chain: list[int]) -> None:
         """Recompute operated/best bottom-up along ``chain`` and pass each change to the parent's ``below``."""
         g = self.grid
-        oper, below, best, esum, out, parent = (self._oper, self._below, self._best, self._esum, self._out_sps,
+        oper, below, best, esum, out, parent = (self._oper, self._below, self._best, self._esum, self._lik_out,
                                                  g.parent)
         on, tele, kind, lo, hi = self._on, self._closed_tele, g.kind, g.lo, g.hi
         terms_of, kept = self._lik_terms, self._likelihood_kept
@@ -1098,7 +1109,7 @@ class OutageEngine:
         self._register(tr)
         g = self.grid
         for k in tr.sps:
-            self._uncount(k, g.chain(k))
+            self._uncount(k, g.chain(k), likelihood=False)
 
     def _close_evidence(self, tr: _Track) -> None:
         """Release the event's service points (restored or cancelled)."""
@@ -1106,10 +1117,13 @@ class OutageEngine:
         self._unregister(tr)  # first, so that re-evaluation below cannot dissolve this very event
         for k in tr.sps:
             self._sp_gasp.pop(k, None)
-            if self._sp_track.get(k) is tr:
+            held = self._sp_track.get(k) is tr
+            if held:
                 del self._sp_track[k]
             if not tr.frozen:
                 self._uncount(k, g.chain(k))
+            elif held and k in self._sp_ev:  # its evidence, counted by the likelihood until now (see _uncount)
+                self._uncount(k, g.chain(k), rules=False)
 
     def _explained_by_frozen(self, k: int) -> _Track | None:
         tr = self._frozen_sp.get(k)
@@ -1219,6 +1233,8 @@ class OutageEngine:
         for k in part:
             if self._sp_track.get(k) is tr:
                 del self._sp_track[k]
+                if tr.frozen and k in self._sp_ev:  # power is back: no longer out for the likelihood either
+                    self._uncount(k, g.chain(k), rules=False)
         tr.event.history.append(Transition(now, tr.event.state, actor, f"partial restoration: {reason}"))
         self._changes.append(EventRestored(tr.event.event_id, now, True, sum(g.sp_customers[k] for k in part)))
         self._refresh(tr)
