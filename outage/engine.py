@@ -22,7 +22,8 @@ it, since they are off either way.
 Events the engine predicted (unconfirmed, probable) take part in the roll-up. Events confirmed by a dispatcher,
 crew, SCADA or AMI, events merged by hand, and events whose evidence went quiet for longer than the time separation
 are *frozen*: they keep explaining their customers (later evidence under them is absorbed without roll-up work),
-but no longer roll up or combine with new evidence.
+but no longer roll up or combine with new evidence. The count rules stop counting them; the likelihood keeps their
+customers as out (not silent) until they close.
 
 Every public method returns the list of :class:`~outage.events.Change` records it caused. All times come from the
 evidence or the injected ``clock``; randomness lives only in the simulator.
@@ -116,7 +117,7 @@ class OutageEngine:
         n = g.n_devices
         # pending roll-up counters per device
         self._out_sps = [0] * n
-        self._lik_out = [0] * n  # ... as the likelihood sees them: settled (frozen) events' service points stay
+        self._lik_out = [0] * n  # the same for the likelihood, which keeps frozen events' service points until they close
         self._out_cust = [0] * n
         self._on = [0] * n
         self._hint = [0] * n  # per transformer: callers with out-evidence who say their neighbours are out too
