@@ -61,6 +61,7 @@ def greedy_schedule(inst: Instance, travel: np.ndarray | None = None, service: n
     ends = np.array([inst.end_node(k) for k in range(K)])
     done = np.full(J, np.nan)
     preds = [[inst.problem.job_index[p] for p in j.after] for j in inst.problem.jobs]
+    has_preds = np.array([bool(p) for p in preds], dtype=bool)
 
     def place(i: int, k: int, begin: float) -> None:
         routes[k].append(i)
@@ -81,29 +82,11 @@ def greedy_schedule(inst: Instance, travel: np.ndarray | None = None, service: n
     pending = sorted((i for i in range(J) if i not in placed),
                      key=lambda i: (-order_weight[i], inst.problem.jobs[i].id))
     retired = ~inst.on_duty.copy()
+    round_ = _ratio_round if rule == "ratio" else _weight_round
     while pending and not retired.all():
         t = free_at[~retired].min()
         free = [k for k in np.flatnonzero(~retired) if free_at[k] <= t + _EPS]
-        if rule == "ratio":
-            free = _ratio_round(inst, free, pending, preds, done, free_at, loc, ends, tt, sv, order_weight, place)
-        for i in ([] if rule == "ratio" else list(pending)):
-            if not free:
-                break
-            if any(np.isnan(done[p]) for p in preds[i]):
-                continue
-            ks = np.array([k for k in free if inst.assignable[i, k]], dtype=np.int64)
-            if not len(ks):
-                continue
-            after_preds = max([done[p] for p in preds[i]], default=0.0)
-            drive = tt[loc[ks], i]
-            begin = np.maximum(np.maximum(free_at[ks] + drive, inst.ready[i]), after_preds)
-            ok = (begin <= inst.due[i] + _EPS) & (begin + sv[i] + tt[i, ends[ks]] <= inst.shift_close[ks] + _EPS)
-            if ok.any():
-                best = np.flatnonzero(ok)[np.argmin(drive[ok])]
-                k = int(ks[best])
-                place(i, k, float(begin[best]))
-                free.remove(k)
-                pending.remove(i)
+        free = round_(inst, free, pending, preds, has_preds, done, free_at, loc, ends, tt, sv, order_weight, place)
         busy = free_at[~retired][free_at[~retired] > t + _EPS]
         for k in free:  # nothing for them now: wait for the next crew to finish, or stop
             if len(busy):
@@ -113,18 +96,60 @@ def greedy_schedule(inst: Instance, travel: np.ndarray | None = None, service: n
     return routes, done - sv[:J]
 
 
-def _ratio_round(inst: Instance, free: list[int], pending: list[int], preds, done, free_at, loc, ends, tt, sv,
-                 weight, place) -> list[int]:
+def _weight_round(inst: Instance, free: list[int], pending: list[int], preds, has_preds, done, free_at, loc, ends,
+                  tt, sv, weight, place) -> list[int]:
+    """The baseline's round: the waiting jobs in order (heaviest first), each to the nearest free crew that has
+    the skills, meets the job's window and gets back by the end of its shift. One table of waiting jobs x free
+    crews; a job with predecessors is looked at when its turn comes (one placed earlier in the round may release
+    it). Returns the crews left without work."""
+    jobs, crews = np.array(pending, dtype=np.int64), np.array(free, dtype=np.int64)
+    drive = tt[loc[crews][None, :], jobs[:, None]]
+    home = tt[jobs[:, None], ends[crews][None, :]]
+    begin = np.maximum(np.maximum(free_at[crews][None, :] + drive, inst.ready[jobs][:, None]), 0.0)
+    close = inst.shift_close[crews] + _EPS
+    ok = (inst.assignable[np.ix_(jobs, crews)] & (begin <= inst.due[jobs][:, None] + _EPS)
+          & (begin + sv[jobs][:, None] + home <= close[None, :]))
+    taken = np.zeros(len(crews), dtype=bool)
+    placed = set()
+    for r in np.flatnonzero(ok.any(axis=1) | has_preds[jobs]).tolist():
+        i = int(jobs[r])
+        row_begin, row_ok = begin[r], ok[r]
+        if has_preds[i]:
+            if any(np.isnan(done[p]) for p in preds[i]):
+                continue
+            row_begin = np.maximum(row_begin, max(done[p] for p in preds[i]))
+            row_ok = (inst.assignable[i, crews] & (row_begin <= inst.due[i] + _EPS)
+                      & (row_begin + sv[i] + home[r] <= close))
+        row_ok = row_ok & ~taken
+        if not row_ok.any():
+            continue
+        best = np.flatnonzero(row_ok)[np.argmin(drive[r][row_ok])]
+        place(i, int(crews[best]), float(row_begin[best]))
+        taken[best] = True
+        placed.add(i)
+        if taken.all():
+            break
+    if placed:
+        pending[:] = [i for i in pending if i not in placed]
+    return [int(k) for k in crews[~taken]]
+
+
+def _ratio_round(inst: Instance, free: list[int], pending: list[int], preds, has_preds, done, free_at, loc, ends,
+                 tt, sv, weight, place) -> list[int]:
     """Each free crew in turn takes the waiting job with the best weight per minute of its time; returns the
     crews that found nothing."""
     idle = []
     for k in free:
-        cand = np.array([i for i in pending if inst.assignable[i, k]
-                         and not any(np.isnan(done[p]) for p in preds[i])], dtype=np.int64)
+        jobs = np.array(pending, dtype=np.int64)
+        mask = inst.assignable[jobs, k]
+        for r in np.flatnonzero(mask & has_preds[jobs]).tolist():
+            mask[r] = not any(np.isnan(done[p]) for p in preds[int(jobs[r])])
+        cand = jobs[mask]
         if not len(cand):
             idle.append(k)
             continue
-        after = np.array([max([done[p] for p in preds[i]], default=0.0) for i in cand])
+        after = np.array([max([done[p] for p in preds[i]], default=0.0) if has_preds[i] else 0.0
+                          for i in cand.tolist()])
         begin = np.maximum(np.maximum(free_at[k] + tt[loc[k], cand], inst.ready[cand]), after)
         ok = (begin <= inst.due[cand] + _EPS) & (begin + sv[cand] + tt[cand, ends[k]] <= inst.shift_close[k] + _EPS)
         if not ok.any():
