@@ -111,7 +111,15 @@ def _weight_round(inst: Instance, free: list[int], pending: list[int], preds, ha
           & (begin + sv[jobs][:, None] + home <= close[None, :]))
     taken = np.zeros(len(crews), dtype=bool)
     placed = set()
-    for r in np.flatnonzero(ok.any(axis=1) | has_preds[jobs]).tolist():
+    judge = has_preds[jobs]
+    pos = 0
+    while not taken.all():
+        # the next job in order that a crew still free can do (or that waits on predecessors: judged in turn)
+        rest = np.flatnonzero((ok[pos:] & ~taken).any(axis=1) | judge[pos:])
+        if not len(rest):
+            break
+        r = pos + int(rest[0])
+        pos = r + 1
         i = int(jobs[r])
         row_begin, row_ok = begin[r], ok[r]
         if has_preds[i]:
@@ -127,8 +135,6 @@ def _weight_round(inst: Instance, free: list[int], pending: list[int], preds, ha
         place(i, int(crews[best]), float(row_begin[best]))
         taken[best] = True
         placed.add(i)
-        if taken.all():
-            break
     if placed:
         pending[:] = [i for i in pending if i not in placed]
     return [int(k) for k in crews[~taken]]
