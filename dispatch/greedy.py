@@ -154,8 +154,9 @@ def _ratio_round(inst: Instance, free: list[int], pending: list[int], preds, has
         if not len(cand):
             idle.append(k)
             continue
-        after = np.array([max([done[p] for p in preds[i]], default=0.0) if has_preds[i] else 0.0
-                          for i in cand.tolist()])
+        after = np.zeros(len(cand))
+        for r in np.flatnonzero(has_preds[cand]).tolist():
+            after[r] = max(done[p] for p in preds[int(cand[r])])
         begin = np.maximum(np.maximum(free_at[k] + tt[loc[k], cand], inst.ready[cand]), after)
         ok = (begin <= inst.due[cand] + _EPS) & (begin + sv[cand] + tt[cand, ends[k]] <= inst.shift_close[k] + _EPS)
         if not ok.any():
