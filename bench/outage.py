@@ -1,9 +1,9 @@
 """Outage engine benchmark: prediction accuracy over seeded storms, and throughput on a 1M-customer territory.
 
 Accuracy (issue 3 definitions, see :mod:`outage.simulate`): on the sample territory and the IEEE 123 territory,
-at call-in rates of 10/30/50 %, with AMI, with AMI on half the feeders (territories with several; the
-others calls only, as while a utility rolls meters out area by area) and without AMI, the engine's device-prediction precision and recall, the
-share of correct events correctly classified, and minutes from a fault's first message to its correct prediction,
+at call-in rates of 10/30/50 %, with AMI, with AMI on half the feeders (territories with several; the others
+calls only, as while a utility rolls meters out area by area) and without AMI, the engine's device-prediction
+precision and recall, the share of correct events correctly classified, and minutes from a fault's first message to its correct prediction,
 beside a naive baseline (each cluster of nearby calls is one event), for the count rules (``normal``) and the
 likelihood roll-up (``likelihood``, see :mod:`outage.rules`).
 

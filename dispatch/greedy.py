@@ -123,9 +123,10 @@ def _weight_round(inst: Instance, free: list[int], pending: list[int], preds, ha
         i = int(jobs[r])
         row_begin, row_ok = begin[r], ok[r]
         if has_preds[i]:
-            if any(np.isnan(done[p]) for p in preds[i]):
+            after = _preds_done(preds[i], done)
+            if after is None:
                 continue
-            row_begin = np.maximum(row_begin, max(done[p] for p in preds[i]))
+            row_begin = np.maximum(row_begin, after)
             row_ok = (inst.assignable[i, crews] & (row_begin <= inst.due[i] + _EPS)
                       & (row_begin + sv[i] + home[r] <= close))
         row_ok = row_ok & ~taken
@@ -148,15 +149,15 @@ def _ratio_round(inst: Instance, free: list[int], pending: list[int], preds, has
     for k in free:
         jobs = np.array(pending, dtype=np.int64)
         mask = inst.assignable[jobs, k]
+        after = np.zeros(len(jobs))
         for r in np.flatnonzero(mask & has_preds[jobs]).tolist():
-            mask[r] = not any(np.isnan(done[p]) for p in preds[int(jobs[r])])
-        cand = jobs[mask]
+            a = _preds_done(preds[int(jobs[r])], done)
+            mask[r] = a is not None
+            after[r] = a or 0.0
+        cand, after = jobs[mask], after[mask]
         if not len(cand):
             idle.append(k)
             continue
-        after = np.zeros(len(cand))
-        for r in np.flatnonzero(has_preds[cand]).tolist():
-            after[r] = max(done[p] for p in preds[int(cand[r])])
         begin = np.maximum(np.maximum(free_at[k] + tt[loc[k], cand], inst.ready[cand]), after)
         ok = (begin <= inst.due[cand] + _EPS) & (begin + sv[cand] + tt[cand, ends[k]] <= inst.shift_close[k] + _EPS)
         if not ok.any():
@@ -168,3 +169,9 @@ def _ratio_round(inst: Instance, free: list[int], pending: list[int], preds, has
         place(int(cand[best]), k, float(begin[best]))
         pending.remove(int(cand[best]))
     return idle
+
+
+def _preds_done(preds_i: list[int], done: np.ndarray) -> float | None:
+    """When a job's predecessors are all done, the latest of their finishes; ``None`` while one is not."""
+    finishes = [done[p] for p in preds_i]
+    return None if any(np.isnan(f) for f in finishes) else max(finishes)

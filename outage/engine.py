@@ -1118,13 +1118,18 @@ class OutageEngine:
         self._unregister(tr)  # first, so that re-evaluation below cannot dissolve this very event
         for k in tr.sps:
             self._sp_gasp.pop(k, None)
-            held = self._sp_track.get(k) is tr
-            if held:
-                del self._sp_track[k]
+            self._let_go(tr, k)
             if not tr.frozen:
                 self._uncount(k, g.chain(k))
-            elif held and k in self._sp_ev:  # its evidence, counted by the likelihood until now (see _uncount)
-                self._uncount(k, g.chain(k), rules=False)
+
+    def _let_go(self, tr: _Track, k: int) -> None:
+        """``tr`` no longer holds ``k``'s out-evidence (closed, or ``k`` restored). A frozen event's service point
+        leaves the likelihood only now: the count rules let go of it when the event froze (see ``_uncount``)."""
+        if self._sp_track.get(k) is not tr:
+            return
+        del self._sp_track[k]
+        if tr.frozen and k in self._sp_ev:
+            self._uncount(k, self.grid.chain(k), rules=False)
 
     def _explained_by_frozen(self, k: int) -> _Track | None:
         tr = self._frozen_sp.get(k)
@@ -1232,10 +1237,7 @@ class OutageEngine:
         self._close_records(tr, part, now)
         tr.restored.update(part)
         for k in part:
-            if self._sp_track.get(k) is tr:
-                del self._sp_track[k]
-                if tr.frozen and k in self._sp_ev:  # power is back: no longer out for the likelihood either
-                    self._uncount(k, g.chain(k), rules=False)
+            self._let_go(tr, k)
         tr.event.history.append(Transition(now, tr.event.state, actor, f"partial restoration: {reason}"))
         self._changes.append(EventRestored(tr.event.event_id, now, True, sum(g.sp_customers[k] for k in part)))
         self._refresh(tr)

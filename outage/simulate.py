@@ -195,7 +195,8 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
 
     out_list = sorted(cause)
     meters = list(g.meters)
-    if config.ami and config.ami_feeders < 1.0:  # own stream: the storm itself stays the same as with full AMI
+    partial_ami = config.ami and config.ami_feeders < 1.0
+    if partial_ami:  # own stream: the storm itself stays the same as with full AMI
         feeders = sorted(set(g.sp_feeder))
         n_ami = max(1, round(config.ami_feeders * len(feeders)))
         chosen = set(np.random.default_rng(seed + 2).permutation(feeders)[:n_ami].tolist())
@@ -258,7 +259,7 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
             note(f.key, ts)
     telemetered = [g.device_ids[d] for kind in config.scada_kinds for d in by_kind.get(kind, [])]
     return Storm(faults, reports, ami, cause, reporting, first_msg, head, n_false, scada, telemetered,
-                 meters if config.ami and config.ami_feeders < 1.0 else None)
+                 meters if partial_ami else None)
 
 
 @dataclass
