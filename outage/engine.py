@@ -103,9 +103,11 @@ class OutageEngine:
     def __init__(self, topology: Topology, rules: RuleSets | None = None,
                  clock: Callable[[], datetime] | None = None, meters: MeterInterface | None = None, *,
                  critical_kind: Iterable[str] | None = None, meter_ids: Iterable[str] | None = None,
-                 sp_xy=None, telemetered: Iterable[str] = (), bellwethers: Iterable[str] = ()):
+                 sp_xy=None, telemetered: Iterable[str] = (), bellwethers: Iterable[str] = (),
+                 metered: Iterable[bool] | None = None):
         self.grid = Grid(topology, list(critical_kind) if critical_kind is not None else None,
-                         list(meter_ids) if meter_ids is not None else None, sp_xy)
+                         list(meter_ids) if meter_ids is not None else None, sp_xy,
+                         list(metered) if metered is not None else None)
         self.rules = rules or RuleSets.default_sets()
         self.clock = clock or _no_clock
         self.meters = meters
@@ -178,10 +180,12 @@ class OutageEngine:
 
         topo = topology or build(network)
         spt = network.service_points.set_index("sp_id").loc[list(topo.sp_ids)]
+        # an unmetered service point is known by its own id (so messages naming it still find it) but never pinged
+        metered = [bool(m) for m in spt["meter"].tolist()]
         meter_ids = [m if m else s for m, s in zip(spt["meter"].tolist(), topo.sp_ids.tolist(), strict=True)]
         xy = np.column_stack([spt.geometry.x.to_numpy(), spt.geometry.y.to_numpy()])
         return cls(topo, rules, clock, meters, critical_kind=spt["critical_kind"].tolist(), meter_ids=meter_ids,
-                   sp_xy=xy, **kw)
+                   sp_xy=xy, metered=metered, **kw)
 
     # ================================================================ public API: evidence
     def ingest_report(self, report: Report) -> list[Change]:
@@ -988,10 +992,10 @@ class OutageEngine:
         sample: list[int] = []
         if tr.dev < 0 or g.is_transformer[tr.dev]:
             # are the callers' own meters on? then it is a customer-side problem, not an outage
-            sample.extend(k for k, reps in tr.sps.items() if reps and g.meters[k])
+            sample.extend(k for k, reps in tr.sps.items() if reps and g.metered[k])
         explained: dict[int, bool] = {}
         for k in g.sp_order[g.lo[dev]:g.hi[dev]].tolist():
-            if k in self._sp_track or k in self._sp_on or k in self._gasps or not g.meters[k]:
+            if k in self._sp_track or k in self._sp_on or k in self._gasps or not g.metered[k]:
                 continue
             x = g.sp_first[k]
             if per_xfmr.get(x, 0) >= rs.ping_per_transformer:
@@ -1279,7 +1283,7 @@ class OutageEngine:
         sample = []
         for k in scope:
             x = g.sp_first[k]
-            if g.meters[k] and per.get(x, 0) < rs.ping_per_transformer:
+            if g.metered[k] and per.get(x, 0) < rs.ping_per_transformer:
                 per[x] = per.get(x, 0) + 1
                 sample.append(k)
         if not sample:

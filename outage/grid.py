@@ -24,10 +24,12 @@ from outage.rules import PREDICTABLE_KINDS
 
 
 class Grid:
-    """Derived arrays over a topology. ``critical_kind`` and ``meters`` are per service point (topology order)."""
+    """Derived arrays over a topology. ``critical_kind``, ``meters`` and ``metered`` are per service point (topology
+    order); ``metered`` defaults to "has a meter id"."""
 
     def __init__(self, topology: Topology, critical_kind: Sequence[str] | None = None,
-                 meters: Sequence[str] | None = None, sp_xy: np.ndarray | None = None):
+                 meters: Sequence[str] | None = None, sp_xy: np.ndarray | None = None,
+                 metered: Sequence[bool] | None = None):
         topo = self.topology = topology
         n_seg, n_sub, n_sp = topo.n_segments, len(topo.substation_ids), len(topo.sp_ids)
         self.n_segments, self.n_devices = n_seg, n_seg + n_sub
@@ -125,6 +127,10 @@ class Grid:
         if len(self.meters) != n_sp:
             raise ValueError(f"Grid: meters has {len(self.meters)} entries for {n_sp} service points")
         self.meter_index = {m: i for i, m in enumerate(self.meters) if m}
+        # which service points have a meter that answers pings (an unmetered one may still be known by an id)
+        self.metered: list[bool] = [bool(m) for m in self.meters] if metered is None else [bool(m) for m in metered]
+        if len(self.metered) != n_sp:
+            raise ValueError(f"Grid: metered has {len(self.metered)} entries for {n_sp} service points")
         self.sp_xy = sp_xy
         self._kdtree = None
         if sp_xy is not None and len(sp_xy):

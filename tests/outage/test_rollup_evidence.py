@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from outage_feeders import T0, at, call, engine, keys, one_rule_set
+from outage_feeders import T0, at, call, engine, keys, one_rule_set, tree_feeder
 
+from outage.engine import OutageEngine
 from outage.meters import PING_UNKNOWN, SimulatedHeadEnd
 from outage.reports import AmiEvent
 from outage.rules import DEFAULT_FAULT_PRIOR, Likelihood, RuleSets
@@ -99,6 +100,26 @@ def test_an_unanswered_ping_is_asked_again():
     eng = engine(meters=head, rules=one_rule_set(ping_retries=0))
     eng.ingest_report(call("r1", "sp1.3.3.3"))
     assert keys(eng) == {"sp:sp1.3.3.3"}
+
+
+def test_unmetered_service_points_are_never_pinged():
+    # sp1.3.3.3 has no meter: the engine knows it by its own id (messages naming it still find it), but a ping to
+    # that id could only come back "unknown", so neither its caller's check nor a verification sample asks it
+    net = tree_feeder()
+    unmetered = net.service_points["sp_id"].isin(["sp1.3.3.3", "sp1.3.3.1"])
+    net.service_points.loc[unmetered, "meter"] = ""
+    head = ScriptedHeadEnd({}, {})
+    asked: list[str] = []
+    ping = head.ping
+    head.ping = lambda meters, now: asked.extend(meters) or ping(meters, now)
+    eng = OutageEngine.from_network(net, clock=lambda: T0, meters=head)
+    eng.ingest_report(call("r1", "sp1.3.3.3"))
+    assert keys(eng) == {"sp:sp1.3.3.3"}  # no meter to say otherwise: the call stands
+    eng.ingest_report(call("r2", "sp1.3.3.2", 1))
+    eng.ingest_report(call("r3", "sp1.3.2.1", 2))
+    eng.tick(at(10))
+    assert asked and not {"sp1.3.3.3", "sp1.3.3.1"} & set(asked)
+    assert eng.grid.sp_index["sp1.3.3.3"] == eng.grid.meter_index["sp1.3.3.3"]
 
 
 def test_a_prediction_made_when_power_on_evidence_lapses_is_verified():
