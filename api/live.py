@@ -300,7 +300,7 @@ class LiveEngine(QueueThread):
         """The ``events`` row for engine event ``ev``. From ``old`` (the row as it is, or None) it keeps what the
         engine does not own or no longer knows: a confirmed cause, the priority of a closed event, the last ETR."""
         d = self.directory
-        xy = (d.device_xy.get(ev.device_id) if ev.device_id else None) or d.sp_xy.get(ev.sp_id or "")
+        xy = d.event_xy(ev.device_id, ev.sp_id)
         values = {
             "id": ev.event_id, "state": ev.state.value, "device_id": ev.device_id, "device_kind": ev.device_kind,
             "sp_id": ev.sp_id, "event_class": ev.event_class.value,

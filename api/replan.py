@@ -54,6 +54,23 @@ def service_minutes(device_kind: str | None, cause: str | None) -> float:
     return (low + high) / 2.0
 
 
+def event_job(ev, skills_known: set[str]):
+    """The dispatch job for an open event, or why it cannot be planned (a sentence). ``ev`` has the ``events``
+    columns a job needs: id, lat, lon, device_kind, device_id, sp_id, cause, hazards, weight, tier, customers_out.
+    The service and the storm dispatch benchmark both make their jobs here."""
+    from dispatch.model import Job
+
+    if ev.lat is None or ev.lon is None:
+        return "no location"
+    skills = job_skills(ev.device_kind, ev.cause, ev.hazards or [])
+    missing = skills - skills_known
+    if missing:
+        return f"no crew has skill {', '.join(sorted(missing))}"
+    return Job(id=ev.id, location=(ev.lon, ev.lat), service_minutes=service_minutes(ev.device_kind, ev.cause),
+               skills=frozenset(skills), weight=max(ev.weight, 1e-3), priority=min(max(ev.tier, 1), 4),
+               customers=ev.customers_out, hazard=bool(ev.hazards), label=ev.device_id or ev.sp_id or ev.id)
+
+
 class Replanner:
     def __init__(self, live: LiveEngine) -> None:
         self.live = live
@@ -82,18 +99,11 @@ class Replanner:
         excluded: dict[str, str] = {}
         jobs: dict[str, Job] = {}
         for ev in events:
-            if ev.lat is None or ev.lon is None:
-                excluded[ev.id] = "no location"
-                continue
-            skills = job_skills(ev.device_kind, ev.cause, ev.hazards or [])
-            missing = skills - skills_known
-            if missing:
-                excluded[ev.id] = f"no crew has skill {', '.join(sorted(missing))}"
-                continue
-            jobs[ev.id] = Job(id=ev.id, location=(ev.lon, ev.lat), service_minutes=service_minutes(
-                ev.device_kind, ev.cause), skills=frozenset(skills), weight=max(ev.weight, 1e-3),
-                priority=min(max(ev.tier, 1), 4), customers=ev.customers_out, hazard=bool(ev.hazards),
-                label=ev.device_id or ev.sp_id or ev.id)
+            job = event_job(ev, skills_known)
+            if isinstance(job, str):
+                excluded[ev.id] = job
+            else:
+                jobs[ev.id] = job
         pinned: dict[str, Assignment] = {}  # crew -> its current (started or dispatcher-fixed) assignment
         kept: list[Assignment] = []  # further locked work: stays as the dispatcher set it
         for a in active:

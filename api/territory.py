@@ -76,6 +76,10 @@ class Directory:
                    radius_m=radius_m)
 
     # ---------------------------------------------------------------------------------------------- look-ups
+    def event_xy(self, device_id: str | None, sp_id: str | None) -> tuple[float, float] | None:
+        """Where an event is on the map: its device, or for a single service, the service point."""
+        return (self.device_xy.get(device_id) if device_id else None) or self.sp_xy.get(sp_id or "")
+
     def meter_of(self, meter: str) -> str | None:
         """Service point of a meter id exactly as the AMI head-end and the engine spell it, else ``None``."""
         return self.meters.get(meter)

@@ -1,12 +1,15 @@
 """Storm dispatch benchmark: the OR-Tools plan vs the greedy baseline, same jobs, same crews; and scale timings.
 
-    python bench/dispatch.py [--scenarios 20x100,50x500,100x1000] [--time-limit S] [--seed N]
-                             [--synthetic] [--scale] [--json]
+    python bench/dispatch.py [--scenarios 20x100,50x500,100x1000] [--source generator|simulator]
+                             [--time-limit S] [--seed N] [--synthetic] [--scale] [--json]
 
 Territory: the bundled sample utility on real OpenStreetMap roads (``data.sample.sample_territory`` + road travel
 times from ``gis.roads``); jobs sit at its transformers, fuses and feeder devices with their downstream customer
 counts, crews start and end at its depots. ``--synthetic`` (or missing road data) uses a 30 km grid with
-straight-line travel instead. Jobs and crews come from :mod:`dispatch.scenario` (seeded).
+straight-line travel instead. Jobs and crews come from :mod:`dispatch.scenario` (seeded). With ``--source
+simulator`` the jobs are instead the outage engine's open events 3 h into a storm from the outage simulator (each
+scenario names crews x faults): what the service itself would plan, with its repair times, skills and priority
+weights. The sample territory's 5,080 customers hold about 200 open events at most, so these storms stay small.
 
 Figures per scenario: weighted customer-minutes (sum of weight x minutes to completion; weight = priority factor x
 customers out) for both plans and the reduction, worst P1 (life-safety) arrival and how many P1 jobs the optimizer
@@ -26,12 +29,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import json
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -49,6 +54,8 @@ from dispatch.solver import SolveOptions, solve  # noqa: E402
 from dispatch.travel import StraightLine  # noqa: E402
 
 NOW = datetime(2026, 7, 14, 6, 0, tzinfo=UTC)
+GENERATED_SCENARIOS = "20x100,50x500,100x1000"  # crews x jobs
+SIMULATED_SCENARIOS = "20x100,20x200,50x400"  # crews x faults (the sample territory holds about 200 open events)
 
 
 class CachedTravel:
@@ -103,11 +110,59 @@ def synthetic() -> tuple[Sites, list, object, str]:
     return sites, depots, StraightLine(speed_kph=45, circuity=1.35), "synthetic 30 km grid (straight-line x 1.35)"
 
 
-def compare(crews_n: int, jobs_n: int, sites: Sites, depots, travel, time_limit: float, seed: int,
-            workers: int) -> dict:
-    jobs = storm_jobs(sites, jobs_n, NOW, seed=seed)
-    crews = storm_crews(depots, crews_n, NOW, seed=seed)
-    problem = Problem(crews, jobs, NOW)
+def generated_problem(crews_n: int, jobs_n: int, sites: Sites, depots, seed: int) -> Problem:
+    """``jobs_n`` jobs from the seeded job generator and ``crews_n`` storm crews."""
+    return Problem(storm_crews(depots, crews_n, NOW, seed=seed), storm_jobs(sites, jobs_n, NOW, seed=seed), NOW)
+
+
+def simulated_problem(crews_n: int, faults: int, depots, seed: int, hours: float = 3.0) -> Problem:
+    """The outage simulator's storm of ``faults`` faults on the sample territory (30% call-in, AMI), fed through
+    the outage engine; ``hours`` after the storm began, its open events become jobs exactly as the service makes
+    them (:func:`api.replan.event_job`: repair minutes by device kind, skills, the engine's priority weight)."""
+    from api.replan import event_job
+    from outage.engine import OutageEngine
+    from outage.rules import RuleSets
+    from outage.simulate import STORM_START, StormConfig, generate_storm, run_storm
+
+    directory, grid = _simulator_territory()
+    storm = generate_storm(grid, StormConfig(faults=faults, call_rate=0.3, ami=True), seed)
+    engine = OutageEngine(grid.topology, rules=RuleSets.default_sets(), clock=lambda: STORM_START,
+                          meters=storm.head_end, critical_kind=grid.critical_kind, meter_ids=grid.meters,
+                          sp_xy=grid.sp_xy, telemetered=storm.telemetered)
+    run_storm(engine, storm)
+    now = STORM_START + timedelta(hours=hours)
+    crews = storm_crews(depots, crews_n, now, seed=seed)
+    skills = set().union(*(c.skills for c in crews))
+    jobs = []
+    for ev in engine.events:
+        if not ev.open:
+            continue
+        xy = directory.event_xy(ev.device_id, ev.sp_id)
+        p = engine.priority(ev.event_id, now)
+        job = event_job(SimpleNamespace(
+            id=ev.event_id, lon=xy[0] if xy else None, lat=xy[1] if xy else None, device_kind=ev.device_kind,
+            device_id=ev.device_id, sp_id=ev.sp_id, cause=ev.cause, hazards=ev.hazards, weight=p.weight,
+            tier=p.tier, customers_out=ev.customers), skills)
+        if isinstance(job, str):
+            raise RuntimeError(f"event {ev.event_id} cannot be planned: {job}")
+        jobs.append(job)
+    return Problem(crews, jobs, now)
+
+
+@functools.cache
+def _simulator_territory():
+    from api.territory import Directory
+    from data.sample import sample_territory
+    from outage.engine import OutageEngine
+    from outage.simulate import STORM_START
+
+    net = sample_territory()
+    grid = OutageEngine.from_network(net, clock=lambda: STORM_START).grid
+    return Directory.from_network(net, grid.topology), grid
+
+
+def compare(problem: Problem, travel, time_limit: float, workers: int) -> dict:
+    jobs = problem.jobs
     cached = CachedTravel(travel)
     t0 = time.perf_counter()
     greedy = solve_greedy(problem, cached)
@@ -121,7 +176,7 @@ def compare(crews_n: int, jobs_n: int, sites: Sites, depots, travel, time_limit:
     held = {problem.job_index[j.id]: (greedy.assignments[j.id].start - problem.now).total_seconds()
             for j in jobs if j.priority == 1 and j.id in greedy.assignments}
     base = charged(greedy, problem)
-    return {"crews": crews_n, "jobs": jobs_n, "p1_jobs": sum(j.priority == 1 for j in jobs),
+    return {"crews": len(problem.crews), "jobs": len(jobs), "p1_jobs": sum(j.priority == 1 for j in jobs),
             "matrix_seconds": round(cached.seconds, 2),
             "greedy": _figures(greedy, greedy_s, problem), "ortools": _figures(opt, opt.solve_seconds, problem),
             "reduction_pct": _below(charged(opt, problem), base),
@@ -207,7 +262,11 @@ def scale(sites: Sites, depots, travel, seed: int, workers: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--scenarios", default="20x100,50x500,100x1000", help="CREWSxJOBS, comma-separated")
+    ap.add_argument("--scenarios", help="CREWSxJOBS (with --source simulator: CREWSxFAULTS), comma-separated "
+                    f"(default {GENERATED_SCENARIOS}, or {SIMULATED_SCENARIOS} for the simulator)")
+    ap.add_argument("--source", choices=("generator", "simulator"), default="generator",
+                    help="jobs from the seeded job generator (dispatch.scenario), or the outage engine's open events "
+                         "3 h into a simulated storm on the sample territory (outage.simulate)")
     ap.add_argument("--time-limit", type=float, default=30.0, help="OR-Tools seconds per scenario")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=1, help="OR-Tools processes")
@@ -215,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", action="store_true", help="also run the 100 x 1,000 scale timings")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
+    if args.synthetic and args.source == "simulator":
+        ap.error("--source simulator storms happen on the sample territory; drop --synthetic")
 
     say = (lambda *a: None) if args.json else print
     sink = io.StringIO()
@@ -231,25 +292,34 @@ def main(argv: list[str] | None = None) -> int:
         say(f"territory: {where}; {len(sites.locations)} sites, {len(depots)} depots "
             f"({time.perf_counter() - t0:.1f} s to load)")
         say(f"OR-Tools time limit {args.time_limit:g} s, seed {args.seed}")
-        say("wcm = weighted customer-minutes (weight = priority factor x customers out), dropped jobs charged "
-            "at shift end; P1 worst = latest life-safety arrival (min)")
+        simulated = args.source == "simulator"
+        weights = ("the engine's priority weight, as the service plans" if simulated
+                   else "priority factor x customers out")
+        say(f"jobs: {'open events 3 h into simulated storms (faults per scenario)' if simulated else 'job generator'}")
+        say(f"wcm = weighted customer-minutes (weight = {weights}), dropped jobs charged at shift end; "
+            "P1 worst = latest life-safety arrival (min)")
         say(f"{'crews x jobs':>13} {'P1':>4} | {'greedy wcm':>12} {'P1 worst':>8} {'drop':>4} | "
             f"{'or-tools wcm':>12} {'P1 worst':>8} {'drop':>4} {'time':>6} | {'reduction':>9} {'bound':>6} {'P1 rule':>7} {'P1 later':>8} | "
             f"{'P1 free':>7} {'P1 later':>8}")
         rows = []
-        for spec in args.scenarios.split(","):
-            c, j = (int(x) for x in spec.lower().split("x"))
-            r = compare(c, j, sites, depots, travel, args.time_limit, args.seed, args.workers)
+        for spec in (args.scenarios or (SIMULATED_SCENARIOS if simulated else GENERATED_SCENARIOS)).split(","):
+            c, n = (int(x) for x in spec.lower().split("x"))
+            problem = (simulated_problem(c, n, depots, args.seed) if simulated
+                       else generated_problem(c, n, sites, depots, args.seed))
+            r = compare(problem, travel, args.time_limit, args.workers)
+            if simulated:
+                r["faults"] = n
             rows.append(r)
             g, o = r["greedy"], r["ortools"]
-            say(f"{c:>5} x {j:<5} {r['p1_jobs']:>4} | {g['charged_wcm']:>12,} "
+            say(f"{c:>5} x {r['jobs']:<5} {r['p1_jobs']:>4} | {g['charged_wcm']:>12,} "
                 f"{g['worst_p1_minutes']!s:>8} {g['dropped']:>4} | {o['charged_wcm']:>12,} "
                 f"{o['worst_p1_minutes']!s:>8} {o['dropped']:>4} {o['seconds']:>5.1f}s | "
                 f"{r['reduction_pct']:>8.1f}% {r['max_reduction_pct']:>5.1f}% {r['max_reduction_p1_rule_pct']:>6.1f}% "
                 f"{r['p1_later_than_greedy']:>8} | "
                 f"{r['p1_free_reduction_pct']:>6.1f}% {r['p1_free_p1_later_than_greedy']:>8}"
                 + (f"  VIOLATIONS {r['violations']}" if r["violations"] else ""))
-        result = {"territory": where, "time_limit_s": args.time_limit, "seed": args.seed, "scenarios": rows}
+        result = {"territory": where, "source": args.source, "time_limit_s": args.time_limit, "seed": args.seed,
+                  "scenarios": rows}
         if args.scale:
             s = scale(sites, depots, travel, args.seed, args.workers)
             result["scale"] = s
