@@ -12,8 +12,9 @@ scenario names crews x faults): what the service itself would plan, with its rep
 weights. The sample territory's 5,080 customers hold about 200 open events at most, so these storms stay small.
 
 Figures per scenario: weighted customer-minutes (sum of weight x minutes to completion; weight = priority factor x
-customers out) for both plans and the reduction, worst P1 (life-safety) arrival and how many P1 jobs the optimizer
-reaches later than greedy, dropped jobs, driving, and solve time. ``bound`` is the largest reduction any plan
+customers out, or the engine's priority weight with ``--source simulator``) for both plans and the reduction,
+worst P1 (life-safety) arrival and how many P1 jobs the optimizer reaches later than greedy, dropped jobs,
+driving, and solve time. ``bound`` is the largest reduction any plan
 could reach (:func:`dispatch.bounds.lower_bound`: per group of jobs the same crews can do, the larger of "each job
 served straight from the nearest crew's start" and a parallel-machine bound that counts queueing); it relaxes the
 hazard rule; ``P1 rule`` is the same bound for plans that start every P1 job no later than greedy does (the goal's
