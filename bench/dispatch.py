@@ -14,16 +14,15 @@ weights. The sample territory's 5,080 customers hold about 200 open events at mo
 Figures per scenario: weighted customer-minutes (sum of weight x minutes to completion; weight = priority factor x
 customers out, or the engine's priority weight with ``--source simulator``) for both plans and the reduction,
 worst P1 (life-safety) arrival and how many P1 jobs the optimizer reaches later than greedy, dropped jobs,
-driving, and solve time. ``bound`` is the largest reduction any plan
-could reach (:func:`dispatch.bounds.lower_bound`: per group of jobs the same crews can do, the larger of "each job
-served straight from the nearest crew's start" and a parallel-machine bound that counts queueing); it relaxes the
-hazard rule; ``P1 rule`` is the same bound for plans that start every P1 job no later than greedy does (the goal's
-second condition): that work holds crews early. ``P1 free`` is the price of that
-rule: the reduction the same search reaches with hazards weighted by their customers only and no P1 deadlines
-(and how many P1 jobs it then reaches later than greedy); a diagnostic, not a plan to dispatch.
-``--scale`` (100 crews x 1,000 jobs): time to
-the first feasible OR-Tools plan (1 s search), the plan at 5 and 25 s of search, and re-optimization after one
-new job (warm start, 1 s search); times are wall clock including model building.
+driving, and solve time. ``bound`` is the largest reduction any plan could reach
+(:func:`dispatch.bounds.lower_bound`: the largest of "each job served straight from the nearest crew's start", a
+parallel-machine bound that counts queueing, and a time-indexed linear program over all crews and jobs at once);
+it relaxes the hazard rule; ``P1 rule`` is the same bound for plans that start every P1 job no later than greedy
+does (the goal's second condition): that work holds crews early. ``P1 free`` is the price of that rule: the
+reduction the same search reaches with hazards weighted by their customers only and no P1 deadlines (and how many
+P1 jobs it then reaches later than greedy); a diagnostic, not a plan to dispatch. ``--scale`` (100 crews x 1,000
+jobs): time to the first feasible OR-Tools plan (1 s search), the plan at 5 and 25 s of search, and
+re-optimization after one new job (warm start, 1 s search); times are wall clock including model building.
 """
 
 from __future__ import annotations

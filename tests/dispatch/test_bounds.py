@@ -105,3 +105,26 @@ def test_deadlines_never_above_the_brute_force_optimum():
         assert bound <= optimum + 1e-6, seed
         checked += 1
     assert checked >= 8
+
+
+def test_line_crews_shared_with_service_work_are_counted_once():
+    """The line crew can also do service work, so the per-group relaxations let both groups have it to
+    themselves (4,320, 0.90 of the optimum); the time-indexed program knows it is busy with the feeder jobs and
+    the service jobs queue at the service crew (optimum: line crew 120 + 240 min x 10, service crew
+    30 + 60 + 90 + 120 min x 4 = 4,800)."""
+    crews = [crew("A", 0, skills=("line", "service")), crew("B", 0, skills=("service",))]
+    jobs = [job(f"l{n}", 0, minutes=120, weight=10) for n in range(2)] + [
+        job(f"s{n}", 0, minutes=30, weight=4, skills=("service",)) for n in range(4)]
+    problem = Problem(crews, jobs, NOW)
+    travel = travel_for(crews, jobs)
+    optimum = brute_force_wcm(problem, travel)
+    assert optimum == pytest.approx(4800.0)
+    assert 0.97 * optimum <= _bound(problem, travel) <= optimum + 1e-6
+
+
+def test_deadlines_no_plan_can_keep_leave_the_other_relaxations():
+    """A job 10 km out cannot be started at once: the linear program has no answer, the bound still stands."""
+    crews = [crew("A", 0)]
+    jobs = [job("far", 10, minutes=30, weight=5), job("near", 1, minutes=30, weight=1)]
+    bound = _bound(Problem(crews, jobs, NOW), travel_for(crews, jobs), must_start_by={0: 0.0})
+    assert 5 * (10 + 30) + 1 * 31 <= bound < float("inf")
