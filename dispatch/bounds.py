@@ -36,8 +36,10 @@ from dispatch.instance import Instance
 #: Seconds: the fluid clock's resolution (times are rounded down to it, so the bound stays a bound).
 CLOCK_STEP = 5.0
 #: Seconds: the linear program's period. Finer is tighter and slower (100 crews x 1,000 jobs: about 6 s at 5 min;
-#: 10 min gives a bound about one point of reduction looser in a quarter of the time).
+#: 10 min gives a bound about one point of reduction looser in a quarter of the time). Long horizons get longer
+#: periods, at most ``LP_PERIODS`` of them, so the program's size stays bounded.
 LP_PERIOD = 300.0
+LP_PERIODS = 200
 
 
 def lower_bound(inst: Instance, weight: np.ndarray | None = None, drop_at: float | None = None,
@@ -69,7 +71,6 @@ def lower_bound(inst: Instance, weight: np.ndarray | None = None, drop_at: float
     groups: dict[bytes, list[int]] = {}
     for i in range(J):
         groups.setdefault(np.packbits(inst.assignable[i]).tobytes(), []).append(i)
-    coupled = _time_indexed(inst, w, horizon, committed, work)
     for members in groups.values():
         idx = np.array(members)
         crews = np.flatnonzero(inst.assignable[idx[0]])
@@ -87,7 +88,7 @@ def lower_bound(inst: Instance, weight: np.ndarray | None = None, drop_at: float
                          float((w[rest] * alone[rest]).sum()))
             best = max(best, float((w[idx[held]] * alone[idx[held]]).sum()) + behind)
         total += best
-    return max(total, coupled) / 60.0
+    return max(total, _time_indexed(inst, w, horizon, committed, work)) / 60.0
 
 
 def _time_indexed(inst: Instance, w: np.ndarray, horizon: float, committed: dict[int, float],
@@ -119,6 +120,7 @@ def _time_indexed(inst: Instance, w: np.ndarray, horizon: float, committed: dict
     if not classes or not planned.any():
         return 0.0
     t0 = min(0.0, float(inst.shift_open.min()))
+    period = max(period, (horizon - t0) / LP_PERIODS)
     edges = np.arange(t0, horizon + period, period)
     begin, end = edges[:-1], edges[1:]
     capacity = np.array([sum(np.clip(np.minimum(end, inst.shift_close[k]) - np.maximum(begin, inst.shift_open[k]),
