@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from dispatch_cases import NOW, at, brute_force_wcm, crew, job, travel_for
@@ -128,3 +130,46 @@ def test_deadlines_no_plan_can_keep_leave_the_other_relaxations():
     jobs = [job("far", 10, minutes=30, weight=5), job("near", 1, minutes=30, weight=1)]
     bound = _bound(Problem(crews, jobs, NOW), travel_for(crews, jobs), must_start_by={0: 0.0})
     assert 5 * (10 + 30) + 1 * 31 <= bound < float("inf")
+
+
+def _mixed_storm(rng):
+    """Crews with mixed skills, some starting late, shifts short enough that work may be left out; jobs with
+    windows and deadlines; up to two jobs held to a start time (the P1 rule)."""
+    crews = []
+    for k in range(int(rng.integers(1, 4))):
+        skills = [("line", "service"), ("service",), ("line",)][int(rng.integers(0, 3))]
+        hours = float(rng.uniform(0.5, 6.0))
+        late = float(rng.uniform(0, 0.4 * hours * 60)) if rng.random() < 0.3 else 0.0
+        crews.append(replace(crew(f"C{k}", rng.uniform(0, 8), rng.uniform(0, 3), skills=skills, hours=hours),
+                             shift_start=at(late)))
+    known = set().union(*(c.skills for c in crews))
+    jobs = []
+    for n in range(int(rng.integers(3, 5 if len(crews) == 3 else 6))):
+        window = {}
+        if n >= 2 and rng.random() < 0.25:
+            window["earliest"] = at(float(rng.uniform(0, 60)))
+        if rng.random() < 0.2:
+            window["latest"] = at(float(rng.uniform(65, 180)))
+        jobs.append(job(f"j{n}", rng.uniform(0, 8), rng.uniform(0, 3), minutes=float(rng.uniform(5, 120)),
+                        weight=float(rng.integers(1, 60)), skills=(str(rng.choice(sorted(known))),), **window))
+    held = {n: float(rng.uniform(0, 60)) for n in range(min(int(rng.integers(0, 3)), len(jobs)))}
+    return crews, jobs, held
+
+
+def test_never_above_the_optimum_on_mixed_storms():
+    checked = 0
+    for seed in range(32):
+        crews, jobs, held = _mixed_storm(np.random.default_rng(seed))
+        travel = travel_for(crews, jobs)
+        # the brute force keeps the P1 rule as a latest start and may not drop those jobs
+        kept = [replace(j, latest=min(j.latest or at(1e6), at(held[n]))) if n in held else j
+                for n, j in enumerate(jobs)]
+        horizon = max((c.shift_end - NOW).total_seconds() / 60 for c in crews)
+        optimum = brute_force_wcm(Problem(crews, kept, NOW), travel, drop_at_minutes=horizon,
+                                  never_drop=frozenset(jobs[n].id for n in held))
+        if not np.isfinite(optimum):  # no plan keeps these deadlines: nothing to bound
+            continue
+        bound = _bound(Problem(crews, jobs, NOW), travel, must_start_by={n: t * 60 for n, t in held.items()})
+        assert bound <= optimum * (1 + 1e-9) + 1e-6, seed
+        checked += 1
+    assert checked >= 24
