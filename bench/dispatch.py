@@ -120,15 +120,11 @@ def simulated_problem(crews_n: int, faults: int, depots, seed: int, hours: float
     the outage engine; ``hours`` after the storm began, its open events become jobs exactly as the service makes
     them (:func:`api.replan.event_job`: repair minutes by device kind, skills, the engine's priority weight)."""
     from api.replan import event_job
-    from outage.engine import OutageEngine
-    from outage.rules import RuleSets
-    from outage.simulate import STORM_START, StormConfig, generate_storm, run_storm
+    from outage.simulate import STORM_START, StormConfig, generate_storm, run_storm, storm_engine
 
     directory, grid = _simulator_territory()
     storm = generate_storm(grid, StormConfig(faults=faults, call_rate=0.3, ami=True), seed)
-    engine = OutageEngine(grid.topology, rules=RuleSets.default_sets(), clock=lambda: STORM_START,
-                          meters=storm.head_end, critical_kind=grid.critical_kind, meter_ids=grid.meters,
-                          sp_xy=grid.sp_xy, telemetered=storm.telemetered)
+    engine = storm_engine(grid, storm)
     run_storm(engine, storm)
     now = STORM_START + timedelta(hours=hours)
     crews = storm_crews(depots, crews_n, now, seed=seed)

@@ -40,7 +40,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 from outage.engine import OutageEngine  # noqa: E402
-from outage.simulate import STORM_START, StormConfig, evaluate, generate_storm  # noqa: E402
+from outage.simulate import STORM_START, StormConfig, evaluate, generate_storm, storm_engine  # noqa: E402
 
 CALL_RATES = (0.1, 0.3, 0.5)
 
@@ -133,9 +133,7 @@ def throughput(customers: int, messages: int, seed: int, log) -> dict:
     log(f"storm: {faults:,} faults, {len(msgs):,} messages ({n_reports:,} reports, {n_ami:,} AMI, "
         f"{len(msgs) - n_reports - n_ami} SCADA) generated in {t3 - t2:.1f} s")
     del base, net
-    engine = OutageEngine(grid.topology, clock=lambda: STORM_START, meters=storm.head_end,
-                          critical_kind=grid.critical_kind, meter_ids=grid.meters, sp_xy=grid.sp_xy,
-                          telemetered=storm.telemetered)
+    engine = storm_engine(grid, storm)
     # a long-lived service freezes its start-up heap so the cyclic GC does not rescan millions of index objects
     gc.collect()
     gc.freeze()

@@ -35,6 +35,7 @@ from outage.events import EventClass, EventCreated, EventUpdated
 from outage.grid import Grid
 from outage.meters import SimulatedHeadEnd
 from outage.reports import AmiEvent, Report, ScadaEvent
+from outage.rules import RuleSets
 
 STORM_START = datetime(2026, 6, 1, 18, 0, tzinfo=UTC)
 #: relative failure rate per device of each kind in a storm: most storm faults blow a lateral fuse or take down a
@@ -270,6 +271,15 @@ class StormResult:
     seconds: float
 
 
+def storm_engine(grid: Grid, storm: Storm, rules: RuleSets | None = None, ami: bool = True) -> OutageEngine:
+    """A fresh engine over ``grid`` for ``storm`` to be fed into (:func:`run_storm`): the storm's meters and
+    telemetered devices, its head-end for pings (``ami=False``: no pings, as on a system without meters), and a clock
+    at the storm's start."""
+    return OutageEngine(grid.topology, rules=rules, clock=lambda: STORM_START,
+                        meters=storm.head_end if ami else None, critical_kind=grid.critical_kind,
+                        meter_ids=storm.meters or grid.meters, sp_xy=grid.sp_xy, telemetered=storm.telemetered)
+
+
 def run_storm(engine: OutageEngine, storm: Storm, tick: timedelta = timedelta(minutes=1)) -> StormResult:
     """Feed the storm through ``engine`` in arrival order, ticking timers; track when each fault was first hit."""
     import time
@@ -414,8 +424,6 @@ def evaluate(network, storms: int = 10, call_rate: float = 0.3, ami: bool = True
              faults: int | None = None, rules=None, topology=None, ami_feeders: float = 1.0) -> dict:
     """Run ``storms`` seeded storms; return the engine's and the naive baseline's figures as a plain dict.
     ``ami_feeders`` < 1: AMI on that share of the feeders only (calls alone on the others)."""
-    from outage.rules import RuleSets
-
     engine0 = OutageEngine.from_network(network, clock=lambda: STORM_START, topology=topology)
     grid = engine0.grid
     n_faults = faults or max(3, min(40, len(grid.sp_ids) // 80))
@@ -426,11 +434,7 @@ def evaluate(network, storms: int = 10, call_rate: float = 0.3, ami: bool = True
     for i in range(storms):
         cfg = StormConfig(faults=n_faults, call_rate=call_rate, ami=ami, ami_feeders=ami_feeders)
         storm = generate_storm(grid, cfg, seed * 10_007 + i)
-        engine = OutageEngine(grid.topology, rules=rules or RuleSets.default_sets(), clock=lambda: STORM_START,
-                              meters=storm.head_end if ami else None, critical_kind=grid.critical_kind,
-                              meter_ids=storm.meters or grid.meters, sp_xy=grid.sp_xy,
-                              telemetered=storm.telemetered)
-        res = run_storm(engine, storm)
+        res = run_storm(storm_engine(grid, storm, rules, ami), storm)
         s = score(storm, res.predicted, res.first_correct)
         customer_side += sum(1 for k in res.predicted if k.startswith("sp:") and k not in storm.reporting
                              and grid.sp_index[k[3:]] not in storm.cause)

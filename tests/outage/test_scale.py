@@ -6,7 +6,7 @@ import pytest
 
 from outage.engine import OutageEngine
 from outage.events import EventClass
-from outage.simulate import STORM_START, StormConfig, generate_storm, run_storm
+from outage.simulate import STORM_START, StormConfig, generate_storm, run_storm, storm_engine
 
 
 @pytest.mark.slow
@@ -16,9 +16,7 @@ def test_storm_on_a_generated_territory_loses_no_report():
     net = generate_territory(50_000, seed=3)
     grid = OutageEngine.from_network(net, clock=lambda: STORM_START).grid
     storm = generate_storm(grid, StormConfig(faults=300, call_rate=0.3), seed=2)
-    eng = OutageEngine(grid.topology, clock=lambda: STORM_START, meters=storm.head_end,
-                       critical_kind=grid.critical_kind, meter_ids=grid.meters, sp_xy=grid.sp_xy,
-                       telemetered=storm.telemetered)
+    eng = storm_engine(grid, storm)
     res = run_storm(eng, storm)
     holders: dict[str, str] = {}
     for ev in eng.all_events():

@@ -16,6 +16,7 @@ from outage.simulate import (
     naive_baseline,
     run_storm,
     score,
+    storm_engine,
 )
 
 
@@ -88,10 +89,7 @@ def test_engine_beats_the_naive_baseline_with_ami(grid):
     total = base = None
     for seed in range(3):
         storm = generate_storm(grid, StormConfig(faults=6, call_rate=0.3), seed=seed)
-        eng = OutageEngine(grid.topology, clock=lambda: STORM_START, meters=storm.head_end,
-                           critical_kind=grid.critical_kind, meter_ids=grid.meters, sp_xy=grid.sp_xy,
-                           telemetered=storm.telemetered)
-        res = run_storm(eng, storm)
+        res = run_storm(storm_engine(grid, storm), storm)
         s, b = score(storm, res.predicted, res.first_correct), score(storm, naive_baseline(grid, storm))
         total = s if total is None else total + s
         base = b if base is None else base + b
