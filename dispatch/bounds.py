@@ -50,7 +50,8 @@ def lower_bound(inst: Instance, weight: np.ndarray | None = None, drop_at: float
     at which a dropped job is charged as done (default: the latest shift end). ``must_start_by`` (job index ->
     seconds from now) limits the bound to plans that start those jobs by then (life-safety jobs held to a
     deadline): their work then takes crew time early, which :func:`_parallel_machines` counts. Time windows'
-    closing times, precedences and the hazard rule are otherwise relaxed, so the bound holds for every such plan.
+    closing times bound only the linear program; precedences and the hazard rule are relaxed, so the bound
+    holds for every such plan.
     """
     J, K = inst.n_jobs, inst.n_crews
     if J == 0:
@@ -62,7 +63,8 @@ def lower_bound(inst: Instance, weight: np.ndarray | None = None, drop_at: float
     committed = must_start_by or {}
 
     reach = np.where(inst.assignable, inst.shift_open[None, :] + inst.travel[J:J + K, :J].T, np.inf)
-    alone = np.minimum(np.maximum(reach.min(axis=1), inst.ready[:J]) + inst.service[:J], horizon)
+    done_by = np.maximum(reach.min(axis=1), inst.ready[:J]) + inst.service[:J]  # earliest possible completion
+    alone = np.minimum(done_by, horizon)
     into = inst.travel[:J + K, :J].copy()
     into[np.arange(J), np.arange(J)] = np.inf  # a job is not its own predecessor
     work = inst.service[:J] + np.minimum(into.min(axis=0), horizon)
@@ -88,11 +90,11 @@ def lower_bound(inst: Instance, weight: np.ndarray | None = None, drop_at: float
                          float((w[rest] * alone[rest]).sum()))
             best = max(best, float((w[idx[held]] * alone[idx[held]]).sum()) + behind)
         total += best
-    return max(total, _time_indexed(inst, w, horizon, committed, work)) / 60.0
+    return max(total, _time_indexed(inst, w, horizon, committed, work, done_by - work)) / 60.0
 
 
 def _time_indexed(inst: Instance, w: np.ndarray, horizon: float, committed: dict[int, float],
-                  work: np.ndarray, period: float = LP_PERIOD) -> float:
+                  work: np.ndarray, release: np.ndarray, period: float = LP_PERIOD) -> float:
     """The time-indexed linear program's value (weighted seconds; 0 when it has no answer, e.g. deadlines no
     plan can keep: the other relaxations stand alone then).
 
@@ -104,12 +106,8 @@ def _time_indexed(inst: Instance, w: np.ndarray, horizon: float, committed: dict
     period)) / work + work / 2``. A dropped job costs ``horizon`` as in the plans."""
     J, K = inst.n_jobs, inst.n_crews
     service = inst.service[:J]
-    reach = np.where(inst.assignable, inst.shift_open[None, :] + inst.travel[J:J + K, :J].T, np.inf).min(axis=1)
-    release = np.maximum(reach, inst.ready[:J]) + service - work
-    held = np.zeros(J, dtype=bool)
     last = inst.due[:J].astype(float) + service
     for i, t in committed.items():
-        held[i] = True
         last[i] = min(last[i], t + service[i])
     columns: dict[bytes, list[int]] = {}
     for k in range(K):
@@ -131,7 +129,7 @@ def _time_indexed(inst: Instance, w: np.ndarray, horizon: float, committed: dict
     usable = (room > 0) & (begin[None, :] < last[:, None])
     j, c, t = np.nonzero(can[:, :, None] & usable[:, None, :] & (capacity > 0)[None, :, :])
     n_y = len(j)
-    drop = np.flatnonzero(planned & ~held)
+    drop = np.array([i for i in np.flatnonzero(planned) if i not in committed], dtype=int)
     rows = np.flatnonzero(planned)
     row_of = np.full(J, -1)
     row_of[rows] = np.arange(len(rows))
