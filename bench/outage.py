@@ -13,6 +13,10 @@ hazard-only events (wires down with the power on). Single-service events from on
 held back as "unconfirmed, not yet a prediction" — so a call from a customer who is not out, which no evidence
 short of a meter ping can tell from a real service drop, is a wrong prediction (column "cust. false").
 
+Ceiling (rows without AMI): the best precision and recall any engine could reach on the same storms from calls
+alone: an engine told which calls share a cause, choosing each group's device by Bayes' rule under the simulator's
+own model, at the posterior threshold that scores best (:mod:`outage.ceiling`).
+
 Throughput: a storm of ``--messages`` reports + AMI messages (+ SCADA lockouts) through one engine on a generated
 territory of ``--customers`` customers, timing every call: messages/s, per-message latency percentiles, and the
 process's resident memory against the number of open events at checkpoints.
@@ -99,14 +103,18 @@ def _acc_line(r: dict) -> str:
     med = "-" if r["minutes_to_correct_median"] is None else f"{r['minutes_to_correct_median']:.1f}"
     p90 = "-" if r["minutes_to_correct_p90"] is None else f"{r['minutes_to_correct_p90']:.1f}"
     ami = ("half" if r["ami_feeders"] < 1.0 else "yes") if r["ami"] else "no"
+    c = r["ceiling"]
+    ceiling = f"{c['precision']:.3f} {c['recall']:.3f}" if c else "    -     -"
     return (f"{r['territory']:<8} {r['rules']:<10} {ami:<4} {r['call_rate']:>5.0%} "
             f"{r['precision']:>6.3f} {r['recall']:>6.3f} {r['classified']:>6.3f} {med:>6} {p90:>6}   "
             f"{r['baseline_precision']:>6.3f} {r['baseline_recall']:>6.3f} {r['faults_reporting']:>6} "
-            f"{r['false_customer_side']:>5} {r['false_other']:>5}")
+            f"{r['false_customer_side']:>5} {r['false_other']:>5}   {ceiling}")
 
 
-ACC_HEADER = ("territ.  rules      AMI  call  prec.  recall class.  t-med  t-p90   base-P base-R faults cust. other\n"
-              "                                                   (min)  (min)                        false false")
+ACC_HEADER = ("territ.  rules      AMI  call  prec.  recall class.  t-med  t-p90   base-P base-R faults cust. other"
+              "   ceiling\n"
+              "                                                   (min)  (min)                        false false"
+              "   P     R")
 
 
 def throughput(customers: int, messages: int, seed: int, log) -> dict:

@@ -38,6 +38,8 @@ from outage.reports import AmiEvent, Report, ScadaEvent
 from outage.rules import RuleSets
 
 STORM_START = datetime(2026, 6, 1, 18, 0, tzinfo=UTC)
+CALL_CHANNELS = ("phone", "ivr", "web", "app", "sms")  # where simulated callers report from
+CUSTOMER_SIDE_SAYS_NO = 0.5  # customer-side callers who answer "no" to "are your neighbours out?" (others: nothing)
 #: relative failure rate per device of each kind in a storm: most storm faults blow a lateral fuse or take down a
 #: service drop; few lock out a recloser or breaker. Multiplied by the number of devices of each kind.
 DEFAULT_FAULT_MIX = {"service": 0.1, "transformer": 0.3, "fuse": 3.0, "recloser": 3.0, "breaker": 2.0}
@@ -61,6 +63,7 @@ class StormConfig:
     duplicate_call_rate: float = 0.1  # callers who call again
     nested_rate: float = 0.15  # chance that a fault gets a second fault nested below it
     wires_down_rate: float = 0.2
+    wires_mention_rate: float = 0.3  # callers out behind downed wires who say so
     ami: bool = True
     ami_feeders: float = 1.0  # share of feeders whose meters are AMI (utilities roll AMI out area by area)
     ami_loss: float = 0.15
@@ -225,8 +228,9 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
                 loc = {"sp_id": g.sp_ids[target]}
                 if rng.random() < config.unlocated_rate and g.sp_xy is not None:
                     loc = {"lon": float(g.sp_xy[target, 0]), "lat": float(g.sp_xy[target, 1])}
-                reports.append(Report(f"R{rid}", tc, channel=str(rng.choice(["phone", "ivr", "web", "app", "sms"])),
-                                      power="out", wires_down=bool(f.wires_down and rng.random() < 0.3),
+                reports.append(Report(f"R{rid}", tc, channel=str(rng.choice(CALL_CHANNELS)),
+                                      power="out",
+                                      wires_down=bool(f.wires_down and rng.random() < config.wires_mention_rate),
                                       neighbours_out=neighbours, **loc))
             note(f.key, t)
         if config.ami and rng.random() >= config.ami_loss:
@@ -240,10 +244,13 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
     # calls from customers who are not out (customer-side problems)
     not_out = np.setdiff1d(np.arange(n_sp), np.array(out_list, dtype=np.int64))
     n_false = int(rng.poisson(config.false_call_rate * len(reports)))
+    channels = np.random.default_rng(seed + 3)  # own stream: the rest of the storm stays as it was
     for k in rng.choice(not_out, size=min(n_false, len(not_out)), replace=False).tolist():
         rid += 1
+        # they come in on every channel, like real calls: the channel must tell the engine nothing
         reports.append(Report(f"R{rid}", t0 + config.duration * float(rng.random()), sp_id=g.sp_ids[k],
-                              power="out", neighbours_out=False if rng.random() < 0.5 else None))
+                              channel=str(channels.choice(CALL_CHANNELS)), power="out",
+                              neighbours_out=False if rng.random() < CUSTOMER_SIDE_SAYS_NO else None))
     # momentary blinks: a last gasp and a restore within seconds, which must not make events
     if config.ami:
         for k in rng.choice(not_out, size=min(len(not_out), int(config.momentary_rate * n_sp)),
@@ -431,9 +438,12 @@ def evaluate(network, storms: int = 10, call_rate: float = 0.3, ami: bool = True
     msgs = 0
     secs = 0.0
     customer_side = 0  # wrong predictions that are calls from customers who were not out (no fault to find)
+    cfg = StormConfig(faults=n_faults, call_rate=call_rate, ami=ami, ami_feeders=ami_feeders)
+    call_only = []  # storms without meters, for the ceiling of any engine on them
     for i in range(storms):
-        cfg = StormConfig(faults=n_faults, call_rate=call_rate, ami=ami, ami_feeders=ami_feeders)
         storm = generate_storm(grid, cfg, seed * 10_007 + i)
+        if not ami and 0.0 < call_rate < 1.0:
+            call_only.append(storm)
         res = run_storm(storm_engine(grid, storm, rules, ami), storm)
         s = score(storm, res.predicted, res.first_correct)
         customer_side += sum(1 for k in res.predicted if k.startswith("sp:") and k not in storm.reporting
@@ -444,6 +454,13 @@ def evaluate(network, storms: int = 10, call_rate: float = 0.3, ami: bool = True
         msgs += res.messages
         secs += res.seconds
     mins = sorted(eng_total.minutes_to_correct)
+    ceiling = None
+    if call_only:
+        from outage.ceiling import call_only_ceiling
+
+        c = call_only_ceiling(grid, call_only, cfg)
+        ceiling = {"precision": c.precision, "recall": c.recall, "threshold": c.threshold,
+                   "expected_precision": c.expected_precision, "expected_recall": c.expected_recall}
     return {
         "storms": storms, "call_rate": call_rate, "ami": ami, "ami_feeders": ami_feeders if ami else 0.0,
         "faults_per_storm": n_faults,
@@ -456,4 +473,5 @@ def evaluate(network, storms: int = 10, call_rate: float = 0.3, ami: bool = True
         "false_customer_side": customer_side,
         "false_other": eng_total.predicted - eng_total.correct - customer_side,
         "messages": msgs, "messages_per_s": round(msgs / secs) if secs else None,
+        "ceiling": ceiling,  # without AMI: the best any engine could score (outage.ceiling)
     }

@@ -2,7 +2,8 @@
 
 Prints device-prediction precision and recall, the share of correct events correctly classified, and minutes from
 first message to correct prediction for the engine and for a naive baseline (each cluster of nearby calls is one
-event), so the figures can be checked on feeders nobody tuned for.
+event), so the figures can be checked on feeders nobody tuned for. Without AMI it also prints the ceiling: the
+best precision and recall any engine could reach on the same storms from calls alone (:mod:`outage.ceiling`).
 """
 
 from __future__ import annotations
@@ -48,14 +49,20 @@ def run(args) -> int:
 
     print(f"{args.territory}: {r['storms']} storms x {r['faults_per_storm']} faults, call-in {r['call_rate']:.0%}, "
           f"AMI {_ami_label(r)}, seed {args.seed}")
-    print(f"{'':22}{'engine':>10}{'baseline':>10}")
-    print(f"{'precision':22}{r['precision']:>10.3f}{r['baseline_precision']:>10.3f}")
-    print(f"{'recall':22}{r['recall']:>10.3f}{r['baseline_recall']:>10.3f}")
+    ceiling = r["ceiling"] or {}
+    print(f"{'':22}{'engine':>10}{'baseline':>10}" + (f"{'ceiling':>10}" if ceiling else ""))
+    print(f"{'precision':22}{r['precision']:>10.3f}{r['baseline_precision']:>10.3f}"
+          + (f"{ceiling['precision']:>10.3f}" if ceiling else ""))
+    print(f"{'recall':22}{r['recall']:>10.3f}{r['baseline_recall']:>10.3f}"
+          + (f"{ceiling['recall']:>10.3f}" if ceiling else ""))
     print(f"{'correctly classified':22}{r['classified']:>10.3f}")
     print(f"{'min to correct (med)':22}{fmt(r['minutes_to_correct_median'], '10.1f')}")
     print(f"{'min to correct (p90)':22}{fmt(r['minutes_to_correct_p90'], '10.1f')}")
     print(f"predicted events {r['predicted_events']}, faults that reported {r['faults_reporting']}, "
           f"wrong: {r['false_customer_side']} customer-side calls + {r['false_other']} other")
+    if ceiling:
+        print("ceiling: the best any engine could score on these storms from calls alone, even one told which calls "
+              "share a cause (outage.ceiling)")
     return 0
 
 

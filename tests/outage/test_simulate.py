@@ -104,6 +104,8 @@ def test_evaluate_returns_the_figures():
                 "minutes_to_correct_median"):
         assert key in out
     assert 0.0 <= out["precision"] <= 1.0 and out["faults_reporting"] > 0
+    assert 0.0 <= out["ceiling"]["precision"] <= 1.0 and 0.0 <= out["ceiling"]["recall"] <= 1.0
+    assert evaluate(random_territory(3), storms=1, call_rate=0.5, ami=True, seed=1)["ceiling"] is None
 
 
 def test_oms_simulate_cli(tmp_path, capsys):
@@ -123,5 +125,5 @@ def test_oms_simulate_cli(tmp_path, capsys):
     assert main(["simulate", str(path), "--ami-feeders", "0"]) == 2
     assert main(["simulate", str(path), "--storms", "1"]) == 0
     text = capsys.readouterr().out
-    assert "precision" in text and "baseline" in text
+    assert "precision" in text and "baseline" in text and "ceiling" in text  # no AMI: the call-only ceiling too
     assert main(["simulate", str(path), "--call-rate", "2"]) == 2

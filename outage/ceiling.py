@@ -1,0 +1,197 @@
+"""How well *any* engine could predict from calls alone: a ceiling for the simulator's no-AMI storms.
+
+Without meters a lone call is ambiguous. The same call ("my power is out", maybe "the neighbours are out too")
+comes from a service drop, from one customer of a few under a blown transformer or fuse when the others did not
+call, or from a customer who is not out at all (a tripped main breaker at home). The simulator makes all of
+these, as a real population does, so no engine can be right about every one of them: the question is how close
+to the issue's goal the best possible engine could get.
+
+The ceiling is the score of an engine that knows more than any real one. It is told which calls share a cause (the
+ground truth's grouping of callers into faults; a customer-side call is a group of its own, not marked as such)
+and which breakers SCADA saw lock out (the others it shows closed). For each group it then weighs every device
+that holds all of the group's callers, plus "not out" for a lone caller, by Bayes' rule under the simulator's own
+model (:class:`StormConfig`):
+
+- prior: faults per storm x the fault mix's weight for the device's kind, over the territory's total weight;
+  customer-side calls at the storm's own rate per customer who is not out;
+- the callers: each of the device's customers calls with the call-in rate, so exactly these callers and no others
+  has likelihood ``c**k * (1-c)**(n-k)`` for a device with ``n`` customers;
+- the answers: a customer who is out calls twice with the duplicate rate, says whether neighbours are out with the
+  answer rate (wrong with the wrong-answer rate; "yes" when others on the transformer are out), mentions wires down
+  for a fault with downed wires; a customer-side caller calls once, says "no" or nothing, never wires down;
+- when: a fault's first call comes a lognormal delay after a start spread over the storm's first half; a
+  customer-side call comes any time in the storm.
+
+It predicts, for each group, the most likely device (and the second most likely, when that helps), keeping those
+whose posterior is at least a threshold, and reports the threshold with the best lower of precision and recall,
+scored against the ground truth as :func:`outage.simulate.score` does. Given the grouping, and picking its
+threshold knowing the outcome, it is a ceiling for any engine that has to find the groups from the feeder graph,
+up to the model's approximations: a customer already out from another fault still counts as one who could have
+called, and a call put on a neighbour's account is not modelled. ``expected_precision`` and ``expected_recall``
+score the same choices by their own posteriors instead of the ground truth; the gap between the two pairs shows
+how much those approximations matter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from outage.grid import Grid
+from outage.simulate import CUSTOMER_SIDE_SAYS_NO, STORM_START, Storm, StormConfig
+
+NOT_OUT = "not out"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One device a group of calls could be, with its posterior; ``right`` when it is the group's true cause."""
+
+    key: str
+    posterior: float
+    right: bool
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """The best lower-of-precision-and-recall over posterior thresholds (see the module docstring)."""
+
+    threshold: float
+    precision: float
+    recall: float
+    expected_precision: float  # the same predictions scored by their posteriors instead of the ground truth
+    expected_recall: float
+    groups: int  # groups of calls sharing a cause (SCADA-seen breakers included)
+    not_out_groups: int  # calls on customers who were not out: customer-side calls, calls put on a wrong account
+
+
+def _lognormal_cdf(x: float, median: float, sigma: float) -> float:
+    if x <= 0:
+        return 0.0
+    return 0.5 * (1.0 + math.erf(math.log(x / median) / (sigma * math.sqrt(2.0))))
+
+
+def _log(x: float) -> float:
+    return math.log(x) if x > 0.0 else -math.inf
+
+
+def group_candidates(grid: Grid, storm: Storm, config: StormConfig) -> tuple[list[list[Candidate]], int]:
+    """Each group of calls in ``storm`` with its candidates, most likely first (a breaker SCADA saw lock out is
+    a certain candidate), and how many groups are calls on customers who were not out."""
+    if config.ami:
+        raise ValueError("the call-only ceiling is for storms without AMI (StormConfig.ami=False)")
+    g = grid
+    c = config.call_rate
+    if not 0.0 < c < 1.0:
+        raise ValueError(f"the call-only ceiling needs a call-in rate in (0, 1), got {c}")
+    kinds = {g.kind[d] for d in range(g.n_devices) if g.hi[d] > g.lo[d]}
+    weight = sum(w * (len(g.sp_ids) if k == "service" else sum(
+        1 for d in range(g.n_devices) if g.kind[d] == k and g.hi[d] > g.lo[d]))
+        for k, w in config.fault_mix.items() if k == "service" or k in kinds)
+    minutes = config.duration.total_seconds() / 60
+    first_half = minutes / 2
+    median, sigma = config.call_delay_median_min, config.call_delay_sigma
+    answer, wrong, dup = config.neighbours_answer_rate, config.wrong_answer_rate, config.duplicate_call_rate
+    customer_side_rate = storm.false_reports / max(1, len(g.sp_ids) - len(storm.cause))
+
+    calls_at: dict[int, list] = defaultdict(list)
+    for r in storm.reports:
+        if r.power != "out":
+            continue
+        calls_at[g.sp_index[r.sp_id] if r.sp_id else g.nearest_sp(r.lon, r.lat)].append(r)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for k in calls_at:
+        groups[storm.cause.get(k, f"{NOT_OUT}:{k}")].append(k)
+    locked_out = {s.device_id for s in storm.scada if s.kind == "lockout"}
+    closed = set(storm.telemetered) - locked_out  # SCADA shows them closed: never the cause
+    for key in locked_out:
+        groups.setdefault(key, [])
+
+    out: list[list[Candidate]] = []
+    not_out = 0
+    for key, sps in groups.items():
+        if key in locked_out:
+            out.append([Candidate(key, 1.0, True)])
+            continue
+        not_out += key.startswith(NOT_OUT)
+        calls = [r for k in sps for r in calls_at[k]]
+        t = (min(r.time for r in calls) - STORM_START).total_seconds() / 60
+        when = (_lognormal_cdf(t, median, sigma) - _lognormal_cdf(t - first_half, median, sigma)) / first_half
+        wires = any(r.wires_down for r in calls)
+        n_calls = {k: len(calls_at[k]) for k in sps}
+        said = {k: next((r.neighbours_out for r in calls_at[k] if r.neighbours_out is not None), None) for k in sps}
+
+        def log_weight(kind: str, n: int, sps=sps, n_calls=n_calls, said=said, when=when, wires=wires,
+                       n_all=len(calls)) -> float:
+            """log P(this fault, and exactly these callers saying this) - in logs: hundreds of callers underflow."""
+            if n < len(sps):
+                return -math.inf
+            lw = (_log(config.faults * config.fault_mix[kind] / weight) + len(sps) * math.log(c)
+                  + (n - len(sps)) * math.log(1 - c) + _log(when))
+            for k in sps:
+                lw += _log(1 - dup) if n_calls[k] == 1 else (n_calls[k] - 1) * _log(dup)
+                if said[k] is None:
+                    lw += _log(1 - answer)
+                else:  # the truth: others on the caller's transformer are out (all are, unless a drop failed)
+                    truth = kind != "service" and g.hi[g.sp_first[k]] - g.lo[g.sp_first[k]] > 1
+                    lw += _log(answer * (1 - wrong if said[k] == truth else wrong))
+            p_wires = 0.0 if kind == "service" else config.wires_down_rate * (
+                1 - (1 - config.wires_mention_rate) ** n_all)
+            return lw + _log(p_wires if wires else 1 - p_wires)
+
+        log_weights: dict[str, float] = {}
+        if len(sps) == 1:
+            (k,) = sps
+            if n_calls[k] == 1 and not wires and said[k] is not True:
+                # a customer-side caller says "no" or nothing, at any time in the storm
+                log_weights[NOT_OUT] = _log(customer_side_rate / minutes * (
+                    CUSTOMER_SIDE_SAYS_NO if said[k] is False else 1 - CUSTOMER_SIDE_SAYS_NO))
+            log_weights[f"sp:{g.sp_ids[k]}"] = log_weight("service", 1)
+        common: list[int] | None = None
+        for k in sps:
+            chain = g.chain(k)
+            common = chain if common is None else [d for d in chain if d in set(common)]
+        for d in common or ():
+            kind = g.kind[d]
+            if kind in config.fault_mix and kind != "service" and g.device_ids[d] not in closed:
+                log_weights[g.device_ids[d]] = log_weight(kind, int(g.hi[d] - g.lo[d]))
+        top = max(log_weights.values(), default=-math.inf)
+        if top == -math.inf:
+            out.append([])
+            continue
+        weights = {name: math.exp(lw - top) for name, lw in log_weights.items()}
+        total = sum(weights.values())
+        ranked = sorted(((w / total, name) for name, w in weights.items() if name != NOT_OUT), reverse=True)
+        out.append([Candidate(name, p, name == key) for p, name in ranked])
+    return out, not_out
+
+
+def call_only_ceiling(grid: Grid, storms: Iterable[Storm], config: StormConfig, per_group: int = 2) -> Ceiling:
+    """The ceiling over ``storms`` (all generated with ``config``): see the module docstring. ``per_group``: how
+    many candidates of one group an engine may predict at once."""
+    items: list[tuple[float, bool]] = []
+    reporting = groups = not_out = 0
+    for storm in storms:
+        reporting += len(storm.reporting)
+        cands, n_not_out = group_candidates(grid, storm, config)
+        groups += len(cands)
+        not_out += n_not_out
+        items += [(cand.posterior, cand.right) for group in cands for cand in group[:per_group]]
+    items.sort(key=lambda x: -x[0])
+    best = best_expected = None
+    right = expected = 0.0
+    for n, (p, ok) in enumerate(items, 1):
+        right += ok
+        expected += p
+        pr = (right / n, right / reporting if reporting else 1.0)
+        if best is None or min(pr) > min(best[1:]):
+            best = (p, *pr)
+        ex = (expected / n, expected / reporting if reporting else 1.0)
+        if best_expected is None or min(ex) > min(best_expected):
+            best_expected = ex
+    if best is None:
+        return Ceiling(1.0, 1.0, 0.0 if reporting else 1.0, 1.0, 0.0 if reporting else 1.0, groups, not_out)
+    return Ceiling(round(best[0], 4), round(best[1], 4), round(best[2], 4), round(best_expected[0], 4),
+                   round(best_expected[1], 4), groups, not_out)
