@@ -25,7 +25,7 @@ event, placed on the lowest device common to the cluster.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -228,8 +228,7 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
                 loc = {"sp_id": g.sp_ids[target]}
                 if rng.random() < config.unlocated_rate and g.sp_xy is not None:
                     loc = {"lon": float(g.sp_xy[target, 0]), "lat": float(g.sp_xy[target, 1])}
-                reports.append(Report(f"R{rid}", tc, channel=str(rng.choice(CALL_CHANNELS)),
-                                      power="out",
+                reports.append(Report(f"R{rid}", tc, channel=str(rng.choice(CALL_CHANNELS)), power="out",
                                       wires_down=bool(f.wires_down and rng.random() < config.wires_mention_rate),
                                       neighbours_out=neighbours, **loc))
             note(f.key, t)
@@ -458,9 +457,7 @@ def evaluate(network, storms: int = 10, call_rate: float = 0.3, ami: bool = True
     if call_only:
         from outage.ceiling import call_only_ceiling
 
-        c = call_only_ceiling(grid, call_only, cfg)
-        ceiling = {"precision": c.precision, "recall": c.recall, "threshold": c.threshold,
-                   "expected_precision": c.expected_precision, "expected_recall": c.expected_recall}
+        ceiling = asdict(call_only_ceiling(grid, call_only, cfg))
     return {
         "storms": storms, "call_rate": call_rate, "ami": ami, "ami_feeders": ami_feeders if ami else 0.0,
         "faults_per_storm": n_faults,
