@@ -11,7 +11,9 @@ keeps per device the log-likelihood that it operated against the best explanatio
 chain. With AMI, meters time-stamp when the power went: a meter that went dark well before the meters that lift a
 device above it was out already (an earlier, separate fault) and keeps its own event (``ami_separation``); each
 event remembers the newest time one of its meters went dark, so this holds however the device came to be predicted
-(a last gasp, a ping, a re-placement after a demotion).
+(a last gasp, a ping, a re-placement after a demotion). With calls only, the calls are the clock: when every caller
+under the device came long after an event below it began, longer than one outage's call delays would plausibly
+spread (``call_separation_p``), that event is an earlier outage and is kept too.
 
 Devices that interrupt exactly the same customers (a fuse feeding a single transformer) cannot be told apart by
 any report, last gasp or ping: the engine predicts the one whose kind fails more often (the rule set's fault prior),
@@ -885,6 +887,8 @@ class OutageEngine:
             if child.newest_gasp is not None and (ref is None or child.newest_gasp > ref):
                 ref = child.newest_gasp
         keep_before = None if ref is None else ref - self._ruleset_dev(top).ami_separation
+        if ref is None and children:
+            keep_before = self._call_onset(top, tr, children, own, t)
         absorb, home = [], None
         for child in children:
             # when the child went dark: its newest last gasp, else (calls only, the gasps lost) at the latest when
@@ -908,6 +912,38 @@ class OutageEngine:
         if tr.sps:
             self._refresh(tr)
         return home or tr
+
+    def _call_onset(self, top: int, tr: _Track | None, children: list[_Track], own: tuple[int, list[int]] | None,
+                    t: datetime) -> datetime | None:
+        """Calls only: when the outage at ``top`` began, if the events below it split in time into earlier ones
+        and a later group that one outage would hardly explain (``RuleSet.call_separation_p``); else None.
+
+        Each event below starts at its first call. Were it all one outage, every caller of the later group waited
+        at least the gap since the last earlier event began: for ``m`` of them that has a chance of at most
+        ``S(gap) ** m``, ``S`` the lognormal survival of the call delay. The earlier events must all be events
+        below (the top's own evidence and the call being placed are part of its outage)."""
+        rs = self._ruleset_dev(top)
+        units = [(c.event.start, len(c.sps), True) for c in children]  # (first call, callers, an event below?)
+        if tr is not None and tr.sps:
+            units.append((tr.event.start, len(tr.sps), False))
+        if own is not None and not any(c.sp == own[0] or c.dev in own[1] for c in children):
+            units.append((t, 1, False))
+        units.sort(key=lambda u: u[0])
+        later = sum(n for _, n, _ in units)
+        median = rs.call_delay_median.total_seconds()
+        scale = rs.call_delay_sigma * math.sqrt(2.0)
+        best, onset = math.log(rs.call_separation_p), None
+        for i in range(1, len(units)):
+            if not units[i - 1][2]:
+                break  # the top's own evidence is in the earlier part
+            later -= units[i - 1][1]
+            gap = (units[i][0] - units[i - 1][0]).total_seconds()
+            if gap <= median:
+                continue
+            log_s = math.log(max(1e-300, 0.5 * math.erfc(math.log(gap / median) / scale)))
+            if later * log_s < best:
+                best, onset = later * log_s, units[i][0]
+        return onset
 
     def _dissolve(self, tr: _Track) -> None:
         """A device whose rule no longer passes: cancel its event and re-place its evidence."""

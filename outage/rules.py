@@ -171,12 +171,24 @@ class RuleSet:
     #: being predicted above it is a separate, earlier outage (kept, not merged). Meters time-stamp when power
     #: went, and the meters below one device go dark within a declaration delay plus seconds of each other
     ami_separation: timedelta = timedelta(minutes=3)
+    #: calls-only time separation. Customers call a lognormal delay after their power goes (median, sigma of its
+    #: log): when every caller under a device being predicted called at least a gap after an event below it began,
+    #: and one outage would make that gap less likely than ``call_separation_p`` (the chance that all of them
+    #: waited that long), the event below is a separate, earlier outage, as with ``ami_separation``
+    call_delay_median: timedelta = timedelta(minutes=12)
+    call_delay_sigma: float = 1.0
+    call_separation_p: float = 0.001
     #: power-on evidence (a restore message, a ping answer, a "my power is on" call) blocks roll-up this long
     power_on_ttl: timedelta = timedelta(minutes=30)
     #: a "still out" report this long after its event was restored makes a nested (backdated) event
     nested_window: timedelta = timedelta(hours=24)
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.call_separation_p < 1.0:
+            raise ValueError(f"RuleSet {self.name!r}: call_separation_p must be in (0, 1), got "
+                             f"{self.call_separation_p}")
+        if self.call_delay_median <= timedelta(0) or self.call_delay_sigma <= 0:
+            raise ValueError(f"RuleSet {self.name!r}: call_delay_median and call_delay_sigma must be > 0")
         if self.ping_retries < 0:
             raise ValueError(f"RuleSet {self.name!r}: ping_retries must be >= 0, got {self.ping_retries}")
         if self.rollup not in ("likelihood", "rules"):

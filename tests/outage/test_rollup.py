@@ -284,3 +284,37 @@ def test_an_earlier_outage_below_a_later_bigger_one_stays_separate():
                     if (j, k) != (1, 1)])
     eng.tick(at(7))
     assert keys(eng) == {"sp:sp1.1.1.1", "F1.1"}
+
+
+def test_calls_only_an_earlier_outage_below_a_later_one_stays_separate():
+    """Without meters, calls are the only clock: customers call minutes to an hour after their power goes. When
+    every caller under the recloser called long after the fuse's outage began, one outage would hardly explain
+    it: the fuse is an earlier, separate fault (a second repair), not part of the recloser's outage."""
+    # the recloser's callers, in the order they call; its rule passes at the second: two callers who both waited
+    # 100 minutes or more are a 1-in-3,000 chance for one outage (call delays: median 12 minutes, sigma 1)
+    later = [("sp1.2.1.1", 101), ("sp1.3.1.3", 102), ("sp1.2.2.2", 103), ("sp1.2.3.1", 104), ("sp1.3.2.1", 106),
+             ("sp1.3.3.2", 110), ("sp1.2.2.3", 115), ("sp1.3.1.1", 120)]
+
+    def storm(fuse_calls_at: float) -> OutageEngine:
+        eng = engine()
+        eng.ingest_report(call("f1", "sp1.1.1.1", fuse_calls_at))
+        eng.ingest_report(call("f2", "sp1.1.2.1", fuse_calls_at + 3))
+        eng.tick(at(fuse_calls_at + 5))
+        assert keys(eng) == {"F1.1"}
+        for i, (sp, m) in enumerate(later):
+            eng.ingest_report(call(f"r{i}", sp, m))
+        eng.tick(at(125))
+        return eng
+
+    eng = storm(0)
+    assert keys(eng) == {"F1.1", "R1"}
+    fuse = next(e for e in eng.events if e.key == "F1.1")
+    assert sorted(fuse.reports) == ["f1", "f2"] and fuse.start == T0
+    # a later call from the fuse's customers belongs to the fuse's outage, not the recloser's
+    eng.ingest_report(call("f3", "sp1.1.3.1", 121))
+    assert "f3" in eng.event(fuse.event_id).reports
+    recs = eng.interruptions()  # each customer once, the fuse's from the fuse's start
+    assert len(recs) == len({r.customer_id for r in recs}) == 27
+    assert {r.start for r in recs if r.customer_id.startswith("sp1.1.")} == {T0}
+    # the same fuse calls within the spread of the recloser's callers are one outage at the recloser
+    assert keys(storm(50)) == {"R1"}
