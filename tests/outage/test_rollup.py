@@ -318,3 +318,9 @@ def test_calls_only_an_earlier_outage_below_a_later_one_stays_separate():
     assert {r.start for r in recs if r.customer_id.startswith("sp1.1.")} == {T0}
     # the same fuse calls within the spread of the recloser's callers are one outage at the recloser
     assert keys(storm(50)) == {"R1"}
+    from outage.rules import RuleSet
+
+    with pytest.raises(ValueError, match="call_separation_p"):
+        RuleSet(call_separation_p=0.0)
+    with pytest.raises(ValueError, match="call_delay_median"):
+        RuleSet(call_delay_sigma=0.0)
