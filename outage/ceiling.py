@@ -40,7 +40,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from outage.grid import Grid
-from outage.simulate import CUSTOMER_SIDE_SAYS_NO, STORM_START, Storm, StormConfig
+from outage.rules import lognormal_sf
+from outage.simulate import (
+    CUSTOMER_SIDE_SAYS_NO,
+    STORM_START,
+    Storm,
+    StormConfig,
+    devices_by_kind,
+    kind_weights,
+)
 
 NOT_OUT = "not out"
 
@@ -67,12 +75,6 @@ class Ceiling:
     not_out_groups: int  # calls on customers who were not out: customer-side calls, calls put on a wrong account
 
 
-def _lognormal_cdf(x: float, median: float, sigma: float) -> float:
-    if x <= 0:
-        return 0.0
-    return 0.5 * (1.0 + math.erf(math.log(x / median) / (sigma * math.sqrt(2.0))))
-
-
 def _log(x: float) -> float:
     return math.log(x) if x > 0.0 else -math.inf
 
@@ -86,10 +88,7 @@ def group_candidates(grid: Grid, storm: Storm, config: StormConfig) -> tuple[lis
     c = config.call_rate
     if not 0.0 < c < 1.0:
         raise ValueError(f"the call-only ceiling needs a call-in rate in (0, 1), got {c}")
-    kinds = {g.kind[d] for d in range(g.n_devices) if g.hi[d] > g.lo[d]}
-    weight = sum(w * (len(g.sp_ids) if k == "service" else sum(
-        1 for d in range(g.n_devices) if g.kind[d] == k and g.hi[d] > g.lo[d]))
-        for k, w in config.fault_mix.items() if k == "service" or k in kinds)
+    weight = sum(kind_weights(g, config.fault_mix, devices_by_kind(g)).values())
     minutes = config.duration.total_seconds() / 60
     first_half = minutes / 2
     median, sigma = config.call_delay_median_min, config.call_delay_sigma
@@ -118,7 +117,8 @@ def group_candidates(grid: Grid, storm: Storm, config: StormConfig) -> tuple[lis
         not_out += key.startswith(NOT_OUT)
         calls = [r for k in sps for r in calls_at[k]]
         t = (min(r.time for r in calls) - STORM_START).total_seconds() / 60
-        when = (_lognormal_cdf(t, median, sigma) - _lognormal_cdf(t - first_half, median, sigma)) / first_half
+        # the fault started at a uniform time in the storm's first half: the first call's delay is in [t - half, t]
+        when = (lognormal_sf(t - first_half, median, sigma) - lognormal_sf(t, median, sigma)) / first_half
         wires = any(r.wires_down for r in calls)
         n_calls = {k: len(calls_at[k]) for k in sps}
         said = {k: next((r.neighbours_out for r in calls_at[k] if r.neighbours_out is not None), None) for k in sps}
@@ -149,11 +149,7 @@ def group_candidates(grid: Grid, storm: Storm, config: StormConfig) -> tuple[lis
                 log_weights[NOT_OUT] = _log(customer_side_rate / minutes * (
                     CUSTOMER_SIDE_SAYS_NO if said[k] is False else 1 - CUSTOMER_SIDE_SAYS_NO))
             log_weights[f"sp:{g.sp_ids[k]}"] = log_weight("service", 1)
-        common: list[int] | None = None
-        for k in sps:
-            chain = g.chain(k)
-            common = chain if common is None else [d for d in chain if d in set(common)]
-        for d in common or ():
+        for d in g.common_chain(sps):
             kind = g.kind[d]
             if kind in config.fault_mix and kind != "service" and g.device_ids[d] not in closed:
                 log_weights[g.device_ids[d]] = log_weight(kind, int(g.hi[d] - g.lo[d]))

@@ -63,7 +63,7 @@ from outage.meters import PING_OFF, PING_ON, PING_UNKNOWN, MeterInterface
 from outage.priority import Priority, priority
 from outage.records import Interruption
 from outage.reports import AmiEvent, Report, ScadaEvent
-from outage.rules import RuleSet, RuleSets
+from outage.rules import RuleSet, RuleSets, lognormal_sf
 
 ENGINE = "engine"
 #: how long after a last gasp a call from the same service point still counts for the call-rate estimate (calls
@@ -895,8 +895,7 @@ class OutageEngine:
             # its first call came — either way, well before the top's meters means a separate, earlier outage
             dark = child.newest_gasp if child.newest_gasp is not None else child.event.start
             if keep_before is not None and dark < keep_before:
-                mine = own is not None and (child.sp == own[0] or child.dev in own[1])
-                if not mine:
+                if not _holds(child, own):
                     continue
                 if ami_t is None:
                     home = child
@@ -926,12 +925,11 @@ class OutageEngine:
         units = [(c.event.start, len(c.sps), True) for c in children]  # (first call, callers, an event below?)
         if tr is not None and tr.sps:
             units.append((tr.event.start, len(tr.sps), False))
-        if own is not None and not any(c.sp == own[0] or c.dev in own[1] for c in children):
+        if own is not None and not any(_holds(c, own) for c in children):
             units.append((t, 1, False))
         units.sort(key=lambda u: u[0])
         later = sum(n for _, n, _ in units)
         median = rs.call_delay_median.total_seconds()
-        scale = rs.call_delay_sigma * math.sqrt(2.0)
         best, onset = math.log(rs.call_separation_p), None
         for i in range(1, len(units)):
             if not units[i - 1][2]:
@@ -940,7 +938,7 @@ class OutageEngine:
             gap = (units[i][0] - units[i - 1][0]).total_seconds()
             if gap <= median:
                 continue
-            log_s = math.log(max(1e-300, 0.5 * math.erfc(math.log(gap / median) / scale)))
+            log_s = math.log(max(1e-300, lognormal_sf(gap, median, rs.call_delay_sigma)))
             if later * log_s < best:
                 best, onset = later * log_s, units[i][0]
         return onset
@@ -1544,6 +1542,11 @@ class OutageEngine:
 
     def _ruleset_track(self, tr: _Track):
         return self._ruleset_dev(tr.dev) if tr.dev >= 0 else self._ruleset_sp(tr.sp)
+
+
+def _holds(child: _Track, own: tuple[int, list[int]] | None) -> bool:
+    """Is ``own`` (a service point and its chain, the evidence being placed) under event ``child``?"""
+    return own is not None and (child.sp == own[0] or child.dev in own[1])
 
 
 def _hazards(report: Report) -> list[str]:

@@ -12,7 +12,7 @@ the same slice (a fuse feeding one transformer) are listed per device in ``equiv
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -163,6 +163,15 @@ class Grid:
             out.append(d)
             d = parent[d]
         return out
+
+    def common_chain(self, sps: Iterable[int]) -> list[int]:
+        """Predictable devices above every one of service points ``sps``, nearest first (a device's customers are
+        one contiguous run of positions, so it holds them all when it holds the lowest and the highest)."""
+        pos = [self.sp_pos[k] for k in sps]
+        if not pos:
+            return []
+        lo, hi, first = min(pos), max(pos), self.sp_order[min(pos)]
+        return [d for d in self.chain(int(first)) if self.lo[d] <= lo and hi < self.hi[d]]
 
     def nearest_sp(self, lon: float, lat: float) -> int:
         """Index of the service point nearest to a coordinate (needs ``sp_xy``)."""

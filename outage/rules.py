@@ -42,6 +42,7 @@ territory stays on normal rules — as Oracle NMS and ArcFM Responder do.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -101,6 +102,14 @@ def _default_device_rules() -> dict[str, DeviceRule]:
 #: transformer), which no evidence can tell apart.
 DEFAULT_FAULT_PRIOR = {"service": 0.003, "transformer": 0.01, "fuse": 0.1, "sectionalizer": 0.1, "recloser": 0.1,
                        "breaker": 0.05, "substation": 0.01}
+
+
+def lognormal_sf(x: float, median: float, sigma: float) -> float:
+    """P(X > x) for a lognormal delay ``X`` with this median and log-sigma (1 for x <= 0): how customers' call
+    delays after their power goes are modelled."""
+    if x <= 0:
+        return 1.0
+    return 0.5 * math.erfc(math.log(x / median) / (sigma * math.sqrt(2.0)))
 
 
 @dataclass(frozen=True)

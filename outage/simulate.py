@@ -121,16 +121,28 @@ def expected_class(kind: str) -> EventClass:
     return EventClass.FEEDER
 
 
+def devices_by_kind(grid: Grid) -> dict[str, list[int]]:
+    """Devices with customers behind them (the ones that can fail in a storm), by kind."""
+    by_kind: dict[str, list[int]] = {}
+    for d in range(grid.n_devices):
+        if grid.hi[d] > grid.lo[d]:
+            by_kind.setdefault(grid.kind[d], []).append(d)
+    return by_kind
+
+
+def kind_weights(grid: Grid, fault_mix: dict[str, float], by_kind: dict[str, list[int]]) -> dict[str, float]:
+    """Each kind's share of a storm's faults, unnormalized: its per-device weight in ``fault_mix`` times how many
+    there are (service drops: one per service point)."""
+    return {k: w * (len(grid.sp_ids) if k == "service" else len(by_kind.get(k, ())))
+            for k, w in fault_mix.items() if k == "service" or by_kind.get(k)}
+
+
 def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
     """A seeded storm on ``grid`` (see the module docstring)."""
     rng = np.random.default_rng(seed)
     g = grid
-    by_kind: dict[str, list[int]] = {}
-    for d in range(g.n_devices):
-        if g.hi[d] > g.lo[d]:
-            by_kind.setdefault(g.kind[d], []).append(d)
-    mix = {k: w * (len(g.sp_ids) if k == "service" else len(by_kind.get(k, ())))
-           for k, w in config.fault_mix.items() if k == "service" or by_kind.get(k)}
+    by_kind = devices_by_kind(g)
+    mix = kind_weights(g, config.fault_mix, by_kind)
     kinds, weights = list(mix), np.array(list(mix.values()), dtype=float)
     weights /= weights.sum()
     n_sp = len(g.sp_ids)
@@ -416,10 +428,7 @@ def naive_baseline(grid: Grid, storm: Storm, radius_m: float = 300.0,
             (k,) = sps
             out[f"sp:{g.sp_ids[k]}"] = EventClass.SINGLE_CUSTOMER
             continue
-        common = None
-        for k in sps:
-            chain = g.chain(k)
-            common = chain if common is None else [d for d in chain if d in set(common)]
+        common = g.common_chain(sps)
         if common:
             d = common[0]
             out[g.device_ids[d]] = EventClass.COMMUNITY if g.kind[d] == "substation" else EventClass.FEEDER
