@@ -118,8 +118,8 @@ def generated_problem(crews_n: int, jobs_n: int, sites: Sites, depots, seed: int
 def simulated_problem(crews_n: int, faults: int, depots, seed: int, hours: float = 3.0) -> Problem:
     """The outage simulator's storm of ``faults`` faults on the sample territory (30% call-in, AMI), fed through
     the outage engine; ``hours`` after the storm began, its open events become jobs exactly as the service makes
-    them (:func:`api.replan.event_job`: repair minutes by device kind, skills, the engine's priority weight)."""
-    from api.replan import event_job
+    them (:func:`api.service.replan.event_job`: repair minutes by device kind, skills, the engine's priority weight)."""
+    from api.service.replan import event_job
     from outage.simulate import STORM_START, StormConfig, generate_storm, run_storm, storm_engine
 
     directory, grid = _simulator_territory()
@@ -147,7 +147,7 @@ def simulated_problem(crews_n: int, faults: int, depots, seed: int, hours: float
 
 @functools.cache
 def _simulator_territory():
-    from api.territory import Directory
+    from api.service.territory import Directory
     from data.sample import sample_territory
     from outage.engine import OutageEngine
     from outage.simulate import STORM_START

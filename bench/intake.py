@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from api.auth import create_user  # noqa: E402
-from api.db import Database  # noqa: E402
-from api.loadgen import ServerProcess, count_rows, fresh_database, hammer, http_request, percentile  # noqa: E402
-from api.migrate import upgrade  # noqa: E402
-from api.models import MeterMessage, Report  # noqa: E402
+from api.simulation.loadgen import ServerProcess, count_rows, fresh_database, hammer, http_request, percentile  # noqa: E402
+from api.store.db import Database  # noqa: E402
+from api.store.migrate import upgrade  # noqa: E402
+from api.store.models import MeterMessage, Report  # noqa: E402
+from api.web.auth import create_user  # noqa: E402
 
 
 def prepare(url: str) -> str:

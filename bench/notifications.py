@@ -6,7 +6,7 @@ What it does:
    adds an integration user, starts ``oms serve`` and ``--workers`` processes of ``oms notify worker`` pointed at the
    local providers, and waits until every worker is delivering;
 2. posts ``--reports`` trouble reports over ``--concurrency`` keep-alive connections as fast as the service answers
-   (a storm burst; the raw loader of :mod:`api.loadgen`, since an HTTP client library costs more CPU per request
+   (a storm burst; the raw loader of :mod:`api.simulation.loadgen`, since an HTTP client library costs more CPU per request
    than the service does): 50% give an SMS number, 40% an email address, 10% no contact; a quarter in Spanish;
 3. unless ``--no-faults``: the SMS gateway refuses (503) for 5 s, then the SMTP server times out for 5 s, then both
    answer slowly (50 ms) for 5 s — during the replay;
@@ -39,16 +39,16 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from api.auth import create_user  # noqa: E402
-from api.db import Database  # noqa: E402
-from api.loadgen import ServerProcess, fresh_database, hammer, http_request  # noqa: E402
-from api.migrate import upgrade  # noqa: E402
-from api.models import OutboxMessage, Report  # noqa: E402
 from api.notify.receivers import SmsGateway, SmtpReceiver  # noqa: E402
+from api.simulation.loadgen import ServerProcess, fresh_database, hammer, http_request  # noqa: E402
+from api.store.db import Database  # noqa: E402
+from api.store.migrate import upgrade  # noqa: E402
+from api.store.models import OutboxMessage, Report  # noqa: E402
+from api.web.auth import create_user  # noqa: E402
 
 
 def _storm(port: int, token: str, n: int, concurrency: int, seed: int) -> tuple[int, int, float]:
-    """Post ``n`` reports over ``concurrency`` keep-alive connections (the raw loader of :mod:`api.loadgen`: an
+    """Post ``n`` reports over ``concurrency`` keep-alive connections (the raw loader of :mod:`api.simulation.loadgen`: an
     HTTP client library costs more CPU per request than the service and would make the figure the client's);
     requests cut or refused are resent with the same idempotency key, up to four more rounds."""
     rng = np.random.default_rng(seed)
@@ -77,7 +77,7 @@ def _storm(port: int, token: str, n: int, concurrency: int, seed: int) -> tuple[
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a live child process has used (Linux ``/proc``, as :mod:`api.loadgen` does)."""
+    """User + system CPU seconds a live child process has used (Linux ``/proc``, as :mod:`api.simulation.loadgen` does)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -147,7 +147,7 @@ def _run(tmp: Path, url: str, reports: int, workers: int, concurrency: int, faul
         logs = [tmp / f"worker-{i}.log" for i in range(workers)]
         for i, path in enumerate(logs):
             with open(path, "wb") as out:
-                procs.append(subprocess.Popen([sys.executable, "-m", "api.cli", "notify", "worker", "--database-url",
+                procs.append(subprocess.Popen([sys.executable, "-m", "api.commands", "notify", "worker", "--database-url",
                                                url, "--id", f"bench-w{i}", "--log-level", "info"],
                                               env={**os.environ, **env}, cwd=ROOT, stdout=out, stderr=out))
         _wait_ready(procs, logs)

@@ -18,8 +18,8 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pyte
 @pytest.fixture(params=BACKENDS)
 def db_url(request, tmp_path):
     """A fresh, migrated database: a SQLite file, or a new PostgreSQL schema dropped afterwards."""
-    from api.loadgen import fresh_database
-    from api.migrate import upgrade
+    from api.simulation.loadgen import fresh_database
+    from api.store.migrate import upgrade
 
     with fresh_database(PG_URL if request.param == "postgres" else None, tmp_path) as url:
         upgrade(url)

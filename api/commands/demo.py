@@ -1,4 +1,4 @@
-"""``oms demo``: the main job — the storm demo on the bundled sample territory (see :mod:`api.demo`).
+"""``oms demo``: the main job — the storm demo on the bundled sample territory (see :mod:`api.simulation.demo`).
 
 ``oms demo`` builds the sample territory, prints its summary, starts the service with SQLite in ``--out``, replays
 a simulated storm in accelerated time with crews and notifications, prints the map URLs and a live status line,
@@ -35,7 +35,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from api.commands.territory import _print_summary
-    from api.demo import DemoOptions, run_demo
+    from api.simulation.demo import DemoOptions, run_demo
     from data.sample import sample_territory
     from gis.io import write_territory
 

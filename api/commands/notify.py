@@ -30,8 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_worker_arguments(p: argparse.ArgumentParser) -> None:
-    """The worker's options (also used by ``python -m api.notify.worker``); kept here, free of heavy imports, so
-    that ``oms --help`` stays quick."""
+    """The worker's options; kept here, free of heavy imports, so that ``oms --help`` stays quick."""
     p.add_argument("--database-url", default=None, help="default: OMS_DATABASE_URL")
     p.add_argument("--territory", help="territory GeoPackage, for proactive notices downstream of an outage "
                                        "(with --plan)")

@@ -7,7 +7,7 @@
 
 From the system's own records instead of CSV files: ``--database-url URL --territory GPKG`` (the service's
 database and the territory it runs; the outage engine is replayed from the journal, read-only, see
-:mod:`api.reliability_source`)::
+:mod:`api.service.reliability_source`)::
 
     oms report reliability --from 2024-01-01 --to 2024-12-31 --database-url sqlite:///oms.db --territory t.gpkg
     oms report event --from 2024-06-10T00:00Z --to 2024-06-13T00:00Z --database-url ... --territory t.gpkg
@@ -196,13 +196,13 @@ def _event(args) -> int:
 
 
 def _service_records(args, start: datetime | None = None, end: datetime | None = None):
-    """The service's own records (:func:`api.reliability_source.service_records`), read-only, at ``--as-of`` or
+    """The service's own records (:func:`api.service.reliability_source.service_records`), read-only, at ``--as-of`` or
     now: the outage engine replayed from the database's journal on the ``--territory`` network; and that network."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from api.db import Database
-    from api.reliability_source import JournalReplica, service_records
+    from api.service.reliability_source import JournalReplica, service_records
+    from api.store.db import Database
     from gis.io import read_territory
 
     if not args.territory:

@@ -60,9 +60,9 @@ def _serve(args) -> int:
 
     import uvicorn
 
-    from api.app import create_app
-    from api.migrate import upgrade
     from api.settings import Settings
+    from api.store.migrate import upgrade
+    from api.web.app import create_app
 
     overrides = {k: v for k, v in (("database_url", args.database_url), ("territory", args.territory)) if v}
     settings = Settings(**overrides)
@@ -77,7 +77,7 @@ def _serve(args) -> int:
 
 
 def _upgrade(args) -> int:
-    from api.migrate import current, upgrade
+    from api.store.migrate import current, upgrade
 
     url = _url(args)
     upgrade(url, args.revision)
@@ -86,7 +86,7 @@ def _upgrade(args) -> int:
 
 
 def _current(args) -> int:
-    from api.migrate import current, head
+    from api.store.migrate import current, head
 
     rev = current(_url(args))
     print(f"{rev or '(empty)'}{'' if rev == head() else f'  (latest is {head()}; run oms db upgrade)'}")
@@ -94,9 +94,9 @@ def _current(args) -> int:
 
 
 def _add_user(args) -> int:
-    from api.auth import create_user
-    from api.db import Database
-    from api.models import Crew
+    from api.store.db import Database
+    from api.store.models import Crew
+    from api.web.auth import create_user
 
     if args.role == "crew" and not args.crew:
         raise ValueError("--crew is required for role crew")
@@ -114,7 +114,7 @@ def _add_user(args) -> int:
 
 
 def _storm(args) -> int:
-    from api.storm import replay
+    from api.simulation.storm import replay
 
     if not args.token:
         raise ValueError("--token (or OMS_TOKEN) is required: an integration token from `oms users add`")

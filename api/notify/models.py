@@ -12,12 +12,12 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.models import Base, utcnow
-from api.territory import phone_digits
+from api.service.territory import phone_digits
+from api.store.models import Base, utcnow
 
 #: Every channel a message can go out on. ``log`` is the demo channel (and the answer for reports without contact).
 CHANNELS = ("sms", "email", "voice", "webhook", "log")
-#: Outbox states this package adds to ``api.models.OUTBOX_STATES``: not sent on purpose (opted out, superseded).
+#: Outbox states this package adds to ``api.store.models.OUTBOX_STATES``: not sent on purpose (opted out, superseded).
 SUPPRESSED = "suppressed"
 
 

@@ -19,8 +19,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from api.db import Database
-from api.models import ACTIVE_ASSIGNMENT, Assignment, Event, OutboxMessage, Report, utcnow
 from api.notify.config import NotifySettings
 from api.notify.models import NotifyContact, NotifyLedger, NotifyOptOut, normalize_address
 from api.notify.policy import (
@@ -34,6 +32,8 @@ from api.notify.policy import (
     etr_digest,
     quiet_until,
 )
+from api.store.db import Database
+from api.store.models import ACTIVE_ASSIGNMENT, Assignment, Event, OutboxMessage, Report, utcnow
 
 log = logging.getLogger("oms.notify.planner")
 

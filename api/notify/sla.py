@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from api.models import OutboxMessage, Report
+from api.store.models import OutboxMessage, Report
 
 
 def ack_sla(session, now: datetime, *, sla_s: float = 900.0, at_risk_s: float = 300.0,

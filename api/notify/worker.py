@@ -18,8 +18,8 @@ Failures: transient ones (timeouts, 4xx SMTP, HTTP 429/5xx) retry with exponenti
 ones, or ``max_attempts`` transient ones, move the row to ``dead`` with the last error, visible to dispatchers
 (``GET /notify/dead``) and re-queueable. A recipient the provider reports as unsubscribed is opted out.
 
-Run: ``oms notify worker --database-url URL [--territory T.gpkg] [--plan] [--log-channel]`` (or
-``python -m api.notify.worker`` with the same options; settings from ``OMS_NOTIFY_*``, see :mod:`api.notify.config`).
+Run: ``oms notify worker --database-url URL [--territory T.gpkg] [--plan] [--log-channel]`` (settings from
+``OMS_NOTIFY_*``, see :mod:`api.notify.config`).
 """
 
 from __future__ import annotations
@@ -39,14 +39,14 @@ from typing import Any
 
 from sqlalchemy import and_, insert, select, update
 
-from api.db import Database
-from api.models import Event, OutboxMessage, Report, utcnow
 from api.notify import channels as channels_mod
 from api.notify.channels import Channel, DeliveryError, Outgoing
 from api.notify.config import NotifySettings
 from api.notify.models import SUPPRESSED, NotifyDelivery, NotifyLedger, NotifyOptOut, normalize_address
 from api.notify.policy import backoff_s, choose_route, etr_digest
 from api.notify.templates import Context, render
+from api.store.db import Database
+from api.store.models import Event, OutboxMessage, Report, utcnow
 
 log = logging.getLogger("oms.notify.worker")
 
@@ -256,7 +256,7 @@ class Worker:
             session.execute(insert(NotifyDelivery), deliveries)
             session.execute(update(OutboxMessage), updates)
             for channel, address in set(optouts):
-                _set_opt_out(session, channel, address, True, "provider", now)
+                set_opt_out(session, channel, address, True, "provider", now)
             for audience, event_id, etr in ledger:  # the ETR an acknowledgment stated is not news again
                 _ledger_put(session, audience, event_id, "etr_update", etr_digest(etr), etr, None, now)
         for j in jobs:
@@ -343,7 +343,7 @@ def _resolve_events(session, ids: set[str]) -> dict[str, Event]:
     return out
 
 
-def _set_opt_out(session, channel: str, address: str, opted_out: bool, source: str, now: datetime) -> None:
+def set_opt_out(session, channel: str, address: str, opted_out: bool, source: str, now: datetime) -> None:
     row = session.scalar(select(NotifyOptOut).where(NotifyOptOut.channel == channel,
                                                     NotifyOptOut.address == address))
     if row is None:
@@ -403,16 +403,3 @@ def serve(args: argparse.Namespace) -> int:
         worker.close()
         db.dispose()
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m api.notify.worker``: the same as ``oms notify worker`` (one set of options)."""
-    from api.commands.notify import add_worker_arguments
-
-    p = argparse.ArgumentParser(prog="python -m api.notify.worker", description="deliver notifications")
-    add_worker_arguments(p)
-    return serve(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

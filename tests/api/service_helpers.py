@@ -12,12 +12,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gis"))
 
 from small import small_feeder  # noqa: E402
 
-from api.app import create_app  # noqa: E402
-from api.auth import create_user  # noqa: E402
-from api.db import Database  # noqa: E402
-from api.loadgen import count_rows  # noqa: E402
-from api.models import Crew  # noqa: E402
 from api.settings import Settings  # noqa: E402
+from api.simulation.loadgen import count_rows  # noqa: E402
+from api.store.db import Database  # noqa: E402
+from api.store.models import Crew  # noqa: E402
+from api.web.app import create_app  # noqa: E402
+from api.web.auth import create_user  # noqa: E402
 
 ROLES = ("member", "crew", "integration", "dispatcher", "admin")
 

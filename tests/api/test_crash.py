@@ -12,10 +12,10 @@ import pytest
 from service_helpers import small_feeder
 from sqlalchemy import func, select
 
-from api.auth import create_user
-from api.db import Database
-from api.loadgen import ServerProcess, hammer, http_request
-from api.models import Report
+from api.simulation.loadgen import ServerProcess, hammer, http_request
+from api.store.db import Database
+from api.store.models import Report
+from api.web.auth import create_user
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).parents[2]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run([sys.executable, "-m", "api.cli", "demo", "--headless", "--out", str(out), "--faults", "3",
+    proc = subprocess.run([sys.executable, "-m", "api.commands", "demo", "--headless", "--out", str(out), "--faults", "3",
                            "--speed", "900", "--crews", "4", "--seed", "3", "--time-cap", "120"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

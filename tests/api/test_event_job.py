@@ -1,11 +1,11 @@
-"""Events become dispatch jobs in one place (:func:`api.replan.event_job`), for the service and the storm
+"""Events become dispatch jobs in one place (:func:`api.service.replan.event_job`), for the service and the storm
 dispatch benchmark alike."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from api.replan import event_job
+from api.service.replan import event_job
 
 
 def event(**kw):

@@ -8,8 +8,8 @@ import pytest
 from service_helpers import count, make_client
 from sqlalchemy import func, select
 
-from api.db import Database
-from api.models import MeterMessage, OutboxMessage, Report, ScadaMessage
+from api.store.db import Database
+from api.store.models import MeterMessage, OutboxMessage, Report, ScadaMessage
 
 
 def test_report_is_stored_with_its_acknowledgment_before_202(client, db_url):
@@ -57,7 +57,7 @@ def test_two_writers_racing_on_one_key_store_one_report(client, db_url):
     at once: one report is stored and both answer with its reference."""
     import asyncio
 
-    from api.intake import IntakeWriter
+    from api.service.intake import IntakeWriter
 
     def row(i):
         return {"power": "out", "channel": "web", "client_id": "gateway", "idempotency_key": f"race-{i}",
@@ -86,7 +86,7 @@ def test_one_batch_may_mix_rows_naming_different_columns(db_url):
     """The web route and the SMS gateway build report rows with different keys; one group commit stores both."""
     import asyncio
 
-    from api.intake import IntakeWriter
+    from api.service.intake import IntakeWriter
 
     web = {"power": "out", "channel": "web", "client_id": "ip:1", "idempotency_key": None, "sp_id": "sp1",
            "account": "A-sp1", "hazards": ["wires_down"], "contact": None}
@@ -95,7 +95,7 @@ def test_one_batch_may_mix_rows_naming_different_columns(db_url):
            "comment": "SMS: OUT", "language": "en"}
 
     async def both():
-        from api.migrate import upgrade
+        from api.store.migrate import upgrade
 
         upgrade(db_url)
         writer = IntakeWriter(Database(db_url), batch_max=10)

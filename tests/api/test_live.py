@@ -14,8 +14,8 @@ import uvicorn
 from service_helpers import count, make_client
 from sqlalchemy import select
 
-from api.db import Database
-from api.models import Assignment, Crew, Event, EventHistory, JournalEntry, Report
+from api.store.db import Database
+from api.store.models import Assignment, Crew, Event, EventHistory, JournalEntry, Report
 
 D = "dispatcher"
 
@@ -214,8 +214,8 @@ class _Server(uvicorn.Server):
 def server(db_url, tokens):
     from service_helpers import small_feeder
 
-    from api.app import create_app
     from api.settings import Settings
+    from api.web.app import create_app
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -9,9 +9,9 @@ from shapely.geometry import Point
 from small import small_feeder
 from sqlalchemy import select
 
-from api.db import Database
-from api.models import Report
-from api.territory import Directory, phone_digits
+from api.service.territory import Directory, phone_digits
+from api.store.db import Database
+from api.store.models import Report
 
 #: sp -> (address, phone, meter); sp1 and sp2 are two flats in one house, sp4 and sp5 share a phone number.
 ON_FILE = {

@@ -7,8 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from api.db import make_engine
-from api.migrate import current, downgrade, head, metadata, upgrade
+from api.store.db import make_engine
+from api.store.migrate import current, downgrade, head, metadata, upgrade
 
 EXPECTED = {"users", "api_tokens", "reports", "meter_messages", "scada_messages", "events", "event_history",
             "crews", "crew_positions", "plans", "assignments", "outbox", "engine_journal", "audit_log", "settings"}

@@ -11,9 +11,9 @@ import pytest
 from service_helpers import make_client, small_feeder
 from sqlalchemy import update
 
-from api.cli import main as oms
-from api.db import Database
-from api.models import OutboxMessage
+from api.commands.main import main as oms
+from api.store.db import Database
+from api.store.models import OutboxMessage
 
 D = "dispatcher"
 #: Customers on the small feeder: sp1 2, sp2 1, sp3 3, sp4 1 (feeder F1: 7), sp5 4 (feeder F2: 4).

@@ -97,8 +97,8 @@ def test_bad_and_revoked_tokens_are_refused(client):
 
 
 def test_tokens_are_stored_hashed(client, db_url, tokens):
-    from api.db import Database
-    from api.models import ApiToken
+    from api.store.db import Database
+    from api.store.models import ApiToken
 
     db = Database(db_url)
     with db.read() as s:

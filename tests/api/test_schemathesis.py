@@ -15,8 +15,8 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance  # noqa: E402
 from service_helpers import make_users, small_feeder  # noqa: E402
 
-from api.loadgen import ServerProcess  # noqa: E402
-from api.migrate import upgrade  # noqa: E402
+from api.simulation.loadgen import ServerProcess  # noqa: E402
+from api.store.migrate import upgrade  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

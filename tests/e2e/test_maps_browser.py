@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "maps"))
 from maps_territory import sp_rows, storm_state, territory  # noqa: E402
 
 from api.maps import MapEvent, MapOptions, PageConfig, StaticProvider, create_router  # noqa: E402
-from api.schemas import ReportIn  # noqa: E402  (the service's own intake schema: the form must satisfy it)
+from api.web.schemas import ReportIn  # noqa: E402  (the service's own intake schema: the form must satisfy it)
 
 
 def build_app():

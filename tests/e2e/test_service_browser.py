@@ -1,8 +1,8 @@
-"""The whole service in a real browser: ``api.app.create_app`` on a small territory, served by uvicorn on a
+"""The whole service in a real browser: ``api.web.app.create_app`` on a small territory, served by uvicorn on a
 loopback port, driven by Debian's chromium through Playwright.
 
 A member opens the public map and reports an outage with the form, by street address only; the real
-``POST /reports`` locates it (:mod:`api.territory`), stores it, the live engine rolls it up to the transformer,
+``POST /reports`` locates it (:mod:`api.service.territory`), stores it, the live engine rolls it up to the transformer,
 and the public map shows those customers out after its next poll — no reload. A dispatcher opening the
 dispatcher map with ``?token=`` sees the same event. Skipped when chromium or playwright is not installed.
 """
@@ -22,9 +22,9 @@ from browser import launch_browser, serve, watch  # noqa: E402  (skips this modu
 from maps_territory import territory  # noqa: E402
 from service_helpers import make_users  # noqa: E402
 
-from api.app import create_app  # noqa: E402
 from api.maps import PageConfig  # noqa: E402
 from api.settings import Settings  # noqa: E402
+from api.web.app import create_app  # noqa: E402
 
 #: "1 Market Square" is one service point of the test territory: 10 customers on transformer TT1.
 ADDRESS, SP, DEVICE, CUSTOMERS = "1 Market Square", "sp-town0", "TT1", 10

@@ -10,7 +10,7 @@ import pytest
 from shapely.geometry import LineString
 from small import small_feeder
 
-from api.cli import main as oms
+from api.commands.main import main as oms
 from gis.io import (
     TerritoryFileError,
     import_territory,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from api.db import Database
 from api.notify.receivers import SmsGateway, SmtpReceiver
+from api.store.db import Database
 
 
 @pytest.fixture

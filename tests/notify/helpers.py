@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from api.intake import IntakeWriter, new_reference
-from api.models import utcnow
 from api.notify.config import NotifySettings
+from api.service.intake import IntakeWriter, new_reference
+from api.store.models import utcnow
 
 
 def settings_for(smtp=None, gateway=None, **overrides) -> NotifySettings:
@@ -38,7 +38,7 @@ def add_reports(db, contacts: list[dict | None], *, language: str = "en", at: da
     asyncio.run(go())
     from sqlalchemy import select
 
-    from api.models import Report
+    from api.store.models import Report
 
     with db.read() as s:
         return list(s.scalars(select(Report.id).order_by(Report.id)))[-len(rows):]

@@ -7,9 +7,9 @@ from pathlib import Path
 from helpers import add_reports, settings_for
 from sqlalchemy import select, update
 
-from api.models import Assignment, Crew, Event, OutboxMessage, Report, utcnow
 from api.notify.models import NotifyContact
 from api.notify.planner import Planner
+from api.store.models import Assignment, Crew, Event, OutboxMessage, Report, utcnow
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gis"))
 from small import small_feeder  # noqa: E402

@@ -7,11 +7,11 @@ import pytest
 from helpers import settings_for
 from sqlalchemy import select
 
-from api.models import OutboxMessage, Report
 from api.notify import channels
 from api.notify.models import NotifyOptOut
-from api.notify.router import router
+from api.web.routes.notify import router
 from api.notify.worker import Worker
+from api.store.models import OutboxMessage, Report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 

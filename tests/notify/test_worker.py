@@ -12,10 +12,10 @@ import pytest
 from helpers import add_reports, settings_for
 from sqlalchemy import func, select
 
-from api.models import OutboxMessage
 from api.notify import channels
 from api.notify.models import NotifyDelivery, NotifyOptOut
 from api.notify.worker import Worker
+from api.store.models import OutboxMessage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,7 +109,7 @@ def test_permanent_rejection_and_exhausted_retries_become_visible_dead_letters(d
 
 
 def test_opted_out_numbers_get_nothing_and_fall_back_to_email(db, smtp, gateway):
-    from api.models import utcnow
+    from api.store.models import utcnow
 
     with db.write() as s, s.begin():
         s.add(NotifyOptOut(channel="sms", address="5550400001", opted_out=True, source="keyword", at=utcnow()))
@@ -169,7 +169,7 @@ def test_kill_9_mid_run_never_sends_twice_and_loses_nothing(db_url, db, gateway)
     gateway.faults.mode, gateway.faults.delay = "slow", 0.02
     env = {**os.environ, "OMS_NOTIFY_SMS_URL": gateway.url, "OMS_NOTIFY_LEASE_S": "1",
            "OMS_NOTIFY_BATCH_SIZE": "50", "OMS_NOTIFY_THREADS": "8", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "api.cli", "notify", "worker", "--database-url", db_url, "--log-level", "warning"]
+    cmd = [sys.executable, "-m", "api.commands", "notify", "worker", "--database-url", db_url, "--log-level", "warning"]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
     try:
         deadline = time.monotonic() + 30
@@ -203,7 +203,7 @@ def test_cli_worker_log_channel_is_a_dry_run_for_sms_and_email(db_url, db):
     add_reports(db, [{"sms": "+15550900001", "prefer": "sms"}, {"email": "a@example.org", "prefer": "email"}, None])
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMS_NOTIFY_")}
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "notify", "worker", "--database-url", db_url,
+    proc = subprocess.Popen([sys.executable, "-m", "api.commands", "notify", "worker", "--database-url", db_url,
                              "--log-channel", "--log-level", "warning"], env=env, cwd=ROOT)
     try:
         deadline = time.monotonic() + 30
@@ -223,7 +223,7 @@ def test_cli_worker_log_channel_is_a_dry_run_for_sms_and_email(db_url, db):
 def test_reconcile_returns_expired_claims(db, gateway, mode):
     from datetime import timedelta
 
-    from api.models import utcnow
+    from api.store.models import utcnow
 
     add_reports(db, [{"sms": "+15550800001", "prefer": "sms"}])
     w = _worker(db, gateway=gateway, lease_s=60)

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from api.cli import main
+from api.commands.main import main
 from outage.history import parse_column_overrides, read_history, steps_as_interruptions
 from outage.reliability import ReliabilityError, reliability_report
 

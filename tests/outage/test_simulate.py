@@ -111,7 +111,7 @@ def test_evaluate_returns_the_figures():
 def test_oms_simulate_cli(tmp_path, capsys):
     import json
 
-    from api.cli import main
+    from api.commands.main import main
     from gis.io import write_territory
 
     path = tmp_path / "t.gpkg"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
-from api.db import make_engine
-from api.migrate import metadata
 from api.settings import Settings
+from api.store.db import make_engine
+from api.store.migrate import metadata
 
 config = context.config
 target_metadata = metadata()

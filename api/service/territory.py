@@ -124,7 +124,7 @@ class Directory:
         return answers
 
     def locate_report(self, body) -> str:
-        """The service point a report (:class:`api.schemas.ReportIn`) is about, or a 422 naming each field that
+        """The service point a report (:class:`api.web.schemas.ReportIn`) is about, or a 422 naming each field that
         found no one or several service points. Ambiguity is refused, never resolved by a guess."""
         answers = self.locate(account=body.account, meter=body.meter, phone=body.phone, address=body.address,
                               lon=body.lon, lat=body.lat)

@@ -33,8 +33,8 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from api.db import Database
-from api.models import Assignment, Event, EventHistory, JournalEntry, OutboxMessage, Report, utcnow
+from api.store.db import Database
+from api.store.models import Assignment, Event, EventHistory, JournalEntry, OutboxMessage, Report, utcnow
 from outage.records import Interruption
 from outage.summary import EventSummary
 
@@ -64,9 +64,9 @@ class JournalReplica:
     """
 
     def __init__(self, db: Database, network, settings=None) -> None:
-        from api.live import LiveEngine
+        from api.service.live import LiveEngine
+        from api.service.stream import Broker
         from api.settings import Settings
-        from api.stream import Broker
         from outage.engine import OutageEngine
 
         self.db, self.network = db, network

@@ -16,16 +16,14 @@ import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import select
 
 from api.errors import ApiError
-from api.models import ACTIVE_ASSIGNMENT, Assignment, Crew, Event, Plan
-
-if TYPE_CHECKING:
-    from api.live import LiveEngine
+from api.service.messages import assignment_message
+from api.store.models import ACTIVE_ASSIGNMENT, Assignment, Crew, Event, Plan
 
 log = logging.getLogger("oms.replan")
 #: Required skills per device kind; tree trouble adds ``tree``. Crews' skills use the same words.
@@ -71,8 +69,28 @@ def event_job(ev, skills_known: set[str]):
                customers=ev.customers_out, hazard=bool(ev.hazards), label=ev.device_id or ev.sp_id or ev.id)
 
 
+class PlanHost(Protocol):
+    """What the re-planner needs of the service that owns it (:class:`api.service.live.LiveEngine`): the territory,
+    the outage engine, the database and the stream, and the one way actions reach the engine (journaled)."""
+
+    settings: Any
+    network: Any
+    directory: Any
+    engine: Any
+    db: Any
+    broker: Any
+    plan_mode: str
+
+    def clock(self) -> datetime: ...
+
+    def publish(self, messages: list[tuple[str, dict]]) -> None: ...
+
+    def act_many(self, actions: list[dict[str, Any]], *, session_work=None, replan: bool = True,
+                 skip_invalid: bool = False) -> list[tuple[str, dict]]: ...
+
+
 class Replanner:
-    def __init__(self, live: LiveEngine) -> None:
+    def __init__(self, live: PlanHost) -> None:
         self.live = live
         self.travel = _travel_source(live.network)
         self.last: dict[str, Any] = {}
@@ -276,7 +294,7 @@ class Replanner:
                 out.append(a)
             session.flush()
             messages += [("assignment", _msg(a)) for a in out if a.id is not None]
-        live._publish(messages)
+        live.publish(messages)
         actions = []
         for a in out:
             if live.engine.event(a.event_id).state.value in ("unconfirmed", "probable", "confirmed"):
@@ -308,7 +326,7 @@ def _replace(job, **changes):
     return replace(job, **changes)
 
 
-def _centre(live: LiveEngine):
+def _centre(live: PlanHost):
     d = live.directory
     if d is None or not d.sp_xy:
         return (0.0, 0.0)
@@ -329,9 +347,7 @@ def _travel_source(network):
 
 
 def _msg(a: Assignment) -> dict:
-    from api.live import _assignment_message
-
-    return _assignment_message(a)
+    return assignment_message(a)
 
 
 def _plan_rows(plan, problem) -> list[dict]:

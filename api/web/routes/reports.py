@@ -8,7 +8,7 @@
   self-contained page with plots) or ``format=csv`` (``table=summary|events|curve|etr``).
 
 The paths live under ``/reliability`` because ``GET /reports/{reference}`` is the public report-status route.
-Records come from :mod:`api.reliability_source` (a replica of the outage engine kept in step with the journal);
+Records come from :mod:`api.service.reliability_source` (a replica of the outage engine kept in step with the journal);
 customers served from the loaded territory.
 """
 
@@ -23,9 +23,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.auth import Principal, require
 from api.errors import ApiError
-from api.reliability_source import JournalReplica, ServiceRecords, service_records
+from api.service.reliability_source import JournalReplica, ServiceRecords, service_records
+from api.web.auth import Principal, require
 
 router = APIRouter(prefix="/reliability", tags=["reliability"])
 REPORTING = require("dispatcher", "admin")

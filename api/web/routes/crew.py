@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 
-from api.auth import Principal, require
 from api.errors import ApiError
-from api.models import ACTIVE_ASSIGNMENT, Assignment
-from api.schemas import AssignmentOut, CrewOut, CrewStatusIn, DbId, PositionIn
+from api.store.models import ACTIVE_ASSIGNMENT, Assignment
+from api.web.auth import Principal, require
+from api.web.schemas import AssignmentOut, CrewOut, CrewStatusIn, DbId, PositionIn
 
 router = APIRouter(prefix="/crew", tags=["crew"])
 CREW = require("crew")

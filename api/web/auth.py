@@ -18,7 +18,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
-from api.models import ROLES, ApiToken, User
+from api.store.models import ROLES, ApiToken, User
 
 TOKEN_PREFIX = "oms_"
 #: Token lookups are cached this long (seconds); revoking through the API clears the cache at once.

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
-from api.auth import Principal, require
+from api.web.auth import Principal, require
 
 router = APIRouter(tags=["live"])
 STREAM = require("dispatcher", "admin", "crew", "integration")

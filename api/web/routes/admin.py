@@ -9,10 +9,10 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
 
-from api.auth import Principal, create_user, issue_token, require
 from api.errors import ApiError
-from api.models import ApiToken, AuditEntry, Crew, User, utcnow
-from api.schemas import DbId, SettingsIn, SettingsOut, UserIn, UserOut
+from api.store.models import ApiToken, AuditEntry, Crew, User, utcnow
+from api.web.auth import Principal, create_user, issue_token, require
+from api.web.schemas import DbId, SettingsIn, SettingsOut, UserIn, UserOut
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 ADMIN = require("admin")

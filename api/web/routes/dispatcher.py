@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 
-from api.auth import Principal, require
 from api.errors import ApiError
-from api.models import Assignment, Crew, Event, EventHistory, Plan, Report
-from api.schemas import (
+from api.store.models import Assignment, Crew, Event, EventHistory, Plan, Report
+from api.web.auth import Principal, require
+from api.web.schemas import (
     AssignIn,
     AssignmentOut,
     CancelIn,

@@ -1,4 +1,4 @@
-"""Schema migrations (Alembic, scripts in ``api/migrations``): ``oms db upgrade`` and the test fixtures use this."""
+"""Schema migrations (Alembic, scripts in ``api/store/migrations``): ``oms db upgrade`` and the test fixtures use this."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def metadata():
-    """All tables: ``api.models`` plus every ``api/<package>/models.py`` (notifications, ...), on one ``Base``."""
+    """All tables: ``api.store.models`` plus every ``api/<package>/models.py`` (notifications, ...), on one ``Base``."""
     import importlib
 
-    from api.models import Base
+    from api.store.models import Base
 
-    for path in sorted(Path(__file__).parent.glob("*/models.py")):
+    for path in sorted(Path(__file__).parents[1].glob("*/models.py")):
         importlib.import_module(f"api.{path.parent.name}.models")
     return Base.metadata
 
@@ -40,7 +40,7 @@ def downgrade(url: str, revision: str) -> None:
 def current(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    from api.db import make_engine
+    from api.store.db import make_engine
 
     engine = make_engine(url, immediate=False)
     try:

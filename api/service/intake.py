@@ -19,17 +19,21 @@ import queue
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from api.db import Database
-from api.models import MeterMessage, OutboxMessage, Report, ScadaMessage, utcnow
-from api.worker import QueueThread
+from api.service.queue_thread import QueueThread
+from api.store.db import Database
+from api.store.models import MeterMessage, OutboxMessage, Report, ScadaMessage, utcnow
 
 log = logging.getLogger("oms.intake")
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: references are read out over the phone
+
+#: Clocks drift; a message stamped further in the future than this is refused.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 def new_reference() -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, func, select, text
 
-from api.db import Database, normalize_url
+from api.store.db import Database, normalize_url
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120.0) -> ServerProcess:
-        cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(self.port), "--database-url",
+        cmd = [sys.executable, "-m", "api.commands", "serve", "--port", str(self.port), "--database-url",
                self.database_url, "--log-level", "warning"]
         if self.territory:
             cmd += ["--territory", self.territory]

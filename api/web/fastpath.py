@@ -14,8 +14,8 @@ import logging
 from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
 
-from api.auth import check_role, resolve_principal
 from api.errors import ApiError, error_response, validation_response
+from api.web.auth import check_role, resolve_principal
 
 log = logging.getLogger("oms.api")
 

@@ -13,18 +13,18 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from api import errors
-from api.auth import TokenCache
-from api.db import Database
-from api.fastpath import IntakeFastPath
-from api.intake import IntakeWriter
-from api.limits import BodyLimitMiddleware, RateLimiter
-from api.live import LiveEngine
 from api.maps import PageConfig, create_router
-from api.maps_provider import LiveMapProvider, RememberMapToken, dispatcher_access
-from api.notify.router import router as notify_router
-from api.routes import admin, crew, dispatcher, intake, public, reports, stream
+from api.web.routes.notify import router as notify_router
+from api.service.intake import IntakeWriter
+from api.service.live import LiveEngine
+from api.service.stream import Broker
 from api.settings import Settings
-from api.stream import Broker
+from api.store.db import Database
+from api.web.auth import TokenCache
+from api.web.fastpath import IntakeFastPath
+from api.web.limits import BodyLimitMiddleware, RateLimiter
+from api.web.maps_provider import LiveMapProvider, RememberMapToken, dispatcher_access
+from api.web.routes import admin, crew, dispatcher, intake, public, reports, stream
 
 log = logging.getLogger("oms.api")
 

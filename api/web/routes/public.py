@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import func, select
 
-from api.auth import Principal, require
 from api.errors import ApiError, json_body, parse_json
-from api.models import ACTIVE_ASSIGNMENT, Assignment, Event, Report
-from api.schemas import Health, PublicEvent, ReportAccepted, ReportIn, ReportStatus
+from api.store.models import ACTIVE_ASSIGNMENT, Assignment, Event, Report
+from api.web.auth import Principal, require
+from api.web.schemas import Health, PublicEvent, ReportAccepted, ReportIn, ReportStatus
 
 router = APIRouter(tags=["public"])
 ANYONE = require("member", "crew", "integration", "dispatcher", "admin")
@@ -30,7 +30,7 @@ def rate_limit(state, principal: Principal, cost: float = 1.0) -> None:
                         413: {"description": "body too large"}, 429: {"description": "rate limited"}})
 async def post_report(request: Request, principal: Principal = Depends(ANYONE)) -> Response:
     """Send an ``Idempotency-Key`` header (at most 120 characters) to make retries safe: a repeat answers with the
-    first report's reference and ``duplicate: true``. (Served by :mod:`api.fastpath`; this route documents it.)"""
+    first report's reference and ``duplicate: true``. (Served by :mod:`api.web.fastpath`; this route documents it.)"""
     return await accept_report(request.app.state.oms, principal, await request.body(), request.headers)
 
 

@@ -1,6 +1,6 @@
 """The live maps' data: the service's events, crews and plans as an :class:`api.maps.MapState`.
 
-:class:`LiveMapProvider` answers :class:`api.maps.MapProvider` over a running :class:`api.live.LiveEngine`. It reads
+:class:`LiveMapProvider` answers :class:`api.maps.MapProvider` over a running :class:`api.service.live.LiveEngine`. It reads
 what the engine persisted (the ``events``, ``crews`` and ``assignments`` tables) rather than the engine's in-memory
 objects, so a map request never takes the engine's lock in the middle of a storm. The state is rebuilt at most every
 ``min_interval_s`` seconds (many browsers polling at once cost one read) and carries a ``version`` that changes only
@@ -24,9 +24,9 @@ import numpy as np
 from fastapi import Request
 from sqlalchemy import select
 
-from api.auth import Principal, check_role, resolve_principal
 from api.maps.state import MapCrew, MapEvent, MapState
-from api.models import ACTIVE_ASSIGNMENT, CLOSED_STATES, Assignment, Crew, Event
+from api.store.models import ACTIVE_ASSIGNMENT, CLOSED_STATES, Assignment, Crew, Event
+from api.web.auth import Principal, check_role, resolve_principal
 
 #: Assignment status -> the maps' crew status words.
 CREW_STATUS = {"assigned": "assigned", "en_route": "en route", "on_site": "on site"}

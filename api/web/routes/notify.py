@@ -19,15 +19,15 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select, update
 
-from api.auth import Principal, current_principal, require
 from api.errors import ApiError
-from api.models import OutboxMessage, Report, utcnow
 from api.notify.channels import sign
 from api.notify.config import NotifySettings
 from api.notify.models import NotifyContact, NotifyInbound, normalize_address
 from api.notify.policy import parse_keyword
 from api.notify.sla import ack_sla
-from api.notify.worker import _set_opt_out
+from api.notify.worker import set_opt_out
+from api.store.models import OutboxMessage, Report, utcnow
+from api.web.auth import Principal, current_principal, require
 
 router = APIRouter(prefix="/notify", tags=["notifications"])
 DISPATCHER = require("dispatcher", "admin")
@@ -138,7 +138,7 @@ async def sms_inbound(request: Request, _=Depends(_inbound_principal)) -> dict:
         keyword_reply = {"stop": "stop_confirm", "start": "start_confirm"}.get(keyword, "help")
     with state.db.write() as session, session.begin():
         if keyword in ("stop", "start"):
-            _set_opt_out(session, "sms", address, keyword == "stop", "keyword", now)
+            set_opt_out(session, "sms", address, keyword == "stop", "keyword", now)
         session.add(NotifyInbound(address=address, body=text[:1000], keyword=keyword, outcome=outcome[:200],
                                   provider_id=msg_id, at=now))
         if keyword_reply:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from api.auth import Principal, require
 from api.errors import ApiError, json_body, parse_json
-from api.live import MAX_CLOCK_SKEW
-from api.models import utcnow
-from api.routes.public import rate_limit
-from api.schemas import AmiBatchIn, IntakeAccepted, Rejected, ScadaIn
+from api.service.intake import MAX_CLOCK_SKEW
+from api.store.models import utcnow
+from api.web.auth import Principal, require
+from api.web.routes.public import rate_limit
+from api.web.schemas import AmiBatchIn, IntakeAccepted, Rejected, ScadaIn
 
 router = APIRouter(tags=["integration"])
 INTEGRATION = require("integration", "admin")
@@ -19,7 +19,7 @@ INTEGRATION = require("integration", "admin")
              summary="A batch of meter messages (last gasp, power restore); unknown meters are listed as rejected",
              openapi_extra=json_body(AmiBatchIn, "meter messages from the head-end"))
 async def post_ami(request: Request, principal: Principal = Depends(INTEGRATION)):
-    """(Served by :mod:`api.fastpath`; this route documents it.)"""
+    """(Served by :mod:`api.web.fastpath`; this route documents it.)"""
     return await accept_ami(request.app.state.oms, principal, await request.body(), request.headers)
 
 

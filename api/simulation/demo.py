@@ -3,7 +3,7 @@
 :func:`run_demo` starts the service (uvicorn in a thread, SQLite in the demo's folder), creates the demo's users and
 crews, and then lets four actors work against it through its public interfaces, exactly as in a real storm:
 
-* the **storm** (:func:`api.storm.replay`): simulated faults become phone/web reports, AMI last gasps and SCADA
+* the **storm** (:func:`api.simulation.storm.replay`): simulated faults become phone/web reports, AMI last gasps and SCADA
   lockouts, sent at ``speed`` times the simulated pace;
 * the service's own **live loop**: trouble-call analysis, events, debounced re-plans with OR-Tools, ETRs;
 * the **notification worker** (:mod:`api.notify`) with the log channel: acknowledgments, proactive notices, ETR
@@ -40,7 +40,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
-from api.models import ACTIVE_ASSIGNMENT
+from api.store.models import ACTIVE_ASSIGNMENT
 
 log = logging.getLogger("oms.demo")
 
@@ -265,7 +265,7 @@ class CrewSimulator:
         return self._rng(event_id).choices(causes, weights)[0]
 
     def _repair_minutes(self, event_id: str, device_kind: str | None, cause: str) -> float:
-        from api.replan import service_minutes
+        from api.service.replan import service_minutes
 
         return service_minutes(device_kind, cause) * self._rng(event_id + ":repair").uniform(0.6, 1.4)
 
@@ -294,10 +294,10 @@ class Demo:
     # -------------------------------------------------------------------------------------------- setup
     def setup(self) -> None:
         """Fresh database in the demo folder, migrated; users, tokens and crews at the depots."""
-        from api.auth import create_user
-        from api.db import Database
-        from api.migrate import upgrade
-        from api.models import Crew
+        from api.store.db import Database
+        from api.store.migrate import upgrade
+        from api.store.models import Crew
+        from api.web.auth import create_user
 
         self.out.mkdir(parents=True, exist_ok=True)
         for suffix in ("", "-wal", "-shm"):  # the demo always starts from an empty database
@@ -332,9 +332,9 @@ class Demo:
         """The service, the notification worker and planner, the crews and the storm, each in its thread."""
         import uvicorn
 
-        from api.app import create_app
         from api.maps import PageConfig
         from api.settings import Settings
+        from api.web.app import create_app
 
         settings = Settings(database_url=self.db_url, replan_debounce_s=0.5, replan_max_wait_s=3.0,
                             replan_time_limit_s=self.o.replan_time_limit_s, rate_limit_per_minute=600.0,
@@ -378,7 +378,7 @@ class Demo:
         self._threads.append(t)
 
     def _storm(self) -> None:
-        from api.storm import replay
+        from api.simulation.storm import replay
 
         try:
             self.storm_result = replay(self.network, url=self.url, token=self.tokens["integration"],
@@ -406,7 +406,7 @@ class Demo:
     def _meters_back(self, event_id: str) -> None:
         """The meter head-end: when a crew restores an event, the meters under it report power restored (without
         this, their unanswered last gasps would read as a fresh outage)."""
-        from api.models import Event
+        from api.store.models import Event
 
         with self.db.read() as session:
             ev = session.get(Event, event_id)
@@ -442,7 +442,7 @@ class Demo:
 
     def status(self) -> dict:
         """Counts for the one-line status (and the end condition), read from the database."""
-        from api.models import CLOSED_STATES, Event, OutboxMessage, Report
+        from api.store.models import CLOSED_STATES, Event, OutboxMessage, Report
 
         with self.db.read() as session:
             open_rows = session.execute(select(Event.id, Event.customers_out, Event.etr_latest).where(
@@ -536,7 +536,7 @@ class Demo:
 
     def summary(self, finished: bool, seconds: float) -> dict:
         """The post-event summary (HTML + CSV) and ``summary.json``; returns the JSON's content."""
-        from api.models import Assignment, Event, OutboxMessage, Report
+        from api.store.models import Assignment, Event, OutboxMessage, Report
         from outage.summary import EventSummary, post_event_summary, write_csv, write_html
 
         sim = self.sim
