@@ -11,5 +11,7 @@
 ``priority``  tiers P1-P4 with reasons, response targets and aging
 ``etr``       restoration estimates (ranges with confidence, no churn, crew-entered kept)
 ``meters``    the AMI ping interface and a simulated head-end
+``storm``     what a simulated storm is: settings, faults, messages, the fault mix (read by simulate and ceiling)
 ``simulate``  storm simulator, scoring, naive baseline
+``ceiling``   the best precision and recall any engine could reach from calls alone on the simulator's storms
 """

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from outage.grid import Grid
 from outage.rules import lognormal_sf
-from outage.simulate import (
+from outage.storm import (
     CUSTOMER_SIDE_SAYS_NO,
     STORM_START,
     Storm,
