@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order
 
+from gis.checks import check_references, explain_loops, name_ids
 from gis.network import DEVICE_KINDS, PROTECTIVE_KINDS, SEGMENT_KINDS, Network
 
 KIND_CODE = {k: i for i, k in enumerate(SEGMENT_KINDS)}
@@ -335,8 +336,6 @@ def build(network: Network, validate: bool = True) -> Topology:
     service points referring to unknown nodes, substations without a source node, loops, islands no source
     reaches, and service points with no transformer above them.
     """
-    from gis.validate import check_references, explain_loops
-
     problems = check_references(network) if validate else []
     if problems:
         raise TopologyError(problems)
@@ -447,12 +446,21 @@ def build(network: Network, validate: bool = True) -> Topology:
         _adj_seg=adj_seg,
     )
     if validate:
-        from gis.validate import check_service_points
-
         problems = check_service_points(topo)
         if problems:
             raise TopologyError(problems)
     return topo
+
+
+def check_service_points(topo: Topology) -> list[str]:
+    """Every service point must have a transformer as the nearest device above it."""
+    dev = topo.upstream_device[topo.sp_node]
+    kind = np.where(dev >= 0, topo.seg_kind[np.maximum(dev, 0)], -1)
+    bad = np.flatnonzero((dev == NONE) | (kind != KIND_CODE["transformer"]))
+    if len(bad) == 0:
+        return []
+    return [f"service point on no transformer: {name_ids(topo.sp_ids[bad])} (the nearest device above must be a "
+            "transformer)"]
 
 
 def _lookup(index: pd.Index, ids) -> np.ndarray:
