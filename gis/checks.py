@@ -26,8 +26,13 @@ def name_ids(values, limit: int = 10) -> str:
 def check_references(net: Network) -> list[str]:
     """Table-level problems: duplicate ids, unknown kinds, dangling references, bad coordinates."""
     problems: list[str] = []
-    for table, col in (("nodes", "node_id"), ("segments", "segment_id"), ("service_points", "sp_id"),
-                       ("substations", "substation_id"), ("depots", "depot_id")):
+    for table, col in (
+        ("nodes", "node_id"),
+        ("segments", "segment_id"),
+        ("service_points", "sp_id"),
+        ("substations", "substation_id"),
+        ("depots", "depot_id"),
+    ):
         df = getattr(net, table)
         dup = df[col][df[col].duplicated()]
         if len(dup):
@@ -42,11 +47,14 @@ def check_references(net: Network) -> list[str]:
 
     def unknown(ids: pd.Series) -> np.ndarray:
         return known.get_indexer(ids.to_numpy(dtype=object)) < 0
+
     seg = net.segments
     bad_kind = seg.loc[~seg["kind"].isin(SEGMENT_KINDS)]
     if len(bad_kind):
         pairs = [f"{r.segment_id} ({r.kind!r})" for r in bad_kind.head(10).itertuples()]
-        problems.append(f"segments: unknown kind for {name_ids(pairs)}; expected one of {', '.join(SEGMENT_KINDS)}")
+        problems.append(
+            f"segments: unknown kind for {name_ids(pairs)}; expected one of {', '.join(SEGMENT_KINDS)}"
+        )
     for end in ("from_node", "to_node"):
         dangling = seg.loc[unknown(seg[end])]
         if len(dangling):
@@ -63,8 +71,10 @@ def check_references(net: Network) -> list[str]:
         problems.append(f"service_points: node_id refers to unknown node for {name_ids(pairs)}")
     bad_crit = spt.loc[~spt["critical_kind"].isin(CRITICAL_KINDS)]
     if len(bad_crit):
-        problems.append(f"service_points: unknown critical_kind for {name_ids(bad_crit['sp_id'])}; expected one of "
-                        f"{', '.join(CRITICAL_KINDS)}")
+        problems.append(
+            f"service_points: unknown critical_kind for {name_ids(bad_crit['sp_id'])}; expected one of "
+            f"{', '.join(CRITICAL_KINDS)}"
+        )
     neg = spt.loc[spt["customers"] < 0]
     if len(neg):
         problems.append(f"service_points: negative customers for {name_ids(neg['sp_id'])}")
@@ -91,13 +101,25 @@ def check_references(net: Network) -> list[str]:
             x, y = geom[ok].x.to_numpy(), geom[ok].y.to_numpy()
             bad = ~(np.isfinite(x) & np.isfinite(y) & (np.abs(x) <= 180) & (np.abs(y) <= 90))
             if bad.any():
-                problems.append(f"{table}: coordinates out of range (lon -180..180, lat -90..90) for "
-                                f"{name_ids(df.loc[ok, idcol].to_numpy()[bad])}")
+                problems.append(
+                    f"{table}: coordinates out of range (lon -180..180, lat -90..90) for "
+                    f"{name_ids(df.loc[ok, idcol].to_numpy()[bad])}"
+                )
     return problems
 
 
-def explain_loops(net: Network, seg_from, seg_to, closed, energized, parent_node, *, n_reached: int,
-                  n_sources: int, key_sorted) -> list[str]:
+def explain_loops(
+    net: Network,
+    seg_from,
+    seg_to,
+    closed,
+    energized,
+    parent_node,
+    *,
+    n_reached: int,
+    n_sources: int,
+    key_sorted,
+) -> list[str]:
     """Name the segments that close a loop among energized nodes, with the cycle each one closes."""
     # a radial tree over r reached nodes from s sources has r - s closed edges among them
     live = closed & energized[seg_from] & energized[seg_to]
@@ -124,13 +146,17 @@ def explain_loops(net: Network, seg_from, seg_to, closed, energized, parent_node
         u, v = int(a[s]), int(b[s])
         pair = (min(u, v), max(u, v))
         if pair in seen_pairs or parent_node[v] == u or parent_node[u] == v:
-            problems.append(f"loop: {seg_ids[s]} runs in parallel with another closed segment between "
-                            f"{node_ids[u]} and {node_ids[v]}")
+            problems.append(
+                f"loop: {seg_ids[s]} runs in parallel with another closed segment between "
+                f"{node_ids[u]} and {node_ids[v]}"
+            )
             continue
         seen_pairs.add(pair)
         cycle = _cycle(parent_node, u, v)
-        problems.append(f"loop: closed segment {seg_ids[s]} joins {node_ids[u]} and {node_ids[v]}, already "
-                        f"connected via {name_ids(node_ids[cycle], 8)}; open a switch on it or mark it normally_open")
+        problems.append(
+            f"loop: closed segment {seg_ids[s]} joins {node_ids[u]} and {node_ids[v]}, already "
+            f"connected via {name_ids(node_ids[cycle], 8)}; open a switch on it or mark it normally_open"
+        )
     if len(closers) > 10:
         problems.append(f"loop: {len(closers) - 10} more loop-closing segments")
     return problems

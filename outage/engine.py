@@ -78,14 +78,27 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
     are known closed (never predicted). ``bellwethers`` are the meters heard in storm mode.
     """
 
-    def __init__(self, topology: Topology, rules: RuleSets | None = None,
-                 clock: Callable[[], datetime] | None = None, meters: MeterInterface | None = None, *,
-                 critical_kind: Iterable[str] | None = None, meter_ids: Iterable[str] | None = None,
-                 sp_xy=None, telemetered: Iterable[str] = (), bellwethers: Iterable[str] = (),
-                 metered: Iterable[bool] | None = None):
-        self.grid = Grid(topology, list(critical_kind) if critical_kind is not None else None,
-                         list(meter_ids) if meter_ids is not None else None, sp_xy,
-                         list(metered) if metered is not None else None)
+    def __init__(
+        self,
+        topology: Topology,
+        rules: RuleSets | None = None,
+        clock: Callable[[], datetime] | None = None,
+        meters: MeterInterface | None = None,
+        *,
+        critical_kind: Iterable[str] | None = None,
+        meter_ids: Iterable[str] | None = None,
+        sp_xy=None,
+        telemetered: Iterable[str] = (),
+        bellwethers: Iterable[str] = (),
+        metered: Iterable[bool] | None = None,
+    ):
+        self.grid = Grid(
+            topology,
+            list(critical_kind) if critical_kind is not None else None,
+            list(meter_ids) if meter_ids is not None else None,
+            sp_xy,
+            list(metered) if metered is not None else None,
+        )
         self.rules = rules or RuleSets.default_sets()
         self.clock = clock or _no_clock
         self.meters = meters
@@ -97,10 +110,12 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         n = g.n_devices
         # pending roll-up counters per device
         self._out_sps = [0] * n
-        self._lik_out = [0] * n  # the same for the likelihood, which keeps frozen events' service points until they close
+        # the same for the likelihood, which keeps frozen events' service points until they close
+        self._lik_out = [0] * n
         self._out_cust = [0] * n
         self._on = [0] * n
-        self._hint = [0] * n  # per transformer: callers with out-evidence who say their neighbours are out too
+        # per transformer: callers with out-evidence who say their neighbours are out too
+        self._hint = [0] * n
         self._nohint = [0] * n  # ... and who say their neighbours are NOT out
         self._sp_hint: dict[int, bool] = {}  # service point -> its caller's neighbours answer (counted above)
         self._pred_children = [0] * n
@@ -125,7 +140,8 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         self._call_rate_calls = 0  # ... and how many of them called
         self._call_rate_seen: set[int] = set()
         self._sp_called: dict[int, datetime] = {}  # service point -> first out call
-        self._sp_gasp: dict[int, datetime] = {}  # service point -> declared last gasp (when its meter went dark)
+        # service point -> declared last gasp (when its meter went dark)
+        self._sp_gasp: dict[int, datetime] = {}
         self._lik_cache: dict[tuple[int, bool], tuple] = {}
         self._closed_tele = [False] * n
         for d in telemetered:
@@ -145,12 +161,29 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         self._gasps: dict[int, datetime] = {}  # undeclared last gasps
         self._timers: list[tuple[datetime, int, str, object]] = []
         self._seq = itertools.count()
-        self.stats = {"reports": 0, "duplicates": 0, "last_gasps": 0, "gasps_absorbed": 0, "gasps_cancelled": 0,
-                      "gasps_ignored_storm": 0, "restores": 0, "scada": 0, "pings": 0, "momentary_reports": 0}
+        self.stats = {
+            "reports": 0,
+            "duplicates": 0,
+            "last_gasps": 0,
+            "gasps_absorbed": 0,
+            "gasps_cancelled": 0,
+            "gasps_ignored_storm": 0,
+            "restores": 0,
+            "scada": 0,
+            "pings": 0,
+            "momentary_reports": 0,
+        }
 
     @classmethod
-    def from_network(cls, network, rules: RuleSets | None = None, clock: Callable[[], datetime] | None = None,
-                     meters: MeterInterface | None = None, topology: Topology | None = None, **kw) -> OutageEngine:
+    def from_network(
+        cls,
+        network,
+        rules: RuleSets | None = None,
+        clock: Callable[[], datetime] | None = None,
+        meters: MeterInterface | None = None,
+        topology: Topology | None = None,
+        **kw,
+    ) -> OutageEngine:
         """Engine over a :class:`gis.network.Network`: critical kinds, meter ids and coordinates from its tables."""
         import numpy as np
 
@@ -162,8 +195,17 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         metered = [bool(m) for m in spt["meter"].tolist()]
         meter_ids = [m if m else s for m, s in zip(spt["meter"].tolist(), topo.sp_ids.tolist(), strict=True)]
         xy = np.column_stack([spt.geometry.x.to_numpy(), spt.geometry.y.to_numpy()])
-        return cls(topo, rules, clock, meters, critical_kind=spt["critical_kind"].tolist(), meter_ids=meter_ids,
-                   sp_xy=xy, metered=metered, **kw)
+        return cls(
+            topo,
+            rules,
+            clock,
+            meters,
+            critical_kind=spt["critical_kind"].tolist(),
+            meter_ids=meter_ids,
+            sp_xy=xy,
+            metered=metered,
+            **kw,
+        )
 
     # ================================================================ public API: evidence
     def ingest_report(self, report: Report) -> list[Change]:
@@ -176,8 +218,9 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         if report.power_out:
             if k not in self._sp_called:
                 self._sp_called[k] = report.time
-            tr = self._add_out(k, report.time, report_id=report.report_id, hint=report.neighbours_out,
-                               source=report.channel)
+            tr = self._add_out(
+                k, report.time, report_id=report.report_id, hint=report.neighbours_out, source=report.channel
+            )
             ev = tr.event
             for h in hazards:
                 if h not in ev.hazards:
@@ -242,11 +285,20 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
             if existing is not None:
                 existing.event.scada.append(f"{event.kind}@{event.time.isoformat()}")
                 if existing.event.state in PREDICTED_STATES:
-                    self._transition(existing, EventState.CONFIRMED, event.time, "scada", f"SCADA {event.kind}")
+                    self._transition(
+                        existing, EventState.CONFIRMED, event.time, "scada", f"SCADA {event.kind}"
+                    )
                     self._freeze(existing)
                 return self._flush()
-            tr = self._new_track(d, -1, event.time, EventState.CONFIRMED, actor="scada",
-                                 reason=f"SCADA {event.kind} of {self.grid.device_ids[d]}", frozen=True)
+            tr = self._new_track(
+                d,
+                -1,
+                event.time,
+                EventState.CONFIRMED,
+                actor="scada",
+                reason=f"SCADA {event.kind} of {self.grid.device_ids[d]}",
+                frozen=True,
+            )
             tr.event.scada.append(f"{event.kind}@{event.time.isoformat()}")
             tr.event.cause = "planned" if event.kind == "commanded_open" else tr.event.cause
             self._explain(tr)
@@ -269,8 +321,14 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
     def confirm(self, event_id: str, actor: str, reason: str = "confirmed") -> list[Change]:
         return self.set_event_state(event_id, EventState.CONFIRMED, actor, reason)
 
-    def set_event_state(self, event_id: str, state: EventState | str, actor: str, reason: str = "",
-                        now: datetime | None = None) -> list[Change]:
+    def set_event_state(
+        self,
+        event_id: str,
+        state: EventState | str,
+        actor: str,
+        reason: str = "",
+        now: datetime | None = None,
+    ) -> list[Change]:
         """Move an event along predicted -> confirmed -> dispatched -> en route -> on site. Use :meth:`restore`
         and :meth:`cancel` to close. Confirmed and later events are frozen (no more roll-up)."""
         tr = self._track(event_id)
@@ -293,8 +351,15 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         self._changes.append(EventCancelled(tr.event.event_id, now or self.clock(), reason))
         return self._flush()
 
-    def restore(self, event_id: str, actor: str, reason: str = "restored", now: datetime | None = None,
-                devices: Iterable[str] = (), service_points: Iterable[str] = ()) -> list[Change]:
+    def restore(
+        self,
+        event_id: str,
+        actor: str,
+        reason: str = "restored",
+        now: datetime | None = None,
+        devices: Iterable[str] = (),
+        service_points: Iterable[str] = (),
+    ) -> list[Change]:
         """Restore an event, or with ``devices``/``service_points`` only that part of it (partial restoration by
         switching). Restoration is verified by pinging a sample of meters when a meter interface is present:
         meters still off become nested events backdated to the original start."""
@@ -308,8 +373,14 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
             self._restore(tr, now, actor, reason)
         return self._flush()
 
-    def merge(self, target_id: str, other_ids: Iterable[str], actor: str, reason: str = "merged",
-              now: datetime | None = None) -> list[Change]:
+    def merge(
+        self,
+        target_id: str,
+        other_ids: Iterable[str],
+        actor: str,
+        reason: str = "merged",
+        now: datetime | None = None,
+    ) -> list[Change]:
         """Merge events into ``target_id`` (a dispatcher grouping a storm cluster). The target keeps every report
         of the merged events; merged events across feeders make a community event."""
         target = self._track(target_id)
@@ -330,8 +401,9 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         self._refresh(target)
         return self._flush()
 
-    def split(self, event_id: str, device_id: str, actor: str, reason: str = "split",
-              now: datetime | None = None) -> list[Change]:
+    def split(
+        self, event_id: str, device_id: str, actor: str, reason: str = "split", now: datetime | None = None
+    ) -> list[Change]:
         """Carve the part of an event below ``device_id`` into its own (frozen) event."""
         tr = self._track(event_id)
         now = now or self.clock()
@@ -353,9 +425,16 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         self._refresh(new)
         return self._flush()
 
-    def update_etr(self, event_id: str, now: datetime | None = None, *, eta_minutes: float | None = None,
-                   crew_at: datetime | None = None, backlog_repair_minutes: float | None = None,
-                   crews: int | None = None) -> list[Change]:
+    def update_etr(
+        self,
+        event_id: str,
+        now: datetime | None = None,
+        *,
+        eta_minutes: float | None = None,
+        crew_at: datetime | None = None,
+        backlog_repair_minutes: float | None = None,
+        crews: int | None = None,
+    ) -> list[Change]:
         """Recompute an event's ETR: crew-entered (``crew_at``), assigned (``eta_minutes`` from dispatch), or
         from the storm backlog (``backlog_repair_minutes`` and ``crews``). Small changes are not churned."""
         tr = self._track(event_id)
@@ -470,8 +549,15 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
 
 
 def _hazards(report: Report) -> list[str]:
-    return [h for h, on in (("wires_down", report.wires_down), ("fire_sparks", report.fire_sparks),
-                            ("tree_on_line", report.tree_on_line)) if on]
+    return [
+        h
+        for h, on in (
+            ("wires_down", report.wires_down),
+            ("fire_sparks", report.fire_sparks),
+            ("tree_on_line", report.tree_on_line),
+        )
+        if on
+    ]
 
 
 def _no_clock() -> datetime:

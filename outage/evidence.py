@@ -38,8 +38,9 @@ class EvidenceMixin:
     """
 
     # ================================================================ evidence: out, power on, reports
-    def _add_out(self, k: int, t: datetime, report_id: str | None = None, hint: bool | None = None,
-                 source: str = "") -> _Track:
+    def _add_out(
+        self, k: int, t: datetime, report_id: str | None = None, hint: bool | None = None, source: str = ""
+    ) -> _Track:
         """Out-evidence at service point ``k``; returns the event now holding it."""
         g = self.grid
         tr = self._sp_track.get(k)
@@ -68,7 +69,13 @@ class EvidenceMixin:
             nested_parent = self._recently_restored(k, t, rs)
         chain = g.chain(k)
         c = g.sp_customers[k]
-        parent, out_sps, active, tele, lik_out = g.parent, self._out_sps, self._active, self._closed_tele, self._lik_out
+        parent, out_sps, active, tele, lik_out = (
+            g.parent,
+            self._out_sps,
+            self._active,
+            self._closed_tele,
+            self._lik_out,
+        )
         if chain:
             e, h, leaf = self._evidence_llr(chain[0], source, hint)
             self._sp_ev[k] = (e, h, leaf)
@@ -178,10 +185,16 @@ class EvidenceMixin:
             self._close_evidence(tr)
             for r in reps:
                 tr.event.reports.remove(r) if r in tr.event.reports else None
-            self._transition(tr, EventState.CANCELLED, tr.event.last_evidence or self.clock(), ENGINE,
-                             "power-on evidence: no customer left out")
-            self._changes.append(EventCancelled(tr.event.event_id, tr.event.last_evidence or self.clock(),
-                                                "power-on evidence"))
+            self._transition(
+                tr,
+                EventState.CANCELLED,
+                tr.event.last_evidence or self.clock(),
+                ENGINE,
+                "power-on evidence: no customer left out",
+            )
+            self._changes.append(
+                EventCancelled(tr.event.event_id, tr.event.last_evidence or self.clock(), "power-on evidence")
+            )
             self._orphan_reports(reps, k)
             return
         self._orphan_reports(reps, k)
@@ -192,8 +205,15 @@ class EvidenceMixin:
         """Reports of a service point that turned out to have power: kept on a cancelled record event."""
         if not reps:
             return
-        tr = self._new_track(-1, k, self._sp_last.get(k, self.clock()), EventState.UNCONFIRMED, actor=ENGINE,
-                             reason="report from a service point with power", frozen=True)
+        tr = self._new_track(
+            -1,
+            k,
+            self._sp_last.get(k, self.clock()),
+            EventState.UNCONFIRMED,
+            actor=ENGINE,
+            reason="report from a service point with power",
+            frozen=True,
+        )
         self._sp_put(tr, k, list(reps))
         for r in reps:
             self._report_track[r] = tr
@@ -290,8 +310,14 @@ class EvidenceMixin:
     def _update_likelihood(self, chain: list[int]) -> None:
         """Recompute operated/best bottom-up along ``chain`` and pass each change to the parent's ``below``."""
         g = self.grid
-        oper, below, best, esum, out, parent = (self._oper, self._below, self._best, self._esum, self._lik_out,
-                                                 g.parent)
+        oper, below, best, esum, out, parent = (
+            self._oper,
+            self._below,
+            self._best,
+            self._esum,
+            self._lik_out,
+            g.parent,
+        )
         on, tele, kind, lo, hi = self._on, self._closed_tele, g.kind, g.lo, g.hi
         terms_of, kept = self._lik_terms, self._likelihood_kept
         ami_feeder, dev_feeder = self._ami_feeder, self._dev_feeder

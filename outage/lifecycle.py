@@ -38,8 +38,21 @@ ENGINE = "engine"
 class _Track:
     """Internal bookkeeping of one event (the public part is ``event``)."""
 
-    __slots__ = ("event", "dev", "sp", "sps", "cust", "first_gasp", "frozen", "restored", "records", "pinged", "hazard_only",
-                 "devices", "newest_gasp")
+    __slots__ = (
+        "event",
+        "dev",
+        "sp",
+        "sps",
+        "cust",
+        "first_gasp",
+        "frozen",
+        "restored",
+        "records",
+        "pinged",
+        "hazard_only",
+        "devices",
+        "newest_gasp",
+    )
 
     def __init__(self, event: OutageEvent, dev: int, sp: int):
         self.event = event
@@ -67,15 +80,22 @@ class LifeCycleMixin:
     """
 
     # ================================================================ tracks
-    def _new_track(self, dev: int, sp: int, t: datetime, state: EventState, actor: str, reason: str,
-                   frozen: bool = False) -> _Track:
+    def _new_track(
+        self, dev: int, sp: int, t: datetime, state: EventState, actor: str, reason: str, frozen: bool = False
+    ) -> _Track:
         g = self.grid
         eid = f"E{next(self._ids)}"
         kind = g.kind[dev] if dev >= 0 else "service"
-        ev = OutageEvent(event_id=eid, device_id=g.device_ids[dev] if dev >= 0 else None, device_kind=kind,
-                         sp_id=g.sp_ids[sp] if sp >= 0 else None, start=t, state=state,
-                         event_class=EventClass.SINGLE_CUSTOMER if dev < 0 else EventClass.FEEDER,
-                         last_evidence=t)
+        ev = OutageEvent(
+            event_id=eid,
+            device_id=g.device_ids[dev] if dev >= 0 else None,
+            device_kind=kind,
+            sp_id=g.sp_ids[sp] if sp >= 0 else None,
+            start=t,
+            state=state,
+            event_class=EventClass.SINGLE_CUSTOMER if dev < 0 else EventClass.FEEDER,
+            last_evidence=t,
+        )
         ev.history.append(Transition(t, state, actor, reason))
         tr = _Track(ev, dev, sp)
         ev.describe = lambda: self._describe(tr)
@@ -185,8 +205,14 @@ class LifeCycleMixin:
         ev = tr.event
         if ev.nested_from is None:
             ev.nested_from = parent.event.event_id
-            ev.history.append(Transition(t, ev.state, ENGINE, f"nested outage: still out after "
-                                         f"{parent.event.event_id} was restored"))
+            ev.history.append(
+                Transition(
+                    t,
+                    ev.state,
+                    ENGINE,
+                    f"nested outage: still out after {parent.event.event_id} was restored",
+                )
+            )
         if parent.event.start < ev.start:
             ev.start = parent.event.start
         for k in self._scope(tr):
@@ -205,10 +231,10 @@ class LifeCycleMixin:
             return [tr.sp] if tr.sp >= 0 else list(tr.sps)
         if len(tr.devices) == 1:
             d = tr.devices[0]
-            return g.sp_order[g.lo[d]:g.hi[d]].tolist()
+            return g.sp_order[g.lo[d] : g.hi[d]].tolist()
         seen: set[int] = set()
         for d in tr.devices:
-            seen.update(g.sp_order[g.lo[d]:g.hi[d]].tolist())
+            seen.update(g.sp_order[g.lo[d] : g.hi[d]].tolist())
         seen.update(tr.sps)
         return sorted(seen)
 
@@ -235,19 +261,24 @@ class LifeCycleMixin:
         elif tr.sp >= 0:
             self._restored_sp[tr.sp] = tr
         self._transition(tr, EventState.RESTORED, now, actor, reason)
-        self._changes.append(EventRestored(ev.event_id, now, False, sum(self.grid.sp_customers[k] for k in scope)))
+        self._changes.append(
+            EventRestored(ev.event_id, now, False, sum(self.grid.sp_customers[k] for k in scope))
+        )
         ev.customers = 0
         self._verify_restoration(tr, scope, now)
 
-    def _restore_part(self, tr: _Track, now: datetime, actor: str, reason: str, devices: list[int],
-                      sps: list[int]) -> None:
+    def _restore_part(
+        self, tr: _Track, now: datetime, actor: str, reason: str, devices: list[int], sps: list[int]
+    ) -> None:
         g = self.grid
         own = set(self._scope(tr))
         part: list[int] = []
         for d in devices:
-            ks = g.sp_order[g.lo[d]:g.hi[d]].tolist()
+            ks = g.sp_order[g.lo[d] : g.hi[d]].tolist()
             if not own.issuperset(ks) or not ks:
-                raise ValueError(f"event {tr.event.event_id}: device {g.device_ids[d]} is not inside the event")
+                raise ValueError(
+                    f"event {tr.event.event_id}: device {g.device_ids[d]} is not inside the event"
+                )
             part.extend(ks)
         for k in sps:
             if k not in own:
@@ -259,7 +290,9 @@ class LifeCycleMixin:
         for k in part:
             self._let_go(tr, k)
         tr.event.history.append(Transition(now, tr.event.state, actor, f"partial restoration: {reason}"))
-        self._changes.append(EventRestored(tr.event.event_id, now, True, sum(g.sp_customers[k] for k in part)))
+        self._changes.append(
+            EventRestored(tr.event.event_id, now, True, sum(g.sp_customers[k] for k in part))
+        )
         self._refresh(tr)
         self._verify_restoration(tr, part, now)
 
@@ -284,10 +317,18 @@ class LifeCycleMixin:
 
     def _record(self, tr: _Track, k: int, start: datetime, end: datetime | None) -> Interruption:
         g, ev = self.grid, tr.event
-        return Interruption(customer_id=g.sp_ids[k], start=start, end=end, event_id=ev.event_id,
-                            customers=g.sp_customers[k], feeder_id=g.sp_feeder[k],
-                            substation_id=g.sp_substation[k], cause=ev.cause, device_id=ev.key,
-                            device_kind=ev.device_kind)
+        return Interruption(
+            customer_id=g.sp_ids[k],
+            start=start,
+            end=end,
+            event_id=ev.event_id,
+            customers=g.sp_customers[k],
+            feeder_id=g.sp_feeder[k],
+            substation_id=g.sp_substation[k],
+            cause=ev.cause,
+            device_id=ev.key,
+            device_kind=ev.device_kind,
+        )
 
     def _verify_restoration(self, tr: _Track, scope: list[int], now: datetime) -> None:
         """Ping a sample per transformer of what was restored; meters still off are nested outages."""
@@ -323,8 +364,11 @@ class LifeCycleMixin:
         g, ev = self.grid, tr.event
         if tr.devices:
             restored = sum(g.sp_customers[k] for k in tr.restored) if tr.restored else 0
-            customers = (g.device_customers[tr.devices[0]] if len(tr.devices) == 1
-                         else sum(g.device_customers[d] for d in tr.devices))
+            customers = (
+                g.device_customers[tr.devices[0]]
+                if len(tr.devices) == 1
+                else sum(g.device_customers[d] for d in tr.devices)
+            )
             ev.customers = customers - restored
             crit: dict[str, int] = {}
             for d in tr.devices:
@@ -369,32 +413,42 @@ class LifeCycleMixin:
             d = tr.devices[0]
             label = f"{g.kind[d]} {g.device_ids[d]}"
             if g.is_transformer[d]:
-                bits.append(f"{n_sp} of {g.hi[d] - g.lo[d]} service points ({cust} of {g.device_customers[d]} "
-                            f"customers) under {label} out")
+                bits.append(
+                    f"{n_sp} of {g.hi[d] - g.lo[d]} service points ({cust} of {g.device_customers[d]} "
+                    f"customers) under {label} out"
+                )
             else:
                 kids = g.n_children[d]
                 act = self._active[d] if not tr.frozen else None
                 under = f"{act} of {kids} devices with evidence" if act is not None else f"{kids} devices"
-                bits.append(f"{n_sp} service points out ({cust} of {g.device_customers[d]} customers) under "
-                            f"{label} ({under} below it)")
+                bits.append(
+                    f"{n_sp} service points out ({cust} of {g.device_customers[d]} customers) under "
+                    f"{label} ({under} below it)"
+                )
             twins = g.equiv[d]
             if twins is not None:
                 others = ", ".join(f"{g.kind[m]} {g.device_ids[m]}" for m in twins if m != d)
-                bits.append(f"same customers as {others}: no report tells them apart; chosen by how often "
-                            "each kind fails")
+                bits.append(
+                    f"same customers as {others}: no report tells them apart; chosen by how often "
+                    "each kind fails"
+                )
             if len(tr.devices) > 1:
                 bits.append("merged with " + ", ".join(g.device_ids[x] for x in tr.devices[1:]))
         elif tr.hazard_only:
             bits.append("hazard reported: " + ", ".join(ev.hazards))
         else:
-            bits.append(f"one service point out ({g.sp_ids[tr.sp]}); not enough evidence that its transformer "
-                        "is out")
+            bits.append(
+                f"one service point out ({g.sp_ids[tr.sp]}); not enough evidence that its transformer is out"
+            )
         if ev.last_gasps:
             bits.append(f"{ev.last_gasps} last gasps")
         if ev.pings:
             bits.append("pings: " + ", ".join(f"{n} {a}" for a, n in sorted(ev.pings.items())))
-        bits.append(f"{ev.power_on_evidence} restore/power-on messages" if ev.power_on_evidence
-                    else "no restore messages")
+        bits.append(
+            f"{ev.power_on_evidence} restore/power-on messages"
+            if ev.power_on_evidence
+            else "no restore messages"
+        )
         explanation = "; ".join(bits)
         # confidence: how far the evidence is past the rule, plus pings
         if ev.scada:
@@ -429,8 +483,9 @@ class LifeCycleMixin:
     def _hazard_event(self, k: int, report: Report, hazards: list[str]) -> _Track:
         """A hazard with the power on: its own event (one outage call plus one hazard call are two calls), outside
         the roll-up."""
-        tr = self._new_track(-1, k, report.time, EventState.UNCONFIRMED, actor=ENGINE,
-                             reason="hazard report with power on")
+        tr = self._new_track(
+            -1, k, report.time, EventState.UNCONFIRMED, actor=ENGINE, reason="hazard report with power on"
+        )
         self._unregister(tr)
         tr.frozen = True  # never rolls up, and explains nobody's outage
         tr.hazard_only = True
@@ -472,6 +527,7 @@ class LifeCycleMixin:
                 if quiet_until > due:
                     self._push(quiet_until, "separate", payload)
                 else:  # time separation: later evidence below it starts a new outage
-                    tr.event.history.append(Transition(due, tr.event.state, ENGINE,
-                                                       "time separation: no new evidence, settled"))
+                    tr.event.history.append(
+                        Transition(due, tr.event.state, ENGINE, "time separation: no new evidence, settled")
+                    )
                     self._freeze(tr)

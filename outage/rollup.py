@@ -61,8 +61,9 @@ class RollUpMixin:
                 continue
             rs = self._ruleset_dev(m)
             rule = rs.devices.get(g.kind[m])
-            if rule is None or (out < rule.min_calls
-                                and (rule.children != "evidence" or not self._own_passes(members[-1]))):
+            if rule is None or (
+                out < rule.min_calls and (rule.children != "evidence" or not self._own_passes(members[-1]))
+            ):
                 continue
             p = rs.likelihood.fault_prior.get(g.kind[m], 0.0)
             if p > best_p:
@@ -114,8 +115,12 @@ class RollUpMixin:
             diff = self._oper[d] - self._below[d]
             if ok and diff < -margin:
                 return False
-            if not ok and diff > margin and out >= rule.min_calls and (
-                    rule.children == "evidence" or self._pred_children[d] > 0):
+            if (
+                not ok
+                and diff > margin
+                and out >= rule.min_calls
+                and (rule.children == "evidence" or self._pred_children[d] > 0)
+            ):
                 return True
         return ok
 
@@ -151,8 +156,11 @@ class RollUpMixin:
             for d in chain:
                 if self._pred[d]:
                     top = d
-            if top >= 0 and top not in self._event_at and any(
-                    not c.frozen and c.event.open for c in self._under.get(top, ())):
+            if (
+                top >= 0
+                and top not in self._event_at
+                and any(not c.frozen and c.event.open for c in self._under.get(top, ()))
+            ):
                 self._verify(self._gather(top, t), t)  # a new prediction is verified however it came about
 
     # ================================================================ placing evidence in events
@@ -163,11 +171,14 @@ class RollUpMixin:
             if self._pred[d]:
                 top = d
         if top < 0:
-            return self._new_track(-1, k, t, EventState.UNCONFIRMED, actor=ENGINE, reason="single-service call")
+            return self._new_track(
+                -1, k, t, EventState.UNCONFIRMED, actor=ENGINE, reason="single-service call"
+            )
         return self._gather(top, t, ami_t=ami_t, own=(k, chain))
 
-    def _gather(self, top: int, t: datetime, ami_t: datetime | None = None,
-                own: tuple[int, list[int]] | None = None) -> _Track:
+    def _gather(
+        self, top: int, t: datetime, ami_t: datetime | None = None, own: tuple[int, list[int]] | None = None
+    ) -> _Track:
         """The pending event at ``top`` (created if needed), with every pending event below it merged in — except
         events whose meters went out (or whose customers called) well before the top's meters did (AMI time
         separation: meters time-stamp when the power went, so an earlier, separate outage stays its own event).
@@ -203,16 +214,28 @@ class RollUpMixin:
         if tr is None:
             if home is not None and not absorb:
                 return home
-            tr = self._new_track(top, -1, t, EventState.UNCONFIRMED, actor=ENGINE,
-                                 reason=f"roll-up to {self.grid.kind[top]} {self.grid.device_ids[top]}")
+            tr = self._new_track(
+                top,
+                -1,
+                t,
+                EventState.UNCONFIRMED,
+                actor=ENGINE,
+                reason=f"roll-up to {self.grid.kind[top]} {self.grid.device_ids[top]}",
+            )
         for child in absorb:
             self._absorb(tr, child, t, ENGINE, f"rolled up to {self.grid.device_ids[top]}")
         if tr.sps:
             self._refresh(tr)
         return home or tr
 
-    def _call_onset(self, top: int, tr: _Track | None, children: list[_Track], own: tuple[int, list[int]] | None,
-                    t: datetime) -> datetime | None:
+    def _call_onset(
+        self,
+        top: int,
+        tr: _Track | None,
+        children: list[_Track],
+        own: tuple[int, list[int]] | None,
+        t: datetime,
+    ) -> datetime | None:
         """Calls only: when the outage at ``top`` began, if the events below it split in time into earlier ones
         and a later group that one outage would hardly explain (``RuleSet.call_separation_p``); else None.
 
@@ -221,7 +244,8 @@ class RollUpMixin:
         ``S(gap) ** m``, ``S`` the lognormal survival of the call delay. The earlier events must all be events
         below (the top's own evidence and the call being placed are part of its outage)."""
         rs = self._ruleset_dev(top)
-        units = [(c.event.start, len(c.sps), True) for c in children]  # (first call, callers, an event below?)
+        # (first call, callers, an event below?)
+        units = [(c.event.start, len(c.sps), True) for c in children]
         if tr is not None and tr.sps:
             units.append((tr.event.start, len(tr.sps), False))
         if own is not None and not any(_holds(c, own) for c in children):
@@ -249,8 +273,13 @@ class RollUpMixin:
         tr.cust = 0
         self._unregister(tr)
         now = tr.event.last_evidence or self.clock()
-        self._transition(tr, EventState.CANCELLED, now, ENGINE, "superseded: evidence no longer supports "
-                         f"{self.grid.device_ids[tr.dev]}")
+        self._transition(
+            tr,
+            EventState.CANCELLED,
+            now,
+            ENGINE,
+            f"superseded: evidence no longer supports {self.grid.device_ids[tr.dev]}",
+        )
         self._changes.append(EventCancelled(tr.event.event_id, now, "superseded"))
         placed: list[_Track] = []
         for k, reps in sps.items():
@@ -295,7 +324,9 @@ class RollUpMixin:
                 ev.hazards.append(h)
         if child.first_gasp is not None and (into.first_gasp is None or child.first_gasp < into.first_gasp):
             into.first_gasp = child.first_gasp
-        if child.newest_gasp is not None and (into.newest_gasp is None or child.newest_gasp > into.newest_gasp):
+        if child.newest_gasp is not None and (
+            into.newest_gasp is None or child.newest_gasp > into.newest_gasp
+        ):
             into.newest_gasp = child.newest_gasp
         ev.merged_from.append(cev.event_id)
         ev.merged_from.extend(cev.merged_from)
@@ -327,7 +358,7 @@ class RollUpMixin:
             # are the callers' own meters on? then it is a customer-side problem, not an outage
             sample.extend(k for k, reps in tr.sps.items() if reps and g.metered[k])
         explained: dict[int, bool] = {}
-        for k in g.sp_order[g.lo[dev]:g.hi[dev]].tolist():
+        for k in g.sp_order[g.lo[dev] : g.hi[dev]].tolist():
             if k in self._sp_track or k in self._sp_on or k in self._gasps or not g.metered[k]:
                 continue
             x = g.sp_first[k]

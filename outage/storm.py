@@ -15,7 +15,8 @@ from outage.meters import SimulatedHeadEnd
 from outage.reports import AmiEvent, Report, ScadaEvent
 
 STORM_START = datetime(2026, 6, 1, 18, 0, tzinfo=UTC)
-CUSTOMER_SIDE_SAYS_NO = 0.5  # customer-side callers who answer "no" to "are your neighbours out?" (others: nothing)
+# customer-side callers who answer "no" to "are your neighbours out?" (others: nothing)
+CUSTOMER_SIDE_SAYS_NO = 0.5
 #: relative failure rate per device of each kind in a storm: most storm faults blow a lateral fuse or take down a
 #: service drop; few lock out a recloser or breaker. Multiplied by the number of devices of each kind.
 DEFAULT_FAULT_MIX = {"service": 0.1, "transformer": 0.3, "fuse": 3.0, "recloser": 3.0, "breaker": 2.0}
@@ -78,16 +79,20 @@ class Storm:
     head_end: SimulatedHeadEnd
     false_reports: int
     scada: list[ScadaEvent] = field(default_factory=list)
-    telemetered: list[str] = field(default_factory=list)  # device ids with SCADA (known closed unless tripped)
-    meters: list[str] | None = None  # AMI meter per service point ("" where none), when only some feeders have AMI
+    # device ids with SCADA (known closed unless tripped)
+    telemetered: list[str] = field(default_factory=list)
+    # AMI meter per service point ("" where none), when only some feeders have AMI
+    meters: list[str] | None = None
 
     def messages(self) -> list[tuple[datetime, int, object]]:
         """Reports, AMI and SCADA messages in arrival order."""
-        msgs = [(r.time, 0, r) for r in self.reports] + [(a.time, 1, a) for a in self.ami] + [
-            (s.time, 2, s) for s in self.scada]
+        msgs = (
+            [(r.time, 0, r) for r in self.reports]
+            + [(a.time, 1, a) for a in self.ami]
+            + [(s.time, 2, s) for s in self.scada]
+        )
         msgs.sort(key=lambda m: (m[0], m[1]))
         return msgs
-
 
 
 def devices_by_kind(grid: Grid) -> dict[str, list[int]]:
@@ -102,5 +107,8 @@ def devices_by_kind(grid: Grid) -> dict[str, list[int]]:
 def kind_weights(grid: Grid, fault_mix: dict[str, float], by_kind: dict[str, list[int]]) -> dict[str, float]:
     """Each kind's share of a storm's faults, unnormalized: its per-device weight in ``fault_mix`` times how many
     there are (service drops: one per service point)."""
-    return {k: w * (len(grid.sp_ids) if k == "service" else len(by_kind.get(k, ())))
-            for k, w in fault_mix.items() if k == "service" or by_kind.get(k)}
+    return {
+        k: w * (len(grid.sp_ids) if k == "service" else len(by_kind.get(k, ())))
+        for k, w in fault_mix.items()
+        if k == "service" or by_kind.get(k)
+    }
