@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order
 
+from gis.checks import check_references, explain_loops, name_ids
 from gis.network import DEVICE_KINDS, PROTECTIVE_KINDS, SEGMENT_KINDS, Network
 
 KIND_CODE = {k: i for i, k in enumerate(SEGMENT_KINDS)}
@@ -242,8 +243,10 @@ class Topology:
         live_a, live_b = bool(self.energized[a]), bool(self.energized[b])
         if live_a and live_b:
             raise TopologyError(
-                [f"closing {self.segment_ids[s]} would connect two energized nodes "
-                 f"({self.node_ids[a]}, {self.node_ids[b]}) and make a loop"]
+                [
+                    f"closing {self.segment_ids[s]} would connect two energized nodes "
+                    f"({self.node_ids[a]}, {self.node_ids[b]}) and make a loop"
+                ]
             )
         self.seg_open[s] = False
         if not (live_a or live_b):
@@ -281,8 +284,10 @@ class Topology:
                     continue
                 if self.energized[v]:
                     raise TopologyError(
-                        [f"closing would connect {self.node_ids[entry]} to energized node {self.node_ids[v]} "
-                         f"through {self.segment_ids[s]}: a loop"]
+                        [
+                            f"closing would connect {self.node_ids[entry]} to energized node {self.node_ids[v]} "
+                            f"through {self.segment_ids[s]}: a loop"
+                        ]
                     )
                 seen.add(v)
                 order.append(v)
@@ -335,8 +340,6 @@ def build(network: Network, validate: bool = True) -> Topology:
     service points referring to unknown nodes, substations without a source node, loops, islands no source
     reaches, and service points with no transformer above them.
     """
-    from gis.validate import check_references, explain_loops
-
     problems = check_references(network) if validate else []
     if problems:
         raise TopologyError(problems)
@@ -395,14 +398,25 @@ def build(network: Network, validate: bool = True) -> Topology:
     parent_seg[child] = closed_ids[korder[pos]]
 
     if validate:
-        problems = explain_loops(network, seg_from, seg_to, closed, energized, parent_node, n_reached=len(reached),
-                                 n_sources=len(np.unique(source_nodes)), key_sorted=key_sorted)
+        problems = explain_loops(
+            network,
+            seg_from,
+            seg_to,
+            closed,
+            energized,
+            parent_node,
+            n_reached=len(reached),
+            n_sources=len(np.unique(source_nodes)),
+            key_sorted=key_sorted,
+        )
         unreached = np.flatnonzero(~energized)
         if len(unreached):
             ids = ", ".join(map(str, nodes[unreached[:20]]))
             more = f" and {len(unreached) - 20} more" if len(unreached) > 20 else ""
-            problems.append(f"island: {len(unreached)} node(s) no substation source reaches through closed "
-                            f"segments: {ids}{more}")
+            problems.append(
+                f"island: {len(unreached)} node(s) no substation source reaches through closed "
+                f"segments: {ids}{more}"
+            )
         if problems:
             raise TopologyError(problems)
 
@@ -447,12 +461,23 @@ def build(network: Network, validate: bool = True) -> Topology:
         _adj_seg=adj_seg,
     )
     if validate:
-        from gis.validate import check_service_points
-
         problems = check_service_points(topo)
         if problems:
             raise TopologyError(problems)
     return topo
+
+
+def check_service_points(topo: Topology) -> list[str]:
+    """Every service point must have a transformer as the nearest device above it."""
+    dev = topo.upstream_device[topo.sp_node]
+    kind = np.where(dev >= 0, topo.seg_kind[np.maximum(dev, 0)], -1)
+    bad = np.flatnonzero((dev == NONE) | (kind != KIND_CODE["transformer"]))
+    if len(bad) == 0:
+        return []
+    return [
+        f"service point on no transformer: {name_ids(topo.sp_ids[bad])} (the nearest device above must be a "
+        "transformer)"
+    ]
 
 
 def _lookup(index: pd.Index, ids) -> np.ndarray:

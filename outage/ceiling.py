@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from outage.grid import Grid
 from outage.rules import lognormal_sf
-from outage.simulate import (
+from outage.storm import (
     CUSTOMER_SIDE_SAYS_NO,
     STORM_START,
     Storm,
@@ -72,7 +72,8 @@ class Ceiling:
     expected_precision: float  # the same predictions scored by their posteriors instead of the ground truth
     expected_recall: float
     groups: int  # groups of calls sharing a cause (SCADA-seen breakers included)
-    not_out_groups: int  # calls on customers who were not out: customer-side calls, calls put on a wrong account
+    # calls on customers who were not out: customer-side calls, calls put on a wrong account
+    not_out_groups: int
 
 
 def _log(x: float) -> float:
@@ -121,15 +122,23 @@ def group_candidates(grid: Grid, storm: Storm, config: StormConfig) -> tuple[lis
         when = (lognormal_sf(t - first_half, median, sigma) - lognormal_sf(t, median, sigma)) / first_half
         wires = any(r.wires_down for r in calls)
         n_calls = {k: len(calls_at[k]) for k in sps}
-        said = {k: next((r.neighbours_out for r in calls_at[k] if r.neighbours_out is not None), None) for k in sps}
+        said = {
+            k: next((r.neighbours_out for r in calls_at[k] if r.neighbours_out is not None), None)
+            for k in sps
+        }
 
-        def log_weight(kind: str, n: int, sps=sps, n_calls=n_calls, said=said, when=when, wires=wires,
-                       n_all=len(calls)) -> float:
+        def log_weight(
+            kind: str, n: int, sps=sps, n_calls=n_calls, said=said, when=when, wires=wires, n_all=len(calls)
+        ) -> float:
             """log P(this fault, and exactly these callers saying this) - in logs: hundreds of callers underflow."""
             if n < len(sps):
                 return -math.inf
-            lw = (_log(config.faults * config.fault_mix[kind] / weight) + len(sps) * math.log(c)
-                  + (n - len(sps)) * math.log(1 - c) + _log(when))
+            lw = (
+                _log(config.faults * config.fault_mix[kind] / weight)
+                + len(sps) * math.log(c)
+                + (n - len(sps)) * math.log(1 - c)
+                + _log(when)
+            )
             for k in sps:
                 lw += _log(1 - dup) if n_calls[k] == 1 else (n_calls[k] - 1) * _log(dup)
                 if said[k] is None:
@@ -137,8 +146,11 @@ def group_candidates(grid: Grid, storm: Storm, config: StormConfig) -> tuple[lis
                 else:  # the truth: others on the caller's transformer are out (all are, unless a drop failed)
                     truth = kind != "service" and g.hi[g.sp_first[k]] - g.lo[g.sp_first[k]] > 1
                     lw += _log(answer * (1 - wrong if said[k] == truth else wrong))
-            p_wires = 0.0 if kind == "service" else config.wires_down_rate * (
-                1 - (1 - config.wires_mention_rate) ** n_all)
+            p_wires = (
+                0.0
+                if kind == "service"
+                else config.wires_down_rate * (1 - (1 - config.wires_mention_rate) ** n_all)
+            )
             return lw + _log(p_wires if wires else 1 - p_wires)
 
         log_weights: dict[str, float] = {}
@@ -146,8 +158,11 @@ def group_candidates(grid: Grid, storm: Storm, config: StormConfig) -> tuple[lis
             (k,) = sps
             if n_calls[k] == 1 and not wires and said[k] is not True:
                 # a customer-side caller says "no" or nothing, at any time in the storm
-                log_weights[NOT_OUT] = _log(customer_side_rate / minutes * (
-                    CUSTOMER_SIDE_SAYS_NO if said[k] is False else 1 - CUSTOMER_SIDE_SAYS_NO))
+                log_weights[NOT_OUT] = _log(
+                    customer_side_rate
+                    / minutes
+                    * (CUSTOMER_SIDE_SAYS_NO if said[k] is False else 1 - CUSTOMER_SIDE_SAYS_NO)
+                )
             log_weights[f"sp:{g.sp_ids[k]}"] = log_weight("service", 1)
         for d in g.common_chain(sps):
             kind = g.kind[d]
@@ -164,7 +179,9 @@ def group_candidates(grid: Grid, storm: Storm, config: StormConfig) -> tuple[lis
     return out, not_out
 
 
-def call_only_ceiling(grid: Grid, storms: Iterable[Storm], config: StormConfig, per_group: int = 2) -> Ceiling:
+def call_only_ceiling(
+    grid: Grid, storms: Iterable[Storm], config: StormConfig, per_group: int = 2
+) -> Ceiling:
     """The ceiling over ``storms`` (all generated with ``config``): see the module docstring. ``per_group``: how
     many candidates of one group an engine may predict at once."""
     items: list[tuple[float, bool]] = []
@@ -189,5 +206,12 @@ def call_only_ceiling(grid: Grid, storms: Iterable[Storm], config: StormConfig, 
             best_expected = ex
     if best is None:
         return Ceiling(1.0, 1.0, 0.0 if reporting else 1.0, 1.0, 0.0 if reporting else 1.0, groups, not_out)
-    return Ceiling(round(best[0], 4), round(best[1], 4), round(best[2], 4), round(best_expected[0], 4),
-                   round(best_expected[1], 4), groups, not_out)
+    return Ceiling(
+        round(best[0], 4),
+        round(best[1], 4),
+        round(best[2], 4),
+        round(best_expected[0], 4),
+        round(best_expected[1], 4),
+        groups,
+        not_out,
+    )

@@ -3,7 +3,9 @@
 :func:`generate_storm` injects faults on a territory (device failures by kind, several at once, some nested under
 others, wires-down hazards) and produces what a real population and meter network would send: calls at a call-in
 rate with human delays, missing or wrong answers, mislocated calls, calls from customers who are not out; AMI last
-gasps with loss, duplicates and momentary blinks; plus the ground truth and a simulated head-end for pings.
+gasps with loss, duplicates and momentary blinks; plus the ground truth and a simulated head-end for pings. What a
+storm is (:class:`StormConfig`, :class:`Storm`, the fault mix) is defined in :mod:`outage.storm`, which the ceiling
+(:mod:`outage.ceiling`) reads too.
 
 :func:`run_storm` feeds it through an :class:`~outage.engine.OutageEngine` in time order and :func:`score` computes
 the figures the issue defines — scored on the engine's own predictions before any crew or dispatcher confirms:
@@ -25,92 +27,29 @@ event, placed on the lowest device common to the cluster.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 
+from outage.ceiling import call_only_ceiling
 from outage.engine import OutageEngine
 from outage.events import EventClass, EventCreated, EventUpdated
 from outage.grid import Grid
 from outage.meters import SimulatedHeadEnd
 from outage.reports import AmiEvent, Report, ScadaEvent
 from outage.rules import RuleSets
+from outage.storm import (
+    CUSTOMER_SIDE_SAYS_NO,
+    STORM_START,
+    Fault,
+    Storm,
+    StormConfig,
+    devices_by_kind,
+    kind_weights,
+)
 
-STORM_START = datetime(2026, 6, 1, 18, 0, tzinfo=UTC)
 CALL_CHANNELS = ("phone", "ivr", "web", "app", "sms")  # where simulated callers report from
-CUSTOMER_SIDE_SAYS_NO = 0.5  # customer-side callers who answer "no" to "are your neighbours out?" (others: nothing)
-#: relative failure rate per device of each kind in a storm: most storm faults blow a lateral fuse or take down a
-#: service drop; few lock out a recloser or breaker. Multiplied by the number of devices of each kind.
-DEFAULT_FAULT_MIX = {"service": 0.1, "transformer": 0.3, "fuse": 3.0, "recloser": 3.0, "breaker": 2.0}
-
-
-@dataclass(frozen=True)
-class StormConfig:
-    """What a storm looks like. ``faults`` is the number of independent faults."""
-
-    faults: int = 12
-    fault_mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FAULT_MIX))  # per device
-    duration: timedelta = timedelta(hours=3)
-    call_rate: float = 0.3  # share of out service points whose customer calls
-    call_delay_median_min: float = 12.0  # lognormal call delay after the fault
-    call_delay_sigma: float = 1.0
-    neighbours_answer_rate: float = 0.6  # callers who say whether neighbours are out
-    wrong_answer_rate: float = 0.1
-    unlocated_rate: float = 0.05  # calls with coordinates only (no account)
-    mislocated_rate: float = 0.02  # calls placed on a neighbouring service point
-    false_call_rate: float = 0.03  # calls from customers not out, per real call
-    duplicate_call_rate: float = 0.1  # callers who call again
-    nested_rate: float = 0.15  # chance that a fault gets a second fault nested below it
-    wires_down_rate: float = 0.2
-    wires_mention_rate: float = 0.3  # callers out behind downed wires who say so
-    ami: bool = True
-    ami_feeders: float = 1.0  # share of feeders whose meters are AMI (utilities roll AMI out area by area)
-    ami_loss: float = 0.15
-    ami_duplicate_rate: float = 0.1
-    ami_delay_s: float = 20.0  # mean head-end latency after the meter's declaration
-    momentary_rate: float = 0.005  # share of all meters that blink (gasp + restore within seconds)
-    ping_failure_rate: float = 0.05
-    scada_kinds: tuple[str, ...] = ("breaker",)  # telemetered device kinds: their faults arrive as lockouts
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.call_rate <= 1.0:
-            raise ValueError(f"StormConfig.call_rate must be in [0, 1], got {self.call_rate}")
-        if self.faults < 1:
-            raise ValueError(f"StormConfig.faults must be >= 1, got {self.faults}")
-        if not 0.0 < self.ami_feeders <= 1.0:
-            raise ValueError(f"StormConfig.ami_feeders must be in (0, 1], got {self.ami_feeders}")
-
-
-@dataclass(frozen=True)
-class Fault:
-    key: str  # device id, or sp:<id> for a service drop
-    kind: str
-    start: datetime
-    wires_down: bool
-    nested_in: str | None  # key of the fault above it, if nested
-
-
-@dataclass
-class Storm:
-    faults: list[Fault]
-    reports: list[Report]
-    ami: list[AmiEvent]
-    cause: dict[int, str]  # service point index -> key of the fault that took it out (the highest one)
-    reporting: set[str]  # fault keys that produced at least one message
-    first_message: dict[str, datetime]
-    head_end: SimulatedHeadEnd
-    false_reports: int
-    scada: list[ScadaEvent] = field(default_factory=list)
-    telemetered: list[str] = field(default_factory=list)  # device ids with SCADA (known closed unless tripped)
-    meters: list[str] | None = None  # AMI meter per service point ("" where none), when only some feeders have AMI
-
-    def messages(self) -> list[tuple[datetime, int, object]]:
-        """Reports, AMI and SCADA messages in arrival order."""
-        msgs = [(r.time, 0, r) for r in self.reports] + [(a.time, 1, a) for a in self.ami] + [
-            (s.time, 2, s) for s in self.scada]
-        msgs.sort(key=lambda m: (m[0], m[1]))
-        return msgs
 
 
 def expected_class(kind: str) -> EventClass:
@@ -119,22 +58,6 @@ def expected_class(kind: str) -> EventClass:
     if kind == "substation":
         return EventClass.COMMUNITY
     return EventClass.FEEDER
-
-
-def devices_by_kind(grid: Grid) -> dict[str, list[int]]:
-    """Devices with customers behind them (the ones that can fail in a storm), by kind."""
-    by_kind: dict[str, list[int]] = {}
-    for d in range(grid.n_devices):
-        if grid.hi[d] > grid.lo[d]:
-            by_kind.setdefault(grid.kind[d], []).append(d)
-    return by_kind
-
-
-def kind_weights(grid: Grid, fault_mix: dict[str, float], by_kind: dict[str, list[int]]) -> dict[str, float]:
-    """Each kind's share of a storm's faults, unnormalized: its per-device weight in ``fault_mix`` times how many
-    there are (service drops: one per service point)."""
-    return {k: w * (len(grid.sp_ids) if k == "service" else len(by_kind.get(k, ())))
-            for k, w in fault_mix.items() if k == "service" or by_kind.get(k)}
 
 
 def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
@@ -159,7 +82,9 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
         else:
             cands = by_kind[kind]
             if within is not None:
-                cands = [d for d in cands if g.lo[within] <= g.lo[d] and g.hi[d] <= g.hi[within] and d != within]
+                cands = [
+                    d for d in cands if g.lo[within] <= g.lo[d] and g.hi[d] <= g.hi[within] and d != within
+                ]
                 if not cands:
                     return
             d = int(cands[int(rng.integers(len(cands)))])
@@ -172,8 +97,9 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
         fault_sps[key] = sps
         if nested_in is None and kind not in ("service", "transformer") and rng.random() < config.nested_rate:
             sub_kind = "transformer" if rng.random() < 0.6 else "service"
-            add_fault(sub_kind, start + timedelta(minutes=float(rng.uniform(0, 30))), key,
-                      g.device_index[key])
+            add_fault(
+                sub_kind, start + timedelta(minutes=float(rng.uniform(0, 30))), key, g.device_index[key]
+            )
 
     attempts = 0
     while sum(f.nested_in is None for f in faults) < config.faults and attempts < config.faults * 20:
@@ -223,8 +149,9 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
     for k in out_list:
         f = fault_by_key[cause[k]]
         if rng.random() < config.call_rate:
-            t = out_since[k] + timedelta(minutes=float(
-                rng.lognormal(math.log(config.call_delay_median_min), config.call_delay_sigma)))
+            t = out_since[k] + timedelta(
+                minutes=float(rng.lognormal(math.log(config.call_delay_median_min), config.call_delay_sigma))
+            )
             neighbours = None
             if rng.random() < config.neighbours_answer_rate:
                 neighbours = out_by_xfmr.get(g.sp_first[k], 0) > 1
@@ -240,15 +167,25 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
                 loc = {"sp_id": g.sp_ids[target]}
                 if rng.random() < config.unlocated_rate and g.sp_xy is not None:
                     loc = {"lon": float(g.sp_xy[target, 0]), "lat": float(g.sp_xy[target, 1])}
-                reports.append(Report(f"R{rid}", tc, channel=str(rng.choice(CALL_CHANNELS)), power="out",
-                                      wires_down=bool(f.wires_down and rng.random() < config.wires_mention_rate),
-                                      neighbours_out=neighbours, **loc))
+                reports.append(
+                    Report(
+                        f"R{rid}",
+                        tc,
+                        channel=str(rng.choice(CALL_CHANNELS)),
+                        power="out",
+                        wires_down=bool(f.wires_down and rng.random() < config.wires_mention_rate),
+                        neighbours_out=neighbours,
+                        **loc,
+                    )
+                )
             note(f.key, t)
         if config.ami and rng.random() >= config.ami_loss:
             ta = out_since[k] + timedelta(seconds=float(45 + rng.exponential(config.ami_delay_s)))
             gasps = [AmiEvent(g.meters[k], "last_gasp", ta)]
             if rng.random() < config.ami_duplicate_rate:
-                gasps.append(AmiEvent(g.meters[k], "last_gasp", ta + timedelta(seconds=float(rng.uniform(5, 120)))))
+                gasps.append(
+                    AmiEvent(g.meters[k], "last_gasp", ta + timedelta(seconds=float(rng.uniform(5, 120))))
+                )
             if meters[k]:  # the draws above happen either way, so calls match the storm with AMI everywhere
                 ami.extend(gasps)
                 note(f.key, ta)
@@ -259,17 +196,27 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
     for k in rng.choice(not_out, size=min(n_false, len(not_out)), replace=False).tolist():
         rid += 1
         # they come in on every channel, like real calls: the channel must tell the engine nothing
-        reports.append(Report(f"R{rid}", t0 + config.duration * float(rng.random()), sp_id=g.sp_ids[k],
-                              channel=str(channels.choice(CALL_CHANNELS)), power="out",
-                              neighbours_out=False if rng.random() < CUSTOMER_SIDE_SAYS_NO else None))
+        reports.append(
+            Report(
+                f"R{rid}",
+                t0 + config.duration * float(rng.random()),
+                sp_id=g.sp_ids[k],
+                channel=str(channels.choice(CALL_CHANNELS)),
+                power="out",
+                neighbours_out=False if rng.random() < CUSTOMER_SIDE_SAYS_NO else None,
+            )
+        )
     # momentary blinks: a last gasp and a restore within seconds, which must not make events
     if config.ami:
-        for k in rng.choice(not_out, size=min(len(not_out), int(config.momentary_rate * n_sp)),
-                            replace=False).tolist():
+        for k in rng.choice(
+            not_out, size=min(len(not_out), int(config.momentary_rate * n_sp)), replace=False
+        ).tolist():
             tb = t0 + config.duration * float(rng.random())
             if meters[k]:
                 ami.append(AmiEvent(g.meters[k], "last_gasp", tb))
-                ami.append(AmiEvent(g.meters[k], "power_restore", tb + timedelta(seconds=float(rng.uniform(2, 20)))))
+                ami.append(
+                    AmiEvent(g.meters[k], "power_restore", tb + timedelta(seconds=float(rng.uniform(2, 20))))
+                )
     scada = []
     for f in faults:
         if f.kind in config.scada_kinds and f.nested_in is None:
@@ -277,8 +224,19 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
             scada.append(ScadaEvent(f.key, "lockout", ts))
             note(f.key, ts)
     telemetered = [g.device_ids[d] for kind in config.scada_kinds for d in by_kind.get(kind, [])]
-    return Storm(faults, reports, ami, cause, reporting, first_msg, head, n_false, scada, telemetered,
-                 meters if partial_ami else None)
+    return Storm(
+        faults,
+        reports,
+        ami,
+        cause,
+        reporting,
+        first_msg,
+        head,
+        n_false,
+        scada,
+        telemetered,
+        meters if partial_ami else None,
+    )
 
 
 @dataclass
@@ -293,9 +251,16 @@ def storm_engine(grid: Grid, storm: Storm, rules: RuleSets | None = None, ami: b
     """A fresh engine over ``grid`` for ``storm`` to be fed into (:func:`run_storm`): the storm's meters and
     telemetered devices, its head-end for pings (``ami=False``: no pings, as on a system without meters), and a clock
     at the storm's start."""
-    return OutageEngine(grid.topology, rules=rules, clock=lambda: STORM_START,
-                        meters=storm.head_end if ami else None, critical_kind=grid.critical_kind,
-                        meter_ids=storm.meters or grid.meters, sp_xy=grid.sp_xy, telemetered=storm.telemetered)
+    return OutageEngine(
+        grid.topology,
+        rules=rules,
+        clock=lambda: STORM_START,
+        meters=storm.head_end if ami else None,
+        critical_kind=grid.critical_kind,
+        meter_ids=storm.meters or grid.meters,
+        sp_xy=grid.sp_xy,
+        telemetered=storm.telemetered,
+    )
 
 
 def run_storm(engine: OutageEngine, storm: Storm, tick: timedelta = timedelta(minutes=1)) -> StormResult:
@@ -363,12 +328,19 @@ class Score:
         return self.classified_ok / self.correct if self.correct else 1.0
 
     def __add__(self, other: Score) -> Score:
-        return Score(self.predicted + other.predicted, self.correct + other.correct,
-                     self.faults_reporting + other.faults_reporting, self.faults_found + other.faults_found,
-                     self.classified_ok + other.classified_ok, self.minutes_to_correct + other.minutes_to_correct)
+        return Score(
+            self.predicted + other.predicted,
+            self.correct + other.correct,
+            self.faults_reporting + other.faults_reporting,
+            self.faults_found + other.faults_found,
+            self.classified_ok + other.classified_ok,
+            self.minutes_to_correct + other.minutes_to_correct,
+        )
 
 
-def score(storm: Storm, predicted: dict[str, EventClass], first_correct: dict[str, datetime] | None = None) -> Score:
+def score(
+    storm: Storm, predicted: dict[str, EventClass], first_correct: dict[str, datetime] | None = None
+) -> Score:
     """The issue's definitions: an event is correct when its device is exactly a faulted device (a fault that sent
     nothing counts too, when the engine found it by pinging meters); recall counts the faults that sent at least
     one message, and how many of those have an event on their device."""
@@ -383,8 +355,9 @@ def score(storm: Storm, predicted: dict[str, EventClass], first_correct: dict[st
     return Score(len(predicted), len(correct), len(storm.reporting), len(found), cls_ok, minutes)
 
 
-def naive_baseline(grid: Grid, storm: Storm, radius_m: float = 300.0,
-                   window: timedelta = timedelta(hours=1)) -> dict[str, EventClass]:
+def naive_baseline(
+    grid: Grid, storm: Storm, radius_m: float = 300.0, window: timedelta = timedelta(hours=1)
+) -> dict[str, EventClass]:
     """Each cluster of nearby calls (and last gasps, when present) is one event, on the lowest device common to
     the cluster's service points (a lone call is a single-service event)."""
     from scipy.spatial import cKDTree
@@ -435,8 +408,17 @@ def naive_baseline(grid: Grid, storm: Storm, radius_m: float = 300.0,
     return out
 
 
-def evaluate(network, storms: int = 10, call_rate: float = 0.3, ami: bool = True, seed: int = 0,
-             faults: int | None = None, rules=None, topology=None, ami_feeders: float = 1.0) -> dict:
+def evaluate(
+    network,
+    storms: int = 10,
+    call_rate: float = 0.3,
+    ami: bool = True,
+    seed: int = 0,
+    faults: int | None = None,
+    rules=None,
+    topology=None,
+    ami_feeders: float = 1.0,
+) -> dict:
     """Run ``storms`` seeded storms; return the engine's and the naive baseline's figures as a plain dict.
     ``ami_feeders`` < 1: AMI on that share of the feeders only (calls alone on the others)."""
     engine0 = OutageEngine.from_network(network, clock=lambda: STORM_START, topology=topology)
@@ -454,8 +436,11 @@ def evaluate(network, storms: int = 10, call_rate: float = 0.3, ami: bool = True
             call_only.append(storm)
         res = run_storm(storm_engine(grid, storm, rules, ami), storm)
         s = score(storm, res.predicted, res.first_correct)
-        customer_side += sum(1 for k in res.predicted if k.startswith("sp:") and k not in storm.reporting
-                             and grid.sp_index[k[3:]] not in storm.cause)
+        customer_side += sum(
+            1
+            for k in res.predicted
+            if k.startswith("sp:") and k not in storm.reporting and grid.sp_index[k[3:]] not in storm.cause
+        )
         b = score(storm, naive_baseline(grid, storm))
         eng_total = s if eng_total is None else eng_total + s
         base_total = b if base_total is None else base_total + b
@@ -464,20 +449,25 @@ def evaluate(network, storms: int = 10, call_rate: float = 0.3, ami: bool = True
     mins = sorted(eng_total.minutes_to_correct)
     ceiling = None
     if call_only:
-        from outage.ceiling import call_only_ceiling
-
         ceiling = asdict(call_only_ceiling(grid, call_only, cfg))
     return {
-        "storms": storms, "call_rate": call_rate, "ami": ami, "ami_feeders": ami_feeders if ami else 0.0,
+        "storms": storms,
+        "call_rate": call_rate,
+        "ami": ami,
+        "ami_feeders": ami_feeders if ami else 0.0,
         "faults_per_storm": n_faults,
-        "precision": round(eng_total.precision, 4), "recall": round(eng_total.recall, 4),
+        "precision": round(eng_total.precision, 4),
+        "recall": round(eng_total.recall, 4),
         "classified": round(eng_total.classified, 4),
         "minutes_to_correct_median": round(float(np.median(mins)), 2) if mins else None,
         "minutes_to_correct_p90": round(float(np.percentile(mins, 90)), 2) if mins else None,
-        "baseline_precision": round(base_total.precision, 4), "baseline_recall": round(base_total.recall, 4),
-        "predicted_events": eng_total.predicted, "faults_reporting": eng_total.faults_reporting,
+        "baseline_precision": round(base_total.precision, 4),
+        "baseline_recall": round(base_total.recall, 4),
+        "predicted_events": eng_total.predicted,
+        "faults_reporting": eng_total.faults_reporting,
         "false_customer_side": customer_side,
         "false_other": eng_total.predicted - eng_total.correct - customer_side,
-        "messages": msgs, "messages_per_s": round(msgs / secs) if secs else None,
+        "messages": msgs,
+        "messages_per_s": round(msgs / secs) if secs else None,
         "ceiling": ceiling,  # without AMI: the best any engine could score (outage.ceiling)
     }

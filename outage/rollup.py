@@ -1,0 +1,403 @@
+"""The roll-up: which devices the evidence says operated, and which event each piece of evidence belongs to.
+
+An :class:`~outage.engine.OutageEngine` is assembled from three parts; this is the one that judges. After the
+counters along a chain change (:mod:`outage.evidence`), ``_reevaluate`` re-runs each device's rule bottom-up
+(``_passes``: count rules or likelihood, and among devices with the same customers the one the fault prior
+favours, ``_equiv_choice``); devices that stop passing dissolve their events, whose evidence is placed again.
+``_place`` puts new evidence in the event of the highest predicted device of its chain, gathering the events below
+it (``_gather``) — except earlier, separate outages, told apart by when their meters went dark or, with calls
+only, by when their customers called (``_call_onset``). Every new prediction is verified by pinging meters under
+it (``_verify``).
+
+Which devices are predicted (``_pred``, ``_pred_children``) is the state this part keeps; the events themselves
+are created, registered and closed by the life cycle (:mod:`outage.lifecycle`).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from outage.events import EventCancelled, EventMerged, EventState
+from outage.lifecycle import ENGINE, _Track
+from outage.meters import PING_OFF, PING_ON
+from outage.rules import lognormal_sf
+
+
+class RollUpMixin:
+    """Rule evaluation up the chain, placing evidence in events, merging and dissolving them, and verifying
+    new predictions by ping.
+
+    A part of :class:`~outage.engine.OutageEngine`, not usable alone: it reads the engine's grid, rules and the
+    counters of :class:`~outage.evidence.EvidenceMixin`, and creates and closes events through
+    :class:`~outage.lifecycle.LifeCycleMixin`.
+    """
+
+    # ================================================================ rules: which devices are predicted
+    def _passes(self, d: int) -> bool:
+        """Whether ``d`` is predicted: its rule passes — or, for devices with exactly the same customers (a fuse
+        feeding one transformer), the rule of any of them passes and ``d`` is the one the prior favours."""
+        members = self.grid.equiv[d]
+        if members is None:
+            return self._own_passes(d)
+        if self._equiv_choice(members) != d:
+            return False
+        return any(self._own_passes(m) for m in members)
+
+    def _equiv_choice(self, members: tuple[int, ...]) -> int:
+        """Of devices that interrupt the same customers (top first), the one the fault prior favours: evidence
+        cannot tell them apart, so the kind that fails more often is the better bet (ties: the higher device).
+        Only devices that telemetry does not show closed are in the running, and only those whose call floor
+        (``min_calls``) the evidence meets — except that a lateral device (fuse, sectionalizer: rules counting
+        children with evidence) drops its floor once the class's lowest member (the transformer) passes its own
+        rule: then the customers are out whichever member operated, and a fuse feeding only that transformer is
+        the better bet even on one call with "my neighbours are out too". Backbone devices (recloser, breaker,
+        substation) always keep theirs, and one call never lifts a fuse over customers the transformer does not
+        share."""
+        g, best, best_p = self.grid, -1, -1.0
+        out = self._out_sps[members[0]]  # the same service points below every member
+        for m in members:
+            if self._closed_tele[m]:
+                continue
+            rs = self._ruleset_dev(m)
+            rule = rs.devices.get(g.kind[m])
+            if rule is None or (
+                out < rule.min_calls and (rule.children != "evidence" or not self._own_passes(members[-1]))
+            ):
+                continue
+            p = rs.likelihood.fault_prior.get(g.kind[m], 0.0)
+            if p > best_p:
+                best, best_p = m, p
+        return best
+
+    def _twin_above(self, d: int) -> int:
+        """The predicted device above ``d`` with the same customers that the prior chose over it, else -1."""
+        members = self.grid.equiv[d]
+        if members is None:
+            return -1
+        c = self._equiv_choice(members)
+        return c if c >= 0 and self._pred[c] and members.index(c) < members.index(d) else -1
+
+    def _own_passes(self, d: int) -> bool:
+        """Whether ``d``'s own rule (count rules or likelihood) passes on the evidence beneath it."""
+        out = self._out_sps[d]
+        if out == 0 or self._on[d] or self._closed_tele[d]:
+            return False
+        g = self.grid
+        rs = self._ruleset_dev(d)
+        if rs.rollup == "likelihood":  # the rule's call floor still applies: one call never lifts a fuse
+            rule = rs.devices.get(g.kind[d])
+            return rule is not None and out >= rule.min_calls and self._oper[d] > self._below[d]
+        rule = rs.devices.get(g.kind[d])
+        if rule is None:
+            return False
+        if g.is_transformer[d]:
+            children, n_children = out + self._hint[d], g.hi[d] - g.lo[d]
+            if out == 1 and self._nohint[d] == 1 and n_children > 1:
+                # a lone caller who says the neighbours are not out: a service-level problem (a service drop or
+                # customer-side), not the transformer, however few customers the transformer has
+                return False
+        elif rule.children == "evidence":
+            children, n_children = self._active[d], g.n_children[d]
+        else:
+            children, n_children = self._pred_children[d], g.n_children[d]
+        total = g.device_customers[d]
+        ok = rule.passes(out, children, self._out_cust[d] / total if total else 0.0, n_children)
+        if rs.likelihood_check and not self._ami_at(d) and not g.is_transformer[d]:
+            # calls only: a second opinion from the likelihood comparison (outage.rules), which weighs what the
+            # count rules cannot see — the silence of the customers below the device who did not call. When it
+            # clearly disagrees, it wins: a stray call on a second lateral no longer lifts a transformer outage to
+            # a big fuse, and a small fuse whose calls all came from one of its transformers is still predicted.
+            # A backbone device (its rule counts predicted children) is lifted this way only once at least one
+            # child outage below it is predicted: calls scattered over laterals, or below devices telemetry shows
+            # closed, never lift it on their own
+            margin = rs.likelihood_margin
+            diff = self._oper[d] - self._below[d]
+            if ok and diff < -margin:
+                return False
+            if (
+                not ok
+                and diff > margin
+                and out >= rule.min_calls
+                and (rule.children == "evidence" or self._pred_children[d] > 0)
+            ):
+                return True
+        return ok
+
+    def _reevaluate(self, chain: list[int], t: datetime | None = None) -> None:
+        """Re-evaluate rules bottom-up along a chain; demoted devices dissolve their events. With ``t``, a device
+        promoted without new evidence of its own (power-on evidence expired) gathers the events below it."""
+        parent, equiv = self.grid.parent, self.grid.equiv
+        self._update_likelihood(chain)
+        demoted = []
+        promoted = False
+        for d in chain:
+            new = self._passes(d)
+            if new != self._pred[d]:
+                self._pred[d] = new
+                members = equiv[d]  # one device of a class is predicted: it counts as the class's child
+                p = parent[members[0] if members is not None else d]
+                if p >= 0:
+                    self._pred_children[p] += 1 if new else -1
+                if new:
+                    promoted = True
+                else:
+                    demoted.append(d)
+        for d in demoted:
+            tr = self._event_at.get(d)
+            if tr is not None and not tr.frozen:
+                up = self._twin_above(d)
+                if up >= 0:  # the prediction moved up to a device with the same customers: roll the event up
+                    self._gather(up, tr.event.last_evidence or self.clock())
+                else:
+                    self._dissolve(tr)
+        if promoted and t is not None:
+            top = -1
+            for d in chain:
+                if self._pred[d]:
+                    top = d
+            if (
+                top >= 0
+                and top not in self._event_at
+                and any(not c.frozen and c.event.open for c in self._under.get(top, ()))
+            ):
+                self._verify(self._gather(top, t), t)  # a new prediction is verified however it came about
+
+    # ================================================================ placing evidence in events
+    def _place(self, k: int, chain: list[int], t: datetime, ami_t: datetime | None = None) -> _Track:
+        """The pending event for ``k``: at the highest predicted device of its chain, merging events below it."""
+        top = -1
+        for d in chain:
+            if self._pred[d]:
+                top = d
+        if top < 0:
+            return self._new_track(
+                -1, k, t, EventState.UNCONFIRMED, actor=ENGINE, reason="single-service call"
+            )
+        return self._gather(top, t, ami_t=ami_t, own=(k, chain))
+
+    def _gather(
+        self, top: int, t: datetime, ami_t: datetime | None = None, own: tuple[int, list[int]] | None = None
+    ) -> _Track:
+        """The pending event at ``top`` (created if needed), with every pending event below it merged in — except
+        events whose meters went out (or whose customers called) well before the top's meters did (AMI time
+        separation: meters time-stamp when the power went, so an earlier, separate outage stays its own event).
+
+        ``own`` is the service point (and its chain) whose new evidence caused the gathering; the returned event
+        is where that evidence belongs. Evidence without an outage time (a call, a ping: ``ami_t`` is None) under
+        such an earlier outage belongs to it, not to the top: it says nothing about when the power went."""
+        tr = self._event_at.get(top)
+        # the top's outage time is the newest last gasp among what it gathers: meters below a device that operated
+        # go dark together, so a meter that went dark well before them was out already (an earlier, separate fault)
+        children = [c for c in self._under.get(top, ()) if not c.frozen and c is not tr and c.event.open]
+        ref = ami_t
+        if tr is not None and tr.newest_gasp is not None and (ref is None or tr.newest_gasp > ref):
+            ref = tr.newest_gasp
+        for child in children:
+            if child.newest_gasp is not None and (ref is None or child.newest_gasp > ref):
+                ref = child.newest_gasp
+        keep_before = None if ref is None else ref - self._ruleset_dev(top).ami_separation
+        if ref is None and children:
+            keep_before = self._call_onset(top, tr, children, own, t)
+        absorb, home = [], None
+        for child in children:
+            # when the child went dark: its newest last gasp, else (calls only, the gasps lost) at the latest when
+            # its first call came — either way, well before the top's meters means a separate, earlier outage
+            dark = child.newest_gasp if child.newest_gasp is not None else child.event.start
+            if keep_before is not None and dark < keep_before:
+                if not _holds(child, own):
+                    continue
+                if ami_t is None:
+                    home = child
+                    continue
+            absorb.append(child)
+        if tr is None:
+            if home is not None and not absorb:
+                return home
+            tr = self._new_track(
+                top,
+                -1,
+                t,
+                EventState.UNCONFIRMED,
+                actor=ENGINE,
+                reason=f"roll-up to {self.grid.kind[top]} {self.grid.device_ids[top]}",
+            )
+        for child in absorb:
+            self._absorb(tr, child, t, ENGINE, f"rolled up to {self.grid.device_ids[top]}")
+        if tr.sps:
+            self._refresh(tr)
+        return home or tr
+
+    def _call_onset(
+        self,
+        top: int,
+        tr: _Track | None,
+        children: list[_Track],
+        own: tuple[int, list[int]] | None,
+        t: datetime,
+    ) -> datetime | None:
+        """Calls only: when the outage at ``top`` began, if the events below it split in time into earlier ones
+        and a later group that one outage would hardly explain (``RuleSet.call_separation_p``); else None.
+
+        Each event below starts at its first call. Were it all one outage, every caller of the later group waited
+        at least the gap since the last earlier event began: for ``m`` of them that has a chance of at most
+        ``S(gap) ** m``, ``S`` the lognormal survival of the call delay. The earlier events must all be events
+        below (the top's own evidence and the call being placed are part of its outage)."""
+        rs = self._ruleset_dev(top)
+        # (first call, callers, an event below?)
+        units = [(c.event.start, len(c.sps), True) for c in children]
+        if tr is not None and tr.sps:
+            units.append((tr.event.start, len(tr.sps), False))
+        if own is not None and not any(_holds(c, own) for c in children):
+            units.append((t, 1, False))
+        units.sort(key=lambda u: u[0])
+        later = sum(n for _, n, _ in units)
+        median = rs.call_delay_median.total_seconds()
+        best, onset = math.log(rs.call_separation_p), None
+        for i in range(1, len(units)):
+            if not units[i - 1][2]:
+                break  # the top's own evidence is in the earlier part
+            later -= units[i - 1][1]
+            gap = (units[i][0] - units[i - 1][0]).total_seconds()
+            if gap <= median:
+                continue
+            log_s = math.log(max(1e-300, lognormal_sf(gap, median, rs.call_delay_sigma)))
+            if later * log_s < best:
+                best, onset = later * log_s, units[i][0]
+        return onset
+
+    def _dissolve(self, tr: _Track) -> None:
+        """A device whose rule no longer passes: cancel its event and re-place its evidence."""
+        sps = tr.sps
+        tr.sps = {}
+        tr.cust = 0
+        self._unregister(tr)
+        now = tr.event.last_evidence or self.clock()
+        self._transition(
+            tr,
+            EventState.CANCELLED,
+            now,
+            ENGINE,
+            f"superseded: evidence no longer supports {self.grid.device_ids[tr.dev]}",
+        )
+        self._changes.append(EventCancelled(tr.event.event_id, now, "superseded"))
+        placed: list[_Track] = []
+        for k, reps in sps.items():
+            self._sp_track.pop(k, None)
+            gasp = self._sp_gasp.get(k)
+            new = self._place(k, self.grid.chain(k), self._sp_last.get(k, now), ami_t=gasp)
+            if gasp is not None and (new.first_gasp is None or gasp < new.first_gasp):
+                new.first_gasp = gasp
+            if gasp is not None and (new.newest_gasp is None or gasp > new.newest_gasp):
+                new.newest_gasp = gasp
+            self._sp_put(new, k, [])
+            new.event.service_points_out += 1
+            self._sp_track[k] = new
+            for r in reps:
+                new.sps[k].append(r)
+                self._report_track[r] = new
+            self._rebuild_reports(new)
+            self._refresh(new)
+            placed.append(new)
+        tr.event.reports.clear()
+        for new in dict.fromkeys(placed):
+            self._verify(new, now)
+
+    def _absorb(self, into: _Track, child: _Track, t: datetime, actor: str, reason: str) -> None:
+        """Move ``child``'s evidence into ``into`` and close ``child`` as merged."""
+        for k, reps in child.sps.items():
+            if k in into.sps:
+                into.sps[k].extend(reps)
+            else:
+                self._sp_put(into, k, list(reps))
+                into.event.service_points_out += 1
+            self._sp_track[k] = into
+            for r in reps:
+                self._report_track[r] = into
+        ev, cev = into.event, child.event
+        ev.reports.extend(cev.reports)
+        ev.last_gasps += cev.last_gasps
+        ev.power_on_evidence += cev.power_on_evidence
+        ev.medical += cev.medical
+        for h in cev.hazards:
+            if h not in ev.hazards:
+                ev.hazards.append(h)
+        if child.first_gasp is not None and (into.first_gasp is None or child.first_gasp < into.first_gasp):
+            into.first_gasp = child.first_gasp
+        if child.newest_gasp is not None and (
+            into.newest_gasp is None or child.newest_gasp > into.newest_gasp
+        ):
+            into.newest_gasp = child.newest_gasp
+        ev.merged_from.append(cev.event_id)
+        ev.merged_from.extend(cev.merged_from)
+        if cev.start < ev.start:
+            ev.start = cev.start
+        if cev.nested_from and not ev.nested_from:
+            ev.nested_from = cev.nested_from
+        child.sps = {}
+        child.cust = 0
+        self._unregister(child)
+        cev.merged_into = ev.event_id
+        self._transition(child, EventState.CANCELLED, t, actor, f"merged into {ev.event_id}: {reason}")
+        self._changes.append(EventMerged(cev.event_id, t, ev.event_id))
+
+    # ================================================================ verification (AMI ping)
+    def _verify(self, tr: _Track, t: datetime) -> None:
+        """Ping a sample of meters (per transformer) under a new prediction; answers become evidence."""
+        if self.meters is None or tr.frozen or not tr.event.open:
+            return
+        g = self.grid
+        dev = tr.dev if tr.dev >= 0 else g.sp_first[tr.sp]
+        if dev < 0 or dev in tr.pinged:
+            return
+        tr.pinged.add(dev)
+        rs = self._ruleset_dev(dev)
+        per_xfmr: dict[int, int] = {}
+        sample: list[int] = []
+        if tr.dev < 0 or g.is_transformer[tr.dev]:
+            # are the callers' own meters on? then it is a customer-side problem, not an outage
+            sample.extend(k for k, reps in tr.sps.items() if reps and g.metered[k])
+        explained: dict[int, bool] = {}
+        for k in g.sp_order[g.lo[dev] : g.hi[dev]].tolist():
+            if k in self._sp_track or k in self._sp_on or k in self._gasps or not g.metered[k]:
+                continue
+            x = g.sp_first[k]
+            if per_xfmr.get(x, 0) >= rs.ping_per_transformer:
+                continue
+            if x not in explained:
+                explained[x] = self._explained_between(x, dev, tr)
+            if explained[x]:
+                continue
+            per_xfmr[x] = per_xfmr.get(x, 0) + 1
+            sample.append(k)
+            if len(sample) >= rs.ping_cap:
+                break
+        if not sample:
+            return
+        answers = self._ping(sample, t, rs)
+        for k in sample:
+            a = answers[k]
+            holder = self._sp_track.get(k) or tr
+            holder.event.pings[a] = holder.event.pings.get(a, 0) + 1
+            holder.event.mark_changed()
+            if a == PING_OFF:
+                if k not in self._sp_track:
+                    self._add_out(k, t, source="ping")
+            elif a == PING_ON:
+                self._add_on(k, t)
+
+    def _explained_between(self, x: int, top: int, tr: _Track) -> bool:
+        """Whether an open event other than ``tr`` sits on a device from ``x`` up to (not including) ``top``: its
+        meters are off whether or not ``top`` operated, so pinging them cannot verify ``top``."""
+        g, d = self.grid, x
+        while d >= 0 and d != top:
+            other = self._event_at.get(d) or self._frozen_at.get(d)
+            if other is not None and other is not tr and other.event.open:
+                return True
+            d = g.parent[d]
+        return False
+
+
+def _holds(child: _Track, own: tuple[int, list[int]] | None) -> bool:
+    """Is ``own`` (a service point and its chain, the evidence being placed) under event ``child``?"""
+    return own is not None and (child.sp == own[0] or child.dev in own[1])

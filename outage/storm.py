@@ -1,0 +1,114 @@
+"""What a simulated storm is: its settings, its faults and the messages they send, and the fault mix it draws from.
+
+The storm simulator (:mod:`outage.simulate`) makes storms of this shape and scores engines on them; the ceiling
+(:mod:`outage.ceiling`) weighs the same storms under the same model to say how well any engine could do from calls
+alone. Both read the model here, so neither has to import the other for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from outage.grid import Grid
+from outage.meters import SimulatedHeadEnd
+from outage.reports import AmiEvent, Report, ScadaEvent
+
+STORM_START = datetime(2026, 6, 1, 18, 0, tzinfo=UTC)
+# customer-side callers who answer "no" to "are your neighbours out?" (others: nothing)
+CUSTOMER_SIDE_SAYS_NO = 0.5
+#: relative failure rate per device of each kind in a storm: most storm faults blow a lateral fuse or take down a
+#: service drop; few lock out a recloser or breaker. Multiplied by the number of devices of each kind.
+DEFAULT_FAULT_MIX = {"service": 0.1, "transformer": 0.3, "fuse": 3.0, "recloser": 3.0, "breaker": 2.0}
+
+
+@dataclass(frozen=True)
+class StormConfig:
+    """What a storm looks like. ``faults`` is the number of independent faults."""
+
+    faults: int = 12
+    fault_mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FAULT_MIX))  # per device
+    duration: timedelta = timedelta(hours=3)
+    call_rate: float = 0.3  # share of out service points whose customer calls
+    call_delay_median_min: float = 12.0  # lognormal call delay after the fault
+    call_delay_sigma: float = 1.0
+    neighbours_answer_rate: float = 0.6  # callers who say whether neighbours are out
+    wrong_answer_rate: float = 0.1
+    unlocated_rate: float = 0.05  # calls with coordinates only (no account)
+    mislocated_rate: float = 0.02  # calls placed on a neighbouring service point
+    false_call_rate: float = 0.03  # calls from customers not out, per real call
+    duplicate_call_rate: float = 0.1  # callers who call again
+    nested_rate: float = 0.15  # chance that a fault gets a second fault nested below it
+    wires_down_rate: float = 0.2
+    wires_mention_rate: float = 0.3  # callers out behind downed wires who say so
+    ami: bool = True
+    ami_feeders: float = 1.0  # share of feeders whose meters are AMI (utilities roll AMI out area by area)
+    ami_loss: float = 0.15
+    ami_duplicate_rate: float = 0.1
+    ami_delay_s: float = 20.0  # mean head-end latency after the meter's declaration
+    momentary_rate: float = 0.005  # share of all meters that blink (gasp + restore within seconds)
+    ping_failure_rate: float = 0.05
+    scada_kinds: tuple[str, ...] = ("breaker",)  # telemetered device kinds: their faults arrive as lockouts
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.call_rate <= 1.0:
+            raise ValueError(f"StormConfig.call_rate must be in [0, 1], got {self.call_rate}")
+        if self.faults < 1:
+            raise ValueError(f"StormConfig.faults must be >= 1, got {self.faults}")
+        if not 0.0 < self.ami_feeders <= 1.0:
+            raise ValueError(f"StormConfig.ami_feeders must be in (0, 1], got {self.ami_feeders}")
+
+
+@dataclass(frozen=True)
+class Fault:
+    key: str  # device id, or sp:<id> for a service drop
+    kind: str
+    start: datetime
+    wires_down: bool
+    nested_in: str | None  # key of the fault above it, if nested
+
+
+@dataclass
+class Storm:
+    faults: list[Fault]
+    reports: list[Report]
+    ami: list[AmiEvent]
+    cause: dict[int, str]  # service point index -> key of the fault that took it out (the highest one)
+    reporting: set[str]  # fault keys that produced at least one message
+    first_message: dict[str, datetime]
+    head_end: SimulatedHeadEnd
+    false_reports: int
+    scada: list[ScadaEvent] = field(default_factory=list)
+    # device ids with SCADA (known closed unless tripped)
+    telemetered: list[str] = field(default_factory=list)
+    # AMI meter per service point ("" where none), when only some feeders have AMI
+    meters: list[str] | None = None
+
+    def messages(self) -> list[tuple[datetime, int, object]]:
+        """Reports, AMI and SCADA messages in arrival order."""
+        msgs = (
+            [(r.time, 0, r) for r in self.reports]
+            + [(a.time, 1, a) for a in self.ami]
+            + [(s.time, 2, s) for s in self.scada]
+        )
+        msgs.sort(key=lambda m: (m[0], m[1]))
+        return msgs
+
+
+def devices_by_kind(grid: Grid) -> dict[str, list[int]]:
+    """Devices with customers behind them (the ones that can fail in a storm), by kind."""
+    by_kind: dict[str, list[int]] = {}
+    for d in range(grid.n_devices):
+        if grid.hi[d] > grid.lo[d]:
+            by_kind.setdefault(grid.kind[d], []).append(d)
+    return by_kind
+
+
+def kind_weights(grid: Grid, fault_mix: dict[str, float], by_kind: dict[str, list[int]]) -> dict[str, float]:
+    """Each kind's share of a storm's faults, unnormalized: its per-device weight in ``fault_mix`` times how many
+    there are (service drops: one per service point)."""
+    return {
+        k: w * (len(grid.sp_ids) if k == "service" else len(by_kind.get(k, ())))
+        for k, w in fault_mix.items()
+        if k == "service" or by_kind.get(k)
+    }
