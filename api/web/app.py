@@ -14,7 +14,6 @@ from fastapi import FastAPI
 
 from api import errors
 from api.maps import PageConfig, create_router
-from api.web.routes.notify import router as notify_router
 from api.service.intake import IntakeWriter
 from api.service.live import LiveEngine
 from api.service.stream import Broker
@@ -25,6 +24,7 @@ from api.web.fastpath import IntakeFastPath
 from api.web.limits import BodyLimitMiddleware, RateLimiter
 from api.web.maps_provider import LiveMapProvider, RememberMapToken, dispatcher_access
 from api.web.routes import admin, crew, dispatcher, intake, public, reports, stream
+from api.web.routes.notify import router as notify_router
 
 log = logging.getLogger("oms.api")
 
