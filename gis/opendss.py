@@ -763,7 +763,8 @@ def _tables(feeder: _Feeder, xy: dict[str, tuple[float, float]], placed: set[str
     seg = pd.DataFrame([e.row() for e in feeder.edges]).rename(
         columns={"seg_id": "segment_id", "a": "from_node", "b": "to_node"})
     subs = pd.DataFrame([{"substation_id": s.sub_id, "name": s.name, "source_node": s.source_node,
-                          "equipment": ", ".join(s.equipment), "geometry": shapely.Point(*xy[s.buses[0]])}
+                          "equipment": ", ".join(s.equipment), "model_buses": " ".join(s.buses),
+                          "geometry": shapely.Point(*xy[s.buses[0]])}
                          for s in feeder.subs])
     return {"nodes": nodes, "segments": seg, "service_points": None, "substations": subs}
 
