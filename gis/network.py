@@ -3,7 +3,7 @@
 A territory is a handful of GeoDataFrames (EPSG:4326), in the spirit of pandapower: the tables are the truth, the
 graph (:mod:`gis.topology`) is built from them on demand.
 
-``nodes``           node_id, geometry (Point)
+``nodes``           node_id, placed (the position was derived from neighbours, not given), geometry (Point)
 ``segments``        segment_id, from_node, to_node, kind, normally_open, phases, feeder_id, synthesized, name,
                     length_m, geometry (LineString, optional)
 ``service_points``  sp_id, node_id, account, meter, address, phone, customers, customer_class, critical_kind,
@@ -49,7 +49,7 @@ CUSTOMER_CLASSES = ("residential", "commercial", "industrial", "municipal", "agr
 
 #: Column name -> (dtype, default). ``None`` default means required.
 SCHEMAS: dict[str, dict[str, tuple[str, object]]] = {
-    "nodes": {"node_id": ("str", None)},
+    "nodes": {"node_id": ("str", None), "placed": ("bool", False)},
     "segments": {
         "segment_id": ("str", None),
         "from_node": ("str", None),
@@ -250,6 +250,7 @@ class Network:
             "substations": int(len(self.substations)),
             "feeders": len(feeders),
             "nodes": int(len(self.nodes)),
+            "placed_nodes": int(self.nodes["placed"].sum()),
             "segments": int(len(seg)),
             "devices_by_kind": {k: int(kinds.get(k, 0)) for k in SEGMENT_KINDS if k not in ("line", "service")},
             "transformers": int(kinds.get("transformer", 0)),

@@ -1,48 +1,66 @@
-"""OpenDSS feeder import: a ``.dss`` master file (and what it redirects) to a :class:`~gis.network.Network`.
+"""OpenDSS feeder import through the OpenDSS engine: a master ``.dss`` file to a :class:`~gis.network.Network`.
 
-Works on any feeder, not just the IEEE test cases. Understood:
+The model is compiled by the OpenDSS engine itself (OpenDSSDirect.py, which ships DSS C-API as a wheel), in a fresh
+engine context per import: ``Redirect`` of the master, then ``MakeBusList``. Whatever OpenDSS compiles imports, with
+OpenDSS's own reading of every property (positional values, ``bus=``, arrays with commas, ``like=``, ``Edit``,
+``Disable``, ``Open``/``Close``...). From the engine are read: buses and their coordinates (``Buscoords`` and
+``LatLongCoords``), and per class (as the engine's JSON) lines (``switch``), series reactors, transformers (``sub``,
+``bank``, winding kV), regulator controls, fuses, reclosers, relays and switch controls with the element they
+watch, energy meters, loads, sources and the ``enabled`` flags; the open terminals of lines.
 
-* commands ``New``, ``Edit``, ``Redirect``/``Compile`` (paths relative to the file that names them, any depth),
-  ``Open``/``Close`` (a terminal of a line), ``Disable``/``Enable``, ``Buscoords``/``BusCoordinates`` (x y) and
-  ``LatLongCoords`` (lat lon), ``Clear``; everything else (``Set``, ``Solve``, ``CalcVoltageBases``...) is skipped;
-* ``~`` and ``more`` continuation lines, ``!`` and ``//`` comments and ``/* */`` blocks, case-insensitivity,
-  quoted and bracketed values (``buses=[150 150r]``), positional properties, ``like=``;
-* elements ``Line`` (``switch=y`` makes a switch), ``Transformer`` (``buses=[..]`` or ``wdg=/bus=``; one with a
-  ``RegControl`` is a ``regulator``; single-phase units of one ``bank`` between the same buses merge into one
-  segment), ``Load``, ``Fuse``, ``Recloser``, ``Relay`` (a ``breaker``) and ``SwtControl`` attached to a line by
-  ``MonitoredObj``/``SwitchedObj``, ``Capacitor`` (noted, not a segment), ``Vsource`` and ``Circuit`` (the source);
-* normally-open points: ``enabled=false``, an ``Open`` command, a ``SwtControl`` with ``Normal=open``/``State=open``,
-  or a line to a dead-end bus that has no coordinates. Such a dead end named ``<bus>_open`` is the open tie to
-  ``<bus>`` (the IEEE 123 convention); any other is dropped with a note, since nothing can be placed there;
-* bus names with phase suffixes (``150.1.2.3`` is bus ``150`` on phases ABC); bus ids are lower case.
+The engine keeps names in lower case; element ids keep the spelling of the ``New`` command that made them (found
+by a scan of the master and the files it redirects, which also finds coordinate commands to run again once the bus
+list exists, since OpenDSS drops coordinates given before it). Bus ids are lower case.
 
-Coordinates: lat/lon coordinates (``LatLongCoords``, or ``Buscoords`` whose values are all within lon/lat range)
-are used as they are. Planar ones need ``anchor=(lat, lon)``, where the centre of the buses' bounding box is
-placed, and ``scale`` in metres per coordinate unit (default 1); they are laid out with an azimuthal equidistant
-projection around the anchor.
+Model rules:
 
-Substation: each source bus gets a substation whose source node sits beside it, and a ``breaker`` feeder head
-between the two (``synthesized=True``) unless a ``Relay`` already guards a line leaving that bus.
+* **Disabled elements** are left out with a note, except a disabled switch line between two live buses: that is a
+  normally-open tie. Also normally open: a line with an open terminal (``Open``), a ``SwtControl`` with
+  ``Normal=open``/``State=open``, a line to a dead-end bus ``<bus>_open`` without coordinates (the IEEE 123
+  convention; it is joined to ``<bus>``).
+* **Substation**: from each source bus, everything reached through substation transformers (``sub=y``, or a
+  transformer from 30 kV or more to a primary voltage), series reactors and, up to an energy meter's line, the
+  lines to it, is substation equipment: those buses become one substation node (the ``source_node``), the
+  equipment is listed in the substation's ``equipment`` column, and each line leaving it is a feeder head: a switch
+  line there is the feeder breaker, any other gets a breaker ``BRK-<line>`` (``synthesized=True``). A model whose
+  source bus is the feeder head (no substation equipment) gets a source node beside that bus and one breaker
+  ``BRK-<bus>`` (``synthesized=True``), unless a ``Relay`` already guards a line leaving it.
+* **Kinds**: ``Line`` is a ``line`` (``switch`` if ``switch=y`` or a ``SwtControl`` works it), ``service`` below a
+  distribution transformer (secondary under 1 kV); ``Transformer`` is a ``transformer``, a ``regulator`` when a
+  ``RegControl`` works it; single-phase units of one bank between the same buses are one segment; ``Fuse``,
+  ``Recloser`` and ``Relay`` (a ``breaker``) are inserted at the watched terminal of their line (a switch line
+  carrying one is that device). An id that another element already uses is prefixed with the class
+  (``Fuse.L3`` on line ``L3``).
+* **Parallel elements** between the same two buses (phases split over lines, regulator units with jumpers on the
+  other phases) merge into one segment: the device if one of them is a device, with the phases of all.
+* **Loops** still closed after that are opened at the segment that closes them, with a note; buses no source
+  reaches through closed segments are left out with a note.
+* **Coordinates**: lat/lon coordinates (``LatLongCoords``, or ``Buscoords`` within lon/lat range) are used as they
+  are; planar ones need ``anchor=(lat, lon)``, where the centre of the buses' bounding box is placed, and ``scale``
+  in metres per unit (default 1): an azimuthal equidistant projection around the anchor. Buses without coordinates
+  are placed from their neighbours (:mod:`gis.opendss_place`) and flagged ``placed=True`` in ``nodes``.
 
-Completing a bare feeder (:func:`complete_feeder`, on by default): OpenDSS feeders model loads on primary buses
-and rarely their fuses. An OMS needs customers under transformers and the devices that operate, so by these rules,
-every added element marked ``synthesized=True``:
+Completing a bare feeder (:func:`complete_feeder`, on by default): an OMS needs customers under transformers and
+the devices that operate, so by these rules, every added element marked ``synthesized=True``:
 
-1. **Service points from loads**: a load on the low side of a modelled transformer hangs its service points there;
-   any other gets a distribution transformer ``T-<load>`` to a new low-voltage node 15 m away. A single- or
-   two-phase load is residential, one service point per ``kw_per_customer`` kW (default 5 kW, at least 1); a
-   three-phase load is one commercial service point.
-2. **Fuses at lateral taps** (only if the feeder has no fuse): where a line with fewer than three phases leaves a
+1. **Service points from loads**: a load fed through a modelled transformer (its bus is that transformer's low side
+   or below it through secondaries and services) hangs its service points on its own bus; any other gets a
+   distribution transformer ``T-<load>`` to a new low-voltage node 15 m away. A single- or two-phase load is
+   residential, one service point per ``kw_per_customer`` kW (default 5 kW, at least 1) unless the model gives
+   ``NumCust`` above 1; a three-phase load is one commercial service point.
+2. **Fuses at lateral taps** (only if the model has no fuse): where a line with fewer than three phases leaves a
    three-phase node, a fuse ``F-<line>`` is inserted at the tap.
-3. **A recloser mid-feeder** (only if the feeder has no recloser): on the three-phase main line, at the segment whose
-   downstream customer count is closest to half of its feeder's (and below all of them: a recloser that sees
-   everything the breaker sees adds nothing), a recloser ``R-<line>`` is inserted.
+3. **A recloser mid-feeder** (only if the model has no recloser): on each feeder's three-phase main line, at the
+   segment whose downstream customer count is closest to half of its feeder's (and below all of them: a recloser
+   that sees everything the breaker sees adds nothing), a recloser ``R-<line>`` is inserted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,321 +69,198 @@ import pandas as pd
 import shapely
 
 from gis.network import Network
+from gis.opendss_place import offset as _offset
+from gis.opendss_place import place_missing
 
 
 class OpenDSSError(ValueError):
-    """The OpenDSS input cannot be read; the message names the file (and line) and the problem."""
+    """The OpenDSS input cannot be read; the message names the file and the problem."""
 
 
-# -- parsing -----------------------------------------------------------------------------------------------
-
-#: Property order for positional (unnamed) values, per class.
-POSITIONAL = {
-    "line": ("bus1", "bus2", "linecode", "length"),
-    "load": ("bus1", "phases", "kv", "kw", "pf"),
-    "transformer": ("phases", "windings"),
-    "capacitor": ("bus1", "bus2", "phases", "kvar", "kv"),
-    "vsource": ("bus1", "basekv", "pu"),
-    "circuit": ("bus1", "basekv", "pu"),
-    "fuse": ("monitoredobj", "monitoredterm", "switchedobj", "switchedterm"),
-    "recloser": ("monitoredobj", "monitoredterm", "switchedobj", "switchedterm"),
-    "relay": ("monitoredobj", "monitoredterm", "switchedobj", "switchedterm"),
-    "swtcontrol": ("switchedobj", "switchedterm", "action", "lock", "delay", "normal", "state"),
-    "regcontrol": ("transformer", "winding"),
-}
-_OPENERS = {'"': '"', "'": "'", "(": ")", "[": "]", "{": "}"}
-_TRUE = {"y", "yes", "true", "t", "1"}
 _LENGTH_M = {"ft": 0.3048, "kft": 304.8, "mi": 1609.344, "km": 1000.0, "m": 1.0, "cm": 0.01, "in": 0.0254}
+#: Element classes read from the engine.
+CLASSES = ("Vsource", "Line", "Reactor", "Transformer", "RegControl", "Fuse", "Recloser", "Relay", "SwtControl",
+           "EnergyMeter", "Load", "Capacitor")
+_LOWERCASE_KEYS = 128  # dss.enums.DSSJSONFlags.LowercaseKeys
+#: Winding-1 kV from which a transformer feeding a primary (>= 1 kV) is substation equipment.
+SUB_KV = 30.0
+#: A transformer whose low side is below this (kV) is a distribution transformer: what hangs below is secondary.
+SECONDARY_KV = 1.0
+_RANK = {"line": 0, "service": 0, "switch": 1, "sectionalizer": 2, "fuse": 2, "recloser": 2, "breaker": 2,
+         "transformer": 3, "regulator": 3}
 
 
-@dataclass
-class DssObject:
-    """One element: class and name in lower case, properties by lower-case key (values as written)."""
-
-    cls: str
-    name: str
-    display: str  # the name as first written
-    props: dict[str, str] = field(default_factory=dict)
-    buses: list[str] = field(default_factory=list)  # transformer windings
-    where: str = ""  # "file:line" for messages
+# -- the engine --------------------------------------------------------------------------------------------------
 
 
 @dataclass
 class DssModel:
-    """What a master file and its redirects define."""
+    """What the engine compiled: per class (lower case) its elements as the engine's JSON (lower-case keys)."""
 
-    objects: dict[tuple[str, str], DssObject] = field(default_factory=dict)
-    opened: set[tuple[str, str]] = field(default_factory=set)
-    coords: dict[str, tuple[float, float]] = field(default_factory=dict)
-    latlon: bool = False  # coordinates came from LatLongCoords
-    files: list[Path] = field(default_factory=list)
+    circuit: str
+    objects: dict[str, list[dict]]
+    buses: list[str]
+    coords: dict[str, tuple[float, float]]
+    opened: set[str]  # lines with an open terminal
+    latlon: bool
+    spelling: dict[tuple[str, str], str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-    def of_class(self, *classes: str) -> list[DssObject]:
-        return [o for o in self.objects.values() if o.cls in classes]
+    def of_class(self, cls: str) -> list[dict]:
+        return self.objects.get(cls.lower(), [])
+
+    def display(self, cls: str, name: str) -> str:
+        """The element's name as its ``New`` command spelled it."""
+        return self.spelling.get((cls.lower(), name.lower()), name)
 
 
-def parse(master: str | Path, coords: str | Path | None = None) -> DssModel:
-    """Read ``master`` and everything it redirects into a :class:`DssModel`.
+@dataclass
+class _Scan:
+    spelling: dict[tuple[str, str], str] = field(default_factory=dict)
+    coord_commands: list[tuple[str, Path]] = field(default_factory=list)
+    loop: list[str] = field(default_factory=list)  # a redirect loop (file names), which would crash the engine
 
-    ``coords`` names a bus-coordinate file (``bus x y``) when the scripts do not load one themselves; without it,
-    a ``BusCoords.dat``/``buscoords.csv``-like file next to the master is used if there is exactly one.
+
+_REDIRECT = re.compile(r"^\s*(redirect|compile)\s+(?:file\s*=\s*)?(\"[^\"]*\"|'[^']*'|\S+)", re.I | re.M)
+_COORDCMD = re.compile(r"^\s*(buscoords|buscoordinates|latlongcoords)\s+(?:file\s*=\s*)?(\"[^\"]*\"|'[^']*'|\S+)",
+                       re.I | re.M)
+_NEW = re.compile(r"\bnew\s+(?:object\s*=\s*)?([a-z]+)\.(\"[^\"]+\"|'[^']+'|[^\s=]+)", re.I)
+
+
+def _scan(master: Path) -> _Scan:
+    """Names as spelled and coordinate commands, in the master and what it redirects (best effort: the engine is the
+    authority on what the model is; this only keeps the utility's spelling of names)."""
+    out = _Scan()
+    seen: set[Path] = set()
+
+    def walk(path: Path, stack: tuple[Path, ...] = ()) -> None:
+        path = path.resolve()
+        if path in stack and not out.loop:
+            out.loop = [p.name for p in (*stack[stack.index(path):], path)]
+        if path in seen or not path.is_file():
+            return
+        seen.add(path)
+        text = path.read_text(encoding="utf-8", errors="replace")
+        text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+        text = re.sub(r"(!|//).*", "", text)
+        for m in _NEW.finditer(text):
+            key = (m.group(1).lower(), m.group(2).strip("\"'").lower())
+            out.spelling.setdefault(key, m.group(2).strip("\"'"))
+        for m in _COORDCMD.finditer(text):
+            out.coord_commands.append((m.group(1).lower(), path.parent / m.group(2).strip("\"'")))
+        for m in _REDIRECT.finditer(text):
+            walk(path.parent / m.group(2).strip("\"'"), (*stack, path))
+
+    walk(master)
+    return out
+
+
+def compile_model(master: str | Path, coords: str | Path | None = None) -> DssModel:
+    """Compile ``master`` with the OpenDSS engine and read what an OMS needs (see the module docstring).
+
+    ``coords`` names a bus-coordinate file (``bus, x, y``) when the scripts do not load one themselves.
     """
-    master = Path(master)
+    import json
+
+    from opendssdirect import dss
+
+    master = Path(master).resolve()
     if not master.is_file():
         raise OpenDSSError(f"{master}: no such file")
-    model = DssModel()
-    _run_file(model, master, stack=())
-    if coords is not None:
-        _read_coords(model, Path(coords), latlon=False, where=str(coords))
-    elif not model.coords:
-        found = sorted(p for p in master.parent.iterdir()
-                       if p.is_file() and re.search(r"coord", p.name, re.I) and p.suffix.lower() in (".dat", ".csv",
-                                                                                                    ".txt"))
-        if len(found) == 1:
-            _read_coords(model, found[0], latlon="latlong" in found[0].name.lower(), where=found[0].name)
-    return model
-
-
-def _run_file(model: DssModel, path: Path, stack: tuple[Path, ...]) -> None:
-    path = path.resolve()
-    if path in stack:
-        raise OpenDSSError(f"{path.name}: redirect loop ({' -> '.join(p.name for p in (*stack, path))})")
+    scan = _scan(master)
+    if scan.loop:
+        raise OpenDSSError(f"{master.name}: redirect loop ({' -> '.join(scan.loop)})")
+    ctx = dss.NewContext()  # a fresh engine: nothing of an earlier import leaks in
+    for setting in ("AllowChangeDir", "AllowEditor", "AllowForms"):
+        getattr(ctx.Basic, setting)(False)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise OpenDSSError(f"{path}: cannot read ({exc.strerror})") from None
-    model.files.append(path)
-    for lineno, command in _commands(text):
-        _execute(model, command, path, lineno, (*stack, path))
+        ctx.Text.Command(f'Redirect "{master}"')
+        if ctx.Basic.NumCircuits() == 0:
+            raise OpenDSSError(f"{master.name}: no source (New Circuit... or New Vsource...) is defined")
+        ctx.Text.Command("MakeBusList")
+        # OpenDSS drops coordinates given before the bus list exists: give them again now that it does
+        for verb, path in scan.coord_commands:
+            ctx.Text.Command(f'{verb} "{path}"')
+        if coords is None and not scan.coord_commands:
+            coords = _coords_beside(master)
+        if coords is not None:
+            if not Path(coords).is_file():
+                raise OpenDSSError(f"{coords}: bus coordinate file not found")
+            ctx.Text.Command(f'Buscoords "{Path(coords).resolve()}"')
+        objects = {}
+        for cls in CLASSES:
+            ctx.Circuit.SetActiveClass(cls)
+            objects[cls.lower()] = json.loads(ctx.ActiveClass.ToJSON(_LOWERCASE_KEYS)) if ctx.ActiveClass.Count() else []
+        buses = [str(b) for b in ctx.Circuit.AllBusNames()]
+        xy = {}
+        for i, b in enumerate(buses):
+            ctx.Circuit.SetActiveBusi(i)
+            if ctx.Bus.Coorddefined():
+                xy[b] = (float(ctx.Bus.X()), float(ctx.Bus.Y()))
+        opened = set()
+        for obj in objects["line"]:
+            if obj.get("enabled", True):
+                ctx.Circuit.SetActiveElement(f"Line.{obj['Name']}")
+                if ctx.CktElement.IsOpen(1, 0) or ctx.CktElement.IsOpen(2, 0):
+                    opened.add(obj["Name"].lower())
+        circuit = str(ctx.Circuit.Name())
+    except OpenDSSError:
+        raise
+    except Exception as exc:  # the engine's DSSException: its message names the file and the problem
+        raise OpenDSSError(_engine_message(master, str(exc))) from None
+    finally:
+        with contextlib.suppress(Exception):  # freeing the engine's circuit must not hide the real error
+            ctx.Text.Command("Clear")
+    latlon = any(verb == "latlongcoords" for verb, _ in scan.coord_commands)
+    return DssModel(circuit=scan.spelling.get(("circuit", circuit.lower()), circuit), objects=objects, buses=buses,
+                    coords=xy, opened=opened, latlon=latlon, spelling=scan.spelling)
 
 
-def _commands(text: str) -> list[tuple[int, str]]:
-    """Logical commands as (first line number, text): comments stripped, continuations joined."""
-    text = re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
-    out: list[tuple[int, str]] = []
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = _strip_comment(raw).strip()
-        if not line:
-            continue
-        m = re.match(r"(~|more\b)\s*", line, re.I)
-        if m:
-            if not out:
-                raise OpenDSSError(f"line {lineno}: continuation {line[:20]!r} with no command before it")
-            out[-1] = (out[-1][0], out[-1][1] + " " + line[m.end():])
-        else:
-            out.append((lineno, line))
-    return out
+def _coords_beside(master: Path) -> Path | None:
+    """A model that loads no coordinates: the one ``*coord*.dat/.csv/.txt`` file beside the master, if exactly one."""
+    found = sorted(p for p in master.parent.iterdir() if p.is_file() and re.search(r"coord", p.name, re.I)
+                   and p.suffix.lower() in (".dat", ".csv", ".txt"))
+    return found[0] if len(found) == 1 else None
 
 
-def _strip_comment(line: str) -> str:
-    quote = None
-    for i, c in enumerate(line):
-        if quote:
-            if c == quote:
-                quote = None
-        elif c in "\"'":
-            quote = c
-        elif c == "!" or line.startswith("//", i):
-            return line[:i]
-    return line
+def _engine_message(master: Path, text: str) -> str:
+    """The engine's error as ``file:line: problem`` (its messages end in ``[file: "...", line: N]``)."""
+    if "create a circuit first" in text.lower():
+        return f"{master.name}: no source (New Circuit... or New Vsource...) is defined"
+    where = re.search(r'\[file:\s*"([^"]*)",\s*line:\s*(\d+)\]', text)
+    body = re.sub(r"^\(#\d+\)\s*", "", text[: where.start()] if where else text).strip()
+    body = " ".join(line.strip() for line in body.splitlines() if line.strip())
+    if where:
+        return f"{Path(where.group(1)).name}:{where.group(2)}: {body}"
+    return f"{master.name}: {body}"
 
 
-def _tokens(text: str) -> list[str]:
-    """Split a command: whitespace/commas separate, ``=`` is its own token, quotes/brackets group."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c.isspace() or c == ",":
-            i += 1
-        elif c == "=":
-            out.append("=")
-            i += 1
-        elif c in _OPENERS:
-            j = text.find(_OPENERS[c], i + 1)
-            j = n if j < 0 else j
-            out.append(text[i + 1:j].strip())
-            i = j + 1
-        else:
-            j = i
-            while j < n and not text[j].isspace() and text[j] not in ",=":
-                j += 1
-            out.append(text[i:j])
-            i = j
-    return out
-
-
-def _pairs(tokens: list[str]) -> list[tuple[str | None, str]]:
-    """(key or None for positional, value) in order."""
-    out: list[tuple[str | None, str]] = []
-    i = 0
-    while i < len(tokens):
-        if i + 1 < len(tokens) and tokens[i + 1] == "=":
-            out.append((tokens[i].lower(), tokens[i + 2] if i + 2 < len(tokens) else ""))
-            i += 3
-        else:
-            out.append((None, tokens[i]))
-            i += 1
-    return out
-
-
-def _execute(model: DssModel, command: str, path: Path, lineno: int, stack: tuple[Path, ...]) -> None:
-    where = f"{path.name}:{lineno}"
-    tokens = _tokens(command)
-    verb = tokens[0].lower()
-    args = tokens[1:]
-    if verb in ("redirect", "compile"):
-        if not args:
-            raise OpenDSSError(f"{where}: {verb} without a file name")
-        target = (path.parent / args[0]).resolve()
-        if not target.is_file():
-            raise OpenDSSError(f"{where}: {verb} {args[0]!r}: no such file ({target})")
-        _run_file(model, target, stack)
-    elif verb == "clear":
-        model.objects.clear()
-        model.opened.clear()
-    elif verb == "new":
-        _new(model, args, where)
-    elif verb == "edit":
-        obj = _existing(model, args, where)
-        _apply(obj, _pairs(args[1:]), model, where)
-    elif verb in ("open", "close"):
-        pairs = _pairs(args)
-        target = next((v for k, v in pairs if k in (None, "object", "element")), None)
-        if target is None:
-            raise OpenDSSError(f"{where}: {verb} needs an element, e.g. '{verb} Line.Sw7 term=1'")
-        key = _class_name(target, where)
-        (model.opened.add if verb == "open" else model.opened.discard)(key)
-    elif verb in ("disable", "enable"):
-        obj = _existing(model, args, where)
-        obj.props["enabled"] = "false" if verb == "disable" else "true"
-    elif verb in ("buscoords", "buscoordinates", "latlongcoords"):
-        name = next((v for k, v in _pairs(args) if k in (None, "file")), None)
-        if not name:
-            raise OpenDSSError(f"{where}: {verb} without a file name")
-        _read_coords(model, path.parent / name, latlon=verb == "latlongcoords", where=where)
-    # everything else (set, solve, calcvoltagebases, show, plot, ...) changes no network data
-
-
-def _class_name(spec: str, where: str) -> tuple[str, str]:
-    if "." not in spec:
-        raise OpenDSSError(f"{where}: expected Class.Name, got {spec!r}")
-    cls, name = spec.split(".", 1)
-    cls = cls.lower()
-    return ("vsource", "source") if cls == "circuit" else (cls, name.lower())
-
-
-def _new(model: DssModel, args: list[str], where: str) -> None:
-    pairs = _pairs(args)
-    if not pairs:
-        raise OpenDSSError(f"{where}: 'New' without an element")
-    key, spec = pairs[0]
-    if key not in (None, "object"):
-        raise OpenDSSError(f"{where}: 'New' must start with Class.Name or object=Class.Name, got {key}={spec}")
-    cls, name = spec.split(".", 1) if "." in spec else ("", "")
-    if not cls or not name:
-        raise OpenDSSError(f"{where}: expected Class.Name after 'New', got {spec!r}")
-    cls = cls.lower()
-    circuit_name = None
-    if cls == "circuit":  # a circuit is its source: Vsource.source
-        circuit_name, cls, name = name, "vsource", "source"
-    obj = DssObject(cls=cls, name=name.lower(), display=circuit_name or name, where=where)
-    if circuit_name:
-        obj.props["circuit"] = circuit_name
-    model.objects[(cls, obj.name)] = obj
-    _apply(obj, pairs[1:], model, where)
-
-
-def _existing(model: DssModel, args: list[str], where: str) -> DssObject:
-    if not args:
-        raise OpenDSSError(f"{where}: expected Class.Name")
-    spec = args[0] if args[0].lower() != "object" else args[2]
-    key = _class_name(spec, where)
-    if key not in model.objects:
-        raise OpenDSSError(f"{where}: {spec} is not defined")
-    return model.objects[key]
-
-
-def _apply(obj: DssObject, pairs: list[tuple[str | None, str]], model: DssModel, where: str) -> None:
-    positional = POSITIONAL.get(obj.cls, ())
-    pos = 0
-    winding = 1
-    for key, value in pairs:
-        if key is None:
-            if pos >= len(positional):
-                model.notes.append(f"{where}: {obj.cls}.{obj.display}: ignored extra value {value!r}")
-                continue
-            key = positional[pos]
-            pos += 1
-        if key == "like":
-            other = model.objects.get((obj.cls, value.lower()))
-            if other is None:
-                raise OpenDSSError(f"{where}: {obj.cls}.{obj.display}: like={value} is not defined before it")
-            obj.props = {**other.props, **obj.props}
-            obj.buses = list(other.buses)
-        elif obj.cls == "transformer" and key == "wdg":
-            winding = int(float(value))
-        elif obj.cls == "transformer" and key == "bus":
-            while len(obj.buses) < winding:
-                obj.buses.append("")
-            obj.buses[winding - 1] = value
-        elif obj.cls == "transformer" and key == "buses":
-            obj.buses = value.split()
-        else:
-            obj.props[key] = value
-
-
-def _read_coords(model: DssModel, path: Path, latlon: bool, where: str) -> None:
-    if not path.is_file():
-        raise OpenDSSError(f"{where}: bus coordinate file {path.name!r} not found ({path})")
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        line = _strip_comment(raw).strip()
-        if not line:
-            continue
-        parts = [p for p in re.split(r"[\s,]+", line) if p]
-        if len(parts) < 3:
-            raise OpenDSSError(f"{path.name}:{lineno}: expected 'bus x y', got {line!r}")
-        try:
-            a, b = float(parts[1]), float(parts[2])
-        except ValueError:
-            if lineno == 1:
-                continue  # a header row
-            raise OpenDSSError(f"{path.name}:{lineno}: coordinates {parts[1]!r}, {parts[2]!r} are not numbers") from None
-        model.coords[parts[0].lower()] = (b, a) if latlon else (a, b)  # always (x=lon-like, y=lat-like)
-    model.latlon = model.latlon or latlon
-
-
-# -- from parsed objects to tables ---------------------------------------------------------------------------
+# -- from the engine's elements to segments ------------------------------------------------------------------
 
 
 def _bus(spec: str) -> tuple[str, str | None]:
-    """``'150.1.2.3'`` -> (``'150'``, ``'ABC'``); no suffix -> phases None."""
-    parts = spec.strip().lower().split(".")
+    """``'150.1.2.3'`` -> (``'150'``, ``'ABC'``); no phase suffix -> phases None."""
+    parts = str(spec).strip().lower().split(".")
     phases = "".join("ABC"[int(p) - 1] for p in parts[1:] if p in ("1", "2", "3"))
     return parts[0], (phases or None) if len(parts) > 1 else None
 
 
-def _phases(obj: DssObject, bus_spec: str) -> str:
-    _, ph = _bus(bus_spec)
+def _phases(obj: dict, spec: str) -> str:
+    ph = _bus(spec)[1]
     if ph:
         return ph
-    n = int(float(obj.props.get("phases", 3)))
+    n = int(float(obj.get("phases", 3)))
     return "ABC"[: max(1, min(n, 3))]
 
 
-def _truthy(value: str | None, default: bool = False) -> bool:
-    return default if value is None else value.strip().lower() in _TRUE
-
-
-def _float(obj: DssObject, key: str, default: float = math.nan) -> float:
-    value = obj.props.get(key)
-    if value is None or value == "":
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise OpenDSSError(f"{obj.where}: {obj.cls}.{obj.display}: {key}={value!r} is not a number") from None
+def _target(obj: dict, *keys: str) -> tuple[str, str]:
+    """(class, name) of the element a control watches, lower case; ("", "") if none."""
+    for key in keys:
+        value = str(obj.get(key) or "")
+        if "." in value:
+            cls, name = value.split(".", 1)
+            return cls.lower(), name.lower()
+    return "", ""
 
 
 @dataclass
@@ -379,146 +274,236 @@ class _Edge:
     synthesized: bool = False
     name: str = ""
     length_m: float = math.nan
+    sub: bool = False  # substation transformer
+    reactor: bool = False  # series reactor
+    lv: bool = False  # distribution transformer: its low side is secondary
+    disabled: bool = False
+
+    def row(self) -> dict:
+        return {k: getattr(self, k) for k in ("seg_id", "a", "b", "kind", "phases", "normally_open", "synthesized",
+                                                "name", "length_m")}
 
 
-def read_opendss(master: str | Path, anchor: tuple[float, float] | None = None, scale: float | None = None,
-                 coords: str | Path | None = None, complete: bool = True, kw_per_customer: float = 5.0,
-                 name: str | None = None, seed: int = 0) -> Network:
-    """Import the feeder of ``master`` as a :class:`Network` (see the module docstring for every rule).
-
-    ``anchor``/``scale`` place planar bus coordinates; ``coords`` names a bus-coordinate file; ``complete``
-    applies :func:`complete_feeder`'s rules (service points, fuses, a recloser). ``seed`` only scatters service
-    points around their transformer.
-    """
-    master = Path(master)
-    model = parse(master, coords)
-    edges, loads, sources = _edges(model, master)
-    xy = _place(model, edges, loads, sources, anchor, scale, master)
-    net_name = name or next((o.props.get("circuit") for o in model.of_class("vsource") if o.props.get("circuit")),
-                            master.stem)
-    has = {e.kind for e in edges}
-    tables = _tables(edges, xy, sources, loads, net_name)
-    net = Network.from_tables(tables, name=net_name)
-    if complete:
-        net = complete_feeder(net, loads, kw_per_customer=kw_per_customer, add_fuses="fuse" not in has,
-                              add_recloser="recloser" not in has, seed=seed)
-    net.notes = model.notes  # not a table: kept for the importer's report
-    return net
+@dataclass
+class _Sub:
+    sub_id: str
+    name: str
+    source_node: str
+    buses: list[str]  # model buses it is made of, hub first
+    equipment: list[str]
+    beside: bool = False  # the source node is a new node beside the head bus
 
 
-def _edges(model: DssModel, master: Path) -> tuple[list[_Edge], list[dict], list[tuple[str, str]]]:
+@dataclass
+class _Feeder:
+    """The segments, loads and substations of a model, before placement."""
+
+    edges: list[_Edge]
+    loads: list[dict]
+    subs: list[_Sub]
+    notes: list[str]
+
+
+def _elements(model: DssModel) -> tuple[list[_Edge], list[dict], list[tuple[str, str]]]:
     edges: list[_Edge] = []
-    regulated = {o.props.get("transformer", "").lower() for o in model.of_class("regcontrol")}
-    for obj in model.of_class("line", "reactor"):
-        if "bus2" not in obj.props or "bus1" not in obj.props:
-            if obj.cls == "line":
-                missing = "bus1" if "bus1" not in obj.props else "bus2"
-                raise OpenDSSError(f"{obj.where}: Line.{obj.display}: {missing} is missing")
-            continue  # a shunt reactor
-        a, b = _bus(obj.props.get("bus1", ""))[0], _bus(obj.props["bus2"])[0]
-        kind = "switch" if _truthy(obj.props.get("switch")) else "line"
-        length = _float(obj, "length", math.nan) * _LENGTH_M.get(obj.props.get("units", "").lower(), math.nan)
-        edges.append(_Edge(obj.display, a, b, kind, _phases(obj, obj.props.get("bus1", "")),
-                           normally_open=not _truthy(obj.props.get("enabled"), True) or ("line", obj.name)
-                           in model.opened, name=f"{obj.cls.title()}.{obj.display}", length_m=length))
-    by_line = {e.name.split(".", 1)[1].lower(): e for e in edges}
+    for obj in model.of_class("line"):
+        a, b = _bus(obj.get("bus1", ""))[0], _bus(obj.get("bus2", ""))[0]
+        name = model.display("line", obj["Name"])
+        if not a or not b or a == b:
+            model.notes.append(f"Line.{name}: both ends on bus {a!r} (a jumper, or bus2 missing); left out")
+            continue
+        units = str(obj.get("units", "none")).lower()
+        length = float(obj.get("length", math.nan)) * _LENGTH_M.get(units, math.nan)
+        edges.append(_Edge(name, a, b, "switch" if obj.get("switch") else "line", _phases(obj, obj.get("bus1", "")),
+                           normally_open=obj["Name"].lower() in model.opened, name=f"Line.{name}", length_m=length,
+                           disabled=obj.get("enabled") is False))
+    for obj in model.of_class("reactor"):
+        a, b = _bus(obj.get("bus1", ""))[0], _bus(obj.get("bus2", ""))[0]
+        if a and b and a != b:  # a series reactor (a shunt one has no second bus)
+            name = model.display("reactor", obj["Name"])
+            edges.append(_Edge(name, a, b, "line", _phases(obj, obj.get("bus1", "")), name=f"Reactor.{name}",
+                               reactor=True, disabled=obj.get("enabled") is False))
+    regulated = {str(o.get("transformer", "")).lower() for o in model.of_class("regcontrol")
+                 if o.get("enabled", True) is not False}
     banks: dict[tuple[str, str, str], _Edge] = {}
     for obj in model.of_class("transformer"):
-        buses = [b for b in obj.buses if b]
-        names = list(dict.fromkeys(_bus(b)[0] for b in buses))
+        specs = list(obj.get("bus") or [])
+        names = list(dict.fromkeys(_bus(s)[0] for s in specs if s))
+        display = model.display("transformer", obj["Name"])
         if len(names) < 2:
-            model.notes.append(f"{obj.where}: Transformer.{obj.display} has fewer than two buses; skipped")
+            model.notes.append(f"Transformer.{display} has fewer than two buses; left out")
             continue
-        kind = "regulator" if obj.name in regulated else "transformer"
+        kv = [float(v) for v in obj.get("kv") or [12.47, 12.47]]
+        kind = "regulator" if obj["Name"].lower() in regulated else "transformer"
         a, b = names[0], names[1]
-        bank = obj.props.get("bank", "")
+        bank = str(obj.get("bank") or "")
         key = (min(a, b), max(a, b), kind)
-        if key in banks:  # single-phase units of one bank (or parallel units) are one device here
+        if key in banks and obj.get("enabled") is not False:  # one device: units of a bank, parallel units
             e = banks[key]
-            e.phases = "".join(p for p in "ABC" if p in e.phases + _phases(obj, buses[0]))
-            e.name += f"+{obj.display}"
+            e.phases = "".join(p for p in "ABC" if p in e.phases + _phases(obj, specs[0]))
+            e.name += f"+{display}"
             if bank and e.seg_id != bank:
                 e.seg_id = bank
             continue
-        e = _Edge(bank or obj.display, a, b, kind, _phases(obj, buses[0]),
-                  normally_open=not _truthy(obj.props.get("enabled"), True), name=f"Transformer.{obj.display}")
-        banks[key] = e
+        e = _Edge(bank or display, a, b, kind, _phases(obj, specs[0]), name=f"Transformer.{display}",
+                  sub=bool(obj.get("sub")) or (kv[0] >= SUB_KV and min(kv[1:]) >= SECONDARY_KV),
+                  lv=min(kv[1:]) < SECONDARY_KV, disabled=obj.get("enabled") is False)
+        if not e.disabled:
+            banks[key] = e
         edges.append(e)
-    for obj in model.of_class("swtcontrol"):
-        target = obj.props.get("switchedobj", "")
-        line = by_line.get(target.split(".", 1)[-1].lower())
-        if line is None:
-            raise OpenDSSError(f"{obj.where}: SwtControl.{obj.display}: SwitchedObj={target!r} is not a line")
-        line.kind = "switch"
-        state = (obj.props.get("normal") or obj.props.get("state") or obj.props.get("action") or "c").lower()
-        line.normally_open = line.normally_open or state.startswith("o")
-    device_of = {"fuse": "fuse", "recloser": "recloser", "relay": "breaker"}
-    for obj in model.of_class(*device_of):
-        target = obj.props.get("monitoredobj") or obj.props.get("switchedobj") or ""
-        line = by_line.get(target.split(".", 1)[-1].lower()) if target.lower().startswith("line.") else None
-        if line is None:
-            model.notes.append(f"{obj.where}: {obj.cls.title()}.{obj.display}: {target or 'no MonitoredObj'} is not "
-                               "a line; skipped")
-            continue
-        kind = device_of[obj.cls]
-        if line.kind == "switch":  # a switch line carrying the device: it is the device
-            line.kind = kind
-            line.name += f" ({obj.cls.title()}.{obj.display})"
-            continue
-        term = int(_float(obj, "monitoredterm", 1))
-        _insert_device(edges, line, at=line.a if term == 1 else line.b, kind=kind, seg_id=obj.display,
-                       synthesized=False, name=f"{obj.cls.title()}.{obj.display}")
     loads = []
     for obj in model.of_class("load"):
-        bus_spec = obj.props.get("bus1", "")
-        kw = _float(obj, "kw", math.nan)
-        if math.isnan(kw):
-            kw = _float(obj, "kva", 10.0) * _float(obj, "pf", 0.9)
-        loads.append({"name": obj.display, "bus": _bus(bus_spec)[0], "kw": kw,
-                      "phases": _phases(obj, bus_spec) if "." in bus_spec else "ABC"[: int(_float(obj, "phases", 3))]})
-    sources = [(_bus(o.props.get("bus1", "sourcebus"))[0], o.props.get("circuit") or o.display)
-               for o in model.of_class("vsource")]
+        spec = str(obj.get("bus1", ""))
+        kw = float(obj["kw"]) if "kw" in obj else float(obj.get("kva", 10.0)) * float(obj.get("pf", 0.9))
+        loads.append({"name": model.display("load", obj["Name"]), "bus": _bus(spec)[0], "kw": kw,
+                      "phases": _phases(obj, spec), "customers": int(obj.get("numcust", 1) or 1),
+                      "disabled": obj.get("enabled") is False})
+    sources = []
+    for obj in model.of_class("vsource"):
+        if obj.get("enabled") is not False:
+            label = model.circuit if obj["Name"].lower() == "source" else model.display("vsource", obj["Name"])
+            sources.append((_bus(obj.get("bus1", "sourcebus"))[0], label))
     if not sources:
-        raise OpenDSSError(f"{master.name}: no source (New Circuit... or New Vsource...) is defined")
-    _resolve_dead_ends(model, edges, master)
-    _merge_parallel(edges)
+        raise OpenDSSError("no enabled source (New Circuit... or New Vsource...)")
     return edges, loads, sources
 
 
-def _resolve_dead_ends(model: DssModel, edges: list[_Edge], master: Path) -> None:
-    """Lines to a dead-end bus without coordinates are normally-open ties (see the module docstring)."""
+def _feeder(model: DssModel) -> _Feeder:
+    """Segments, loads and substations by the module's rules (everything but placement)."""
+    notes = model.notes
+    edges, loads, sources = _elements(model)
+    _open_dead_ends(model, edges, notes)
+    edges = _drop_disabled(edges, sources, notes)
+    _attach_controls(model, edges, notes)
+    _merge_parallel(edges, notes)
+    subs = _substations(model, edges, sources, loads, notes)
+    edges, loads = _radial(edges, loads, subs, notes)
+    off = [ld["name"] for ld in loads if ld["disabled"]]
+    if off:
+        notes.append(f"{len(off)} disabled load(s) left out: {_some(off)}")
+    loads = [ld for ld in loads if not ld["disabled"]]
+    _unique_ids(edges)
+    return _Feeder(edges, loads, subs, notes)
+
+
+def _some(names: list[str], limit: int = 5) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _adjacency(edges: list[_Edge], closed_only: bool = True) -> dict[str, list[_Edge]]:
+    adj: dict[str, list[_Edge]] = {}
+    for e in edges:
+        if closed_only and (e.normally_open or e.disabled):
+            continue
+        adj.setdefault(e.a, []).append(e)
+        adj.setdefault(e.b, []).append(e)
+    return adj
+
+
+def _reach(adj: dict[str, list[_Edge]], roots: list[str]) -> set[str]:
+    seen = set(roots)
+    queue = deque(roots)
+    while queue:
+        n = queue.popleft()
+        for e in adj.get(n, ()):
+            o = e.b if e.a == n else e.a
+            if o not in seen:
+                seen.add(o)
+                queue.append(o)
+    return seen
+
+
+def _open_dead_ends(model: DssModel, edges: list[_Edge], notes: list[str]) -> None:
+    """A line to a dead-end bus ``<bus>_open`` without coordinates is the open tie to ``<bus>``."""
     degree: dict[str, int] = {}
     for e in edges:
         degree[e.a] = degree.get(e.a, 0) + 1
         degree[e.b] = degree.get(e.b, 0) + 1
-    for e in list(edges):
+    for e in edges:
         for end in ("a", "b"):
             bus = getattr(e, end)
-            if bus in model.coords or degree.get(bus, 0) != 1:
-                continue
             base = re.sub(r"[_-]?open$", "", bus)
-            e.normally_open = True
-            if base != bus and base in model.coords:
+            if base != bus and degree.get(bus) == 1 and bus not in model.coords and base in degree:
                 setattr(e, end, base)
-            else:
-                edges.remove(e)
-                model.notes.append(f"{master.name}: {e.name} ends at dead-end bus {bus!r} with no coordinates: "
-                                   "treated as an open point and left out")
-            break
+                e.normally_open = True
+                notes.append(f"{e.name}: ends at {bus!r}, taken as the normally-open tie to {base!r}")
 
 
-def _merge_parallel(edges: list[_Edge]) -> None:
-    """Parallel closed segments of one kind between the same buses (phases split over lines) become one."""
-    seen: dict[tuple[str, str, str], _Edge] = {}
-    for e in list(edges):
-        key = (min(e.a, e.b), max(e.a, e.b), e.kind)
-        if key in seen and not e.normally_open and not seen[key].normally_open:
-            keep = seen[key]
-            keep.phases = "".join(p for p in "ABC" if p in keep.phases + e.phases)
-            keep.name += f"+{e.name}"
-            edges.remove(e)
+def _drop_disabled(edges: list[_Edge], sources: list[tuple[str, str]], notes: list[str]) -> list[_Edge]:
+    """Disabled elements are left out, but a disabled switch line between two live buses is an open tie."""
+    live = _reach(_adjacency(edges), [s for s, _ in sources])
+    kept, dropped = [], []
+    for e in edges:
+        if not e.disabled:
+            kept.append(e)
+        elif e.kind == "switch" and e.a in live and e.b in live:
+            e.disabled, e.normally_open = False, True
+            kept.append(e)
         else:
-            seen.setdefault(key, e)
+            dropped.append(e.name)
+    ties = [e.name for e in kept if e.normally_open and e.kind == "switch"]
+    if dropped:
+        notes.append(f"{len(dropped)} disabled element(s) left out: {_some(dropped)}")
+    if ties:
+        notes.append(f"{len(ties)} normally-open point(s): {_some(ties)}")
+    return kept
+
+
+def _attach_controls(model: DssModel, edges: list[_Edge], notes: list[str]) -> None:
+    """Switch controls make their line a switch; fuses, reclosers and relays sit on their line's terminal."""
+    by_line = {e.name.split(".", 1)[1].lower(): e for e in edges if e.name.startswith("Line.")}
+    for obj in model.of_class("swtcontrol"):
+        cls, target = _target(obj, "switchedobj")
+        line = by_line.get(target) if cls == "line" else None
+        if line is None or obj.get("enabled") is False:
+            notes.append(f"SwtControl.{model.display('swtcontrol', obj['Name'])}: no enabled line to work; left out")
+            continue
+        line.kind = "switch"
+        state = str(obj.get("normal") or obj.get("state") or obj.get("action") or "c").lower()
+        line.normally_open = line.normally_open or state.startswith("o")
+    device_of = {"fuse": "fuse", "recloser": "recloser", "relay": "breaker"}
+    for cls_name, kind in device_of.items():
+        for obj in model.of_class(cls_name):
+            display = f"{cls_name.title()}.{model.display(cls_name, obj['Name'])}"
+            cls, target = _target(obj, "switchedobj", "monitoredobj")
+            line = by_line.get(target) if cls == "line" else None
+            if obj.get("enabled") is False:
+                notes.append(f"{display} is disabled; left out")
+                continue
+            if line is None:
+                notes.append(f"{display}: {cls}.{target} is not a line of the model; left out")
+                continue
+            if line.kind == "switch":  # a switch line carrying the device: it is the device
+                line.kind = kind
+                line.name += f" ({display})"
+                continue
+            term = int(obj.get("switchedterm") or obj.get("monitoredterm") or 1)
+            _insert_device(edges, line, at=line.a if term == 1 else line.b, kind=kind,
+                           seg_id=model.display(cls_name, obj["Name"]), synthesized=False, name=display)
+
+
+def _merge_parallel(edges: list[_Edge], notes: list[str]) -> None:
+    """Closed segments between the same two buses are one: the device among them, with the phases of all."""
+    seen: dict[tuple[str, str], _Edge] = {}
+    merged = []
+    for e in list(edges):
+        if e.normally_open:
+            continue
+        key = (min(e.a, e.b), max(e.a, e.b))
+        keep = seen.get(key)
+        if keep is None:
+            seen[key] = e
+            continue
+        if _RANK.get(e.kind, 0) > _RANK.get(keep.kind, 0):
+            keep, e = e, keep
+            seen[key] = keep
+        keep.phases = "".join(p for p in "ABC" if p in keep.phases + e.phases)
+        keep.sub, keep.lv = keep.sub or e.sub, keep.lv or e.lv
+        merged.append(f"{e.name} into {keep.name}")
+        keep.name += f"+{e.name}"
+        edges.remove(e)
+    if merged:
+        notes.append(f"{len(merged)} parallel element(s) merged: {_some(merged)}")
 
 
 def _insert_device(edges: list[_Edge], line: _Edge, at: str, kind: str, seg_id: str, synthesized: bool,
@@ -532,17 +517,201 @@ def _insert_device(edges: list[_Edge], line: _Edge, at: str, kind: str, seg_id: 
     edges.append(_Edge(seg_id, at, mid, kind, line.phases, synthesized=synthesized, name=name, length_m=0.0))
 
 
-def _place(model: DssModel, edges: list[_Edge], loads: list[dict], sources: list[tuple[str, str]],
-           anchor: tuple[float, float] | None, scale: float | None, master: Path) -> dict[str, tuple[float, float]]:
-    """lon/lat per bus (device nodes ``bus~dev`` sit on their bus)."""
-    buses = {e.a for e in edges} | {e.b for e in edges} | {ld["bus"] for ld in loads} | {s for s, _ in sources}
-    plain = {b.split("~", 1)[0] for b in buses}
-    missing = sorted(plain - set(model.coords))
-    if missing:
-        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-        raise OpenDSSError(f"{master.name}: bus(es) without coordinates: {shown} (give a Buscoords file)")
-    names = sorted(plain)
-    xy = np.array([model.coords[b] for b in names], dtype=float)
+def _path(start: set[str], goal: str, adj: dict[str, list[_Edge]], max_hops: int) -> list[str] | None:
+    """Buses on the shortest path from ``start`` to ``goal`` over lines (not through transformers), or None."""
+    prev: dict[str, str | None] = {n: None for n in start}
+    frontier = list(start)
+    for _ in range(max_hops + 1):
+        if goal in prev:
+            out, n = [], goal
+            while n is not None and n not in start:
+                out.append(n)
+                n = prev[n]
+            return out
+        nxt = []
+        for n in frontier:
+            for e in adj.get(n, ()):
+                o = e.b if e.a == n else e.a
+                if o not in prev and e.kind not in ("transformer", "regulator"):
+                    prev[o] = n
+                    nxt.append(o)
+        frontier = nxt
+    return None
+
+
+def _substations(model: DssModel, edges: list[_Edge], sources: list[tuple[str, str]], loads: list[dict],
+                 notes: list[str]) -> list[_Sub]:
+    """Collapse each substation's equipment into one node and put a breaker on each feeder head."""
+    subs: list[_Sub] = []
+    inside: dict[str, str] = {}
+    meters = []
+    for obj in model.of_class("energymeter"):
+        cls, name = _target(obj, "element")
+        if cls == "line":
+            meters.append((name, int(obj.get("terminal") or 1)))
+    for bus, label in sources:
+        if bus in inside:
+            continue
+        adj = _adjacency(edges)
+        group, queue = {bus}, deque([bus])
+        while queue:
+            n = queue.popleft()
+            for e in adj.get(n, ()):
+                o = e.b if e.a == n else e.a
+                if (e.sub or e.reactor) and o not in group:
+                    group.add(o)
+                    queue.append(o)
+        if len(group) == 1:  # the source bus is the feeder head
+            guarded = any(e.kind == "breaker" and bus in (e.a, e.b) for e in edges)
+            src = bus if guarded else f"{bus}~sub"
+            if not guarded:
+                edges.append(_Edge(f"BRK-{bus}", src, bus, "breaker", "ABC", synthesized=True,
+                                   name=f"feeder breaker of {label}", length_m=15.0))
+            subs.append(_Sub(f"SUB-{bus}", label, src, [bus], [], beside=not guarded))
+            inside[bus] = src
+            continue
+        by_line = {e.name.split(".", 1)[1].split(" ", 1)[0].lower(): e for e in edges if e.name.startswith("Line.")}
+        for line_name, term in meters:  # the buswork up to a metered line is substation
+            e = by_line.get(line_name)
+            if e is not None:
+                path = _path(group, e.a if term == 1 else e.b, adj, max_hops=4)
+                group |= set(path or ())
+        sub_names = [str(o.get("subname")) for o in model.of_class("transformer") if o.get("subname")
+                     and any(_bus(s)[0] in group for s in o.get("bus") or [])]
+        name = sub_names[0] if sub_names else label
+        internal = [e for e in edges if e.a in group and e.b in group]
+        heads = [e for e in edges if (e.a in group) != (e.b in group) and not e.normally_open]
+        hub = max(sorted(group), key=lambda n: (sum(n in (e.a, e.b) for e in heads), n in model.coords))
+        edges[:] = [e for e in edges if not (e.a in group and e.b in group)]
+        for e in edges:
+            e.a = hub if e.a in group else e.a
+            e.b = hub if e.b in group else e.b
+        for ld in loads:
+            ld["bus"] = hub if ld["bus"] in group else ld["bus"]
+        for e in heads:
+            if e.kind == "switch":
+                e.kind = "breaker"
+                e.name += " (feeder head)"
+            elif e.kind not in ("breaker", "recloser"):
+                _insert_device(edges, e, at=hub, kind="breaker", seg_id=f"BRK-{e.seg_id}", synthesized=True,
+                               name=f"feeder breaker of {e.name}")
+        placed_first = [hub] + sorted((group - {hub}), key=lambda n: n not in model.coords)
+        subs.append(_Sub(f"SUB-{name}", name, hub, placed_first, [e.name for e in internal]))
+        for n in group:
+            inside[n] = hub
+        notes.append(f"substation {name}: {len(group)} bus(es) and {_some([e.name for e in internal])} are "
+                     f"substation equipment; {len(heads)} feeder(s) leave it")
+    return subs
+
+
+def _radial(edges: list[_Edge], loads: list[dict], subs: list[_Sub],
+            notes: list[str]) -> tuple[list[_Edge], list[dict]]:
+    """Open loops, leave out what no source reaches, and make lines below distribution transformers services."""
+    adj = _adjacency(edges)
+    roots = [s.source_node for s in subs]
+    seen = set(roots)
+    secondary = {r: False for r in roots}
+    tree: set[int] = set()
+    queue = deque(roots)
+    opened = []
+    while queue:
+        n = queue.popleft()
+        for e in adj.get(n, ()):
+            if id(e) in tree:
+                continue
+            o = e.b if e.a == n else e.a
+            if o in seen:
+                if not e.normally_open:
+                    e.normally_open = True
+                    opened.append(e.name)
+                continue
+            tree.add(id(e))
+            seen.add(o)
+            if e.kind == "transformer":
+                secondary[o] = e.lv
+            else:
+                secondary[o] = secondary[n]
+                if secondary[n] and e.kind in ("line", "switch"):
+                    e.kind = "service"
+            queue.append(o)
+    if opened:
+        notes.append(f"{len(opened)} loop(s) opened at the segment closing them: {_some(opened)}")
+    kept = [e for e in edges if e.a in seen and e.b in seen]
+    if len(kept) < len(edges):
+        lost = {n for e in edges for n in (e.a, e.b)} - seen
+        notes.append(f"{len(lost)} bus(es) no source reaches through closed segments left out: "
+                     f"{_some(sorted(lost))}")
+    cut = [ld["name"] for ld in loads if ld["bus"] not in seen]
+    if cut:
+        notes.append(f"{len(cut)} load(s) on buses no source reaches left out: {_some(cut)}")
+    return kept, [ld for ld in loads if ld["bus"] in seen]
+
+
+def _unique_ids(edges: list[_Edge]) -> None:
+    """An id another segment already uses gets the element's class (``Fuse.L3`` on ``Line.L3``), then a number."""
+    used: set[str] = set()
+    for e in sorted(edges, key=lambda e: not e.name.startswith("Line.")):  # lines keep their names
+        if e.seg_id in used:
+            cls = e.name.split(".", 1)[0]
+            base = f"{cls}.{e.seg_id}" if not e.synthesized else e.seg_id
+            e.seg_id, k = base, 2
+            while e.seg_id in used:
+                e.seg_id, k = f"{base}-{k}", k + 1
+        used.add(e.seg_id)
+
+
+# -- placement and tables ----------------------------------------------------------------------------------------
+
+
+def read_opendss(master: str | Path, anchor: tuple[float, float] | None = None, scale: float | None = None,
+                 coords: str | Path | None = None, complete: bool = True, kw_per_customer: float = 5.0,
+                 name: str | None = None, seed: int = 0) -> Network:
+    """Import the model of ``master`` as a :class:`Network` (see the module docstring for every rule).
+
+    ``anchor``/``scale`` place planar bus coordinates; ``coords`` names a bus-coordinate file; ``complete``
+    applies :func:`complete_feeder`'s rules (service points, fuses, a recloser). ``seed`` only scatters service
+    points around their transformer. ``net.notes`` lists what was left out, merged, opened or synthesized.
+    """
+    master = Path(master)
+    model = compile_model(master, coords)
+    try:
+        feeder = _feeder(model)
+    except OpenDSSError as exc:
+        raise OpenDSSError(f"{master.name}: {exc}") from None
+    xy, placed = _place(model, feeder, anchor, scale, master)
+    net_name = name or model.circuit or master.stem
+    tables = _tables(feeder, xy, placed)
+    net = Network.from_tables(tables, name=net_name)
+    if complete:
+        kinds = {e.kind for e in feeder.edges}
+        net = complete_feeder(net, feeder.loads, kw_per_customer=kw_per_customer, add_fuses="fuse" not in kinds,
+                              add_recloser="recloser" not in kinds, seed=seed)
+        synth = net.segments.loc[net.segments["synthesized"], "kind"].value_counts().to_dict()
+        if synth:
+            feeder.notes.append("synthesized: " + ", ".join(f"{v} {k}(s)" for k, v in sorted(synth.items())))
+    else:
+        net = _with_feeders(net)
+    net.notes = feeder.notes  # not a table: kept for the importer's report
+    return net
+
+
+def _place(model: DssModel, feeder: _Feeder, anchor: tuple[float, float] | None, scale: float | None,
+           master: Path) -> tuple[dict[str, tuple[float, float]], set[str]]:
+    """lon/lat per node, and the model buses placed from their neighbours (no coordinates in the model)."""
+    nodes = {n for e in feeder.edges for n in (e.a, e.b)} | {ld["bus"] for ld in feeder.loads}
+    nodes |= {s.source_node for s in feeder.subs}
+    plain = sorted({n.split("~", 1)[0] for n in nodes})
+    known = {b: model.coords[b] for b in plain if b in model.coords}
+    for s in feeder.subs:  # a substation node takes the first coordinates among its buses
+        hub = s.buses[0]
+        if hub not in known:
+            first = next((model.coords[b] for b in s.buses if b in model.coords), None)
+            if first is not None:
+                known[hub] = first
+    if not known:
+        raise OpenDSSError(f"{master.name}: no bus has coordinates (give a Buscoords or LatLongCoords file)")
+    names = sorted(known)
+    xy = np.array([known[b] for b in names], dtype=float)
     if anchor is None:
         if not model.latlon and not (np.all(np.abs(xy[:, 0]) <= 180) and np.all(np.abs(xy[:, 1]) <= 90)):
             raise OpenDSSError(f"{master.name}: bus coordinates look planar (x {xy[:, 0].min():g}..{xy[:, 0].max():g}, "
@@ -551,8 +720,22 @@ def _place(model: DssModel, edges: list[_Edge], loads: list[dict], sources: list
         lonlat = xy
     else:
         lonlat = planar_to_lonlat(xy, anchor, 1.0 if scale is None else scale)
-    pos = dict(zip(names, map(tuple, lonlat), strict=True))
-    return {b: pos[b.split("~", 1)[0]] for b in buses}
+    pos = {b: (float(x), float(y)) for b, (x, y) in zip(names, lonlat, strict=True)}
+    adj: dict[str, list[str]] = {}
+    for e in feeder.edges:
+        a, b = e.a.split("~", 1)[0], e.b.split("~", 1)[0]
+        if a != b:
+            adj.setdefault(a, []).append(b)
+            adj.setdefault(b, []).append(a)
+    placed = place_missing(pos, adj, plain)
+    out = {}
+    for n in nodes:
+        if n.endswith("~sub") and n not in pos:
+            lon, lat = pos[n.split("~", 1)[0]]
+            out[n] = (lon - 0.0002, lat)  # the source node, ~15 m west of its bus
+        else:
+            out[n] = pos[n.split("~", 1)[0]]
+    return out, placed
 
 
 def planar_to_lonlat(xy: np.ndarray, anchor: tuple[float, float], scale: float) -> np.ndarray:
@@ -572,31 +755,18 @@ def planar_to_lonlat(xy: np.ndarray, anchor: tuple[float, float], scale: float) 
     return np.column_stack([lon, lat])
 
 
-def _tables(edges: list[_Edge], xy: dict[str, tuple[float, float]], sources: list[tuple[str, str]],
-            loads: list[dict], net_name: str) -> dict[str, pd.DataFrame]:
+def _tables(feeder: _Feeder, xy: dict[str, tuple[float, float]], placed: set[str]) -> dict[str, pd.DataFrame]:
     node_ids = sorted(xy)
     nodes = pd.DataFrame({"node_id": node_ids,
+                          "placed": [n.split("~", 1)[0] in placed for n in node_ids],
                           "geometry": shapely.points(np.array([xy[n] for n in node_ids]))})
-    rows = [e.__dict__.copy() for e in edges]
-    substations = []
-    has_breaker_at = {e.a for e in edges if e.kind == "breaker"} | {e.b for e in edges if e.kind == "breaker"}
-    extra_nodes = []
-    for bus, circuit in dict(sources).items():  # one substation per source bus
-        sub_id = f"SUB-{bus}"
-        if bus in has_breaker_at:
-            src = bus
-        else:
-            src = f"{bus}~sub"
-            lon, lat = xy[bus]
-            extra_nodes.append({"node_id": src, "geometry": shapely.Point(lon - 0.0002, lat)})  # ~15 m west
-            rows.append(_Edge(f"BRK-{bus}", src, bus, "breaker", "ABC", synthesized=True,
-                              name=f"feeder breaker of {circuit}", length_m=15.0).__dict__)
-        substations.append({"substation_id": sub_id, "name": circuit, "source_node": src,
-                            "geometry": shapely.Point(*xy[bus])})
-    if extra_nodes:
-        nodes = pd.concat([nodes, pd.DataFrame(extra_nodes)], ignore_index=True)
-    seg = pd.DataFrame(rows).rename(columns={"seg_id": "segment_id", "a": "from_node", "b": "to_node"})
-    return {"nodes": nodes, "segments": seg, "service_points": None, "substations": pd.DataFrame(substations)}
+    seg = pd.DataFrame([e.row() for e in feeder.edges]).rename(
+        columns={"seg_id": "segment_id", "a": "from_node", "b": "to_node"})
+    subs = pd.DataFrame([{"substation_id": s.sub_id, "name": s.name, "source_node": s.source_node,
+                          "equipment": ", ".join(s.equipment), "model_buses": " ".join(s.buses),
+                          "geometry": shapely.Point(*xy[s.buses[0]])}
+                         for s in feeder.subs])
+    return {"nodes": nodes, "segments": seg, "service_points": None, "substations": subs}
 
 
 # -- completing a bare feeder -----------------------------------------------------------------------------------
@@ -611,11 +781,17 @@ def complete_feeder(net: Network, loads: list[dict], kw_per_customer: float = 5.
     nodes = net.nodes.copy()
     seg = net.segments.copy()
     xy = dict(zip(nodes["node_id"], zip(nodes.geometry.x, nodes.geometry.y, strict=True), strict=True))
-    low_side = _low_sides(seg)
+    topo = build(net, validate=False)
+    # a load whose nearest device at or above its bus is a transformer is fed by it (low side, secondaries,
+    # services): its customers hang on its own bus, under that transformer
+    index = pd.Index(topo.node_ids)
+    at = index.get_indexer([ld["bus"] for ld in loads])
+    dev = np.where(at >= 0, topo.upstream_device[np.maximum(at, 0)], -1)
+    fed = (dev >= 0) & (topo.seg_kind[np.maximum(dev, 0)] == KIND_CODE["transformer"])
     new_nodes, new_segs, sps = [], [], []
-    for ld in loads:
+    for ld, under_transformer in zip(loads, fed, strict=True):
         bus = ld["bus"]
-        if bus in low_side:
+        if under_transformer:
             hang = bus
         else:
             hang = f"{bus}~lv-{ld['name'].lower()}"
@@ -627,7 +803,8 @@ def complete_feeder(net: Network, loads: list[dict], kw_per_customer: float = 5.
                              "kind": "transformer", "phases": ld["phases"], "synthesized": True,
                              "name": f"distribution transformer for Load.{ld['name']}", "length_m": 15.0})
         three_phase = len(ld["phases"]) == 3
-        count = 1 if three_phase else max(1, round(ld["kw"] / kw_per_customer))
+        given = int(ld.get("customers", 1))
+        count = 1 if three_phase else given if given > 1 else max(1, round(ld["kw"] / kw_per_customer))
         for k in range(count):
             lon, lat = _offset(xy[hang], rng.uniform(10, 40), rng.uniform(0, 2 * math.pi))
             sps.append({"sp_id": f"SP-{ld['name']}-{k + 1}", "node_id": hang, "account": f"ACC-{ld['name']}-{k + 1}",
@@ -700,11 +877,6 @@ def complete_feeder(net: Network, loads: list[dict], kw_per_customer: float = 5.
     return _with_feeders(out)
 
 
-def _low_sides(seg: pd.DataFrame) -> set[str]:
-    """Buses on the load side of a modelled distribution transformer (the second bus, by OpenDSS convention)."""
-    return set(seg.loc[seg["kind"] == "transformer", "to_node"])
-
-
 def _with_feeders(net: Network) -> Network:
     """Set ``feeder_id`` to the breaker heading each segment's feeder, and fill unknown lengths from geometry."""
     from gis.topology import KIND_CODE, build
@@ -725,12 +897,6 @@ def _with_feeders(net: Network) -> Network:
                             for ln in g]
         seg["length_m"] = lengths
     return net
-
-
-def _offset(lonlat: tuple[float, float], metres: float, angle: float) -> tuple[float, float]:
-    lon, lat = lonlat
-    return (lon + metres * math.cos(angle) / (111_320 * math.cos(math.radians(lat))),
-            lat + metres * math.sin(angle) / 110_540)
 
 
 def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
