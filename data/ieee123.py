@@ -7,7 +7,7 @@ reg4a+b+c), transformer XFM1, 4 capacitors and 91 loads on 85 buses (3,490 kW). 
 feet.
 
 The files have no fuses, reclosers, transformers to customers or customers. :func:`ieee123_territory` imports them
-with :func:`gis.opendss.read_opendss`, which adds them by the documented rules of :func:`gis.opendss.complete_feeder`,
+with :func:`gis.opendss.read_opendss`, which adds them by the documented rules of :func:`gis.opendss_complete.complete_feeder`,
 each added element marked ``synthesized=True``:
 
 * a feeder breaker ``BRK-150`` between the substation source node and bus 150;
