@@ -481,6 +481,8 @@ def _assemble(raw: dict[str, gpd.GeoDataFrame], columns: dict[str, dict[str, str
     for required in REQUIRED_LAYERS:
         if required not in tables:
             raise TerritoryFileError(f"{labels[required]}: missing (table {required!r} is required)")
+    tables, found = _place_devices(tables, labels["nodes"])
+    problems += found
     if problems:
         raise SourceProblems(problems)
     try:
@@ -489,6 +491,20 @@ def _assemble(raw: dict[str, gpd.GeoDataFrame], columns: dict[str, dict[str, str
         table = str(exc).split(":", 1)[0]
         label = labels.get(table)
         raise TerritoryFileError(f"{label}: {str(exc).split(': ', 1)[-1]}" if label else str(exc)) from None
+
+
+def _place_devices(tables: dict[str, pd.DataFrame], label: str) -> tuple[dict[str, pd.DataFrame], list]:
+    """Device points on nodes become device segments (:mod:`gis.devices`)."""
+    from gis.devices import place_device_points
+
+    needed = {"nodes": ("node_id", "device"), "segments": ("segment_id", "from_node", "to_node")}
+    if any(c not in tables[t].columns for t, cols in needed.items() for c in cols):
+        return tables, []
+    if "kind" not in tables["segments"].columns:  # the documented default, noted in Network.defaulted
+        tables = {**tables, "segments": tables["segments"].assign(kind="line")}
+    subs = tables["substations"]
+    sources = set(subs["source_node"].astype(str)) if "source_node" in subs.columns else set()
+    return place_device_points(tables, label, sources)
 
 
 def _map_columns(df: gpd.GeoDataFrame, table: str, overrides: dict[str, str],

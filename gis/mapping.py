@@ -175,10 +175,10 @@ def apply_values(df: pd.DataFrame, table: str, mapping: Mapping | None, source_o
         if col not in df.columns:
             continue
         text = df[col].map(_cell)
-        mapped = text.map(values.get(col, {}))
+        mapped = text.map(values.get(col, {})).astype(object)
         vocab = VOCABULARIES.get((table, col))
         if vocab is not None:
-            lower = text.str.lower()
+            lower = text.str.lower().astype(object)
             mapped = mapped.fillna(lower.where(lower.isin(vocab)))
             empty = text == ""
             if (table, col) not in STRICT:
