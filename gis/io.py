@@ -48,6 +48,15 @@ road_edges.u / .v          u, from, from_node / v, to, to_node
 Every other column of a table is read from the column of the same name when present, else gets its default
 (:data:`gis.network.SCHEMAS`); columns the schema does not know travel along unchanged.
 
+Feeder and transformer records (``feeders``, ``transformers``: name, rating/kVA, status) import like the other
+tables (``feeders.feeder_id`` from feeder_id, feeder, id, name; ``rating_kva`` from rating_kva, rating, kva;
+``transformers.transformer_id`` from transformer_id, segment_id, id, name; ``kva`` from kva, rating_kva, rating).
+Devices drawn as points on nodes (a ``device`` column on nodes) become device segments: see :mod:`gis.devices`.
+
+A mapping file (``mapping=``, ``--mapping FILE``; :mod:`gis.mapping`) names source columns and translates values;
+a value of a fixed vocabulary (segment kind, customer class, status, ...) that nothing maps is an error naming the
+file, row, column and value, all of them listed in one run (:class:`SourceProblems`).
+
 Override any of them per column, e.g. ``--column service_points.account=ACCT_NO`` on the command line or
 ``columns=parse_column_overrides(["service_points.account=ACCT_NO"])`` in Python; ``nodes.longitude=EASTING``
 works for the coordinate columns too (coordinates must be WGS 84 degrees, or a ``.prj``/CRS-bearing format).
