@@ -13,7 +13,32 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gis.network import CRITICAL_KINDS, SEGMENT_KINDS, Network
+from gis.network import CRITICAL_KINDS, CUSTOMER_CLASSES, SEGMENT_KINDS, Network
+
+#: Id columns of the optional tables checked for duplicates when the network has them.
+EXTRA_ID_COLUMNS = {"feeders": "feeder_id", "transformers": "transformer_id"}
+
+
+class Problem(str):
+    """One problem found in a territory: its message (it *is* that string, so lists of problems read and join as
+    before) plus ``kind`` (what the CLI groups by), ``count`` (offending elements) and ``examples`` (their ids).
+
+    The kinds are short fixed phrases: ``duplicate id``, ``empty id``, ``unknown kind``, ``unknown node``,
+    ``self loop``, ``unknown value``, ``negative customers``, ``no substation``, ``missing coordinates``,
+    ``coordinates out of range``, ``loop``, ``island``, ``service point on no transformer``, ``reference``.
+    """
+
+    kind: str
+    count: int
+    examples: tuple
+
+    def __new__(cls, kind: str, message: str, count: int = 1, examples=()) -> Problem:
+        self = super().__new__(cls, message)
+        self.kind, self.count, self.examples = kind, int(count), tuple(str(e) for e in list(examples)[:10])
+        return self
+
+    def __reduce__(self):
+        return (Problem, (self.kind, str(self), self.count, self.examples))
 
 
 def name_ids(values, limit: int = 10) -> str:
@@ -23,23 +48,25 @@ def name_ids(values, limit: int = 10) -> str:
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
 
-def check_references(net: Network) -> list[str]:
-    """Table-level problems: duplicate ids, unknown kinds, dangling references, bad coordinates."""
-    problems: list[str] = []
+def check_references(net: Network) -> list[Problem]:
+    """Table-level problems: duplicate ids, unknown kinds and values, dangling references, bad coordinates."""
+    problems: list[Problem] = []
     for table, col in (
         ("nodes", "node_id"),
         ("segments", "segment_id"),
         ("service_points", "sp_id"),
         ("substations", "substation_id"),
         ("depots", "depot_id"),
+        *((t, c) for t, c in EXTRA_ID_COLUMNS.items() if hasattr(net, t)),
     ):
         df = getattr(net, table)
-        dup = df[col][df[col].duplicated()]
-        if len(dup):
-            problems.append(f"{table}: duplicate {col}: {name_ids(sorted(set(dup)))}")
+        dup = sorted(set(df[col][df[col].duplicated()]))
+        if dup:
+            problems.append(Problem("duplicate id", f"{table}: duplicate {col}: {name_ids(dup)}", len(dup), dup))
         empty = df[col] == ""
         if empty.any():
-            problems.append(f"{table}: {int(empty.sum())} row(s) with an empty {col}")
+            n = int(empty.sum())
+            problems.append(Problem("empty id", f"{table}: {n} row(s) with an empty {col}", n))
 
     # one hash table over the node ids, reused by every membership test below (a set of a million pandas
     # strings costs seconds to build and to probe)
@@ -52,41 +79,56 @@ def check_references(net: Network) -> list[str]:
     bad_kind = seg.loc[~seg["kind"].isin(SEGMENT_KINDS)]
     if len(bad_kind):
         pairs = [f"{r.segment_id} ({r.kind!r})" for r in bad_kind.head(10).itertuples()]
-        problems.append(
-            f"segments: unknown kind for {name_ids(pairs)}; expected one of {', '.join(SEGMENT_KINDS)}"
-        )
+        problems.append(Problem(
+            "unknown kind",
+            f"segments: unknown kind for {name_ids(pairs)}; expected one of {', '.join(SEGMENT_KINDS)}",
+            len(bad_kind), pairs,
+        ))
     for end in ("from_node", "to_node"):
         dangling = seg.loc[unknown(seg[end])]
         if len(dangling):
             pairs = [f"{r.segment_id} -> {getattr(r, end)!r}" for r in dangling.head(10).itertuples()]
-            problems.append(f"segments: {end} refers to unknown node for {name_ids(pairs)}")
+            problems.append(Problem("unknown node", f"segments: {end} refers to unknown node for {name_ids(pairs)}",
+                                    len(dangling), pairs))
     self_loop = seg.loc[seg["from_node"] == seg["to_node"]]
     if len(self_loop):
-        problems.append(f"segments: from_node equals to_node for {name_ids(self_loop['segment_id'])}")
+        problems.append(Problem("self loop", f"segments: from_node equals to_node for "
+                                f"{name_ids(self_loop['segment_id'])}", len(self_loop), self_loop["segment_id"]))
 
     spt = net.service_points
     dangling = spt.loc[unknown(spt["node_id"])]
     if len(dangling):
         pairs = [f"{r.sp_id} -> {r.node_id!r}" for r in dangling.head(10).itertuples()]
-        problems.append(f"service_points: node_id refers to unknown node for {name_ids(pairs)}")
-    bad_crit = spt.loc[~spt["critical_kind"].isin(CRITICAL_KINDS)]
-    if len(bad_crit):
-        problems.append(
-            f"service_points: unknown critical_kind for {name_ids(bad_crit['sp_id'])}; expected one of "
-            f"{', '.join(CRITICAL_KINDS)}"
-        )
+        problems.append(Problem("unknown node", f"service_points: node_id refers to unknown node for "
+                                f"{name_ids(pairs)}", len(dangling), pairs))
+    for col, allowed in (("critical_kind", CRITICAL_KINDS), ("customer_class", CUSTOMER_CLASSES)):
+        bad = spt.loc[~spt[col].isin(allowed)]
+        if len(bad):
+            problems.append(Problem(
+                "unknown value",
+                f"service_points: unknown {col} for {name_ids(bad['sp_id'])}; expected one of {', '.join(allowed)}",
+                len(bad), bad["sp_id"],
+            ))
     neg = spt.loc[spt["customers"] < 0]
     if len(neg):
-        problems.append(f"service_points: negative customers for {name_ids(neg['sp_id'])}")
+        problems.append(Problem("negative customers", f"service_points: negative customers for "
+                                f"{name_ids(neg['sp_id'])}", len(neg), neg["sp_id"]))
 
     subs = net.substations
     if len(subs) == 0:
-        problems.append("substations: none; at least one substation with a source_node is needed")
+        problems.append(Problem("no substation", "substations: none; at least one substation with a source_node "
+                                "is needed"))
     dangling = subs.loc[unknown(subs["source_node"])]
     if len(dangling):
         pairs = [f"{r.substation_id} -> {r.source_node!r}" for r in dangling.itertuples()]
-        problems.append(f"substations: source_node refers to unknown node for {name_ids(pairs)}")
+        problems.append(Problem("unknown node", f"substations: source_node refers to unknown node for "
+                                f"{name_ids(pairs)}", len(dangling), pairs))
+    problems += _check_coordinates(net)
+    return problems
 
+
+def _check_coordinates(net: Network) -> list[Problem]:
+    problems = []
     for table in ("nodes", "service_points", "substations", "depots"):
         df = getattr(net, table)
         if len(df) == 0:
@@ -95,16 +137,20 @@ def check_references(net: Network) -> list[str]:
         missing = geom.isna() | geom.is_empty
         idcol = df.columns[0]
         if missing.any():
-            problems.append(f"{table}: missing coordinates for {name_ids(df.loc[missing, idcol])}")
+            ids = df.loc[missing, idcol]
+            problems.append(Problem("missing coordinates", f"{table}: missing coordinates for {name_ids(ids)}",
+                                    len(ids), ids))
         ok = ~missing
         if ok.any():
             x, y = geom[ok].x.to_numpy(), geom[ok].y.to_numpy()
             bad = ~(np.isfinite(x) & np.isfinite(y) & (np.abs(x) <= 180) & (np.abs(y) <= 90))
             if bad.any():
-                problems.append(
-                    f"{table}: coordinates out of range (lon -180..180, lat -90..90) for "
-                    f"{name_ids(df.loc[ok, idcol].to_numpy()[bad])}"
-                )
+                ids = df.loc[ok, idcol].to_numpy()[bad]
+                problems.append(Problem(
+                    "coordinates out of range",
+                    f"{table}: coordinates out of range (lon -180..180, lat -90..90) for {name_ids(ids)}",
+                    len(ids), ids,
+                ))
     return problems
 
 
@@ -146,19 +192,24 @@ def explain_loops(
         u, v = int(a[s]), int(b[s])
         pair = (min(u, v), max(u, v))
         if pair in seen_pairs or parent_node[v] == u or parent_node[u] == v:
-            problems.append(
+            problems.append(Problem(
+                "loop",
                 f"loop: {seg_ids[s]} runs in parallel with another closed segment between "
-                f"{node_ids[u]} and {node_ids[v]}"
-            )
+                f"{node_ids[u]} and {node_ids[v]}",
+                1, [seg_ids[s]],
+            ))
             continue
         seen_pairs.add(pair)
         cycle = _cycle(parent_node, u, v)
-        problems.append(
+        problems.append(Problem(
+            "loop",
             f"loop: closed segment {seg_ids[s]} joins {node_ids[u]} and {node_ids[v]}, already "
-            f"connected via {name_ids(node_ids[cycle], 8)}; open a switch on it or mark it normally_open"
-        )
+            f"connected via {name_ids(node_ids[cycle], 8)}; open a switch on it or mark it normally_open",
+            1, [seg_ids[s]],
+        ))
     if len(closers) > 10:
-        problems.append(f"loop: {len(closers) - 10} more loop-closing segments")
+        problems.append(Problem("loop", f"loop: {len(closers) - 10} more loop-closing segments",
+                                len(closers) - 10, seg_ids[closers[10:20]]))
     return problems
 
 
@@ -172,3 +223,29 @@ def _cycle(parent_node, u: int, v: int) -> list[int]:
         path_v.append(int(parent_node[path_v[-1]]))
     lca = path_v[-1]
     return up_u[: pos.get(lca, len(up_u) - 1) + 1] + list(reversed(path_v[:-1]))
+
+
+def unreachable_nodes(n_nodes: int, seg_from, seg_to, source_nodes) -> np.ndarray:
+    """Indices of the nodes no source reaches even with every segment closed: broken data (a missing segment, a
+    wrong node id), unlike nodes behind a normally open or out-of-service element, which are de-energized by design.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    ok = (seg_from >= 0) & (seg_to >= 0)
+    g = sp.coo_matrix((np.ones(int(ok.sum()), dtype=np.int8), (seg_from[ok], seg_to[ok])),
+                      shape=(n_nodes, n_nodes))
+    _, label = connected_components(g, directed=False)
+    fed = np.zeros(label.max(initial=-1) + 1, dtype=bool)
+    src = np.asarray(source_nodes)
+    fed[label[src[src >= 0]]] = True
+    return np.flatnonzero(~fed[label])
+
+
+def island_problem(node_ids, unreached) -> list[Problem]:
+    """The ``island`` problem for ``unreached`` node indices (see :func:`unreachable_nodes`), if any."""
+    if len(unreached) == 0:
+        return []
+    ids = node_ids[unreached]
+    return [Problem("island", f"island: {len(unreached)} node(s) no substation source reaches through any segment "
+                    f"(open or closed): {name_ids(ids, 20)}", len(ids), ids)]

@@ -48,6 +48,15 @@ road_edges.u / .v          u, from, from_node / v, to, to_node
 Every other column of a table is read from the column of the same name when present, else gets its default
 (:data:`gis.network.SCHEMAS`); columns the schema does not know travel along unchanged.
 
+Feeder and transformer records (``feeders``, ``transformers``: name, rating/kVA, status) import like the other
+tables (``feeders.feeder_id`` from feeder_id, feeder, id, name; ``rating_kva`` from rating_kva, rating, kva;
+``transformers.transformer_id`` from transformer_id, segment_id, id, name; ``kva`` from kva, rating_kva, rating).
+Devices drawn as points on nodes (a ``device`` column on nodes) become device segments: see :mod:`gis.devices`.
+
+A mapping file (``mapping=``, ``--mapping FILE``; :mod:`gis.mapping`) names source columns and translates values;
+a value of a fixed vocabulary (segment kind, customer class, status, ...) that nothing maps is an error naming the
+file, row, column and value, all of them listed in one run (:class:`SourceProblems`).
+
 Override any of them per column, e.g. ``--column service_points.account=ACCT_NO`` on the command line or
 ``columns=parse_column_overrides(["service_points.account=ACCT_NO"])`` in Python; ``nodes.longitude=EASTING``
 works for the coordinate columns too (coordinates must be WGS 84 degrees, or a ``.prj``/CRS-bearing format).
@@ -67,6 +76,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from gis.mapping import EXTRA_TARGETS, NOTED_DEFAULTS, Mapping, apply_values, load_mapping, targets
 from gis.network import CRS, SCHEMAS, TABLES, Network, NetworkError
 
 try:  # GDAL's Arrow stream reads a layer several times faster than feature by feature
@@ -88,15 +98,24 @@ GEOMETRY_TYPES = {
     "depots": "Point",
     "road_nodes": "Point",
     "road_edges": "LineString",
+    "feeders": "Point",
+    "transformers": "Point",
 }
 META_LAYER = "territory"
 FORMAT_VERSION = "1"
 #: Tables whose layer must be present in a territory GeoPackage (the others may be absent: empty).
 REQUIRED_LAYERS = ("nodes", "segments", "service_points", "substations")
+#: Columns added to the tables after format 1: a file written before them is read with their defaults.
+ADDED_COLUMNS = {("segments", "status")}
 
 #: table -> column -> candidate source column names, first present wins (matched case-insensitively).
 DEFAULT_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
-    "nodes": {"node_id": ("node_id", "id", "node", "bus")},
+    "nodes": {
+        "node_id": ("node_id", "id", "node", "bus"),
+        "device": ("device", "device_kind", "device_type"),
+        "device_id": ("device_id", "device_name"),
+        "device_open": ("device_open", "normally_open", "normal_state"),
+    },
     "segments": {
         "segment_id": ("segment_id", "id", "name"),
         "from_node": ("from_node", "from", "bus1", "from_bus"),
@@ -117,6 +136,16 @@ DEFAULT_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
     "depots": {"depot_id": ("depot_id", "id", "name")},
     "road_nodes": {"osmid": ("osmid", "id", "node_id")},
     "road_edges": {"u": ("u", "from", "from_node"), "v": ("v", "to", "to_node")},
+    "feeders": {
+        "feeder_id": ("feeder_id", "feeder", "id", "name"),
+        "rating_kva": ("rating_kva", "rating", "kva", "capacity_kva"),
+        "status": ("status", "state", "in_service"),
+    },
+    "transformers": {
+        "transformer_id": ("transformer_id", "segment_id", "id", "name"),
+        "kva": ("kva", "rating_kva", "rating", "kva_rating"),
+        "status": ("status", "state", "in_service"),
+    },
 }
 LONGITUDE_NAMES = ("longitude", "lon", "lng", "long", "x")
 LATITUDE_NAMES = ("latitude", "lat", "y")
@@ -124,6 +153,16 @@ LATITUDE_NAMES = ("latitude", "lat", "y")
 
 class TerritoryFileError(ValueError):
     """A territory file or folder cannot be read; the message starts with the file name."""
+
+
+class SourceProblems(TerritoryFileError):
+    """The source tables hold values no mapping explains (or other row-level problems): every one of them, as
+    :class:`~gis.checks.Problem` in ``problems``; the message counts them and shows the first."""
+
+    def __init__(self, problems: list):
+        self.problems = problems
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"{len(problems)} problem(s) in the source data: {problems[0]}{more}")
 
 
 # -- GeoPackage ---------------------------------------------------------------------------------------------
@@ -242,7 +281,7 @@ def read_territory(path: str | os.PathLike) -> Network:
         if table not in layers:
             continue
         df = _read_layer(path, table)
-        missing = [c for c in SCHEMAS[table] if c not in df.columns]
+        missing = [c for c in SCHEMAS[table] if c not in df.columns and (table, c) not in ADDED_COLUMNS]
         if missing:
             raise TerritoryFileError(f"{path.name}: layer {table!r} missing column {missing[0]!r}"
                                      + (f" (and {', '.join(map(repr, missing[1:]))})" if len(missing) > 1 else ""))
@@ -307,7 +346,7 @@ def parse_column_overrides(items: Iterable[str]) -> dict[str, dict[str, str]]:
                              "service_points.account=ACCT_NO")
         if table not in SCHEMAS:
             raise ValueError(f"column mapping {item!r}: unknown table {table!r}; expected one of {', '.join(TABLES)}")
-        known = [*SCHEMAS[table], "longitude", "latitude"]
+        known = targets(table)
         if column not in known:
             raise ValueError(f"column mapping {item!r}: table {table!r} has no column {column!r}; expected one of "
                              f"{', '.join(known)}")
@@ -316,11 +355,14 @@ def parse_column_overrides(items: Iterable[str]) -> dict[str, dict[str, str]]:
 
 
 def import_territory(path: str | os.PathLike, format: str, anchor: tuple[float, float] | None = None,
-                     scale: float | None = None, columns: dict[str, dict[str, str]] | None = None) -> Network:
+                     scale: float | None = None, columns: dict[str, dict[str, str]] | None = None,
+                     mapping: Mapping | str | os.PathLike | None = None) -> Network:
     """Import a territory from ``path`` in ``format`` (one of :data:`FORMATS`); see the module docstring.
 
-    ``anchor`` (lat, lon) and ``scale`` (metres per unit) place planar OpenDSS coordinates; ``columns`` overrides
-    the default column mapping (:func:`parse_column_overrides`). Errors name the file and the problem.
+    ``anchor`` (lat, lon) and ``scale`` (metres per unit) place planar OpenDSS coordinates; ``mapping`` (a
+    :class:`~gis.mapping.Mapping` or the path of a mapping file) maps columns and values, ``columns`` overrides
+    single columns on top of it (:func:`parse_column_overrides`). Errors name the file and the problem; values no
+    mapping explains raise :class:`SourceProblems` listing all of them.
     """
     fmt = format.lower()
     if fmt not in FORMATS:
@@ -328,7 +370,10 @@ def import_territory(path: str | os.PathLike, format: str, anchor: tuple[float, 
     path = Path(path)
     if not path.exists():
         raise TerritoryFileError(f"{path}: no such file or folder")
-    columns = columns or {}
+    if mapping is not None and not isinstance(mapping, Mapping):
+        mapping = load_mapping(mapping)
+    columns = {t: {**(mapping.columns.get(t, {}) if mapping else {}), **(columns or {}).get(t, {})}
+               for t in {*(columns or {}), *(mapping.columns if mapping else {})}}
     if fmt == "opendss":
         from gis.opendss import read_opendss
 
@@ -340,7 +385,7 @@ def import_territory(path: str | os.PathLike, format: str, anchor: tuple[float, 
         raw = {t: _read_layer(path, t) for t in TABLES if t in layers}
         meta = _read_metadata(path) if META_LAYER in layers else {}
         labels = {t: f"{path.name}: layer {t!r}" for t in TABLES}
-        return _assemble(raw, columns, labels, meta.get("name", path.stem))
+        return _assemble(raw, columns, labels, meta.get("name", path.stem), mapping, _feature)
     folder = path if path.is_dir() else path.parent
     suffixes = (".csv",) if fmt == "csv" else _VECTOR_SUFFIXES[fmt]
     files = {t: next((folder / f"{t}{x}" for x in suffixes if (folder / f"{t}{x}").exists()), folder / f"{t}{suffixes[0]}")
@@ -352,7 +397,16 @@ def import_territory(path: str | os.PathLike, format: str, anchor: tuple[float, 
     for t, file in files.items():
         if file.exists():
             raw[t] = _read_csv(file, t, columns.get(t, {})) if fmt == "csv" else _read_vector(file, t)
-    return _assemble(raw, columns, {t: str(f) for t, f in files.items()}, folder.name)
+    return _assemble(raw, columns, {t: str(f) for t, f in files.items()}, folder.name, mapping,
+                     _csv_row if fmt == "csv" else _feature)
+
+
+def _csv_row(i: int) -> str:
+    return f"row {i + 2}"  # the line number in the file: the header is line 1
+
+
+def _feature(i: int) -> str:
+    return f"feature {i + 1}"
 
 
 def _read_vector(path: Path, table: str) -> gpd.GeoDataFrame:
@@ -417,25 +471,61 @@ def _source_column(df: pd.DataFrame, target: str, override: str | None, candidat
 
 
 def _assemble(raw: dict[str, gpd.GeoDataFrame], columns: dict[str, dict[str, str]], labels: dict[str, str],
-              name: str) -> Network:
-    """Apply the column mapping to each source table and build the Network; errors name the file."""
+              name: str, mapping: Mapping | None = None, row_label=_feature) -> Network:
+    """Apply the column and value mapping to each source table and build the Network; errors name the file.
+
+    Every value no mapping explains, in every table, is collected before raising (:class:`SourceProblems`).
+    """
     tables: dict[str, pd.DataFrame] = {}
+    problems: list = []
+    defaulted: list[str] = []
     for table, df in raw.items():
-        overrides = columns.get(table, {})
-        df = df.copy()
-        for target in SCHEMAS[table]:
-            candidates = DEFAULT_COLUMNS.get(table, {}).get(target, (target,))
-            src = _source_column(df, f"{table}.{target}", overrides.get(target),
-                                 candidates if target in candidates else (target, *candidates), labels[table])
-            if src is not None and src != target:
-                df[target] = df[src]
+        df, source_of = _map_columns(df.copy(), table, columns.get(table, {}), labels[table])
+        df, found = apply_values(df, table, mapping, source_of, labels[table], row_label)
+        problems += found
+        for t, col in NOTED_DEFAULTS:
+            if t == table and col not in source_of and len(df):
+                defaulted.append(f"{table}.{col}={SCHEMAS[table][col][1]}")
         tables[table] = df
     for required in REQUIRED_LAYERS:
         if required not in tables:
             raise TerritoryFileError(f"{labels[required]}: missing (table {required!r} is required)")
+    tables, found = _place_devices(tables, labels["nodes"])
+    problems += found
+    if problems:
+        raise SourceProblems(problems)
     try:
-        return Network.from_tables(tables, name=name)
+        return Network.from_tables(tables, name=name, defaulted=",".join(defaulted))
     except NetworkError as exc:
         table = str(exc).split(":", 1)[0]
         label = labels.get(table)
         raise TerritoryFileError(f"{label}: {str(exc).split(': ', 1)[-1]}" if label else str(exc)) from None
+
+
+def _place_devices(tables: dict[str, pd.DataFrame], label: str) -> tuple[dict[str, pd.DataFrame], list]:
+    """Device points on nodes become device segments (:mod:`gis.devices`)."""
+    from gis.devices import place_device_points
+
+    needed = {"nodes": ("node_id", "device"), "segments": ("segment_id", "from_node", "to_node")}
+    if any(c not in tables[t].columns for t, cols in needed.items() for c in cols):
+        return tables, []
+    if "kind" not in tables["segments"].columns:  # the documented default, noted in Network.defaulted
+        tables = {**tables, "segments": tables["segments"].assign(kind="line")}
+    subs = tables["substations"]
+    sources = set(subs["source_node"].astype(str)) if "source_node" in subs.columns else set()
+    return place_device_points(tables, label, sources)
+
+
+def _map_columns(df: gpd.GeoDataFrame, table: str, overrides: dict[str, str],
+                 label: str) -> tuple[gpd.GeoDataFrame, dict[str, str]]:
+    """``df`` with each of our columns copied from its source column; also our column -> source column name."""
+    source_of = {}
+    for target in [*SCHEMAS[table], *EXTRA_TARGETS.get(table, ())]:
+        candidates = DEFAULT_COLUMNS.get(table, {}).get(target, (target,))
+        src = _source_column(df, f"{table}.{target}", overrides.get(target),
+                             candidates if target in candidates else (target, *candidates), label)
+        if src is not None:
+            source_of[target] = str(src)
+            if src != target:
+                df[target] = df[src]
+    return df, source_of

@@ -5,13 +5,20 @@ graph (:mod:`gis.topology`) is built from them on demand.
 
 ``nodes``           node_id, placed (the position was derived from neighbours, not given), geometry (Point)
 ``segments``        segment_id, from_node, to_node, kind, normally_open, phases, feeder_id, synthesized, name,
-                    length_m, geometry (LineString, optional)
+                    length_m, status, geometry (LineString, optional)
 ``service_points``  sp_id, node_id, account, meter, address, phone, customers, customer_class, critical_kind,
                     name, synthesized, geometry (Point)
 ``substations``     substation_id, name, source_node, geometry (Point)
 ``depots``          depot_id, name, geometry (Point)
 ``road_nodes``      osmid, geometry (Point)
 ``road_edges``      u, v, highway, length_m, speed_kph, travel_s, oneway, name, geometry (LineString)
+``feeders``         feeder_id, name, substation_id, rating_kva, status, geometry (Point, optional: the head)
+``transformers``    transformer_id, name, kva, status, geometry (Point, optional)
+
+``feeders`` and ``transformers`` are the utility's records of them (may be empty): a feeder row names the
+``feeder_id`` its segments carry, a transformer row the ``segment_id`` of its transformer segment. ``status``
+(:data:`STATUSES`) says whether the element is in service; an out-of-service segment carries no power (the
+topology treats it as open), and what lies behind it is de-energized by design, not an error.
 
 Every id is a string. ``kind`` and ``critical_kind`` take the values in :data:`SEGMENT_KINDS` and
 :data:`CRITICAL_KINDS`. Service points hang on a node below a transformer (the low-voltage side).
@@ -45,6 +52,7 @@ PROTECTIVE_KINDS = ("breaker", "recloser", "sectionalizer", "fuse")
 DEVICE_KINDS = ("breaker", "recloser", "sectionalizer", "fuse", "switch", "regulator", "transformer")
 
 CRITICAL_KINDS = ("none", "life_support", "hospital", "emergency_services", "water", "school", "telecom")
+STATUSES = ("in_service", "out_of_service")
 CUSTOMER_CLASSES = ("residential", "commercial", "industrial", "municipal", "agricultural", "lighting")
 
 #: Column name -> (dtype, default). ``None`` default means required.
@@ -61,6 +69,7 @@ SCHEMAS: dict[str, dict[str, tuple[str, object]]] = {
         "synthesized": ("bool", False),
         "name": ("str", ""),
         "length_m": ("float", np.nan),
+        "status": ("str", "in_service"),
     },
     "service_points": {
         "sp_id": ("str", None),
@@ -92,6 +101,19 @@ SCHEMAS: dict[str, dict[str, tuple[str, object]]] = {
         "oneway": ("bool", False),
         "name": ("str", ""),
     },
+    "feeders": {
+        "feeder_id": ("str", None),
+        "name": ("str", ""),
+        "substation_id": ("str", ""),
+        "rating_kva": ("float", np.nan),
+        "status": ("str", "in_service"),
+    },
+    "transformers": {
+        "transformer_id": ("str", None),
+        "name": ("str", ""),
+        "kva": ("float", np.nan),
+        "status": ("str", "in_service"),
+    },
 }
 #: Tables a territory must have (roads and depots may be empty).
 TABLES = tuple(SCHEMAS)
@@ -102,6 +124,8 @@ ID_COLUMNS = {
     "substations": "substation_id",
     "depots": "depot_id",
     "road_nodes": "osmid",
+    "feeders": "feeder_id",
+    "transformers": "transformer_id",
 }
 
 
@@ -194,6 +218,11 @@ class Network:
     road_nodes: gpd.GeoDataFrame = field(default_factory=lambda: _empty("road_nodes"))
     road_edges: gpd.GeoDataFrame = field(default_factory=lambda: _empty("road_edges"))
     name: str = "territory"
+    feeders: gpd.GeoDataFrame = field(default_factory=lambda: _empty("feeders"))
+    transformers: gpd.GeoDataFrame = field(default_factory=lambda: _empty("transformers"))
+    #: Columns an import filled with their default because the source had no such column ("table.column=value",
+    #: comma-separated): ``oms territory info`` says so, since e.g. every customer then counts as residential.
+    defaulted: str = ""
 
     def __post_init__(self) -> None:
         for table in TABLES:
@@ -201,15 +230,16 @@ class Network:
         self._fill_segment_geometry()
 
     @classmethod
-    def from_tables(cls, tables: dict[str, pd.DataFrame], name: str = "territory") -> Network:
-        """Build from a dict of table name -> DataFrame; missing optional tables are empty."""
+    def from_tables(cls, tables: dict[str, pd.DataFrame], name: str = "territory", **attrs) -> Network:
+        """Build from a dict of table name -> DataFrame; missing optional tables are empty. ``attrs``: the other
+        fields (``defaulted``)."""
         unknown = set(tables) - set(TABLES)
         if unknown:
             raise NetworkError(f"unknown table(s) {sorted(unknown)}; expected {', '.join(TABLES)}")
         for required in ("nodes", "segments", "service_points", "substations"):
             if required not in tables:
                 raise NetworkError(f"table {required!r} is missing")
-        return cls(**{t: tables.get(t) for t in TABLES}, name=name)
+        return cls(**{t: tables.get(t) for t in TABLES}, name=name, **attrs)
 
     def tables(self) -> dict[str, gpd.GeoDataFrame]:
         return {t: getattr(self, t) for t in TABLES}
@@ -262,4 +292,8 @@ class Network:
             "road_nodes": int(len(self.road_nodes)),
             "road_edges": int(len(self.road_edges)),
             "synthesized_elements": int(seg["synthesized"].sum() + sp["synthesized"].sum()),
+            "out_of_service_segments": int((seg["status"] == "out_of_service").sum()),
+            "feeder_records": int(len(self.feeders)),
+            "transformer_records": int(len(self.transformers)),
+            "defaulted_columns": [d for d in self.defaulted.split(",") if d],
         }

@@ -18,7 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order
 
-from gis.checks import check_references, explain_loops, name_ids
+from gis.checks import Problem, check_references, explain_loops, island_problem, name_ids, unreachable_nodes
 from gis.network import DEVICE_KINDS, PROTECTIVE_KINDS, SEGMENT_KINDS, Network
 
 KIND_CODE = {k: i for i, k in enumerate(SEGMENT_KINDS)}
@@ -352,7 +352,7 @@ def build(network: Network, validate: bool = True) -> Topology:
     seg_from = _lookup(node_index, seg["from_node"])
     seg_to = _lookup(node_index, seg["to_node"])
     seg_kind = pd.Categorical(seg["kind"], categories=SEGMENT_KINDS).codes.astype(np.int8)  # == KIND_CODE
-    seg_open = seg["normally_open"].to_numpy(dtype=bool).copy()
+    seg_open = seg["normally_open"].to_numpy(dtype=bool) | (seg["status"] == "out_of_service").to_numpy()
     sp_node = _lookup(node_index, spt["node_id"])
     sp_customers = spt["customers"].to_numpy(dtype=np.int64)
     source_nodes = _lookup(node_index, network.substations["source_node"])
@@ -409,14 +409,8 @@ def build(network: Network, validate: bool = True) -> Topology:
             n_sources=len(np.unique(source_nodes)),
             key_sorted=key_sorted,
         )
-        unreached = np.flatnonzero(~energized)
-        if len(unreached):
-            ids = ", ".join(map(str, nodes[unreached[:20]]))
-            more = f" and {len(unreached) - 20} more" if len(unreached) > 20 else ""
-            problems.append(
-                f"island: {len(unreached)} node(s) no substation source reaches through closed "
-                f"segments: {ids}{more}"
-            )
+        # nodes behind a normally open or out-of-service element are de-energized by design, not a problem
+        problems += island_problem(nodes, unreachable_nodes(n, seg_from, seg_to, source_nodes))
         if problems:
             raise TopologyError(problems)
 
@@ -468,15 +462,18 @@ def build(network: Network, validate: bool = True) -> Topology:
 
 
 def check_service_points(topo: Topology) -> list[str]:
-    """Every service point must have a transformer as the nearest device above it."""
+    """Every energized service point must have a transformer as the nearest device above it (those behind a
+    normally open or out-of-service element are de-energized by design; unreached ones are islands)."""
     dev = topo.upstream_device[topo.sp_node]
     kind = np.where(dev >= 0, topo.seg_kind[np.maximum(dev, 0)], -1)
-    bad = np.flatnonzero((dev == NONE) | (kind != KIND_CODE["transformer"]))
+    live = topo.energized[topo.sp_node]
+    bad = np.flatnonzero(live & ((dev == NONE) | (kind != KIND_CODE["transformer"])))
     if len(bad) == 0:
         return []
     return [
-        f"service point on no transformer: {name_ids(topo.sp_ids[bad])} (the nearest device above must be a "
-        "transformer)"
+        Problem("service point on no transformer",
+                f"service point on no transformer: {name_ids(topo.sp_ids[bad])} (the nearest device above must be a "
+                "transformer)", len(bad), topo.sp_ids[bad])
     ]
 
 

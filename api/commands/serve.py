@@ -63,15 +63,19 @@ def _serve(args) -> int:
     from api.settings import Settings
     from api.store.migrate import upgrade
     from api.web.app import create_app
+    from gis.validate import read_valid_territory
 
     overrides = {k: v for k, v in (("database_url", args.database_url), ("territory", args.territory)) if v}
     settings = Settings(**overrides)
+    # read and validated before anything starts: a bad territory stops here with one line, not a traceback from
+    # inside the server's startup
+    network = read_valid_territory(settings.territory) if settings.territory else None
     if not args.no_upgrade:
         upgrade(settings.database_url)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"OMS service on http://{args.host}:{args.port}  (docs: /docs, database: {settings.database_url})",
           flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
+    uvicorn.run(create_app(settings, network=network), host=args.host, port=args.port, log_level=args.log_level,
                 access_log=False)
     return 0
 

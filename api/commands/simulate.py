@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
-    from gis.io import read_territory
+    from gis.validate import read_valid_territory
     from outage.simulate import evaluate
 
     if args.storms < 1:
@@ -37,7 +37,7 @@ def run(args) -> int:
         raise ValueError(f"--call-rate must be in (0, 1], got {args.call_rate}")
     if not 0.0 < args.ami_feeders <= 1.0:
         raise ValueError(f"--ami-feeders must be in (0, 1], got {args.ami_feeders}")
-    net = read_territory(args.territory)
+    net = read_valid_territory(args.territory)  # a bad one: one line naming the file, not the engine's words
     r = evaluate(net, storms=args.storms, call_rate=args.call_rate, ami=args.ami, seed=args.seed,
                  faults=args.faults, ami_feeders=args.ami_feeders)
     r["territory"] = args.territory

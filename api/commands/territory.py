@@ -17,6 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--scale", type=float, help="metres per coordinate unit for planar coordinates (OpenDSS)")
     imp.add_argument("--column", action="append", default=[], metavar="TABLE.FIELD=SOURCE",
                      help="override one column mapping, e.g. service_points.account=ACCT_NO (repeatable)")
+    imp.add_argument("--mapping", metavar="FILE",
+                     help="mapping file (TOML or YAML): source columns and values per table (see gis.mapping)")
+    imp.add_argument("--allow-invalid", action="store_true",
+                     help="write the territory even when validation finds problems (they are still listed)")
     imp.add_argument("-o", "--out", required=True, help="output GeoPackage")
     imp.set_defaults(func=_import)
 
@@ -38,7 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _import(args) -> int:
-    from gis.io import import_territory, parse_column_overrides, write_territory
+    import sys
+
+    from gis.io import SourceProblems, import_territory, parse_column_overrides, write_territory
+    from gis.validate import ValidationReport, group_lines
 
     anchor = None
     if args.anchor:
@@ -47,13 +54,23 @@ def _import(args) -> int:
         except ValueError:
             raise ValueError(f"--anchor: expected LAT,LON, got {args.anchor!r}") from None
         anchor = (lat, lon)
-    net = import_territory(args.path, args.format, anchor=anchor, scale=args.scale,
-                           columns=parse_column_overrides(args.column))
-    write_territory(net, args.out)
-    print(f"wrote {args.out}")
+    try:
+        net = import_territory(args.path, args.format, anchor=anchor, scale=args.scale,
+                               columns=parse_column_overrides(args.column), mapping=args.mapping)
+    except SourceProblems as exc:  # every unknown value of every table, grouped: one run fixes them all
+        print(f"oms: error: {args.path}: {len(exc.problems)} problem(s) in the source data; nothing written",
+              file=sys.stderr)
+        for line in group_lines(ValidationReport(exc.problems).groups()):
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    summary = territory_report(net)
+    if summary["valid"] or args.allow_invalid:
+        write_territory(net, args.out)
+        print(f"wrote {args.out}" + ("" if summary["valid"] else " (invalid: --allow-invalid)"))
+    else:
+        print(f"nothing written: {args.path} is not a valid territory (--allow-invalid writes it anyway)")
     for note in getattr(net, "notes", []):
         print(f"note: {note}")
-    summary = territory_report(net)
     _print_summary(net, summary)
     return 0 if summary["valid"] else 1
 
@@ -93,13 +110,16 @@ def _info(args) -> int:
 
 
 def territory_report(net) -> dict:
-    """The summary plus the validation result."""
-    from gis.validate import validate
+    """The summary plus the validation result: every problem, the problems grouped by kind (count and first
+    examples), and what is de-energized by design (behind normally open or out-of-service elements)."""
+    from gis.validate import validation_report
 
     summary = net.summary()
-    problems = validate(net)
-    summary["valid"] = not problems
-    summary["problems"] = problems
+    report = validation_report(net)
+    summary["valid"] = report.valid
+    summary["problems"] = [str(p) for p in report.problems]
+    summary["problem_groups"] = report.groups()
+    summary["deenergized_by_design"] = report.deenergized
     return summary
 
 
@@ -116,9 +136,20 @@ def _print_summary(net, summary: dict | None = None) -> None:
     print("  critical sites")
     for k, v in s["critical_sites"].items():
         print(f"    {k.replace('_', ' '):<{width - 2}}{v:>12,}")
+    for d in s.get("defaulted_columns", []):
+        column, _, value = d.partition("=")
+        print(f"  note: the source has no {column} column: every row got the default {value!r}")
+    dead = s.get("deenergized_by_design") or {}
+    if dead.get("nodes"):
+        print(f"  de-energized by design: {dead['nodes']:,} node(s), {dead['segments']:,} segment(s), "
+              f"{dead['customers']:,} customer(s) behind {', '.join(dead['behind'][:10]) or '-'}"
+              + (f" (feeders {', '.join(dead['feeders'][:10])})" if dead["feeders"] else ""))
     if s["valid"]:
         print("  validation                          ok")
     else:
-        print(f"  validation                      FAILED ({len(s['problems'])} problem(s))")
-        for p in s["problems"]:
-            print(f"    - {p}")
+        groups = s.get("problem_groups", [])
+        print(f"  validation                      FAILED ({len(s['problems'])} problem(s) of {len(groups)} kind(s))")
+        from gis.validate import group_lines
+
+        for line in group_lines(groups):
+            print(f"    {line}")
