@@ -127,7 +127,8 @@ def _print_summary(net, summary: dict | None = None) -> None:
     s = summary or territory_report(net)
     width = 28
     print(f"territory {s['name']}")
-    for key in ("substations", "feeders", "transformers", "service_points", "customers", "normally_open_points",
+    for key in ("substations", "feeders", "transformers", "service_points", "customers", "placed_nodes",
+                "normally_open_points",
                 "depots", "road_nodes", "road_edges", "synthesized_elements"):
         print(f"  {key.replace('_', ' '):<{width}}{s[key]:>12,}")
     print("  devices by kind")
