@@ -72,4 +72,4 @@ def run(args) -> int:
 def _ami_label(r: dict) -> str:
     if not r["ami"]:
         return "off"
-    return "on" if r["ami_feeders"] >= 1.0 else f"on {r['ami_feeders']:.0%} of the feeders"
+    return "on" if r["ami_feeders"] >= 1.0 else f"on {r['ami_feeders']:.0%} of the meters"
