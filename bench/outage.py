@@ -1,9 +1,9 @@
 """Outage engine benchmark: prediction accuracy over seeded storms, and throughput on a 1M-customer territory.
 
 Accuracy (issue 3 definitions, see :mod:`outage.simulate`): on the sample territory and the IEEE 123 territory,
-at call-in rates of 10/30/50 %, with AMI, with AMI on half the feeders (territories with several; the others
+at call-in rates of 10/30/50 %, with AMI, with AMI on half the meters (whole feeders, then part of one; the others
 calls only, as while a utility rolls meters out area by area) and without AMI, the engine's device-prediction
-precision and recall, the share of correct events correctly classified, and minutes from a fault's first message to its correct prediction,
+precision and recall, the share of predicted events correctly classified (and the confusion matrix of classes), and minutes from a fault's first message to its correct prediction,
 beside a naive baseline (each cluster of nearby calls is one event), for the count rules (``normal``) and the
 likelihood roll-up (``likelihood``, see :mod:`outage.rules`).
 
@@ -44,7 +44,14 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 from outage.engine import OutageEngine  # noqa: E402
-from outage.simulate import STORM_START, StormConfig, evaluate, generate_storm, storm_engine  # noqa: E402
+from outage.simulate import (  # noqa: E402
+    STORM_START,
+    StormConfig,
+    confusion_text,
+    evaluate,
+    generate_storm,
+    storm_engine,
+)
 
 CALL_RATES = (0.1, 0.3, 0.5)
 
@@ -85,8 +92,8 @@ def accuracy(names: list[str], storms: int, seed: int, log, rule_sets: list[str]
 
     rows = []
     for name, net in territories(names).items():
-        # AMI on half the feeders needs several (IEEE 123 is one feeder)
-        shares = (1.0, 0.5) if net.segments["feeder_id"].dropna().nunique() > 1 else (1.0,)
+        # AMI on half the meters: whole feeders, then part of one (IEEE 123 is one feeder: half of its meters)
+        shares = (1.0, 0.5)
         for rules in rule_sets:
             for ami, share in [(True, s) for s in shares] + [(False, 1.0)]:
                 for rate in CALL_RATES:
@@ -96,6 +103,7 @@ def accuracy(names: list[str], storms: int, seed: int, log, rule_sets: list[str]
                     r.update(territory=name, rules=rules, seconds=round(time.perf_counter() - t, 2))
                     rows.append(r)
                     log(_acc_line(r))
+                    log(f"{'':30}classes (truth -> predicted): {confusion_text(r['confusion'])}")
     return rows
 
 

@@ -23,7 +23,8 @@ model (:class:`StormConfig`):
   customer-side call comes any time in the storm.
 
 It predicts, for each group, the most likely device (and the second most likely, when that helps), keeping those
-whose posterior is at least a threshold, and reports the threshold with the best lower of precision and recall,
+whose posterior is at least a threshold (devices that cut off exactly the same customers are one candidate, as
+scoring counts either), and reports the threshold with the best lower of precision and recall,
 scored against the ground truth as :func:`outage.simulate.score` does. Given the grouping, and picking its
 threshold knowing the outcome, it is a ceiling for any engine that has to find the groups from the feeder graph,
 up to the model's approximations: a customer already out from another fault still counts as one who could have
@@ -48,6 +49,7 @@ from outage.storm import (
     StormConfig,
     devices_by_kind,
     kind_weights,
+    same_customers,
 )
 
 NOT_OUT = "not out"
@@ -172,10 +174,15 @@ def group_candidates(grid: Grid, storm: Storm, config: StormConfig) -> tuple[lis
         if top == -math.inf:
             out.append([])
             continue
-        weights = {name: math.exp(lw - top) for name, lw in log_weights.items()}
+        # devices that cut off exactly the same customers are one candidate: nothing tells them apart, and an
+        # event on either finds the fault (outage.simulate.score)
+        weights: dict[str, float] = {}
+        for name, lw in log_weights.items():
+            rep = name if name == NOT_OUT else min(same_customers(g, name))
+            weights[rep] = weights.get(rep, 0.0) + math.exp(lw - top)
         total = sum(weights.values())
         ranked = sorted(((w / total, name) for name, w in weights.items() if name != NOT_OUT), reverse=True)
-        out.append([Candidate(name, p, name == key) for p, name in ranked])
+        out.append([Candidate(name, p, key in same_customers(g, name)) for p, name in ranked])
     return out, not_out
 
 

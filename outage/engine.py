@@ -112,6 +112,7 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         self._out_sps = [0] * n
         # the same for the likelihood, which keeps frozen events' service points until they close
         self._lik_out = [0] * n
+        self._lik_out_m = [0] * n  # ... of them metered
         self._out_cust = [0] * n
         self._on = [0] * n
         # per transformer: callers with out-evidence who say their neighbours are out too
@@ -136,6 +137,11 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         self._dev_feeder = [feeder_ix[f] for f in g.feeder]
         self._sp_feeder = [feeder_ix[f] for f in g.sp_feeder]
         self._ami_feeder = [False] * len(feeder_ix)
+        # per feeder whether every service point on it has a meter (else silence is partly only callers' silence)
+        self._fully_metered = [True] * len(feeder_ix)
+        for f, m in zip(self._sp_feeder, g.metered, strict=True):
+            if not m:
+                self._fully_metered[f] = self._fully_metered[0] = False
         self._call_rate_n = 0  # AMI-backed service points whose call window has closed ...
         self._call_rate_calls = 0  # ... and how many of them called
         self._call_rate_seen: set[int] = set()

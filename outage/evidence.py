@@ -76,6 +76,7 @@ class EvidenceMixin:
             self._closed_tele,
             self._lik_out,
         )
+        lik_out_m, metered = self._lik_out_m, g.metered[k]
         if chain:
             e, h, leaf = self._evidence_llr(chain[0], source, hint)
             self._sp_ev[k] = (e, h, leaf)
@@ -87,6 +88,7 @@ class EvidenceMixin:
                 active[parent[d]] += 1
             out_sps[d] += 1
             lik_out[d] += 1
+            lik_out_m[d] += metered
             self._out_cust[d] += c
             esum[d] += eh
         if hint is not None and chain and g.is_transformer[chain[0]]:
@@ -232,9 +234,11 @@ class EvidenceMixin:
             e, h, leaf = self._sp_ev.pop(k, (0.0, 0.0, 0.0))
             if chain:
                 self._below[chain[0]] -= leaf
-            esum, eh, lik_out = self._esum, e + h, self._lik_out
+            esum, eh, lik_out, lik_out_m = self._esum, e + h, self._lik_out, self._lik_out_m
+            metered = self.grid.metered[k]
             for d in chain:
                 lik_out[d] -= 1
+                lik_out_m[d] -= metered
                 esum[d] -= eh
         if rules:
             if chain:
@@ -271,6 +275,13 @@ class EvidenceMixin:
         last gasps say nothing about the silence of customers on another."""
         return self._ami_feeder[self._dev_feeder[d]]
 
+    def _silence_measured(self, d: int) -> bool:
+        """Whether meters measure the silence below ``d``: its feeder is AMI and every service point on it has a
+        meter. On a partly metered feeder the unmetered customers' silence is still only the silence of callers,
+        so the count rules keep the likelihood's second opinion there."""
+        f = self._dev_feeder[d]
+        return self._ami_feeder[f] and self._fully_metered[f]
+
     def _lik_terms(self, rs, ami: bool) -> tuple:
         """Log terms of a rule set's likelihood model at the current call-rate estimate, for devices whose meters
         send last gasps (``ami``) or not (cached). The call rate learned where meters tell who is out holds for
@@ -285,12 +296,13 @@ class EvidenceMixin:
             return hit[2]
         p_gasp = 1.0 - lk.ami_loss if ami else 0.0
         silent = math.log((1.0 - p_call) * (1.0 - p_gasp))
-        terms = (
+        terms = (  # (the silence of an unmetered customer, whatever the feeder, is last)
             {k: math.log(v) for k, v in lk.fault_prior.items()},
             silent,
             math.log(p_call / lk.false_call_rate),  # a call: out vs. a customer who is not out
             math.log((1.0 - lk.ami_loss) / lk.false_meter_rate),  # a declared last gasp or a ping saying off
             math.log(lk.neighbours_odds),
+            math.log(1.0 - p_call),
         )
         self._lik_cache[(id(rs), ami)] = (key, rs, terms)
         return terms
@@ -299,9 +311,9 @@ class EvidenceMixin:
         """(evidence LLR out vs. on, neighbours-answer LLR for device hypotheses, leaf value) of a new service
         point with out-evidence whose first device is ``first``."""
         rs, ami = self._ruleset_dev(first), self._ami_at(first)
-        if not self._likelihood_kept(rs, ami):
+        if not self._likelihood_kept(rs, self._silence_measured(first)):
             return 0.0, 0.0, 0.0
-        logp, _, e_call, e_meter, h_odds = self._lik_terms(rs, ami)
+        logp, _, e_call, e_meter, h_odds, _ = self._lik_terms(rs, ami)
         e = e_meter if source in ("ami", "ping") else e_call
         h = 0.0 if hint is None else (h_odds if hint else -h_odds)
         leaf = max(0.0, logp.get("service", -9.0) + e - (h_odds if hint else 0.0))
@@ -318,23 +330,27 @@ class EvidenceMixin:
             self._lik_out,
             g.parent,
         )
-        on, tele, kind, lo, hi = self._on, self._closed_tele, g.kind, g.lo, g.hi
-        terms_of, kept = self._lik_terms, self._likelihood_kept
-        ami_feeder, dev_feeder = self._ami_feeder, self._dev_feeder
+        on, tele, kind, lo, hi, n_met = self._on, self._closed_tele, g.kind, g.lo, g.hi, g.n_metered
+        terms_of, kept, out_m = self._lik_terms, self._likelihood_kept, self._lik_out_m
+        ami_feeder, dev_feeder, full = self._ami_feeder, self._dev_feeder, self._fully_metered
         rs_prev = ami_prev = terms = None
         for d in chain:
             rs = self._ruleset_dev(d)
-            ami = ami_feeder[dev_feeder[d]]
-            if not kept(rs, ami):
+            f = dev_feeder[d]
+            ami = ami_feeder[f]
+            if not kept(rs, ami and full[f]):
                 continue
             if rs is not rs_prev or ami is not ami_prev:
                 terms, rs_prev, ami_prev = terms_of(rs, ami), rs, ami
-            logp, silent = terms[0], terms[1]
+            logp, silent, silent_unmetered = terms[0], terms[1], terms[5]
             m = out[d]
             if on[d] or tele[d] or m == 0:
                 o = -math.inf
             else:
-                o = logp.get(kind[d], -9.0) + esum[d] + (hi[d] - lo[d] - m) * silent
+                # silent metered customers at the feeder's rate (meters and calls), unmetered ones at the call rate
+                quiet_m = n_met[d] - out_m[d]
+                o = (logp.get(kind[d], -9.0) + esum[d] + quiet_m * silent
+                     + (hi[d] - lo[d] - m - quiet_m) * silent_unmetered)
             oper[d] = o
             b = below[d]
             new = o if o > b else b

@@ -54,10 +54,11 @@ class Grid:
         # roll-up parent: nearest predictable device above (breakers report to their substation)
         raw_parent = np.full(self.n_devices, NONE, dtype=np.int64)
         raw_parent[:n_seg] = topo.device_parents()
-        is_breaker = np.array(kinds[:n_seg]) == "breaker"
         sub_of_node = topo.substation_of_node
         brk_sub = np.where(live[:n_seg], sub_of_node[np.maximum(below[:n_seg], 0)], NONE)
-        top = is_breaker & (raw_parent[:n_seg] == NONE) & (brk_sub >= 0)
+        # any device at the top of its tree reports to its substation (a feeder head breaker, or substation equipment
+        # such as a transformer above the breakers), so the substation's children are what hangs on its bus
+        top = predictable[:n_seg] & (raw_parent[:n_seg] == NONE) & (brk_sub >= 0)
         raw_parent[:n_seg][top] = n_seg + brk_sub[top]
         self.parent: list[int] = _skip_unpredictable(raw_parent, predictable).tolist()
 
@@ -120,6 +121,8 @@ class Grid:
         self.substation: list[str] = [str(topo.substation_ids[s]) if s >= 0 else "" for s in sub_idx.tolist()]
         sp_feeder = np.where(heads[topo.sp_node] >= 0, heads[topo.sp_node], NONE)
         self.sp_feeder: list[str] = [topo.feeder_name(f) if f >= 0 else "" for f in sp_feeder.tolist()]
+        self.community, self.rule_kind = _roles(kinds, self.lo, self.hi, self.sp_order, sp_feeder, self.feeder,
+                                                self.n_children)
         sp_sub = sub_of_node[topo.sp_node]
         self.sp_substation: list[str] = [str(topo.substation_ids[s]) if s >= 0 else "" for s in sp_sub.tolist()]
 
@@ -131,6 +134,8 @@ class Grid:
         self.metered: list[bool] = [bool(m) for m in self.meters] if metered is None else [bool(m) for m in metered]
         if len(self.metered) != n_sp:
             raise ValueError(f"Grid: metered has {len(self.metered)} entries for {n_sp} service points")
+        cum_m = np.concatenate([[0], np.cumsum(np.asarray(self.metered, dtype=np.int64)[self.sp_order])])
+        self.n_metered: list[int] = (cum_m[hi] - cum_m[lo]).tolist()  # metered service points below each device
         self.sp_xy = sp_xy
         self._kdtree = None
         if sp_xy is not None and len(sp_xy):
@@ -179,6 +184,30 @@ class Grid:
             raise ValueError("cannot locate a report by coordinates: the engine was built without service point "
                              "coordinates (use OutageEngine.from_network)")
         return int(self._kdtree.query([lon * self._xscale, lat])[1])
+
+def _roles(kinds: list[str], lo: list[int], hi: list[int], sp_order: np.ndarray, sp_feeder: np.ndarray,
+           feeder: list[str], n_children: list[int]) -> tuple[list[bool], list[str]]:
+    """Per device: whether its outage is a community one (its customers span several feeders, or it sits above
+    the feeder heads: substation equipment), and the rule it is judged by — its kind, except for transformers,
+    judged by what they serve. A transformer with devices below it (a large or substation transformer, as
+    imported feeders have) is judged like a backbone device (``large_transformer``), substation-class ones like a
+    substation: neither may be predicted from a couple of calls the way a distribution transformer is."""
+    lo_a, hi_a = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+    f = np.asarray(sp_feeder)[sp_order]
+    # feeders are subtrees, so each is one run of the depth-first order: distinct feeders = 1 + changes of run
+    change = np.concatenate([[0], np.cumsum(f[1:] != f[:-1])]) if len(f) else np.zeros(1, dtype=np.int64)
+    spans = np.where(hi_a > lo_a, change[np.maximum(hi_a - 1, 0)] - change[np.minimum(lo_a, len(change) - 1)], 0)
+    served = hi_a > lo_a
+    community = [bool(k == "substation" or s > 0 or (srv and fd == ""))
+                 for k, s, srv, fd in zip(kinds, spans.tolist(), served.tolist(), feeder, strict=True)]
+    rule_kind = list(kinds)
+    for d, k in enumerate(kinds):
+        if k == "transformer" and community[d]:
+            rule_kind[d] = "substation"
+        elif k == "transformer" and n_children[d] > 0:
+            rule_kind[d] = "large_transformer"
+    return community, rule_kind
+
 
 def _equivalent_devices(lo: list[int], hi: list[int], predictable: np.ndarray, parent: list[int],
                         n_sp: int) -> list[tuple[int, ...] | None]:

@@ -383,7 +383,7 @@ class LifeCycleMixin:
             subs = {g.substation[d] for d in tr.devices if g.substation[d]}
             ev.feeders = tuple(sorted(feeders))
             ev.substation_id = ",".join(sorted(subs))
-            multi = len(feeders) > 1 or any(g.kind[d] == "substation" for d in tr.devices) or len(subs) > 1
+            multi = len(feeders) > 1 or any(g.community[d] for d in tr.devices) or len(subs) > 1
             ev.event_class = EventClass.COMMUNITY if multi else EventClass.FEEDER
         elif tr.hazard_only:
             ev.event_class = EventClass.HAZARD
@@ -455,7 +455,7 @@ class LifeCycleMixin:
             conf = 1.0
         elif tr.devices:
             d = tr.devices[0]
-            rule = self._ruleset_dev(d).devices.get(g.kind[d])
+            rule = self._ruleset_dev(d).devices.get(g.rule_kind[d])
             share = cust / g.device_customers[d] if g.device_customers[d] else 0.0
             conf = 0.4 + 0.4 * min(1.0, share / rule.min_share if rule else share)
         else:

@@ -60,7 +60,7 @@ class RollUpMixin:
             if self._closed_tele[m]:
                 continue
             rs = self._ruleset_dev(m)
-            rule = rs.devices.get(g.kind[m])
+            rule = rs.devices.get(g.rule_kind[m])
             if rule is None or (
                 out < rule.min_calls and (rule.children != "evidence" or not self._own_passes(members[-1]))
             ):
@@ -85,13 +85,15 @@ class RollUpMixin:
             return False
         g = self.grid
         rs = self._ruleset_dev(d)
+        # judged by what the device serves (outage.grid._roles): a transformer with devices below it, or above
+        # the feeder heads, by the backbone or substation rule
+        rule = rs.devices.get(g.rule_kind[d])
         if rs.rollup == "likelihood":  # the rule's call floor still applies: one call never lifts a fuse
-            rule = rs.devices.get(g.kind[d])
             return rule is not None and out >= rule.min_calls and self._oper[d] > self._below[d]
-        rule = rs.devices.get(g.kind[d])
         if rule is None:
             return False
-        if g.is_transformer[d]:
+        service_xfmr = g.rule_kind[d] == "transformer"
+        if service_xfmr:
             children, n_children = out + self._hint[d], g.hi[d] - g.lo[d]
             if out == 1 and self._nohint[d] == 1 and n_children > 1:
                 # a lone caller who says the neighbours are not out: a service-level problem (a service drop or
@@ -103,7 +105,7 @@ class RollUpMixin:
             children, n_children = self._pred_children[d], g.n_children[d]
         total = g.device_customers[d]
         ok = rule.passes(out, children, self._out_cust[d] / total if total else 0.0, n_children)
-        if rs.likelihood_check and not self._ami_at(d) and not g.is_transformer[d]:
+        if rs.likelihood_check and not self._silence_measured(d) and not service_xfmr:
             # calls only: a second opinion from the likelihood comparison (outage.rules), which weighs what the
             # count rules cannot see — the silence of the customers below the device who did not call. When it
             # clearly disagrees, it wins: a stray call on a second lateral no longer lifts a transformer outage to

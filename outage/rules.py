@@ -82,13 +82,21 @@ class DeviceRule:
 
 def _default_device_rules() -> dict[str, DeviceRule]:
     return {
-        "transformer": DeviceRule(min_calls=1, min_children=2, min_share=0.5),
+        # a caller (or one saying the neighbours are out too) per tenth of its service points at least: two calls
+        # do not take down a transformer serving dozens (an imported large transformer)
+        "transformer": DeviceRule(min_calls=1, min_children=2, min_share=0.5, min_child_share=0.1),
         "fuse": DeviceRule(min_calls=2, min_children=2, min_share=0.5, min_child_share=0.3),
         "sectionalizer": DeviceRule(min_calls=2, min_children=2, min_share=0.5, min_child_share=0.3),
         "recloser": DeviceRule(min_calls=3, min_children=2, min_share=0.5, min_child_share=0.3,
                                children="predicted"),
         "breaker": DeviceRule(min_calls=3, min_children=2, min_share=0.5, min_child_share=0.3,
                               children="predicted"),
+        # a transformer with devices below it (grid.rule_kind): judged as the backbone device it is, by predicted
+        # children, never by a couple of calls spread over its laterals
+        "large_transformer": DeviceRule(min_calls=3, min_children=2, min_share=0.5, min_child_share=0.3,
+                                        children="predicted"),
+        # substation equipment (and transformers above the feeder heads): SCADA, most of its customers, or
+        # predicted outages under at least half of what hangs on it
         "substation": DeviceRule(min_calls=5, min_children=2, min_share=0.6, min_child_share=0.5,
                                  children="predicted"),
     }

@@ -14,7 +14,11 @@ the figures the issue defines — scored on the engine's own predictions before 
   whose fault sent nothing itself (found by a meter ping, or by a call placed on the wrong service point);
 * precision = correct events / predicted events (open predicted events at the end of the evidence stream);
 * recall = faults predicted correctly / faults that produced at least one report or AMI message;
-* classified = share of correct events whose class (single-customer / feeder / community) matches the truth;
+* an event on a device that cuts off exactly the customers of a faulted device counts as that fault's (nothing
+  can tell the two apart: a fuse feeding one transformer, the importer's twin transformers);
+* classified = share of every predicted event whose class (single-customer / feeder / community) is the class of
+  the fault it matches (an event matching no fault is never right), from the confusion matrix (``confusion``:
+  truth class, or ``false``, against predicted class);
 * time to correct = from a fault's first message to the first moment an event sat on its device.
 
 A fault nested below another fault produces no message while its parent is out, so it is outside the recall
@@ -27,6 +31,7 @@ event, placed on the lowest device common to the cluster.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -40,24 +45,20 @@ from outage.meters import SimulatedHeadEnd
 from outage.reports import AmiEvent, Report, ScadaEvent
 from outage.rules import RuleSets
 from outage.storm import (
+    CLEARED_ABOVE,
     CUSTOMER_SIDE_SAYS_NO,
     STORM_START,
     Fault,
     Storm,
     StormConfig,
+    ami_meters,
     devices_by_kind,
     kind_weights,
+    same_customers,
+    truth_class,
 )
 
 CALL_CHANNELS = ("phone", "ivr", "web", "app", "sms")  # where simulated callers report from
-
-
-def expected_class(kind: str) -> EventClass:
-    if kind == "service":
-        return EventClass.SINGLE_CUSTOMER
-    if kind == "substation":
-        return EventClass.COMMUNITY
-    return EventClass.FEEDER
 
 
 def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
@@ -88,6 +89,11 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
                 if not cands:
                     return
             d = int(cands[int(rng.integers(len(cands)))])
+            if kind in CLEARED_ABOVE:  # the protective device above clears it
+                d = g.parent[d]
+                if d < 0 or (within is not None and d == within):
+                    return
+                kind = g.kind[d]
             key, sps = g.device_ids[d], g.sps_of(d)
         if key in used:
             return
@@ -139,10 +145,8 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
     meters = list(g.meters)
     partial_ami = config.ami and config.ami_feeders < 1.0
     if partial_ami:  # own stream: the storm itself stays the same as with full AMI
-        feeders = sorted(set(g.sp_feeder))
-        n_ami = max(1, round(config.ami_feeders * len(feeders)))
-        chosen = set(np.random.default_rng(seed + 2).permutation(feeders)[:n_ami].tolist())
-        meters = [m if f in chosen else "" for m, f in zip(meters, g.sp_feeder, strict=True)]
+        chosen = ami_meters(g, config.ami_feeders, seed + 2)
+        meters = [m if c else "" for m, c in zip(meters, chosen, strict=True)]
     out_by_xfmr: dict[int, int] = {}
     for k in out_list:
         out_by_xfmr[g.sp_first[k]] = out_by_xfmr.get(g.sp_first[k], 0) + 1
@@ -212,11 +216,10 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
             not_out, size=min(len(not_out), int(config.momentary_rate * n_sp)), replace=False
         ).tolist():
             tb = t0 + config.duration * float(rng.random())
+            back = tb + timedelta(seconds=float(rng.uniform(2, 20)))  # drawn either way: the storm stays the same
             if meters[k]:
                 ami.append(AmiEvent(g.meters[k], "last_gasp", tb))
-                ami.append(
-                    AmiEvent(g.meters[k], "power_restore", tb + timedelta(seconds=float(rng.uniform(2, 20))))
-                )
+                ami.append(AmiEvent(g.meters[k], "power_restore", back))
     scada = []
     for f in faults:
         if f.kind in config.scada_kinds and f.nested_in is None:
@@ -224,6 +227,11 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
             scada.append(ScadaEvent(f.key, "lockout", ts))
             note(f.key, ts)
     telemetered = [g.device_ids[d] for kind in config.scada_kinds for d in by_kind.get(kind, [])]
+    alias: dict[str, str] = {}
+    for f in faults:
+        for other in same_customers(g, f.key):
+            if other not in fault_by_key:
+                alias.setdefault(other, f.key)
     return Storm(
         faults,
         reports,
@@ -236,6 +244,8 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
         scada,
         telemetered,
         meters if partial_ami else None,
+        alias,
+        {f.key: truth_class(g, f.key) for f in faults},
     )
 
 
@@ -267,7 +277,6 @@ def run_storm(engine: OutageEngine, storm: Storm, tick: timedelta = timedelta(mi
     """Feed the storm through ``engine`` in arrival order, ticking timers; track when each fault was first hit."""
     import time
 
-    fault_keys = {f.key for f in storm.faults}
     first: dict[str, datetime] = {}
     events = engine._events  # read-only peek to map change ids to keys cheaply
 
@@ -276,8 +285,8 @@ def run_storm(engine: OutageEngine, storm: Storm, tick: timedelta = timedelta(mi
             if isinstance(c, (EventCreated, EventUpdated)):
                 tr = events.get(c.event_id)
                 if tr is not None and tr.event.open:
-                    key = tr.event.key
-                    if key in fault_keys and key not in first:
+                    key = _fault_of(storm, tr.event.key)
+                    if key is not None and key not in first:
                         first[key] = t
 
     msgs = storm.messages()
@@ -297,13 +306,18 @@ def run_storm(engine: OutageEngine, storm: Storm, tick: timedelta = timedelta(mi
     end = (msgs[-1][0] if msgs else STORM_START) + timedelta(minutes=5)
     seen(engine.tick(end), end)
     for ev in engine.events:  # events whose device was set without a change record of their own
-        if ev.key in fault_keys and ev.key not in first:
-            first[ev.key] = ev.last_evidence or end
+        key = _fault_of(storm, ev.key)
+        if key is not None and key not in first:
+            first[key] = ev.last_evidence or end
     elapsed = time.perf_counter() - started
     # no crew or dispatcher takes part in a simulated storm: every open event is the engine's own (predicted, or
     # confirmed by SCADA)
     predicted = {ev.key: ev.event_class for ev in engine.events if ev.event_class != EventClass.HAZARD}
     return StormResult(predicted, first, len(msgs), elapsed)
+
+
+#: the confusion matrix's row for an event that matches no fault
+FALSE = "false"
 
 
 @dataclass
@@ -312,7 +326,8 @@ class Score:
     correct: int
     faults_reporting: int
     faults_found: int
-    classified_ok: int
+    # (truth, predicted class) -> events: truth is the class of the fault the event matches, or FALSE
+    confusion: Counter
     minutes_to_correct: list[float]
 
     @property
@@ -324,8 +339,20 @@ class Score:
         return self.faults_found / self.faults_reporting if self.faults_reporting else 1.0
 
     @property
+    def classified_ok(self) -> int:
+        return sum(n for (truth, cls), n in self.confusion.items() if truth == cls)
+
+    @property
     def classified(self) -> float:
-        return self.classified_ok / self.correct if self.correct else 1.0
+        """Share of every predicted event whose class is its fault's (an event matching no fault is never right)."""
+        return self.classified_ok / self.predicted if self.predicted else 1.0
+
+    def confusion_table(self) -> dict[str, dict[str, int]]:
+        """{truth: {predicted class: events}}, truth ``false`` for events that match no fault."""
+        out: dict[str, dict[str, int]] = {}
+        for (truth, cls), n in sorted(self.confusion.items()):
+            out.setdefault(truth, {})[cls] = n
+        return out
 
     def __add__(self, other: Score) -> Score:
         return Score(
@@ -333,26 +360,47 @@ class Score:
             self.correct + other.correct,
             self.faults_reporting + other.faults_reporting,
             self.faults_found + other.faults_found,
-            self.classified_ok + other.classified_ok,
+            self.confusion + other.confusion,
             self.minutes_to_correct + other.minutes_to_correct,
         )
+
+
+def confusion_text(table: dict[str, dict[str, int]]) -> str:
+    """One line of a confusion table (:meth:`Score.confusion_table`): ``truth -> predicted n, ...; ...``."""
+    return "; ".join(
+        f"{truth} -> " + ", ".join(f"{cls} {n}" for cls, n in row.items()) for truth, row in table.items()
+    )
+
+
+def _fault_of(storm: Storm, key: str) -> str | None:
+    """The fault an event on ``key`` finds: that device's own fault, else a fault that cuts off exactly the same
+    customers (``Storm.alias``), else None."""
+    return key if key in storm.truth_class else storm.alias.get(key)
 
 
 def score(
     storm: Storm, predicted: dict[str, EventClass], first_correct: dict[str, datetime] | None = None
 ) -> Score:
-    """The issue's definitions: an event is correct when its device is exactly a faulted device (a fault that sent
-    nothing counts too, when the engine found it by pinging meters); recall counts the faults that sent at least
-    one message, and how many of those have an event on their device."""
-    kinds = {f.key: f.kind for f in storm.faults}
-    correct = [k for k in predicted if k in kinds]
-    found = [k for k in correct if k in storm.reporting]
-    cls_ok = sum(predicted[k] == expected_class(kinds[k]) for k in correct)
+    """The issue's definitions: an event is correct when its device is exactly a faulted device, or one that cuts
+    off exactly the same customers (a fault that sent nothing counts too, when the engine found it by pinging
+    meters); recall counts the faults that sent at least one message, and how many of those have an event. Two
+    events on one fault count once. Every event goes into the confusion matrix: its fault's class (or ``false``)
+    against its own."""
+    matched: set[str] = set()
+    confusion: Counter = Counter()
+    for k, cls in predicted.items():
+        f = _fault_of(storm, k)
+        if f is not None and f not in matched:
+            matched.add(f)
+            confusion[(storm.truth_class[f].value, cls.value)] += 1
+        else:
+            confusion[(FALSE, cls.value)] += 1
+    found = [f for f in matched if f in storm.reporting]
     minutes = []
     for k in found:
         if first_correct and k in first_correct:
             minutes.append(max(0.0, (first_correct[k] - storm.first_message[k]).total_seconds() / 60))
-    return Score(len(predicted), len(correct), len(storm.reporting), len(found), cls_ok, minutes)
+    return Score(len(predicted), len(matched), len(storm.reporting), len(found), confusion, minutes)
 
 
 def naive_baseline(
@@ -404,7 +452,7 @@ def naive_baseline(
         common = g.common_chain(sps)
         if common:
             d = common[0]
-            out[g.device_ids[d]] = EventClass.COMMUNITY if g.kind[d] == "substation" else EventClass.FEEDER
+            out[g.device_ids[d]] = EventClass.COMMUNITY if g.community[d] else EventClass.FEEDER
     return out
 
 
@@ -420,7 +468,8 @@ def evaluate(
     ami_feeders: float = 1.0,
 ) -> dict:
     """Run ``storms`` seeded storms; return the engine's and the naive baseline's figures as a plain dict.
-    ``ami_feeders`` < 1: AMI on that share of the feeders only (calls alone on the others)."""
+    ``ami_feeders`` < 1: AMI on that share of the meters only (whole feeders, then part of one; calls alone on
+    the rest)."""
     engine0 = OutageEngine.from_network(network, clock=lambda: STORM_START, topology=topology)
     grid = engine0.grid
     n_faults = faults or max(3, min(40, len(grid.sp_ids) // 80))
@@ -459,6 +508,7 @@ def evaluate(
         "precision": round(eng_total.precision, 4),
         "recall": round(eng_total.recall, 4),
         "classified": round(eng_total.classified, 4),
+        "confusion": eng_total.confusion_table(),  # {truth class or "false": {predicted class: events}}
         "minutes_to_correct_median": round(float(np.median(mins)), 2) if mins else None,
         "minutes_to_correct_p90": round(float(np.percentile(mins, 90)), 2) if mins else None,
         "baseline_precision": round(base_total.precision, 4),

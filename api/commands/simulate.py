@@ -1,6 +1,7 @@
 """``oms simulate``: seeded storms on any territory, scored like the outage benchmark.
 
-Prints device-prediction precision and recall, the share of correct events correctly classified, and minutes from
+Prints device-prediction precision and recall, the share of predicted events correctly classified (and the
+confusion matrix of classes), and minutes from
 first message to correct prediction for the engine and for a naive baseline (each cluster of nearby calls is one
 event), so the figures can be checked on feeders nobody tuned for. Without AMI it also prints the ceiling: the
 best precision and recall any engine could reach on the same storms from calls alone (:mod:`outage.ceiling`).
@@ -19,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--call-rate", type=float, default=0.3, help="share of out customers who call (default 0.3)")
     p.add_argument("--ami", action="store_true", help="meters send last gasps and answer pings")
     p.add_argument("--ami-feeders", type=float, default=1.0, metavar="SHARE",
-                   help="with --ami: share of the feeders whose meters are AMI, the rest calls only (default 1)")
+                   help="with --ami: share of the meters that are AMI (whole feeders, then part of one), the rest "
+                   "calls only (default 1)")
     p.add_argument("--faults", type=int, default=None, help="faults per storm (default: 1 per 80 service points, "
                    "3..40)")
     p.add_argument("--seed", type=int, default=0)
@@ -29,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args) -> int:
     from gis.validate import read_valid_territory
-    from outage.simulate import evaluate
+    from outage.simulate import confusion_text, evaluate
 
     if args.storms < 1:
         raise ValueError(f"--storms must be >= 1, got {args.storms}")
@@ -55,7 +57,8 @@ def run(args) -> int:
           + (f"{ceiling['precision']:>10.3f}" if ceiling else ""))
     print(f"{'recall':22}{r['recall']:>10.3f}{r['baseline_recall']:>10.3f}"
           + (f"{ceiling['recall']:>10.3f}" if ceiling else ""))
-    print(f"{'correctly classified':22}{r['classified']:>10.3f}")
+    print(f"{'correctly classified':22}{r['classified']:>10.3f}  (of every predicted event)")
+    print(f"classes (truth -> predicted): {confusion_text(r['confusion'])}")
     print(f"{'min to correct (med)':22}{fmt(r['minutes_to_correct_median'], '10.1f')}")
     print(f"{'min to correct (p90)':22}{fmt(r['minutes_to_correct_p90'], '10.1f')}")
     print(f"predicted events {r['predicted_events']}, faults that reported {r['faults_reporting']}, "
@@ -69,4 +72,4 @@ def run(args) -> int:
 def _ami_label(r: dict) -> str:
     if not r["ami"]:
         return "off"
-    return "on" if r["ami_feeders"] >= 1.0 else f"on {r['ami_feeders']:.0%} of the feeders"
+    return "on" if r["ami_feeders"] >= 1.0 else f"on {r['ami_feeders']:.0%} of the meters"
