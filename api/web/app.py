@@ -14,7 +14,6 @@ from fastapi import FastAPI
 
 from api import errors
 from api.maps import PageConfig, create_router
-from api.web.routes.notify import router as notify_router
 from api.service.intake import IntakeWriter
 from api.service.live import LiveEngine
 from api.service.stream import Broker
@@ -22,9 +21,10 @@ from api.settings import Settings
 from api.store.db import Database
 from api.web.auth import TokenCache
 from api.web.fastpath import IntakeFastPath
-from api.web.limits import BodyLimitMiddleware, RateLimiter
-from api.web.maps_provider import LiveMapProvider, RememberMapToken, dispatcher_access
-from api.web.routes import admin, crew, dispatcher, intake, public, reports, stream
+from api.web.limits import BodyLimitMiddleware, EdgeGuard, RateLimiter, SecurityHeaders
+from api.web.maps_provider import LiveMapProvider, dispatcher_access
+from api.web.routes import admin, crew, dispatcher, intake, public, reports, session, stream
+from api.web.routes.notify import router as notify_router
 
 log = logging.getLogger("oms.api")
 
@@ -68,19 +68,22 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
                               '`{"error": {"status", "code", "message", "details"}}`.')
     app.state.oms = state
     errors.install(app)
-    # Starlette runs the last-added middleware first: the body limit wraps the storm path, which wraps FastAPI.
+    # Starlette runs the last-added middleware first: the edge guard (addresses, control characters, public rate
+    # limit, body deadline) wraps the security headers, which wrap the body limit, the storm path and FastAPI.
     app.add_middleware(IntakeFastPath, state=state, routes={
         ("POST", "/reports"): (public.ANYONE.roles, public.accept_report),
         ("POST", "/ami"): (intake.INTEGRATION.roles, intake.accept_ami)})
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        overrides={"/admin/territory": 512 * 1024 * 1024})
-    for module in (public, intake, dispatcher, crew, admin, reports, stream):
+    for module in (public, intake, dispatcher, crew, admin, reports, stream, session):
         app.include_router(module.router)
     app.include_router(notify_router)
     maps = create_router(LiveMapProvider(live), page=page or PageConfig(), dispatcher_dependencies=[dispatcher_access])
     app.include_router(maps)
     app.state.maps = maps.map_service  # shared with snapshot writers (same MapData, same caches)
-    app.add_middleware(RememberMapToken)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(EdgeGuard, settings=settings, limiter=state.limiter,
+                       body_overrides={"/admin/territory": max(settings.body_timeout_s, 600.0)})
     _hoist_schemas(app)
     return app
 
