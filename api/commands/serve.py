@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -106,22 +108,29 @@ def _current(args) -> int:
     return 0
 
 
-def _add_user(args) -> int:
+@contextmanager
+def _database(args) -> Iterator:
+    """The database the command names, disposed of afterwards."""
     from api.store.db import Database
+
+    db = Database(_url(args))
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+def _add_user(args) -> int:
     from api.store.models import Crew
     from api.web.auth import create_user
 
     if args.role == "crew" and not args.crew:
         raise ValueError("--crew is required for role crew")
-    db = Database(_url(args))
-    try:
-        with db.write() as session, session.begin():
-            if args.crew and session.get(Crew, args.crew) is None:
-                session.add(Crew(id=args.crew, name=args.crew, skills=["line"]))
-                print(f"created crew {args.crew!r} (skills: line; set the rest with PUT /crews/{args.crew})")
-            user, token = create_user(session, args.name, args.role, args.crew)
-    finally:
-        db.dispose()
+    with _database(args) as db, db.write() as session, session.begin():
+        if args.crew and session.get(Crew, args.crew) is None:
+            session.add(Crew(id=args.crew, name=args.crew, skills=["line"]))
+            print(f"created crew {args.crew!r} (skills: line; set the rest with PUT /crews/{args.crew})")
+        user, token = create_user(session, args.name, args.role, args.crew)
     print(f"user {user.name!r} ({user.role}) token: {token}")
     return 0
 
@@ -129,18 +138,13 @@ def _add_user(args) -> int:
 def _set_disabled(args) -> int:
     from sqlalchemy import select
 
-    from api.store.db import Database
     from api.store.models import User
 
-    db = Database(_url(args))
-    try:
-        with db.write() as session, session.begin():
-            user = session.scalar(select(User).where(User.name == args.name))
-            if user is None:
-                raise ValueError(f"no user {args.name!r} (see: oms users list)")
-            user.disabled = args.disabled
-    finally:
-        db.dispose()
+    with _database(args) as db, db.write() as session, session.begin():
+        user = session.scalar(select(User).where(User.name == args.name))
+        if user is None:
+            raise ValueError(f"no user {args.name!r} (see: oms users list)")
+        user.disabled = args.disabled
     print(f"user {args.name!r} {'disabled' if args.disabled else 'enabled'}")
     return 0
 
@@ -148,19 +152,14 @@ def _set_disabled(args) -> int:
 def _list_users(args) -> int:
     from sqlalchemy import func, or_, select
 
-    from api.store.db import Database
     from api.store.models import ApiToken, User, utcnow
 
-    db = Database(_url(args))
-    try:
-        with db.read() as session:
-            live = (select(ApiToken.user_id, func.count().label("n")).where(
-                ApiToken.revoked_at.is_(None), or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow()))
-                .group_by(ApiToken.user_id).subquery())
-            rows = session.execute(select(User, func.coalesce(live.c.n, 0)).outerjoin(live, live.c.user_id == User.id)
-                                   .order_by(User.id)).all()
-    finally:
-        db.dispose()
+    with _database(args) as db, db.read() as session:
+        live = (select(ApiToken.user_id, func.count().label("n")).where(
+            ApiToken.revoked_at.is_(None), or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow()))
+            .group_by(ApiToken.user_id).subquery())
+        rows = session.execute(select(User, func.coalesce(live.c.n, 0)).outerjoin(live, live.c.user_id == User.id)
+                               .order_by(User.id)).all()
     print(f"{'id':>4}  {'name':<24} {'role':<12} {'crew':<10} {'state':<9} live tokens")
     for user, n in rows:
         print(f"{user.id:>4}  {user.name:<24} {user.role:<12} {user.crew_id or '-':<10} "

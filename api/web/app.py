@@ -88,6 +88,30 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
     return app
 
 
+#: The one error body (api.errors.error_body), and the failures any route may answer with.
+ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["status", "code", "message", "details"],
+    "properties": {"status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
+                   "details": {"type": "array", "items": {"type": "object"}}}}}}
+ERRORS = {"400": "malformed request", "401": "no or bad token", "403": "role not allowed", "404": "not found",
+          "408": "body too slow", "409": "conflict", "413": "body too large", "415": "unsupported media type",
+          "422": "invalid input", "429": "rate limited", "503": "unavailable"}
+
+
+def _document_errors(op: dict, path: str) -> None:
+    """Every 4xx the edge can answer, with the error body (FastAPI's own 422 schema is not what we send); GeoJSON
+    routes answer application/geo+json."""
+    responses = op.setdefault("responses", {})
+    for status, text in ERRORS.items():
+        responses[status] = {"description": responses.get(status, {}).get("description") or text,
+                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    ok = responses.get("200", {}).get("content", {})
+    if path.endswith(".geojson") and "application/json" in ok:
+        ok["application/geo+json"] = ok.pop("application/json")
+    if "304" not in responses and path.endswith(".geojson"):
+        responses["304"] = {"description": "not modified (If-None-Match)"}
+
+
 def _hoist_schemas(app: FastAPI) -> None:
     """Routes that parse their own JSON body document it with ``x-components`` (see :func:`api.errors.json_body`);
     move those nested schemas into ``components.schemas`` so the OpenAPI document is self-contained."""
@@ -98,9 +122,13 @@ def _hoist_schemas(app: FastAPI) -> None:
             return app.openapi_schema
         schema = plain()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for ops in schema.get("paths", {}).values():
+        components["Error"] = ERROR_SCHEMA
+        for path, ops in schema.get("paths", {}).items():
             for op in ops.values():
                 components.update(op.pop("x-components", {}) if isinstance(op, dict) else {})
+                _document_errors(op, path)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
         app.openapi_schema = schema
         return schema
 
