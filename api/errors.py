@@ -14,12 +14,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger("oms.api")
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
          409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid",
-         429: "rate_limited", 500: "internal", 503: "unavailable"}
+         408: "request_timeout", 429: "rate_limited", 500: "internal", 503: "unavailable"}
 
 
 class ApiError(Exception):
@@ -92,6 +93,11 @@ def install(app: FastAPI) -> None:
         code = CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_request: Request, _exc: ClientDisconnect):
+        # the client left (or its body missed its deadline and was answered 408): nobody reads this
+        return error_response(400, "bad_request", "the client disconnected before its request was read")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

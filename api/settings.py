@@ -49,3 +49,27 @@ class Settings(BaseSettings):
     sse_keepalive_s: float = Field(15.0, gt=0.0)
     #: Whether to run the live engine thread (tests of pure persistence may turn it off).
     engine_enabled: bool = True
+
+    # ---- the edge: who is calling, and for how long they may hold a connection
+    #: Addresses of reverse proxies whose ``X-Forwarded-For`` is believed; nobody else's is (rate limits and
+    #: connection caps key on the address, so a forged header would let anyone pose as anyone).
+    trusted_proxies: list[str] = Field(default_factory=list)
+    #: Every anonymous request, whatever the route, from one address: per minute and burst.
+    public_rate_limit_per_minute: float = Field(1200.0, gt=0.0)
+    public_rate_limit_burst: int = Field(600, ge=1)
+    #: Requests in progress at once from one address (beyond: 429), and open connections (beyond: refused).
+    max_requests_per_client: int = Field(256, ge=1)
+    max_connections_per_client: int = Field(256, ge=1)
+    #: A request's headers must arrive within this many seconds of its first byte, and its body within
+    #: ``body_timeout_s`` of its headers; idle keep-alive connections close after ``keep_alive_s``.
+    header_timeout_s: float = Field(10.0, gt=0.0)
+    body_timeout_s: float = Field(30.0, gt=0.0)
+    keep_alive_s: int = Field(5, ge=1)
+
+    # ---- data at the edge
+    #: Device and meter messages (and crew positions) older than this are refused: a stale clock, or a replay.
+    max_message_age_hours: float = Field(24.0 * 7, gt=0.0)
+
+    # ---- sessions
+    #: API tokens expire this many days after they are issued (0: never; not recommended).
+    token_ttl_days: float = Field(90.0, ge=0.0)

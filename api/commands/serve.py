@@ -1,9 +1,11 @@
-"""``oms serve``, ``oms db upgrade|current``, ``oms users add``, ``oms storm``: running the service."""
+"""``oms serve``, ``oms db upgrade|current``, ``oms users add|disable|enable|list``, ``oms storm``: running the service."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +36,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--crew", help="crew id (role crew); the crew is created if it does not exist")
     add.add_argument("--database-url")
     add.set_defaults(func=_add_user)
+    for action, text in (("disable", "disable a user: its tokens stop working at once (within 30 s in a "
+                                     "running service)"), ("enable", "enable a disabled user again")):
+        p_ = usub.add_parser(action, help=text)
+        p_.add_argument("name")
+        p_.add_argument("--database-url")
+        p_.set_defaults(func=_set_disabled, disabled=action == "disable")
+    ls = usub.add_parser("list", help="users: role, crew, disabled, live tokens")
+    ls.add_argument("--database-url")
+    ls.set_defaults(func=_list_users)
 
     storm = sub.add_parser("storm", help="replay a simulated storm against a running service through its API")
     storm.add_argument("territory", help="the territory GeoPackage the service runs on")
@@ -63,6 +74,7 @@ def _serve(args) -> int:
     from api.settings import Settings
     from api.store.migrate import upgrade
     from api.web.app import create_app
+    from api.web.limits import guarded_protocol
     from gis.validate import read_valid_territory
 
     overrides = {k: v for k, v in (("database_url", args.database_url), ("territory", args.territory)) if v}
@@ -75,8 +87,11 @@ def _serve(args) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"OMS service on http://{args.host}:{args.port}  (docs: /docs, database: {settings.database_url})",
           flush=True)
+    # Our own protocol class bounds header time and connections per client; X-Forwarded-For is read by the app
+    # (api.web.limits.EdgeGuard) from the proxies named in settings only, so uvicorn's own reading is off.
     uvicorn.run(create_app(settings, network=network), host=args.host, port=args.port, log_level=args.log_level,
-                access_log=False)
+                access_log=False, http=guarded_protocol(settings), proxy_headers=False,
+                timeout_keep_alive=settings.keep_alive_s)
     return 0
 
 
@@ -97,23 +112,62 @@ def _current(args) -> int:
     return 0
 
 
-def _add_user(args) -> int:
+@contextmanager
+def _database(args) -> Iterator:
+    """The database the command names, disposed of afterwards."""
     from api.store.db import Database
+
+    db = Database(_url(args))
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+def _add_user(args) -> int:
     from api.store.models import Crew
     from api.web.auth import create_user
 
     if args.role == "crew" and not args.crew:
         raise ValueError("--crew is required for role crew")
-    db = Database(_url(args))
-    try:
-        with db.write() as session, session.begin():
-            if args.crew and session.get(Crew, args.crew) is None:
-                session.add(Crew(id=args.crew, name=args.crew, skills=["line"]))
-                print(f"created crew {args.crew!r} (skills: line; set the rest with PUT /crews/{args.crew})")
-            user, token = create_user(session, args.name, args.role, args.crew)
-    finally:
-        db.dispose()
+    with _database(args) as db, db.write() as session, session.begin():
+        if args.crew and session.get(Crew, args.crew) is None:
+            session.add(Crew(id=args.crew, name=args.crew, skills=["line"]))
+            print(f"created crew {args.crew!r} (skills: line; set the rest with PUT /crews/{args.crew})")
+        user, token = create_user(session, args.name, args.role, args.crew)
     print(f"user {user.name!r} ({user.role}) token: {token}")
+    return 0
+
+
+def _set_disabled(args) -> int:
+    from sqlalchemy import select
+
+    from api.store.models import User
+
+    with _database(args) as db, db.write() as session, session.begin():
+        user = session.scalar(select(User).where(User.name == args.name))
+        if user is None:
+            raise ValueError(f"no user {args.name!r} (see: oms users list)")
+        user.disabled = args.disabled
+    print(f"user {args.name!r} {'disabled' if args.disabled else 'enabled'}")
+    return 0
+
+
+def _list_users(args) -> int:
+    from sqlalchemy import func, or_, select
+
+    from api.store.models import ApiToken, User, utcnow
+
+    with _database(args) as db, db.read() as session:
+        live = (select(ApiToken.user_id, func.count().label("n")).where(
+            ApiToken.revoked_at.is_(None), or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow()))
+            .group_by(ApiToken.user_id).subquery())
+        rows = session.execute(select(User, func.coalesce(live.c.n, 0)).outerjoin(live, live.c.user_id == User.id)
+                               .order_by(User.id)).all()
+    print(f"{'id':>4}  {'name':<24} {'role':<12} {'crew':<10} {'state':<9} live tokens")
+    for user, n in rows:
+        print(f"{user.id:>4}  {user.name:<24} {user.role:<12} {user.crew_id or '-':<10} "
+              f"{'disabled' if user.disabled else 'active':<9} {n}")
     return 0
 
 

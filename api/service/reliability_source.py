@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -36,6 +36,7 @@ from sqlalchemy import select
 from api.store.db import Database
 from api.store.models import Assignment, Event, EventHistory, JournalEntry, OutboxMessage, Report, utcnow
 from outage.records import Interruption
+from outage.reliability import ReliabilityError
 from outage.summary import EventSummary
 
 #: Event states during which a crew is at work on an event (rolling to it or on site).
@@ -53,6 +54,8 @@ class ServiceRecords:
     acks: list[tuple[datetime, datetime | None]]
     as_of: datetime
     journal_seq: int  # the last journal entry the records include
+    #: Stored rows the reports cannot use (e.g. an event restored before it started): left out, and named here.
+    bad_rows: list[dict] = field(default_factory=list)
 
 
 class JournalReplica:
@@ -167,9 +170,11 @@ def acknowledgments(session, start: datetime | None = None,
 
 
 def event_summaries(session, interruptions: Iterable[Interruption], etrs: dict[str, list[tuple[datetime, datetime]]],
-                    as_of: datetime, start: datetime | None = None,
-                    end: datetime | None = None) -> list[EventSummary]:
-    """One :class:`EventSummary` per outage event starting in ``[start, end)`` (see the module's conventions)."""
+                    as_of: datetime, start: datetime | None = None, end: datetime | None = None,
+                    bad_rows: list[dict] | None = None) -> list[EventSummary]:
+    """One :class:`EventSummary` per outage event starting in ``[start, end)`` (see the module's conventions).
+    An event whose stored row contradicts itself is left out and appended to ``bad_rows``: one bad row must not
+    take the whole report down."""
     customers: dict[str, dict[str, int]] = {}
     for r in interruptions:
         customers.setdefault(r.event_id, {})[r.customer_id] = r.customers
@@ -187,10 +192,32 @@ def event_summaries(session, interruptions: Iterable[Interruption], etrs: dict[s
                                       .where(Report.event_id.in_(ids[i:i + 900]))):
             if eid not in first or t < first[eid]:
                 first[eid] = t
-    return [EventSummary(
-        event_id=e.id, start=e.started_at, restored=e.restored_at if e.state == "restored" else None,
-        customers=sum(customers[e.id].values()), tier=f"P{e.tier}", event_class=e.event_class, cause=e.cause or "",
-        first_report=first.get(e.id), etrs=tuple(etrs.get(e.id, ())), crew_hours=hours[e.id]) for e in rows]
+    out = []
+    for e in rows:
+        try:
+            out.append(EventSummary(
+                event_id=e.id, start=e.started_at, restored=e.restored_at if e.state == "restored" else None,
+                customers=sum(customers[e.id].values()), tier=f"P{e.tier}", event_class=e.event_class,
+                cause=e.cause or "", first_report=first.get(e.id), etrs=tuple(etrs.get(e.id, ())),
+                crew_hours=max(hours[e.id], 0.0)))
+        except ReliabilityError as exc:
+            if bad_rows is not None:
+                bad_rows.append({"table": "events", "id": e.id, "problem": str(exc)})
+    return out
+
+
+def usable_interruptions(records: Iterable[Interruption], bad_rows: list[dict]) -> list[Interruption]:
+    """``records`` without those ending before they start (named in ``bad_rows``, one line per event)."""
+    out, bad = [], {}
+    for r in records:
+        if r.end is not None and r.end < r.start:
+            bad.setdefault(r.event_id, r)
+        else:
+            out.append(r)
+    bad_rows += [{"table": "interruptions", "id": eid, "problem": f"customer {r.customer_id} restored "
+                  f"{r.end.isoformat()} before the interruption started {r.start.isoformat()}"}
+                 for eid, r in bad.items()]
+    return out
 
 
 def service_records(replica: JournalReplica, start: datetime | None = None, end: datetime | None = None,
@@ -203,7 +230,9 @@ def service_records(replica: JournalReplica, start: datetime | None = None, end:
         records = replica.interruptions()
         etrs = {k: list(v) for k, v in replica.etrs.items()}
         seq = replica.seq
+    bad_rows: list[dict] = []
+    records = usable_interruptions(records, bad_rows)
     with replica.db.read() as session:
-        events = event_summaries(session, records, etrs, as_of, start, end)
+        events = event_summaries(session, records, etrs, as_of, start, end, bad_rows)
         acks = acknowledgments(session, start, end)
-    return ServiceRecords(records, events, acks, as_of, seq)
+    return ServiceRecords(records, events, acks, as_of, seq, bad_rows)

@@ -94,6 +94,8 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(12))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: After this the token no longer authenticates (None: never; tokens issued before 0003_sessions).
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Report(Base):

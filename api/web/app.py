@@ -21,9 +21,9 @@ from api.settings import Settings
 from api.store.db import Database
 from api.web.auth import TokenCache
 from api.web.fastpath import IntakeFastPath
-from api.web.limits import BodyLimitMiddleware, RateLimiter
-from api.web.maps_provider import LiveMapProvider, RememberMapToken, dispatcher_access
-from api.web.routes import admin, crew, dispatcher, intake, public, reports, stream
+from api.web.limits import BodyLimitMiddleware, EdgeGuard, RateLimiter, SecurityHeaders
+from api.web.maps_provider import LiveMapProvider, dispatcher_access
+from api.web.routes import admin, crew, dispatcher, intake, public, reports, session, stream
 from api.web.routes.notify import router as notify_router
 
 log = logging.getLogger("oms.api")
@@ -68,21 +68,48 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
                               '`{"error": {"status", "code", "message", "details"}}`.')
     app.state.oms = state
     errors.install(app)
-    # Starlette runs the last-added middleware first: the body limit wraps the storm path, which wraps FastAPI.
+    # Starlette runs the last-added middleware first: the edge guard (addresses, control characters, public rate
+    # limit, body deadline) wraps the security headers, which wrap the body limit, the storm path and FastAPI.
     app.add_middleware(IntakeFastPath, state=state, routes={
         ("POST", "/reports"): (public.ANYONE.roles, public.accept_report),
         ("POST", "/ami"): (intake.INTEGRATION.roles, intake.accept_ami)})
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        overrides={"/admin/territory": 512 * 1024 * 1024})
-    for module in (public, intake, dispatcher, crew, admin, reports, stream):
+    for module in (public, intake, dispatcher, crew, admin, reports, stream, session):
         app.include_router(module.router)
     app.include_router(notify_router)
     maps = create_router(LiveMapProvider(live), page=page or PageConfig(), dispatcher_dependencies=[dispatcher_access])
     app.include_router(maps)
     app.state.maps = maps.map_service  # shared with snapshot writers (same MapData, same caches)
-    app.add_middleware(RememberMapToken)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(EdgeGuard, settings=settings, limiter=state.limiter,
+                       body_overrides={"/admin/territory": max(settings.body_timeout_s, 600.0)})
     _hoist_schemas(app)
     return app
+
+
+#: The one error body (api.errors.error_body), and the failures any route may answer with.
+ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["status", "code", "message", "details"],
+    "properties": {"status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
+                   "details": {"type": "array", "items": {"type": "object"}}}}}}
+ERRORS = {"400": "malformed request", "401": "no or bad token", "403": "role not allowed", "404": "not found",
+          "408": "body too slow", "409": "conflict", "413": "body too large", "415": "unsupported media type",
+          "422": "invalid input", "429": "rate limited", "503": "unavailable"}
+
+
+def _document_errors(op: dict, path: str) -> None:
+    """Every 4xx the edge can answer, with the error body (FastAPI's own 422 schema is not what we send); GeoJSON
+    routes answer application/geo+json."""
+    responses = op.setdefault("responses", {})
+    for status, text in ERRORS.items():
+        responses[status] = {"description": responses.get(status, {}).get("description") or text,
+                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    ok = responses.get("200", {}).get("content", {})
+    if path.endswith(".geojson") and "application/json" in ok:
+        ok["application/geo+json"] = ok.pop("application/json")
+    if "304" not in responses and path.endswith(".geojson"):
+        responses["304"] = {"description": "not modified (If-None-Match)"}
 
 
 def _hoist_schemas(app: FastAPI) -> None:
@@ -95,9 +122,13 @@ def _hoist_schemas(app: FastAPI) -> None:
             return app.openapi_schema
         schema = plain()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for ops in schema.get("paths", {}).values():
+        components["Error"] = ERROR_SCHEMA
+        for path, ops in schema.get("paths", {}).items():
             for op in ops.values():
                 components.update(op.pop("x-components", {}) if isinstance(op, dict) else {})
+                _document_errors(op, path)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
         app.openapi_schema = schema
         return schema
 

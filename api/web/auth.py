@@ -12,13 +12,14 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import Depends, Request
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
-from api.store.models import ROLES, ApiToken, User
+from api.store.models import ROLES, ApiToken, User, utcnow
 
 TOKEN_PREFIX = "oms_"
 #: Token lookups are cached this long (seconds); revoking through the API clears the cache at once.
@@ -48,7 +49,8 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(30)
 
 
-def create_user(session, name: str, role: str, crew_id: str | None = None) -> tuple[User, str]:
+def create_user(session, name: str, role: str, crew_id: str | None = None,
+                ttl_days: float | None = None) -> tuple[User, str]:
     """Add a user and a first token; returns the user and the token in clear (shown once, stored hashed)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
@@ -59,12 +61,18 @@ def create_user(session, name: str, role: str, crew_id: str | None = None) -> tu
     user = User(name=name, role=role, crew_id=crew_id)
     session.add(user)
     session.flush()
-    return user, issue_token(session, user)
+    return user, issue_token(session, user, ttl_days)
 
 
-def issue_token(session, user: User) -> str:
+def issue_token(session, user: User, ttl_days: float | None = None) -> str:
+    """A new token for ``user``, expiring after ``ttl_days`` (default: the ``OMS_TOKEN_TTL_DAYS`` setting; 0 never)."""
+    if ttl_days is None:
+        from api.settings import Settings
+
+        ttl_days = Settings().token_ttl_days
     token = new_token()
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), prefix=token[:12]))
+    expires = utcnow() + timedelta(days=ttl_days) if ttl_days else None
+    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), prefix=token[:12], expires_at=expires))
     return token
 
 
@@ -82,11 +90,11 @@ class TokenCache:
             return False, None
         return True, hit[0]
 
-    def put(self, key: str, principal: Principal | None) -> None:
+    def put(self, key: str, principal: Principal | None, seconds: float = CACHE_SECONDS) -> None:
         with self._lock:
             if len(self._items) > 100_000:  # a flood of random tokens must not grow memory without bound
                 self._items.clear()
-            self._items[key] = (principal, time.monotonic() + CACHE_SECONDS)
+            self._items[key] = (principal, time.monotonic() + min(seconds, CACHE_SECONDS))
 
     def clear(self) -> None:
         with self._lock:
@@ -102,13 +110,15 @@ def lookup(db, cache: TokenCache, token: str) -> Principal | None:
         row = session.execute(
             select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == key)
         ).first()
-    principal = None
+    principal, seconds = None, CACHE_SECONDS
     if row is not None:
         tok, user = row
-        if tok.revoked_at is None and not user.disabled:
+        left = (tok.expires_at - utcnow()).total_seconds() if tok.expires_at is not None else CACHE_SECONDS
+        if tok.revoked_at is None and not user.disabled and left > 0:
             principal = Principal(role=user.role, name=user.name, client_key=f"token:{tok.id}", user_id=user.id,
                                   crew_id=user.crew_id)
-    cache.put(key, principal)
+            seconds = left  # a cached token must not outlive its expiry
+    cache.put(key, principal, seconds)
     return principal
 
 
@@ -125,7 +135,7 @@ async def resolve_principal(state, authorization: str | None, client_host: str |
     if not found:
         principal = await run_in_threadpool(lookup, state.db, state.token_cache, token)
     if principal is None:
-        raise ApiError(401, "unauthorized", "token is unknown, revoked or its user is disabled")
+        raise ApiError(401, "unauthorized", "token is unknown, expired, revoked or its user is disabled")
     return principal
 
 

@@ -7,9 +7,8 @@ objects, so a map request never takes the engine's lock in the middle of a storm
 when the content changes, so the maps' router reuses its GeoJSON and answers 304 to unchanged polls.
 
 The dispatcher map is guarded by :func:`dispatcher_access`: a dispatcher's bearer token in the ``Authorization``
-header, or — because a browser cannot send a header when it opens a page — the same token once as ``?token=`` on
-the page URL, which :class:`RememberMapToken` turns into an HttpOnly cookie scoped to ``/maps`` for the page's
-own GeoJSON polls.
+header, or — because a browser cannot send a header when it opens a page — the HttpOnly, Secure cookie scoped to
+``/maps`` that ``POST /session`` (:mod:`api.web.routes.session`) sets after checking the token.
 """
 
 from __future__ import annotations
@@ -161,39 +160,12 @@ def _digest(events: tuple[MapEvent, ...], crews: tuple[MapCrew, ...]) -> str:
 
 # ---------------------------------------------------------------------------------------------------- access
 async def dispatcher_access(request: Request) -> Principal:
-    """A dispatcher or admin, by ``Authorization: Bearer``, the map cookie, or ``?token=`` on the page URL."""
+    """A dispatcher or admin, by ``Authorization: Bearer`` or the map cookie set by ``POST /session``. Never from
+    the query string: a URL ends up in logs, histories and Referer headers."""
     header = request.headers.get("authorization")
     if not header:
-        token = request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE)
-        header = f"Bearer {token}" if token else None
+        token = request.cookies.get(TOKEN_COOKIE)
+        header = f"Bearer {token}" if token and TOKEN_SHAPE.fullmatch(token) else None
     principal = await resolve_principal(request.app.state.oms, header,
                                         request.client.host if request.client else None)
     return check_role(principal, DISPATCHER_ROLES)
-
-
-class RememberMapToken:
-    """ASGI middleware: a map page opened with a valid ``?token=`` keeps it as an HttpOnly cookie for ``/maps``,
-    so the page's GeoJSON polls are authorised without the token in every URL. Other paths pass straight through
-    (the storm intake path pays nothing)."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not scope["path"].startswith("/maps/") or b"token=" not in scope.get(
-                "query_string", b""):
-            return await self.app(scope, receive, send)
-        from urllib.parse import parse_qs
-
-        token = parse_qs(scope["query_string"].decode(errors="replace")).get("token", [""])[0]
-        if not TOKEN_SHAPE.fullmatch(token):  # only a token's own characters ever reach a header
-            token = ""
-
-        async def send_with_cookie(message):
-            if message["type"] == "http.response.start" and message["status"] == 200 and token:
-                cookie = f"{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/maps"
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"set-cookie", cookie.encode("latin-1"))]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_cookie)

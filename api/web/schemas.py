@@ -3,14 +3,56 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import Path
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 #: A database id in a URL path: bounded so that no number overflows a database integer.
 DbId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+#: The same for BIGINT keys (the outbox): PostgreSQL refuses 2**63 and more with an error, not "not found".
+BigDbId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+#: A string id in a URL path (event, crew): as long as the column that holds it.
+PathId = Annotated[str, Path(min_length=1, max_length=64)]
+
+#: C0 controls, DEL and C1 controls. PostgreSQL refuses NUL in text (a 500 if it got that far); the rest have no
+#: business in names and ids and confuse logs and terminals.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Free-text fields may hold line breaks and tabs; nothing else below U+0020.
+CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+MULTILINE_FIELDS = frozenset({"comment", "note", "reason"})
+#: Earliest and latest time any stamp may carry: before this a meter's clock is unset (year 0001, 1970), after it
+#: a typo; arithmetic on either overflows or poisons reports. Recency (a configurable age) is checked by the routes.
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def control_free(value: str, multiline: bool = False) -> str:
+    """``value`` unchanged, or ValueError when it holds a control character."""
+    if (CONTROL_IN_TEXT if multiline else CONTROL).search(value):
+        raise ValueError("control characters (such as NUL) are not allowed")
+    return value
+
+
+def _sane_time(value: datetime) -> datetime:
+    if not EARLIEST_TIME <= value <= LATEST_TIME:
+        raise ValueError(f"time must be between {EARLIEST_TIME.year} and {LATEST_TIME.year}")
+    return value
+
+
+#: A timezone-aware time within :data:`EARLIEST_TIME` .. :data:`LATEST_TIME`.
+Stamp = Annotated[AwareDatetime, AfterValidator(_sane_time)]
 Power = Literal["out", "partial", "flicker", "on"]
 Channel = Literal["web", "app", "ivr", "sms", "phone", "crew", "dispatcher"]
 Hazard = Literal["wires_down", "fire_sparks", "tree_on_line", "visible_damage"]
@@ -31,7 +73,21 @@ def longitude(default=...):
 
 
 class In(BaseModel):
+    """Every request body: unknown fields refused, strings stripped and free of control characters."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value, info: ValidationInfo):
+        multiline = info.field_name in MULTILINE_FIELDS
+        if isinstance(value, str):
+            return control_free(value, multiline)
+        if isinstance(value, list):
+            for item in value:
+                if isinstance(item, str):
+                    control_free(item, multiline)
+        return value
 
 
 class Contact(In):
@@ -73,6 +129,7 @@ class ReportAccepted(BaseModel):
     received_at: datetime
     duplicate: bool = Field(description="true when this idempotency key was seen before: the first report stands")
     status_url: str
+    note: str | None = Field(None, description="for members: what happens to a report that matches no one on file")
 
 
 class PublicEvent(BaseModel):
@@ -96,7 +153,7 @@ class ReportStatus(BaseModel):
 class MeterMessageIn(In):
     meter: str = Field(min_length=1, max_length=64)
     kind: MeterKind
-    at: AwareDatetime
+    at: Stamp
 
 
 class AmiBatchIn(In):
@@ -106,7 +163,7 @@ class AmiBatchIn(In):
 class ScadaIn(In):
     device_id: str = Field(min_length=1, max_length=64)
     kind: ScadaKind
-    at: AwareDatetime
+    at: Stamp
 
 
 class Rejected(BaseModel):
@@ -223,8 +280,8 @@ class CrewIn(In):
     depot_id: str | None = Field(None, max_length=64)
     lat: float | None = latitude(None)
     lon: float | None = longitude(None)
-    shift_start: AwareDatetime | None = None
-    shift_end: AwareDatetime | None = None
+    shift_start: Stamp | None = None
+    shift_end: Stamp | None = None
 
 
 class CrewOut(BaseModel):
@@ -256,7 +313,7 @@ class CrewStatusIn(In):
 class PositionIn(In):
     lat: float = latitude()
     lon: float = longitude()
-    at: AwareDatetime | None = None
+    at: Stamp | None = None
 
 
 class PlanOut(BaseModel):
@@ -281,6 +338,7 @@ class UserOut(BaseModel):
     name: str
     role: str
     crew_id: str | None
+    disabled: bool = False
     token: str | None = Field(None, description="shown once, at creation; stored hashed")
 
 

@@ -38,6 +38,11 @@ TABLE = [
     ("POST", "/admin/users", {"name": "someone", "role": "member"}, {"admin"}),
     ("POST", "/admin/users/{user_id}/tokens", None, {"admin"}),
     ("DELETE", "/admin/users/{user_id}/tokens", None, {"admin"}),
+    ("POST", "/admin/users/{user_id}/disable", None, {"admin"}),
+    ("POST", "/admin/users/{user_id}/enable", None, {"admin"}),
+    ("GET", "/session", None, ALL),
+    ("POST", "/session", None, ALL),  # the token is in the body: a missing one is 422 for everybody
+    ("DELETE", "/session", None, ALL),
     ("GET", "/admin/settings", None, {"admin"}),
     ("PUT", "/admin/settings", {"plan_mode": "propose"}, {"admin"}),
     ("POST", "/admin/territory", None, {"admin"}),

@@ -25,7 +25,7 @@ def audit(session, who: Principal, action: str, target: str | None = None, detai
 @router.get("/users", response_model=list[UserOut])
 def users(request: Request, _: Principal = Depends(ADMIN)):
     with request.app.state.oms.db.read() as session:
-        return [UserOut(id=u.id, name=u.name, role=u.role, crew_id=u.crew_id)
+        return [UserOut(id=u.id, name=u.name, role=u.role, crew_id=u.crew_id, disabled=u.disabled)
                 for u in session.scalars(select(User).order_by(User.id))]
 
 
@@ -35,7 +35,8 @@ def add_user(body: UserIn, request: Request, who: Principal = Depends(ADMIN)):
         if body.crew_id is not None and session.get(Crew, body.crew_id) is None:
             raise ApiError(422, "invalid", f"unknown crew {body.crew_id!r}")
         try:
-            user, token = create_user(session, body.name, body.role, body.crew_id)
+            user, token = create_user(session, body.name, body.role, body.crew_id,
+                                      request.app.state.oms.settings.token_ttl_days)
         except ValueError as exc:
             raise ApiError(409 if "exists" in str(exc) else 422, "conflict" if "exists" in str(exc) else "invalid",
                            str(exc)) from None
@@ -49,7 +50,7 @@ def add_token(user_id: DbId, request: Request, who: Principal = Depends(ADMIN)):
         user = session.get(User, user_id)
         if user is None:
             raise ApiError(404, "not_found", f"no user {user_id}")
-        token = issue_token(session, user)
+        token = issue_token(session, user, request.app.state.oms.settings.token_ttl_days)
         audit(session, who, "token.issue", user.name)
         return UserOut(id=user.id, name=user.name, role=user.role, crew_id=user.crew_id, token=token)
 
@@ -66,6 +67,31 @@ def revoke_tokens(user_id: DbId, request: Request, who: Principal = Depends(ADMI
             tok.revoked_at = utcnow()
         audit(session, who, "token.revoke", user.name)
     state.token_cache.clear()
+
+
+@router.post("/users/{user_id}/disable", response_model=UserOut, summary="Disable a user: its tokens stop at once")
+def disable_user(user_id: DbId, request: Request, who: Principal = Depends(ADMIN)):
+    return _set_disabled(request, who, user_id, True)
+
+
+@router.post("/users/{user_id}/enable", response_model=UserOut, summary="Enable a disabled user again")
+def enable_user(user_id: DbId, request: Request, who: Principal = Depends(ADMIN)):
+    return _set_disabled(request, who, user_id, False)
+
+
+def _set_disabled(request: Request, who: Principal, user_id: int, disabled: bool) -> UserOut:
+    state = request.app.state.oms
+    with state.db.write() as session, session.begin():
+        user = session.get(User, user_id)
+        if user is None:
+            raise ApiError(404, "not_found", f"no user {user_id}")
+        if disabled and user.id == who.user_id:
+            raise ApiError(409, "conflict", "an administrator cannot disable their own user")
+        user.disabled = disabled
+        audit(session, who, "user.disable" if disabled else "user.enable", user.name)
+        out = UserOut(id=user.id, name=user.name, role=user.role, crew_id=user.crew_id, disabled=user.disabled)
+    state.token_cache.clear()
+    return out
 
 
 @router.get("/settings", response_model=SettingsOut)

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from api.errors import ApiError
 from api.store.models import ACTIVE_ASSIGNMENT, Assignment
 from api.web.auth import Principal, require
+from api.web.routes.intake import out_of_window, window
 from api.web.schemas import AssignmentOut, CrewOut, CrewStatusIn, DbId, PositionIn
 
 router = APIRouter(prefix="/crew", tags=["crew"])
@@ -39,4 +40,6 @@ def update_status(assignment_id: DbId, body: CrewStatusIn, request: Request, who
 
 @router.post("/position", response_model=CrewOut, summary="Where my crew is now")
 def position(body: PositionIn, request: Request, who: Principal = Depends(CREW)):
+    if body.at is not None and (late := out_of_window(body.at, *window(request.app.state.oms))) is not None:
+        raise ApiError(422, "invalid", late, [{"field": "body.at", "message": late}])
     return request.app.state.oms.live.crew_position(_crew_id(who), body.lat, body.lon, body.at)

@@ -25,6 +25,7 @@ from api.web.schemas import (
     HistoryOut,
     LockIn,
     MergeIn,
+    PathId,
     PlanOut,
     RestoreIn,
     SplitIn,
@@ -66,7 +67,7 @@ def list_events(request: Request, _: Principal = Depends(DISPATCHER),
 
 
 @router.get("/events/{event_id}", response_model=EventDetail, summary="One event with evidence, history, crews")
-def event_detail(event_id: str, request: Request, _: Principal = Depends(DISPATCHER)):
+def event_detail(event_id: PathId, request: Request, _: Principal = Depends(DISPATCHER)):
     with request.app.state.oms.db.read() as session:
         ev = session.get(Event, event_id)
         if ev is None:
@@ -84,30 +85,30 @@ def event_detail(event_id: str, request: Request, _: Principal = Depends(DISPATC
 
 
 @router.post("/events/{event_id}/confirm", response_model=EventOut, summary="Confirm an event (optionally its cause)")
-def confirm(event_id: str, body: ConfirmIn, request: Request, who: Principal = Depends(DISPATCHER)):
+def confirm(event_id: PathId, body: ConfirmIn, request: Request, who: Principal = Depends(DISPATCHER)):
     return _live(request).confirm(event_id, who.name, cause=body.cause, note=body.note)
 
 
 @router.post("/events/{event_id}/cancel", response_model=EventOut, summary="Cancel (false alarm, customer side)")
-def cancel(event_id: str, body: CancelIn, request: Request, who: Principal = Depends(DISPATCHER)):
+def cancel(event_id: PathId, body: CancelIn, request: Request, who: Principal = Depends(DISPATCHER)):
     return _live(request).cancel(event_id, who.name, body.reason)
 
 
 @router.post("/events/{event_id}/restore", response_model=EventOut,
              summary="Mark an event restored, or part of it (devices / service points back by switching)")
-def restore(event_id: str, body: RestoreIn, request: Request, who: Principal = Depends(DISPATCHER)):
+def restore(event_id: PathId, body: RestoreIn, request: Request, who: Principal = Depends(DISPATCHER)):
     return _live(request).restore(event_id, who.name, cause=body.cause, note=body.note, devices=body.devices,
                                   service_points=body.service_points)
 
 
 @router.post("/events/{event_id}/merge", response_model=EventOut, summary="Merge other events into this one")
-def merge(event_id: str, body: MergeIn, request: Request, who: Principal = Depends(DISPATCHER)):
+def merge(event_id: PathId, body: MergeIn, request: Request, who: Principal = Depends(DISPATCHER)):
     return _live(request).merge(event_id, body.event_ids, who.name)
 
 
 @router.post("/events/{event_id}/split", response_model=list[EventOut],
              summary="Split: the outage is really at a device below this event's device")
-def split(event_id: str, body: SplitIn, request: Request, who: Principal = Depends(DISPATCHER)):
+def split(event_id: PathId, body: SplitIn, request: Request, who: Principal = Depends(DISPATCHER)):
     return _live(request).split(event_id, body.device_id, who.name)
 
 
@@ -148,7 +149,7 @@ def crews(request: Request, _: Principal = Depends(CREW_VIEW)):
 
 
 @router.put("/crews/{crew_id}", response_model=CrewOut, summary="Create or update a crew")
-def put_crew(crew_id: str, body: CrewIn, request: Request, who: Principal = Depends(DISPATCHER)):
+def put_crew(crew_id: PathId, body: CrewIn, request: Request, who: Principal = Depends(DISPATCHER)):
     if body.id != crew_id:
         raise ApiError(422, "invalid", f"crew id in the body ({body.id!r}) differs from the path ({crew_id!r})")
     return _live(request).upsert_crew(body, who.name)

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy import func, select
 
 from api.errors import ApiError, json_body, parse_json
 from api.service.intake import MAX_CLOCK_SKEW
-from api.store.models import utcnow
+from api.store.models import ScadaMessage, utcnow
 from api.web.auth import Principal, require
 from api.web.routes.public import rate_limit
 from api.web.schemas import AmiBatchIn, IntakeAccepted, Rejected, ScadaIn
 
 router = APIRouter(tags=["integration"])
 INTEGRATION = require("integration", "admin")
+#: SCADA operations that open a device; a ``close`` ends the latest of them.
+OPENS = ("lockout", "commanded_open")
+
+
+def window(state) -> tuple[datetime, datetime]:
+    """The times a device or meter message may carry: not older than the configured age, not in the future."""
+    now = utcnow()
+    return now - timedelta(hours=state.settings.max_message_age_hours), now + MAX_CLOCK_SKEW
+
+
+def out_of_window(at: datetime, earliest: datetime, latest: datetime) -> str | None:
+    if at > latest:
+        return f"time {at.isoformat()} is in the future"
+    if at < earliest:
+        return f"time {at.isoformat()} is older than {earliest.isoformat()} (OMS_MAX_MESSAGE_AGE_HOURS)"
+    return None
 
 
 @router.post("/ami", status_code=202, response_model=IntakeAccepted,
@@ -30,11 +49,11 @@ async def accept_ami(state, principal: Principal, raw: bytes, _headers) -> Respo
         raise ApiError(413, "payload_too_large",
                        f"batch has {len(body.messages)} messages; at most {state.settings.ami_batch_max}")
     rate_limit(state, principal, cost=max(1.0, len(body.messages) / 100))
-    latest = utcnow() + MAX_CLOCK_SKEW
+    earliest, latest = window(state)
     rows, rejected = [], []
     for i, m in enumerate(body.messages):
-        if m.at > latest:
-            rejected.append(Rejected(index=i, reason=f"meter {m.meter!r}: time {m.at.isoformat()} is in the future"))
+        if (late := out_of_window(m.at, earliest, latest)) is not None:
+            rejected.append(Rejected(index=i, reason=f"meter {m.meter!r}: {late}"))
         elif not state.live.known_meter(m.meter):
             rejected.append(Rejected(index=i, reason=f"unknown meter {m.meter!r}"))
         else:
@@ -54,10 +73,19 @@ async def accept_ami(state, principal: Principal, raw: bytes, _headers) -> Respo
 async def post_scada(body: ScadaIn, request: Request, principal: Principal = Depends(INTEGRATION)):
     state = request.app.state.oms
     rate_limit(state, principal)
-    if body.at > utcnow() + MAX_CLOCK_SKEW:
-        raise ApiError(422, "invalid", f"time {body.at.isoformat()} is in the future")
+    if (late := out_of_window(body.at, *window(state))) is not None:
+        raise ApiError(422, "invalid", late, [{"field": "body.at", "message": late}])
     if not state.live.known_device(body.device_id):
         raise ApiError(422, "invalid", f"unknown device {body.device_id!r}")
+    if body.kind == "close":
+        # A close stamped before the device's latest opening cannot end it: taken in arrival order it would make
+        # the event "restored before it started" (and every report on that window fail).
+        with state.db.read() as session:
+            opened = session.scalar(select(func.max(ScadaMessage.at)).where(
+                ScadaMessage.device_id == body.device_id, ScadaMessage.kind.in_(OPENS)))
+        if opened is not None and body.at < opened:
+            why = f"close at {body.at.isoformat()} is before the device's latest opening at {opened.isoformat()}"
+            raise ApiError(422, "invalid", why, [{"field": "body.at", "message": why}])
     try:
         await state.writer.submit_scada({"device_id": body.device_id, "kind": body.kind, "at": body.at})
     except Exception as exc:

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import insert, select, update
 
 from api.errors import ApiError
@@ -28,6 +28,8 @@ from api.notify.sla import ack_sla
 from api.notify.worker import set_opt_out
 from api.store.models import OutboxMessage, Report, utcnow
 from api.web.auth import Principal, current_principal, require
+from api.web.routes.public import rate_limit
+from api.web.schemas import CONTROL, BigDbId, In
 
 router = APIRouter(prefix="/notify", tags=["notifications"])
 DISPATCHER = require("dispatcher", "admin")
@@ -41,8 +43,7 @@ def _settings(request: Request) -> NotifySettings:
     return s
 
 
-class ContactIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class ContactIn(In):
     sp_id: str = Field(min_length=1, max_length=64)
     account: str | None = Field(None, max_length=64)
     name: str | None = Field(None, max_length=120)
@@ -97,22 +98,54 @@ async def _inbound_principal(request: Request, x_oms_signature: Annotated[str | 
     return principal
 
 
-@router.post("/sms/inbound", summary="Inbound SMS from the gateway: STOP, START, HELP, OUT (still out)")
-async def sms_inbound(request: Request, _=Depends(_inbound_principal)) -> dict:
+#: Bounds on the inbound fields (an SMS is at most 10 concatenated parts; provider ids are short).
+INBOUND_LIMITS = {"From": 32, "Body": 1600, "MessageSid": 64}
+_INBOUND_FIELD = {"type": "string"}
+_INBOUND_SCHEMA = {"type": "object", "properties": {
+    "From": {**_INBOUND_FIELD, "maxLength": 32}, "from": {**_INBOUND_FIELD, "maxLength": 32},
+    "Body": {**_INBOUND_FIELD, "maxLength": 1600}, "text": {**_INBOUND_FIELD, "maxLength": 1600},
+    "MessageSid": {**_INBOUND_FIELD, "maxLength": 64}, "id": {**_INBOUND_FIELD, "maxLength": 64}}}
+INBOUND_BODY = {"requestBody": {"required": True, "description": "the gateway's message (Twilio-style form or JSON)",
+                                "content": {"application/x-www-form-urlencoded": {"schema": _INBOUND_SCHEMA},
+                                            "application/json": {"schema": _INBOUND_SCHEMA}}}}
+
+
+def _inbound_field(form: dict, names: tuple[str, str]) -> str:
+    value = form.get(names[0]) or form.get(names[1]) or ""
+    if not isinstance(value, str | int):
+        raise ApiError(422, "invalid", f"inbound SMS field {names[0]} must be a string",
+                       [{"field": f"body.{names[0]}", "message": "not a string"}])
+    value, limit = str(value), INBOUND_LIMITS[names[0]]
+    if len(value) > limit or CONTROL.search(value.replace("\n", "").replace("\r", "")):
+        raise ApiError(422, "invalid", f"inbound SMS field {names[0]}: at most {limit} characters, no control "
+                                       "characters", [{"field": f"body.{names[0]}", "message": "out of bounds"}])
+    return value
+
+
+@router.post("/sms/inbound", summary="Inbound SMS from the gateway: STOP, START, HELP, OUT (still out)",
+             openapi_extra=INBOUND_BODY)
+async def sms_inbound(request: Request, principal=Depends(_inbound_principal)) -> dict:
+    state = request.app.state.oms
+    if principal is None:  # signed by the gateway: meter the gateway as a whole
+        state.limiter.take("sms-gateway", state.settings.trusted_rate_limit_per_minute,
+                           state.settings.trusted_rate_limit_burst)
+    else:
+        rate_limit(state, principal)
     raw = await request.body()
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
             form = json.loads(raw or b"{}")
         except ValueError:
             raise ApiError(422, "invalid", "inbound SMS body is not JSON") from None
+        if not isinstance(form, dict):
+            raise ApiError(422, "invalid", "inbound SMS body must be a JSON object")
     else:  # form-encoded, as Twilio-style gateways post (parsed here: no python-multipart needed)
         form = {k: v[0] for k, v in parse_qs(raw.decode(errors="replace")).items()}
-    sender = str(form.get("From") or form.get("from") or "")
-    text = str(form.get("Body") or form.get("text") or "")
-    msg_id = str(form.get("MessageSid") or form.get("id") or "") or None
+    sender = _inbound_field(form, ("From", "from"))
+    text = _inbound_field(form, ("Body", "text"))
+    msg_id = _inbound_field(form, ("MessageSid", "id")) or None
     if not sender:
         raise ApiError(422, "invalid", "inbound SMS without a sender", [{"field": "From", "message": "required"}])
-    state = request.app.state.oms
     keyword = parse_keyword(text)
     address = normalize_address("sms", sender)
     now = utcnow()
@@ -173,7 +206,7 @@ def dead_letters(request: Request, _: Principal = Depends(DISPATCHER),
 
 
 @router.post("/dead/{row_id}/retry", summary="Queue a dead letter again (after fixing the provider or address)")
-def retry_dead(row_id: int, request: Request, _: Principal = Depends(DISPATCHER)) -> dict:
+def retry_dead(row_id: BigDbId, request: Request, _: Principal = Depends(DISPATCHER)) -> dict:
     with request.app.state.oms.db.write() as session, session.begin():
         res = session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id,
                                                           OutboxMessage.status == "dead")

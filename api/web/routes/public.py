@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+import hashlib
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy import func, select
 
 from api.errors import ApiError, json_body, parse_json
 from api.store.models import ACTIVE_ASSIGNMENT, Assignment, Event, Report
 from api.web.auth import Principal, require
-from api.web.schemas import Health, PublicEvent, ReportAccepted, ReportIn, ReportStatus
+from api.web.schemas import CONTROL, Health, PublicEvent, ReportAccepted, ReportIn, ReportStatus
 
 router = APIRouter(tags=["public"])
 ANYONE = require("member", "crew", "integration", "dispatcher", "admin")
 TRUSTED = ("integration", "dispatcher", "admin")
+#: What every member is told, matched or not: the answer must not tell whether an account or phone exists.
+REVIEW_NOTE = ("Thank you. If the details do not match a service point on file, a person will look at the report "
+               "and it stays on record.")
 
 
 def rate_limit(state, principal: Principal, cost: float = 1.0) -> None:
@@ -39,26 +45,38 @@ async def accept_report(state, principal: Principal, raw: bytes, headers) -> Res
     rate_limit(state, principal)
     body = parse_json(ReportIn, raw)
     idempotency_key = headers.get("idempotency-key")
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= 120:
-        raise ApiError(422, "invalid", "Idempotency-Key header must be 1 to 120 characters")
-    sp_id = state.live.locate_report(body)  # raises 422 naming an unknown account / meter / place
+    if idempotency_key is not None and (not 0 < len(idempotency_key) <= 120 or CONTROL.search(idempotency_key)):
+        raise ApiError(422, "invalid", "Idempotency-Key header must be 1 to 120 characters, none a control character")
+    public = principal.role == "member"
+    try:
+        sp_id = state.live.locate_report(body)  # raises 422 naming an unknown account / meter / place
+    except ApiError:
+        # Members get one answer whether or not their account, phone or address is on file; the report is kept
+        # (no service point) for a person to match. Only coordinates outside the area are refused: no one's data.
+        if not public or body.lat is not None:
+            raise
+        sp_id = None
     row = body.model_dump(exclude={"contact"})
+    # A key is scoped to the caller *and* the report: two people behind one address (a shared IP) who happen to
+    # send the same key do not swallow each other's reports; a retry of the same report still is one report.
+    digest = hashlib.blake2b(body.model_dump_json().encode(), digest_size=8).hexdigest()
     row.update(contact=body.contact.model_dump(exclude_none=True) if body.contact else None,
-               client_id=principal.client_key, idempotency_key=idempotency_key, sp_id=sp_id)
+               client_id=f"{principal.client_key}#{digest}", idempotency_key=idempotency_key, sp_id=sp_id)
     try:
         reference, received_at, duplicate = await state.writer.submit_report(row)
     except Exception as exc:
         raise ApiError(503, "unavailable", "the report could not be stored; please retry") from exc
     return Response(ReportAccepted(reference=reference, received_at=received_at, duplicate=duplicate,
-                                   status_url=f"/reports/{reference}").model_dump_json(),
+                                   status_url=f"/reports/{reference}",
+                                   note=REVIEW_NOTE if public else None).model_dump_json(),
                     status_code=202, media_type="application/json")
 
 
 @router.get("/reports/{reference}", response_model=ReportStatus, summary="Look up a report by its reference")
-def report_status(reference: str, request: Request, _: Principal = Depends(ANYONE)) -> ReportStatus:
-    if len(reference) > 24:
-        raise ApiError(404, "not_found", "no report with this reference")
+def report_status(reference: Annotated[str, Path(max_length=24)], request: Request,
+                  principal: Principal = Depends(ANYONE)) -> ReportStatus:
     state = request.app.state.oms
+    rate_limit(state, principal, cost=0.25)  # references are unguessable; a look-up flood is still refused
     with state.db.read() as session:
         report = session.scalar(select(Report).where(Report.reference == reference))
         if report is None:

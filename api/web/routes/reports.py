@@ -121,6 +121,7 @@ def indices(
     out["as_of"] = records.as_of.isoformat()
     out["notes"].append("source: the outage engine's per-customer interruption records, replayed from the journal "
                         f"(entry {records.journal_seq}); customers served from the loaded territory")
+    out["bad_rows"] = records.bad_rows
     return out
 
 
@@ -140,7 +141,7 @@ def restoration(
     metrics = restoration_metrics(records.events, records.acks, within_hours=within_hours,
                                   ack_sla_minutes=ack_sla_minutes, as_of=records.as_of)
     return {"window": {"start": start.isoformat(), "end": end.isoformat()}, "as_of": records.as_of.isoformat(),
-            **asdict(metrics)}
+            **asdict(metrics), "bad_rows": records.bad_rows}
 
 
 _render_lock = threading.Lock()
@@ -168,7 +169,7 @@ def event_summary(
     except ValueError as exc:
         raise _invalid(exc) from None
     if format == "json":
-        return summary.to_dict()
+        return {**summary.to_dict(), "bad_rows": records.bad_rows}
     with tempfile.TemporaryDirectory(prefix="oms-report-") as folder:
         if format == "html":
             with _render_lock:  # matplotlib figures are per call, but the font cache is shared
