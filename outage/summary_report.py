@@ -44,7 +44,8 @@ figcaption{font-size:.85em;color:#444}
 @media print{
  @page{size:A4;margin:12mm}
  body{font-size:9pt;max-width:none;padding:0}
- h2{break-after:avoid;margin-top:.8em}table{font-size:7.5pt}th,td{padding:1px 3px}
+ h2{break-after:avoid;margin-top:.6em}table{font-size:6.5pt;line-height:1.2}th,td{padding:0 2px}
+ figure img,figure svg{max-height:62mm;width:auto}.when{margin:0}
  tr,figure,.cards div{break-inside:avoid}.cards{grid-template-columns:repeat(6,1fr)}
  .grid{grid-template-columns:1fr 1fr}
 }
@@ -65,7 +66,7 @@ def render(s, events: Sequence, network=None, images: dict[str, str] | None = No
         ("Peak customers out", f"{s.peak_customers_out:,}", f"at {_time(s.peak_time, tz)}" if s.peak_time else ""),
         ("Customer interruptions", f"{s.customer_interruptions:,}", ""),
         ("Customer-minutes (CMI)", f"{s.customer_minutes:,.0f}", ""),
-        ("SAIFI contribution", _num(ix["saifi"], 4), "interruptions per customer"),
+        ("SAIFI contribution", _num(ix["saifi"], 2), "interruptions per customer"),
         ("SAIDI contribution", _num(ix["saidi_min"], 1), "minutes per customer"),
         ("CAIDI", _num(ix["caidi_min"], 0), "minutes per interruption"),
         ("Median time to restore", _duration(ttr.get("p50")), f"90% within {_duration(ttr.get('p90'))}"),
