@@ -1,6 +1,7 @@
 # Two commands on a fresh machine: `make demo` (the main job) and `make test`.
 # Each bootstraps a virtualenv in .venv with pinned versions from constraints.txt.
 PYTHON ?= python3
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: venv
-	$(BIN)/oms demo
+	$(BIN)/oms demo --port $(PORT)
 
 test: venv
 	$(BIN)/pytest -q

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import html
 import io
 import os
 from collections import Counter
@@ -55,6 +54,14 @@ class EventSummary:
     first_report: datetime | None = None
     etrs: tuple[tuple[datetime, datetime], ...] = ()
     crew_hours: float = 0.0
+    #: For the per-event table and the map of the report: what operated, where, who worked it, who called.
+    device: str = ""
+    feeder: str = ""
+    area: str = ""
+    crews: tuple[str, ...] = ()
+    reports: int = 0
+    lon: float | None = None
+    lat: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("start", "restored", "first_report"):
@@ -70,6 +77,11 @@ class EventSummary:
     @property
     def minutes_to_restore(self) -> float | None:
         return None if self.restored is None else (self.restored - self.start).total_seconds() / 60.0
+
+    def customer_minutes(self, as_of: datetime | None = None) -> float:
+        """This event's customers times its duration (to ``as_of`` while open)."""
+        end = self.restored or as_of
+        return 0.0 if end is None else self.customers * max((end - self.start).total_seconds(), 0.0) / 60.0
 
 
 def percentiles(values: Sequence[float], qs: Sequence[int] = PERCENTILES) -> dict[str, float | None]:
@@ -245,6 +257,19 @@ class PostEventSummary:
     events: pd.DataFrame = field(repr=False)
     etr_events: pd.DataFrame = field(repr=False)
     notes: list[str] = field(default_factory=list)
+    #: IEEE 1366 contribution of this event window: customer-minutes of interruption (CMI) and the system's
+    #: customers served (SAIFI = CI / served, SAIDI = CMI / served, CAIDI = CMI / CI); 0 served: unknown.
+    customer_minutes: float = 0.0
+    customers_served: int = 0
+    tz: object = None  # local zone for what a person reads (None: UTC)
+    clock_note: str = ""
+    event_rows: list[EventSummary] = field(default_factory=list, repr=False)
+
+    @property
+    def indices(self) -> dict[str, float | None]:
+        served, ci, cmi = self.customers_served, self.customer_interruptions, self.customer_minutes
+        return {"saifi": ci / served if served else None, "saidi_min": cmi / served if served else None,
+                "caidi_min": cmi / ci if ci else None}
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -264,12 +289,14 @@ class PostEventSummary:
 def post_event_summary(window_start: datetime, window_end: datetime, events: Iterable[EventSummary],
                        interruptions: Iterable[Interruption] | pd.DataFrame | None = None,
                        acks: Iterable[tuple[datetime, datetime | None]] = (), *, title: str = "Post-event summary",
-                       as_of: datetime | None = None) -> PostEventSummary:
+                       as_of: datetime | None = None, curve: Sequence[tuple[datetime, int]] | None = None,
+                       customers_served: int = 0, tz=None, clock_note: str = "") -> PostEventSummary:
     """Everything a board or regulator asks after a storm, for events starting in ``[window_start, window_end)``.
 
     Customers affected: distinct customers with a sustained interruption starting in the window (from the
     records; without records, the sum of the events' customers, which counts a customer hit twice twice: noted).
-    Acknowledgments are those whose report falls in the window.
+    Acknowledgments are those whose report falls in the window. ``curve``: customers out over time as measured
+    (each customer once, e.g. :class:`outage.figures.FigureLog`); it then gives the peak and the customer-minutes.
     """
     for name, t in (("window_start", window_start), ("window_end", window_end)):
         if t.tzinfo is None:
@@ -289,7 +316,11 @@ def post_event_summary(window_start: datetime, window_end: datetime, events: Ite
         affected = ci = int(sum(e.customers for e in inside))
         notes.append("no per-customer records: customers affected is the sum over events (a customer out in two "
                      "events counts twice)")
-    curve = restoration_curve(window_start, window_end, frame, inside)
+    if curve is not None:
+        curve = pd.DataFrame({"time": pd.to_datetime([t for t, _ in curve], utc=True),
+                              "customers_out": np.asarray([n for _, n in curve], dtype=np.int64)})
+    else:
+        curve = restoration_curve(window_start, window_end, frame, inside)
     peak_row = int(curve["customers_out"].to_numpy().argmax()) if len(curve) else 0
     peak = int(curve["customers_out"].iloc[peak_row]) if len(curve) else 0
     peak_time = curve["time"].iloc[peak_row].to_pydatetime() if peak else None
@@ -307,7 +338,18 @@ def post_event_summary(window_start: datetime, window_end: datetime, events: Ite
         events_by_cause=dict(sorted(Counter(e.cause or "(unknown)" for e in inside).items())),
         events_by_tier=dict(sorted(Counter(e.tier or "(none)" for e in inside).items())),
         metrics=metrics, etr=etr_accuracy(inside), curve=curve, events=table, etr_events=etr_table(inside),
-        notes=notes)
+        notes=notes, customer_minutes=_curve_minutes(curve, as_of or window_end), customers_served=customers_served,
+        tz=tz, clock_note=clock_note, event_rows=inside)
+
+
+def _curve_minutes(curve: pd.DataFrame, end: datetime) -> float:
+    """Customer-minutes under a step curve up to ``end``."""
+    if not len(curve):
+        return 0.0
+    times = [t.to_pydatetime() for t in curve["time"]] + [end]
+    values = curve["customers_out"].to_numpy()
+    return float(sum(n * max((t1 - t0).total_seconds(), 0.0) / 60.0
+                     for n, t0, t1 in zip(values, times[:-1], times[1:], strict=True)))
 
 
 # -- output ------------------------------------------------------------------------------------------------
@@ -397,32 +439,15 @@ def plots(s: PostEventSummary) -> dict[str, str]:
     return out
 
 
-def write_html(s: PostEventSummary, path: str | os.PathLike) -> Path:
-    """One self-contained HTML file: headline table, plots (embedded PNG), events table."""
+def write_html(s: PostEventSummary, path: str | os.PathLike, network=None) -> Path:
+    """The storm manager's report (:mod:`outage.summary_report`): one self-contained HTML file. ``network``
+    draws the feeders under the map of the events."""
+    from outage.summary_report import render
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    esc = html.escape
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(_cell(v))}</td></tr>" for k, v in summary_rows(s))
-    images = "".join(f'<figure><img alt="{esc(k)}" src="data:image/png;base64,{b64}"></figure>'
-                     for k, b64 in plots(s).items())
-    events = s.events.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.1f}", border=0)
-    notes = "".join(f"<li>{esc(n)}</li>" for n in s.notes)
-    doc = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(s.title)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse}}
-th,td{{padding:2px 10px;text-align:left;border-bottom:1px solid #ddd}}figure{{display:inline-block;margin:0 1em 1em 0}}
-</style></head><body>
-<h1>{esc(s.title)}</h1>
-<p>{esc(s.window_start.isoformat())} to {esc(s.window_end.isoformat())}</p>
-<h2>Headline</h2><table>{rows}</table>
-<h2>Plots</h2>{images}
-<h2>Events</h2>{events}
-{f"<h2>Notes</h2><ul>{notes}</ul>" if notes else ""}
-</body></html>
-"""
-    path.write_text(doc, encoding="utf-8")
+    path.write_text(render(s, s.event_rows, network, plots(s)), encoding="utf-8")
     return path
 
 
-def _cell(v) -> str:
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
+

@@ -23,6 +23,7 @@ import shapely
 
 from api.maps.state import CREW_STATUSES, MapEvent
 from gis.network import Network
+from outage import figures
 
 #: Metres per degree of latitude (WGS84 mean); longitude degrees shrink with cos(latitude).
 M_PER_DEG_LAT = 110_574.0
@@ -192,9 +193,8 @@ def aggregate_outages(partition: AreaPartition, sp_customers: np.ndarray,
                    (np.min(e.sp_indices) < 0 or np.max(e.sp_indices) >= n_sp))
         raise ValueError(f"event {bad.event_id}: sp_indices outside 0..{n_sp - 1}")
     event_of = np.repeat(np.arange(len(events)), lengths)
-    out_mask = np.zeros(n_sp, dtype=bool)
-    out_mask[all_sp] = True
-    area_out = np.bincount(partition.area_of_sp[out_mask], weights=sp_customers[out_mask],
+    out = figures.out_mask([all_sp], n_sp)
+    area_out = np.bincount(partition.area_of_sp[out], weights=sp_customers[out],
                            minlength=n_areas).astype(np.int64)
     pair_event = event_of
     pair_area = partition.area_of_sp[all_sp].astype(np.int64)
@@ -241,7 +241,7 @@ def aggregate_outages(partition: AreaPartition, sp_customers: np.ndarray,
             etr_pending=bool(pending[a]),
         ))
     summary = OutageSummary(
-        customers_out=int(area_out.sum()),
+        customers_out=figures.customers_out(((e.sp_indices, e.customers_out) for e in events), sp_customers),
         customers_served=int(partition.customers_served.sum()),
         events=len(events),
         areas_affected=len(areas),

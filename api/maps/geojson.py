@@ -150,6 +150,7 @@ class MapData:
         return {
             "type": "FeatureCollection",
             "updated_at": iso(state.updated_at),
+            **({"clock": state.clock_note} if state.clock_note else {}),
             "summary": {
                 "customers_out": summary.customers_out,
                 "customers_served": summary.customers_served,
@@ -209,6 +210,7 @@ class MapData:
         return {
             "type": "FeatureCollection",
             "updated_at": iso(state.updated_at),
+            **({"clock": state.clock_note} if state.clock_note else {}),
             "summary": {
                 "events": len(state.events),
                 "customers_out": summary.customers_out,  # each customer once, even under nested events

@@ -192,7 +192,7 @@ To report an outage without it, please call us.</p></noscript>
     <div><b id="oms-percent">–</b><span>of members</span></div>
     <div><b id="oms-outages">–</b><span>outages</span></div>
   </section>
-  <p class="oms-updated">Updated <time id="oms-updated-at">…</time><span id="oms-live-status"></span></p>
+  <p class="oms-updated"><span id="oms-updated-label">Updated</span> <time id="oms-updated-at">…</time><span id="oms-clock-note"></span><span id="oms-live-status"></span></p>
   <details>
     <summary>Report an outage</summary>
     <form id="oms-report-form" autocomplete="on">
@@ -243,7 +243,7 @@ def _dispatcher_panel(title: str) -> str:
     <div><b id="oms-customers-out">–</b><span>customers out</span></div>
     <div><b id="oms-crews">–</b><span>crews</span></div>
   </section>
-  <p class="oms-updated">Updated <time id="oms-updated-at">…</time><span id="oms-live-status"></span></p>
+  <p class="oms-updated"><span id="oms-updated-label">Updated</span> <time id="oms-updated-at">…</time><span id="oms-clock-note"></span><span id="oms-live-status"></span></p>
   <h2>Filters</h2>
   <div class="oms-filters">
     {tiers}

@@ -7,7 +7,8 @@ answer both. :class:`StaticProvider` holds fixed values (tests, demos, snapshots
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -91,6 +92,8 @@ class MapState:
     updated_at: datetime
     version: object = None
     open_segments: tuple[str, ...] = field(default=())  # segments switched open right now (beyond normal)
+    #: Set while a replay runs on a storm clock (e.g. "storm time, 120x"): the maps then say so next to the time.
+    clock_note: str = ""
 
     def __post_init__(self) -> None:
         if self.updated_at.tzinfo is None:
@@ -118,3 +121,21 @@ class StaticProvider:
 
     def state(self) -> MapState:
         return self.current
+
+
+@dataclass
+class ClockedProvider:
+    """A provider on a storm clock: the state's time is the clock's (not the wall clock's), labelled with
+    ``note``; the version changes with the clock's minute so the maps' time keeps moving."""
+
+    inner: MapProvider
+    clock: Callable[[], datetime]
+    note: str
+
+    def network(self) -> Network:
+        return self.inner.network()
+
+    def state(self) -> MapState:
+        s = self.inner.state()
+        now = self.clock()
+        return replace(s, updated_at=now, clock_note=self.note, version=(s.version, now.replace(second=0)))

@@ -1,8 +1,13 @@
 """``oms storm``: replay a simulated storm (:mod:`outage.simulate`) against a running service, through its API.
 
 Calls become ``POST /reports`` (by account when the simulated caller gave one, else by coordinates), last gasps
-are batched into ``POST /ami``, breaker lockouts go to ``POST /scada``. Simulated time runs ``speed`` times faster
-than the wall clock; the service stamps what it receives with its own clock, as it would in a real storm.
+are batched into ``POST /ami``, breaker lockouts go to ``POST /scada``.
+
+Two drivers: :func:`replay` sends against any running service on the wall clock (``speed`` times the storm's pace;
+the service stamps what it receives with its own clock, as in a real storm). :class:`StormFeed` is stepped by the
+demo on its storm clock (:mod:`api.simulation.clock`): it sends what is due up to a storm offset, in order, one
+run of same-kind messages at a time, and lets the caller wait for the service between runs, so the engine sees
+the same inputs in the same order at any speed.
 """
 
 from __future__ import annotations
@@ -50,6 +55,61 @@ def storm_messages(network, faults: int, call_rate: float, ami: bool, seed: int)
         else:
             out.append((offset, "scada", {"device_id": msg.device_id, "kind": msg.kind}))
     return out, storm
+
+
+class StormFeed:
+    """The storm's messages, sent in order as the storm clock passes their offsets (see the module docstring)."""
+
+    def __init__(self, messages: list, http: httpx.Client, clock) -> None:
+        self.messages, self.http, self.clock = messages, http, clock
+        self.next = 0
+        self.counts = {"reports_sent": 0, "reports_accepted": 0, "ami_sent": 0, "ami_accepted": 0, "scada_sent": 0,
+                       "rejected": 0, "errors": 0}
+
+    @property
+    def done(self) -> bool:
+        return self.next >= len(self.messages)
+
+    def runs_due(self, offset_s: float):
+        """Yield after each run of same-kind messages due by ``offset_s`` has been sent (the caller settles)."""
+        while not self.done and self.messages[self.next][0] <= offset_s:
+            kind = self.messages[self.next][1]
+            run = []
+            while (not self.done and self.messages[self.next][0] <= offset_s and self.messages[self.next][1] == kind
+                   and len(run) < AMI_BATCH):
+                run.append(self.messages[self.next][2])
+                self.next += 1
+            self._send(kind, run)
+            yield kind
+
+    def _send(self, kind: str, bodies: list[dict]) -> None:
+        at = self.clock().isoformat()
+        if kind == "ami":
+            self.counts["ami_sent"] += len(bodies)
+            r = self._post("/ami", {"messages": [{**b, "at": at} for b in bodies]})
+            if r.status_code == 202:
+                self.counts["ami_accepted"] += r.json()["accepted"]
+            else:
+                self.counts["rejected"] += len(bodies)
+            return
+        for body in bodies:  # one by one: the report ids (and so the engine's order) follow the storm's order
+            if kind == "report":
+                self.counts["reports_sent"] += 1
+                r = self._post("/reports", body)
+                self.counts["reports_accepted" if r.status_code == 202 else "rejected"] += 1
+            else:
+                self.counts["scada_sent"] += 1
+                r = self._post("/scada", {**body, "at": at})
+                if r.status_code != 202:
+                    self.counts["rejected"] += 1
+
+    def _post(self, path: str, body: dict) -> httpx.Response:
+        for _ in range(20):  # a rate limit (wall clock) only delays a message: it never drops or reorders one
+            r = self.http.post(path, json=body)
+            if r.status_code != 429:
+                return r
+            time.sleep(float(r.headers.get("Retry-After", "1")))
+        return r
 
 
 def replay(territory, *, url: str, token: str, faults: int = 20, call_rate: float = 0.3, ami: bool = False,

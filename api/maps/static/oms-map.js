@@ -23,6 +23,13 @@
     });
   }
 
+  // A replay runs on a storm clock: say so wherever the time is shown ("Storm time 14:20 (120x)").
+  function showClock(data) {
+    var label = byId('oms-updated-label'), note = byId('oms-clock-note');
+    if (label) { label.textContent = data.clock ? 'Storm time' : 'Updated'; }
+    if (note) { note.textContent = data.clock ? ' (' + data.clock.replace(/^storm time, /, '') + ' replay)' : ''; }
+  }
+
   function fmtTime(iso, withDate) {
     if (!iso) { return ''; }
     var d = new Date(iso);
@@ -232,6 +239,7 @@
       setText('oms-outages', fmtInt(s.outages));
       var t = byId('oms-updated-at');
       if (t) { t.textContent = fmtTime(data.updated_at, true); t.setAttribute('datetime', data.updated_at || ''); }
+      showClock(data);
       document.body.setAttribute('data-oms-updated', data.updated_at || '');
     }, liveStatus);
     wireReportForm(config, poller);
@@ -427,6 +435,7 @@
       [1, 2, 3, 4].forEach(function (t) { setText('oms-tier-count-' + t, fmtInt(byTier['P' + t])); });
       var t = byId('oms-updated-at');
       if (t) { t.textContent = fmtTime(data.updated_at, true); t.setAttribute('datetime', data.updated_at || ''); }
+      showClock(data);
       document.body.setAttribute('data-oms-updated', data.updated_at || '');
       draw();
       networkReady.then(function () { paintDeenergized(data.deenergized); });

@@ -1,0 +1,77 @@
+"""The storm clock: one simulated clock for everything a replay runs.
+
+A replay must give one storm per seed at any speed. So nothing in it may read the wall clock: the storm feed, the
+crews, the live engine, the re-planner, the notification planner and worker and the maps all read one
+:class:`StormClock`. The clock only moves when the driver advances it (in fixed steps of storm time); the speed
+only sets how long a step lasts in real time.
+
+The service takes an injected clock (``LiveEngine.clock``, ``Planner``/``Worker(clock=...)``), but the intake
+writer and the intake routes stamp rows with :func:`api.store.models.utcnow` directly; :func:`storm_time_for_intake`
+points those two module names at the storm clock for the length of a replay (the demo owns its process).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+#: Modules whose ``utcnow`` stamps intake (received_at, "is this in the future" checks).
+INTAKE_CLOCK_MODULES = ("api.service.intake", "api.web.routes.intake")
+
+
+class StormClock:
+    """Storm time: starts at ``start`` and moves only by :meth:`advance`. Calling it returns the current time."""
+
+    def __init__(self, start: datetime, speed: float) -> None:
+        if start.tzinfo is None:
+            raise ValueError("the storm clock's start must be timezone-aware (UTC)")
+        if speed <= 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self.start, self.speed = start, speed
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+            return self._now
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self() - self.start).total_seconds()
+
+    def note(self) -> str:
+        """What the maps print next to the time: that it is storm time, and how fast it runs."""
+        return f"storm time, {self.speed:g}x"
+
+    def label(self, tz=None) -> str:
+        """``storm time 14:20, 120x`` (local time of ``tz``, default the machine's)."""
+        return f"storm time {self().astimezone(tz):%H:%M}, {self.speed:g}x"
+
+
+def storm_start(now: datetime | None = None) -> datetime:
+    """The storm starts at the current minute (UTC): its times read like today's."""
+    now = now or datetime.now(UTC)
+    return now.replace(second=0, microsecond=0)
+
+
+@contextmanager
+def storm_time_for_intake(clock: StormClock) -> Iterator[None]:
+    """Intake stamps rows with the storm clock while the block runs (see the module docstring)."""
+    import importlib
+
+    modules = [importlib.import_module(name) for name in INTAKE_CLOCK_MODULES]
+    saved = [m.utcnow for m in modules]
+    for m in modules:
+        m.utcnow = clock
+    try:
+        yield
+    finally:
+        for m, fn in zip(modules, saved, strict=True):
+            m.utcnow = fn
