@@ -30,8 +30,10 @@ class Etr:
     earliest: datetime
     latest: datetime
     confidence: str  # "high" or "low"
-    source: str  # "crew", "assigned", "storm", "estimate"
+    source: str  # "crew", "assigned", "storm", "estimate"; the learned model: its stage (outage.etr_model)
     basis: str
+    #: the stated chance that restoration falls in [earliest, latest] (learned model); None: a label only
+    probability: float | None = None
 
     @property
     def middle(self) -> datetime:

@@ -322,7 +322,7 @@ class LiveEngine(DispatchActions, QueueThread):
         if ev.etr is not None:
             kept.update(etr_earliest=ev.etr.earliest, etr_latest=ev.etr.latest,
                         etr_detail={"confidence": ev.etr.confidence, "source": ev.etr.source,
-                                    "basis": ev.etr.basis})
+                                    "basis": ev.etr.basis, "probability": ev.etr.probability})
         values.update((c, kept[c]) for c in ("tier", "weight", "priority_reason", "etr_earliest", "etr_latest",
                                              "etr_detail"))
         return values

@@ -1,0 +1,68 @@
+"""No churn: publish a new ETR only when it matters to a member (the rule is stated in ``docs/etr.md``).
+
+A published range is a promise: "restored between A and B, with probability p". A new estimate *matters*, and is
+published, when
+
+1. nothing is published yet; or
+2. the published range has passed (``latest < now``: the promise is broken, say so at once); or
+3. the new range does not overlap the published one (earlier or later); or
+4. the new range ends more than :data:`LATER_BY` (30 min) after the published one.
+
+A new range that overlaps the published one and does not end materially later is held: the published promise still
+stands (a narrower range inside it, or one ending earlier, changes nothing a member would act on).
+
+No zig-zag: once a range has moved earlier, it is not moved later again until a *new fact* arrives (a stage change:
+planned, crew dispatched, crew on site with the cause, part of the customers restored) or the published range has
+passed. A crew-entered ETR is never replaced by an estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from outage.etr import Etr
+
+LATER_BY = timedelta(minutes=30)
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What is published for one event: the range, the fact count it was published at, and whether the last
+    published move (since that fact) was earlier."""
+
+    etr: Etr
+    facts: int
+    moved_earlier: bool = False
+
+
+def matters(old: Etr, new: Etr, now: datetime, later_by: timedelta = LATER_BY) -> str | None:
+    """Why ``new`` must replace ``old`` (rules 2-4 of the module docstring), or ``None``."""
+    if old.latest < now:
+        return "passed"
+    if new.earliest > old.latest or new.latest < old.earliest:
+        return "no overlap"
+    if new.latest - old.latest > later_by:
+        return "ends later"
+    return None
+
+
+def decide(current: Published | None, proposed: Etr, now: datetime, facts: int,
+           later_by: timedelta = LATER_BY) -> tuple[Published, bool]:
+    """The state after ``proposed`` at ``now``, ``facts`` being the event's count of new facts so far, and whether
+    ``proposed`` is published."""
+    if current is None:
+        return Published(proposed, facts), True
+    old = current.etr
+    if old.source == "crew" and proposed.source != "crew":
+        return current, False
+    why = matters(old, proposed, now, later_by)
+    if why is None:
+        return current, False
+    new_fact = facts > current.facts or why == "passed"
+    later = proposed.latest > old.latest
+    if later and current.moved_earlier and not new_fact:
+        return current, False  # no zig-zag without a new fact
+    earlier = proposed.latest < old.latest
+    moved_earlier = earlier or (current.moved_earlier and not new_fact and not later)
+    return Published(proposed, facts, moved_earlier), True
