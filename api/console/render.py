@@ -13,8 +13,6 @@ import xstatic.pkg.leaflet as xleaflet
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
-#: Asset URL prefix -> directory on disk (Leaflet from XStatic, our own scripts and styles).
-ASSET_ROOTS = {"leaflet": Path(xleaflet.BASE_DIR), "console": STATIC}
 #: P1 events get a crew on site within this many minutes, or the console raises an alert (a co-op's usual target).
 P1_RESPONSE_MINUTES = 60
 
@@ -48,15 +46,9 @@ def forbidden_html(*, user: str, role: str, csrf: str) -> str:
     return _env.get_template("forbidden.html").render(user=user, role=role, csrf=csrf, v=asset_version())
 
 
-def resolve_asset(path: str) -> Path | None:
-    """The file for ``leaflet/...`` or ``console/...``; None when unknown or outside its root."""
-    prefix, _, rest = path.partition("/")
-    root = ASSET_ROOTS.get(prefix)
-    if root is None or not rest:
-        return None
-    root = root.resolve()
-    candidate = (root / rest).resolve()
-    return candidate if candidate.is_relative_to(root) and candidate.is_file() else None
+def static_file(name: str) -> Path | None:
+    """One of our own assets by bare file name (the directory is flat, so no path can leave it)."""
+    return STATIC / name if "/" not in name and "\\" not in name and (STATIC / name).is_file() else None
 
 
 def media_type(path: Path) -> str:

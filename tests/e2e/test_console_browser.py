@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "maps"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
 import httpx  # noqa: E402
-from browser import launch_browser, serve, watch  # noqa: E402  (skips this module without chromium/playwright)
+from browser import launch_browser, serve, wait_until, watch  # noqa: E402  (skips this module without chromium/playwright)
 from maps_territory import territory  # noqa: E402
 from service_helpers import make_users, set_passwords  # noqa: E402
 
@@ -26,13 +26,6 @@ from api.web.app import create_app  # noqa: E402
 PASSWORD = "storm-night-2026"
 ADDRESS, DEVICE = "1 Market Square", "TT1"
 
-
-def wait_until(page, expression: str, timeout: float = 10_000) -> None:
-    """Poll from outside the page (the CSP forbids the eval that wait_for_function needs)."""
-    deadline = time.monotonic() + timeout / 1000
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
-        time.sleep(0.05)
 
 
 def grid_text(page) -> str:

@@ -15,9 +15,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from api.console import console_html, forbidden_html
-from api.console.render import media_type, resolve_asset
+from api.console.render import media_type, static_file
 from api.console.routes_geo import RoutePaths
 from api.errors import ApiError
+from api.maps.assets import resolve as maps_asset
 from api.maps.geojson import etag_of
 from api.maps.router import conditional
 from api.store.models import ACTIVE_ASSIGNMENT, CLOSED_STATES, Assignment, Crew, Event, Plan
@@ -49,7 +50,8 @@ async def console_page(request: Request) -> Response:
 @router.get("/assets/{path:path}", include_in_schema=False)
 def asset(path: str, request: Request) -> Response:
     if path not in _assets:
-        file = resolve_asset(path)
+        prefix, _, rest = path.partition("/")
+        file = maps_asset(path) if prefix == "leaflet" else static_file(rest) if prefix == "console" else None
         if file is None:
             raise ApiError(404, "not_found", f"no asset {path!r}")
         body = file.read_bytes()
