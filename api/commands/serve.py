@@ -1,4 +1,4 @@
-"""``oms serve``, ``oms db upgrade|current``, ``oms users add|disable|enable|list``, ``oms storm``: running the service."""
+"""``oms serve``, ``oms db upgrade|current``, ``oms users add|passwd|disable|enable|list``, ``oms storm``: running the service."""
 
 from __future__ import annotations
 
@@ -34,8 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=["member", "crew", "integration", "dispatcher", "admin"])
     add.add_argument("--crew", help="crew id (role crew); the crew is created if it does not exist")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read a password for the console sign-in from standard input (first line)")
     add.add_argument("--database-url")
     add.set_defaults(func=_add_user)
+    pw = usub.add_parser("passwd", help="set a user's console password (read from standard input, first line)")
+    pw.add_argument("name")
+    pw.add_argument("--database-url")
+    pw.set_defaults(func=_passwd)
     for action, text in (("disable", "disable a user: its tokens stop working at once (within 30 s in a "
                                      "running service)"), ("enable", "enable a disabled user again")):
         p_ = usub.add_parser(action, help=text)
@@ -126,7 +132,7 @@ def _database(args) -> Iterator:
 
 def _add_user(args) -> int:
     from api.store.models import Crew
-    from api.web.auth import create_user
+    from api.web.auth import create_user, set_password
 
     if args.role == "crew" and not args.crew:
         raise ValueError("--crew is required for role crew")
@@ -135,7 +141,26 @@ def _add_user(args) -> int:
             session.add(Crew(id=args.crew, name=args.crew, skills=["line"]))
             print(f"created crew {args.crew!r} (skills: line; set the rest with PUT /crews/{args.crew})")
         user, token = create_user(session, args.name, args.role, args.crew)
+        if args.password_stdin:
+            set_password(session, args.name, _read_password())
     print(f"user {user.name!r} ({user.role}) token: {token}")
+    return 0
+
+
+def _read_password() -> str:
+    """The first line of standard input (never an argument: arguments show in ``ps`` and shell histories)."""
+    import sys
+
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _passwd(args) -> int:
+    from api.web.auth import set_password
+
+    password = _read_password()
+    with _database(args) as db, db.write() as session, session.begin():
+        set_password(session, args.name, password)
+    print(f"password set for user {args.name!r}")
     return 0
 
 

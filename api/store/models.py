@@ -4,7 +4,7 @@ Intake (``reports``, ``meter_messages``, ``scada_messages``) is append-only: the
 from it on start. ``events`` and ``event_history`` are the engine's output plus every human decision (who, when,
 what). ``crews``/``crew_positions``, ``plans``/``assignments`` hold dispatch; ``outbox`` is the transactional
 notification queue (a report and its acknowledgment row are written in one transaction); ``users``/``api_tokens``
-(SHA-256 of the token, never the token) and ``audit_log`` cover who did what.
+(SHA-256 of the token, never the token), ``web_sessions`` (browser sign-in) and ``audit_log`` cover who did what.
 
 Times are stored as UTC and always come back timezone-aware (SQLite keeps no zone; :class:`UTCDateTime` adds it).
 """
@@ -83,6 +83,20 @@ class User(Base):
     crew_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("crews.id"), default=None)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: ``scrypt$n$r$p$salt$hash`` (see :func:`api.web.auth.hash_password`); None: no browser sign-in.
+    password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class WebSession(Base):
+    """A browser session: the cookie's SHA-256 (never the cookie), its user and its end. Signing out revokes it."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ApiToken(Base):

@@ -24,6 +24,7 @@ from api.web.fastpath import IntakeFastPath
 from api.web.limits import BodyLimitMiddleware, EdgeGuard, RateLimiter, SecurityHeaders
 from api.web.maps_provider import LiveMapProvider, dispatcher_access
 from api.web.routes import admin, crew, dispatcher, intake, public, reports, session, stream
+from api.web.routes.console import router as console_router
 from api.web.routes.landing import router as landing_router
 from api.web.routes.notify import router as notify_router
 
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
         app.include_router(module.router)
     app.include_router(notify_router)
     app.include_router(landing_router)
+    app.include_router(console_router)
     maps = create_router(LiveMapProvider(live), page=page or PageConfig(), dispatcher_dependencies=[dispatcher_access])
     app.include_router(maps)
     app.state.maps = maps.map_service  # shared with snapshot writers (same MapData, same caches)

@@ -7,8 +7,8 @@ objects, so a map request never takes the engine's lock in the middle of a storm
 when the content changes, so the maps' router reuses its GeoJSON and answers 304 to unchanged polls.
 
 The dispatcher map is guarded by :func:`dispatcher_access`: a dispatcher's bearer token in the ``Authorization``
-header, or — because a browser cannot send a header when it opens a page — the HttpOnly, Secure cookie scoped to
-``/maps`` that ``POST /session`` (:mod:`api.web.routes.session`) sets after checking the token.
+header, or — because a browser cannot send a header when it opens a page — the console's session cookie (a
+password sign-in), or the HttpOnly, Secure cookie scoped to ``/maps`` that ``POST /session`` sets from a token.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from api.maps.state import MapCrew, MapEvent, MapState
 from api.store.models import ACTIVE_ASSIGNMENT, CLOSED_STATES, Assignment, Crew, Event
-from api.web.auth import Principal, check_role, resolve_principal
+from api.web.auth import Principal, check_role, resolve_principal, session_principal
 
 #: Assignment status -> the maps' crew status words.
 CREW_STATUS = {"assigned": "assigned", "en_route": "en route", "on_site": "on site"}
@@ -164,6 +164,9 @@ async def dispatcher_access(request: Request) -> Principal:
     the query string: a URL ends up in logs, histories and Referer headers."""
     header = request.headers.get("authorization")
     if not header:
+        signed_in = await session_principal(request)  # a console sign-in opens the map too
+        if signed_in is not None:
+            return check_role(signed_in, DISPATCHER_ROLES)
         token = request.cookies.get(TOKEN_COOKIE)
         header = f"Bearer {token}" if token and TOKEN_SHAPE.fullmatch(token) else None
     principal = await resolve_principal(request.app.state.oms, header,

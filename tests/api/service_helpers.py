@@ -37,6 +37,17 @@ def make_users(url: str) -> dict[str, str]:
     return tokens
 
 
+def set_passwords(url: str, password: str) -> None:
+    """Every user of :func:`make_users` gets ``password`` for the console sign-in."""
+    from api.web.auth import set_password
+
+    db = Database(url)
+    with db.write() as session, session.begin():
+        for name in (*(f"{r}-user" for r in ROLES), "crew2-user"):
+            set_password(session, name, password)
+    db.dispose()
+
+
 class Client(TestClient):
     """A TestClient with helpers: ``as_(role)`` headers, ``wait_processed()`` for the live engine."""
 

@@ -59,6 +59,17 @@ TABLE = [
     ("GET", "/reliability/indices", None, DISPATCH),
     ("GET", "/reliability/restoration", None, DISPATCH),
     ("GET", "/reliability/event-summary", None, DISPATCH),
+    ("GET", "/events/{event_id}/evidence", None, DISPATCH),
+    ("GET", "/crews/roster", None, DISPATCH),
+    ("GET", "/plans/{plan_id}/diff", None, DISPATCH),
+    ("POST", "/plans/{plan_id}/reject", None, DISPATCH),
+    ("PUT", "/plans/mode", {"mode": "auto"}, DISPATCH),
+    ("POST", "/session/sign-out", None, ALL),
+    ("GET", "/console/board.json", None, DISPATCH),
+    ("GET", "/console/network.geojson", None, DISPATCH),
+    ("GET", "/console/roads.geojson", None, DISPATCH),
+    ("GET", "/console/deenergized.json", None, DISPATCH),
+    ("GET", "/console/routes.geojson", None, DISPATCH),
 ]
 PARAMS = {"reference": "R-XXXX-XXXX-XXXX", "event_id": "E999", "plan_id": "999", "assignment_id": "999",
           "crew_id": "C9", "user_id": "999", "row_id": "999"}

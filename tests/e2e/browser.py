@@ -64,3 +64,12 @@ def watch(page, base):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("request", lambda r: foreign.append(r.url) if not r.url.startswith((base, "data:")) else None)
     return errors, foreign
+
+
+def wait_until(page, expression: str, timeout: float = 10_000) -> None:
+    """``page.wait_for_function`` evaluates its predicate with eval inside the page, which the service's
+    Content-Security-Policy forbids (as it should); poll from outside instead (devtools evaluation)."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.05)

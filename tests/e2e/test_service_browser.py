@@ -18,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "maps"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
 import httpx  # noqa: E402
-from browser import launch_browser, serve, watch  # noqa: E402  (skips this module without chromium/playwright)
+from browser import launch_browser, serve, wait_until, watch  # noqa: E402  (skips this module without chromium/playwright)
 from maps_territory import territory  # noqa: E402
-from service_helpers import make_users  # noqa: E402
+from service_helpers import make_users, set_passwords  # noqa: E402
 
 from api.maps import PageConfig  # noqa: E402
 from api.settings import Settings  # noqa: E402
@@ -28,23 +28,15 @@ from api.web.app import create_app  # noqa: E402
 
 #: "1 Market Square" is one service point of the test territory: 10 customers on transformer TT1.
 ADDRESS, SP, DEVICE, CUSTOMERS = "1 Market Square", "sp-town0", "TT1", 10
+PASSWORD = "storm-night-2026"
 
-
-def wait_until(page, expression: str, timeout: float = 10_000) -> None:
-    """``page.wait_for_function`` evaluates its predicate with eval inside the page, which the service's
-    Content-Security-Policy forbids (as it should); poll from outside instead (devtools evaluation)."""
-    import time
-
-    deadline = time.monotonic() + timeout / 1000
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
-        time.sleep(0.05)
 
 
 @pytest.fixture
 def service(db_url):
     """The real app on the maps' test territory, polling every second; yields (base URL, role -> token)."""
     tokens = make_users(db_url)
+    set_passwords(db_url, PASSWORD)
     settings = Settings(database_url=db_url, replan_debounce_s=3600.0, replan_max_wait_s=3600.0,
                         replan_time_limit_s=1.0)
     net = territory()
@@ -104,13 +96,15 @@ def test_report_by_address_appears_on_the_public_and_dispatcher_maps(service, br
     assert len(httpx.get(f"{base}/events", headers=dispatcher).json()) == 1
     context.close()
 
-    # the dispatcher signs in with the token (a form, never the URL) and the map shows the event
+    # the dispatcher signs in (name and password: a form, never the URL) and the map shows the event
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     d_errors, d_foreign = watch(page, base)
     page.goto(f"{base}/session")
-    page.fill("input[name=token]", tokens["dispatcher"])
+    page.fill("input[name=username]", "dispatcher-user")
+    page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/maps/dispatcher")
+    page.wait_for_url(f"{base}/console")
+    page.goto(f"{base}/maps/dispatcher")
     wait_until(page, "document.querySelector('#oms-events').textContent === '1'", timeout=20_000)
     wait_until(page, "document.querySelector('#oms-shown').textContent === '1'")
     drawn = page.evaluate("oms_layer_events.getLayers().map(l => [l.feature.properties.id, "

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 
 from api.errors import ApiError
-from api.store.models import Assignment, Crew, Event, EventHistory, Plan, Report
+from api.store.models import ACTIVE_ASSIGNMENT, Assignment, Crew, Event, EventHistory, Plan, Report
 from api.web.auth import Principal, require
 from api.web.schemas import (
     AssignIn,
@@ -23,6 +23,7 @@ from api.web.schemas import (
     EventOut,
     EventState,
     HistoryOut,
+    In,
     LockIn,
     MergeIn,
     PathId,
@@ -153,3 +154,145 @@ def put_crew(crew_id: PathId, body: CrewIn, request: Request, who: Principal = D
     if body.id != crew_id:
         raise ApiError(422, "invalid", f"crew id in the body ({body.id!r}) differs from the path ({crew_id!r})")
     return _live(request).upsert_crew(body, who.name)
+
+
+# ------------------------------------------------------------------------------------ what the console reads
+class ModeIn(In):
+    mode: Literal["auto", "propose"]
+
+
+def _crew_names(session) -> dict[str, str]:
+    return {c.id: c.name or c.id for c in session.scalars(select(Crew))}
+
+
+@router.get("/events/{event_id}/evidence", summary="An event's evidence (calls with their answers, AMI, SCADA), "
+                                                    "timeline (who did what), critical customers and ETR basis")
+def event_evidence(event_id: PathId, request: Request, _: Principal = Depends(DISPATCHER)) -> dict[str, Any]:
+    with request.app.state.oms.db.read() as session:
+        ev = session.get(Event, event_id)
+        if ev is None:
+            raise ApiError(404, "not_found", f"no event {event_id!r}")
+        names = _crew_names(session)
+        calls = session.scalars(select(Report).where(Report.event_id == event_id)
+                                .order_by(Report.received_at.desc()).limit(200)).all()
+        history = session.scalars(select(EventHistory).where(EventHistory.event_id == event_id)
+                                  .order_by(EventHistory.id)).all()
+        work = session.scalars(select(Assignment).where(Assignment.event_id == event_id,
+                                                        Assignment.status != "proposed")
+                               .order_by(Assignment.id)).all()
+        evidence = ev.evidence or {}
+        timeline = [{"at": h.at, "actor": h.actor, "action": h.action, "from": h.from_state, "to": h.to_state,
+                     "detail": h.detail} for h in history]
+        timeline += [{"at": a.created_at, "actor": "dispatcher" if a.manual else "optimizer",
+                      "action": "assignment", "from": None, "to": a.status,
+                      "detail": {"crew": names.get(a.crew_id, a.crew_id), "eta": a.eta, "locked": a.locked}}
+                     for a in work]
+        timeline.sort(key=lambda t: t["at"])
+        return {
+            "event": EventOut.model_validate(ev).model_dump(),
+            "etr": {"earliest": ev.etr_earliest, "latest": ev.etr_latest, **(ev.etr_detail or {})},
+            "calls": [{"id": r.id, "at": r.received_at, "channel": r.channel, "power": r.power,
+                       "hazards": r.hazards, "medical_equipment": r.medical_equipment,
+                       "neighbours_out": r.neighbours_out, "address": r.address, "sp_id": r.sp_id,
+                       "comment": r.comment} for r in calls],
+            "calls_total": ev.report_count,
+            "last_gasps": evidence.get("last_gasps", 0), "pings": evidence.get("pings", {}),
+            "scada": evidence.get("scada", []), "power_on_evidence": evidence.get("power_on_evidence", 0),
+            "critical": evidence.get("critical_kinds", {}), "medical": evidence.get("medical", 0),
+            "merged_from": evidence.get("merged_from", []),
+            "assignments": [{**AssignmentOut.model_validate(a).model_dump(), "crew_name": names.get(a.crew_id)}
+                            for a in work],
+            "timeline": timeline,
+        }
+
+
+@router.get("/crews/roster", summary="Crews with their current job, next jobs with ETAs, shift end, position age")
+def roster(request: Request, _: Principal = Depends(DISPATCHER)) -> list[dict[str, Any]]:
+    with request.app.state.oms.db.read() as session:
+        crews = session.scalars(select(Crew).order_by(Crew.id)).all()
+        active = session.scalars(select(Assignment).where(Assignment.status.in_(ACTIVE_ASSIGNMENT))
+                                 .order_by(Assignment.crew_id, Assignment.sequence, Assignment.id)).all()
+    jobs: dict[str, list[dict]] = {}
+    for a in active:
+        jobs.setdefault(a.crew_id, []).append({"assignment_id": a.id, "event_id": a.event_id, "status": a.status,
+                                               "eta": a.eta, "locked": a.locked, "manual": a.manual})
+    out = []
+    for c in crews:
+        mine = sorted(jobs.get(c.id, []), key=lambda j: ACTIVE_ASSIGNMENT.index(j["status"]), reverse=True)
+        out.append({"id": c.id, "name": c.name or c.id, "status": c.status, "skills": c.skills,
+                    "lat": c.lat, "lon": c.lon, "position_at": c.position_at, "shift_end": c.shift_end,
+                    "current": mine[0] if mine else None, "next": mine[1:]})
+    return out
+
+
+def _plan_or_404(session, plan_id: int) -> Plan:
+    plan = session.get(Plan, plan_id)
+    if plan is None:
+        raise ApiError(404, "not_found", f"no plan {plan_id}")
+    return plan
+
+
+@router.get("/plans/{plan_id}/diff", summary="A plan against the work crews hold now: who moves, and the change in "
+                                             "weighted customer-minutes until crews arrive")
+def plan_diff(plan_id: DbId, request: Request, _: Principal = Depends(DISPATCHER)) -> dict[str, Any]:
+    live = request.app.state.oms.live
+    now = live.clock()
+    with live.db.read() as session:
+        plan = _plan_or_404(session, plan_id)
+        names = _crew_names(session)
+        proposed = {a.event_id: a for a in session.scalars(select(Assignment).where(
+            Assignment.plan_id == plan_id, Assignment.status.in_(("proposed", *ACTIVE_ASSIGNMENT))))}
+        current = {a.event_id: a for a in session.scalars(select(Assignment).where(
+            Assignment.status.in_(ACTIVE_ASSIGNMENT),
+            Assignment.plan_id.is_(None) | (Assignment.plan_id != plan_id)))}
+        ids = set(proposed) | set(current)
+        events = {e.id: e for e in session.scalars(select(Event).where(Event.id.in_(ids)))} if ids else {}
+
+    def wcm(a: Assignment | None, ev: Event | None) -> float:
+        if a is None or a.eta is None or ev is None:
+            return 0.0
+        return float(ev.weight or 0.0) * max(0.0, (a.eta - now).total_seconds() / 60.0)
+
+    moves, before, after = [], 0.0, 0.0
+    for eid in sorted(ids):
+        old, new, ev = current.get(eid), proposed.get(eid), events.get(eid)
+        if old is not None and (old.locked or old.manual or old.status != "assigned"):
+            new = None  # the dispatcher's or the crew's decision stands (see Replanner._apply)
+        b, a = wcm(old, ev), wcm(new if new is not None else old, ev)
+        before, after = before + b, after + a
+        if new is not None and (old is None or old.crew_id != new.crew_id):
+            moves.append({"event_id": eid, "tier": ev.tier if ev else None,
+                          "customers_out": ev.customers_out if ev else None,
+                          "from_crew": old.crew_id if old else None, "from_name": names.get(old.crew_id) if old else None,
+                          "to_crew": new.crew_id, "to_name": names.get(new.crew_id),
+                          "eta_before": old.eta if old else None, "eta_after": new.eta,
+                          "delta": round(a - b, 1)})
+    return {"plan": {"id": plan.id, "status": plan.status, "solver": plan.solver, "created_at": plan.created_at,
+                     "objective": plan.objective, "notes": (plan.detail or {}).get("notes", []),
+                     "excluded": (plan.detail or {}).get("excluded", {})},
+            "moves": moves, "weighted_customer_minutes_before": round(before, 1),
+            "weighted_customer_minutes_after": round(after, 1), "delta": round(after - before, 1)}
+
+
+@router.post("/plans/{plan_id}/reject", summary="Reject a proposed plan: crews keep the work they hold")
+def reject_plan(plan_id: DbId, request: Request, who: Principal = Depends(DISPATCHER)) -> dict[str, Any]:
+    live = request.app.state.oms.live
+    with live.db.write() as session, session.begin():
+        plan = _plan_or_404(session, plan_id)
+        if plan.status != "proposed":
+            raise ApiError(409, "conflict", f"plan {plan_id} is {plan.status}; only a proposed plan can be rejected")
+        plan.status = "rejected"
+        plan.detail = {**(plan.detail or {}), "rejected_by": who.name}
+        for a in session.scalars(select(Assignment).where(Assignment.plan_id == plan_id,
+                                                          Assignment.status == "proposed")):
+            a.status = "cancelled"
+    live.broker.publish("plan", {"id": plan_id, "status": "rejected", "by": who.name})
+    return {"id": plan_id, "status": "rejected"}
+
+
+@router.put("/plans/mode", summary="Re-planning: 'auto' applies each plan, 'propose' waits for a dispatcher")
+def plan_mode(body: ModeIn, request: Request, who: Principal = Depends(DISPATCHER)) -> dict[str, str]:
+    live = request.app.state.oms.live
+    settings = live.update_settings({"plan_mode": body.mode}, who.name)
+    live.broker.publish("plan", {"mode": settings["plan_mode"], "by": who.name})
+    return settings

@@ -1,0 +1,264 @@
+// The console: loads the board, keeps it current from the SSE stream (resuming after a drop), wires the grid,
+// map, panels, alerts and keyboard shortcuts together.
+import { Detail } from './detail.js';
+import { Grid } from './grid.js';
+import { ConsoleMap } from './map.js';
+import { renderPlan, renderRoster } from './panels.js';
+import { api, crewColour, hhmm, now, setServerNow, toast } from './util.js';
+
+const config = JSON.parse(document.getElementById('console-config').textContent);
+const store = { events: new Map(), crews: new Map(), plan: null, mode: 'auto', seq: 0, ready: false };
+window.omsConsole = store; // for tests and the curious: read-only use
+const $ = (id) => document.getElementById(id);
+let grid, map, detail, tab = 'event';
+
+// ------------------------------------------------------------------------------------------------ selection
+function select(id, from) {
+  if (!store.events.has(id) && from !== 'roster') return;
+  grid.select(id, from !== 'grid');
+  map.select(id, from !== 'map');
+  showTab('event');
+  detail.open(id);
+}
+
+function showTab(name) {
+  tab = name;
+  for (const t of ['event', 'crews', 'plan']) {
+    $(`tab-${t}`).setAttribute('aria-selected', String(t === name));
+    $(`tab-${t}`).tabIndex = t === name ? 0 : -1;
+    $(`panel-${t}`).hidden = t !== name;
+  }
+  if (name === 'crews') renderRoster(store, $('panel-crews'), select);
+  if (name === 'plan') { $('plan-badge').hidden = true; renderPlan(store, $('panel-plan'), afterAction); }
+}
+
+// ------------------------------------------------------------------------------------------------ loading
+function crewsFrom(list) {
+  store.crews.clear();
+  list.forEach((c, i) => { crewColour(c.id, i); store.crews.set(c.id, c); });
+}
+
+async function loadBoard() {
+  const b = await api('GET', '/console/board.json');
+  setServerNow(b.now);
+  store.events = new Map(b.events.map((r) => [r.id, r]));
+  crewsFrom(b.crews);
+  store.plan = b.plan;
+  store.mode = b.mode;
+  store.seq = b.seq;
+  showMode();
+  if (b.plan) $('plan-badge').hidden = false;
+  return b;
+}
+
+let pending = new Set(), pendingTimer = null;
+function refetch(id) {
+  pending.add(id);
+  if (!pendingTimer) pendingTimer = setTimeout(flushRefetch, 150);
+}
+async function flushRefetch() {
+  const ids = [...pending].slice(0, 400);
+  ids.forEach((i) => pending.delete(i));
+  pendingTimer = pending.size ? setTimeout(flushRefetch, 150) : null;
+  try {
+    const b = await api('GET', `/console/board.json?ids=${ids.map(encodeURIComponent).join(',')}`);
+    for (const r of b.events) {
+      if (r.closed) store.events.delete(r.id); else store.events.set(r.id, { ...r, _fresh: store.events.get(r.id)?._fresh });
+    }
+    for (const id of ids) if (!b.events.some((r) => r.id === id)) store.events.delete(id);
+    schedule();
+    if (detail.id && ids.includes(detail.id)) detail.refresh();
+  } catch (e) { /* the next message or reload catches up */ }
+}
+
+// ------------------------------------------------------------------------------------------------ painting
+let frame = null, liveTimer = null;
+function schedule(mapLive = false) {
+  if (mapLive && !liveTimer) liveTimer = setTimeout(() => { liveTimer = null; map.refreshLive().catch(() => {}); }, 700);
+  if (frame) return;
+  frame = requestAnimationFrame(() => {
+    frame = null;
+    grid.refresh();
+    map.drawEvents();
+    map.drawCrews();
+    if (tab === 'crews') renderRoster(store, $('panel-crews'), select);
+  });
+}
+
+// ------------------------------------------------------------------------------------------------ the stream
+const EVENT_FIELDS = ['state', 'tier', 'weight', 'device_id', 'device_kind', 'feeder_id', 'customers_out', 'critical_count',
+  'hazards', 'cause', 'lat', 'lon', 'etr_earliest', 'etr_latest'];
+
+function onEvent(m) {
+  const old = store.events.get(m.id);
+  if (m.closed || m.merged_into) {
+    store.events.delete(m.id);
+  } else {
+    const row = old ? { ...old } : { id: m.id, started_at: new Date(now()).toISOString(), calls: 0, reason: '',
+      assignment: null, _fresh: true };
+    for (const k of EVENT_FIELDS) row[k] = m[k];
+    row.class = m.class;
+    row._hay = null;
+    store.events.set(m.id, row);
+    if (row.tier === 1 && (!old || old.tier !== 1)) alarm(`New P1: ${row.device_id || row.id}, ${row.customers_out} out`, row.id);
+  }
+  refetch(m.id);
+}
+
+function onAssignment(a) {
+  const row = store.events.get(a.event_id);
+  const crew = store.crews.get(a.crew_id);
+  const active = ['assigned', 'en_route', 'on_site'].includes(a.status);
+  if (row) {
+    if (active) row.assignment = { id: a.id, crew_id: a.crew_id, crew_name: crew ? crew.name : a.crew_id,
+      status: a.status, eta: a.eta, locked: a.locked, manual: a.manual };
+    else if (row.assignment && row.assignment.id === a.id) row.assignment = null;
+    row._hay = null;
+  }
+  for (const c of store.crews.values()) c.jobs = (c.jobs || []).filter((j) => j.assignment_id !== a.id);
+  if (crew && active) crew.jobs.push({ assignment_id: a.id, event_id: a.event_id, status: a.status, eta: a.eta, locked: a.locked });
+  if (a.status !== 'proposed' && detail.id === a.event_id) detail.refresh();
+}
+
+function onMessage(type, data, seq) {
+  if (seq && seq <= store.seq) return; // already in the board we loaded
+  if (seq) store.seq = seq;
+  if (type === 'reset') { reload(); return; }
+  if (type.startsWith('event_') || type === 'etr') onEvent(data);
+  else if (type === 'assignment') onAssignment(data);
+  else if (type === 'crew') {
+    const c = store.crews.get(data.id);
+    if (c) Object.assign(c, data); else { crewColour(data.id, store.crews.size); store.crews.set(data.id, { ...data, jobs: [] }); }
+  } else if (type === 'plan') {
+    if (data.mode) { store.mode = data.mode; showMode(); }
+    if (data.status === 'proposed') {
+      store.plan = { id: data.id, status: 'proposed' };
+      $('plan-badge').hidden = false;
+      toast(`Plan ${data.id} proposed: see the Plan tab (3)`);
+    } else if (data.id && store.plan && data.id >= store.plan.id) store.plan = null;
+    if (tab === 'plan') renderPlan(store, $('panel-plan'), afterAction);
+  }
+  schedule(type === 'assignment' || type.startsWith('event_') || type === 'crew');
+}
+
+const TYPES = ['event_created', 'event_updated', 'event_reclassified', 'event_merged', 'event_restored',
+  'event_cancelled', 'assignment', 'etr', 'plan', 'crew', 'report', 'reset'];
+let source = null, buffered = null;
+
+function connect() {
+  source = new EventSource('/stream');
+  for (const t of TYPES) {
+    source.addEventListener(t, (e) => {
+      const data = JSON.parse(e.data), seq = Number(e.lastEventId) || 0;
+      if (buffered) buffered.push([t, data, seq]); else onMessage(t, data, seq);
+    });
+  }
+  source.onopen = () => { $('conn').textContent = 'Live'; $('conn').className = 'conn ok'; };
+  source.onerror = () => {
+    $('conn').textContent = 'Reconnecting…'; $('conn').className = 'conn bad';
+    // The browser retries by itself (with Last-Event-ID) unless the answer was an error; then start afresh.
+    if (source.readyState === EventSource.CLOSED) setTimeout(() => { connect(); reload(); }, 3000);
+  };
+}
+
+async function reload() {
+  buffered = [];
+  try { await loadBoard(); } catch (e) { toast(`Could not load: ${e.message}`, true); }
+  const queue = buffered; buffered = null;
+  for (const [t, d, s] of queue) onMessage(t, d, s);
+  schedule(true);
+}
+
+function afterAction(id) {
+  if (id) refetch(id);
+  schedule(true);
+  if (tab === 'plan') renderPlan(store, $('panel-plan'), afterAction);
+}
+
+// ------------------------------------------------------------------------------------------------ alerts
+const acked = new Set();
+let audio = null;
+function beep() {
+  try {
+    audio = audio || new AudioContext();
+    const o = audio.createOscillator(), g = audio.createGain();
+    o.frequency.value = 880; g.gain.value = 0.15;
+    o.connect(g).connect(audio.destination);
+    o.start(); o.stop(audio.currentTime + 0.35);
+  } catch (e) { /* no sound device: the banner stays */ }
+}
+function alarm(text, id) {
+  if (acked.has(text)) return;
+  $('alert-text').textContent = text;
+  $('alert').hidden = false;
+  $('alert').dataset.key = text;
+  $('alert').dataset.event = id || '';
+  beep();
+}
+function acknowledge() {
+  const a = $('alert');
+  if (a.hidden) return;
+  acked.add(a.dataset.key);
+  a.hidden = true;
+}
+// A P1 with no crew on site past its response target.
+function checkTargets() {
+  const limit = config.p1ResponseMinutes * 60000, t = now();
+  for (const r of store.events.values()) {
+    if (r.tier !== 1 || (r.assignment && r.assignment.status === 'on_site')) continue;
+    if (t - Date.parse(r.started_at) > limit) alarm(`P1 past its ${config.p1ResponseMinutes}-minute response target: ${r.device_id || r.id}`, r.id);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ controls
+function showMode() {
+  $('mode-auto').setAttribute('aria-pressed', String(store.mode === 'auto'));
+  $('mode-propose').setAttribute('aria-pressed', String(store.mode === 'propose'));
+}
+async function setMode(mode) {
+  try { const s = await api('PUT', '/plans/mode', { mode }); store.mode = s.plan_mode; showMode(); toast(`Re-planning: ${mode}`); }
+  catch (e) { toast(e.message, true); }
+}
+
+function shortcuts(e) {
+  const typing = e.target.closest('input, select, textarea') || e.ctrlKey || e.metaKey || e.altKey;
+  if (e.key === 'Escape' && typing) { e.target.blur(); return; }
+  if (typing) return;
+  const k = e.key;
+  const go = (id) => { if (id) select(id, 'key'); };
+  if (k === 'j' || k === 'ArrowDown') go(grid.step(1));
+  else if (k === 'k' || k === 'ArrowUp') go(grid.step(-1));
+  else if (k === '/') $('filter').focus();
+  else if (k === 'c') { showTab('event'); detail.focus('confirm'); }
+  else if (k === 'a') { showTab('event'); detail.focus('assign'); }
+  else if (k === 'r') { showTab('event'); detail.focus('restore'); }
+  else if (k === 'l') detail.toggleLock();
+  else if (k === '1') showTab('event');
+  else if (k === '2') showTab('crews');
+  else if (k === '3') showTab('plan');
+  else if (k === 'A') acknowledge();
+  else if (k === '?') $('help').showModal();
+  else return;
+  e.preventDefault();
+}
+
+async function main() {
+  grid = new Grid(store, select);
+  map = new ConsoleMap(store, select);
+  detail = new Detail(store, $('panel-event'), afterAction);
+  for (const t of ['event', 'crews', 'plan']) $(`tab-${t}`).addEventListener('click', () => showTab(t));
+  $('mode-auto').addEventListener('click', () => setMode('auto'));
+  $('mode-propose').addEventListener('click', () => setMode('propose'));
+  $('alert-ack').addEventListener('click', acknowledge);
+  $('help-open').addEventListener('click', () => $('help').showModal());
+  document.addEventListener('keydown', shortcuts);
+  buffered = [];
+  connect();
+  await reload();
+  document.body.dataset.ready = 'true';
+  map.load().then(() => map.refreshLive()).catch((e) => toast(`Map: ${e.message}`, true));
+  setInterval(() => { $('clock').textContent = hhmm(new Date(now()).toISOString()); checkTargets(); grid.paint(true); }, 15000);
+  checkTargets();
+}
+
+main();

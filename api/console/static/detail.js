@@ -1,0 +1,112 @@
+// The event panel: facts, priority reason, critical customers, ETR and its basis, the evidence (calls with their
+// answers, last gasps, pings, SCADA), the timeline (who did what), and every action on the event.
+import { api, classWords, crewColour, el, etr, hhmm, stateWords, toast } from './util.js';
+
+const CAUSES = ['tree', 'wind', 'lightning', 'equipment', 'animal', 'vehicle', 'ice', 'overload', 'unknown'];
+
+export class Detail {
+  constructor(store, panel, after) {
+    this.store = store;
+    this.panel = panel;
+    this.after = after; // called after an action, with the event id
+    this.id = null;
+    this.data = null;
+  }
+
+  async open(id) {
+    this.id = id;
+    try {
+      this.data = await api('GET', `/events/${encodeURIComponent(id)}/evidence`);
+    } catch (e) {
+      this.panel.replaceChildren(el('p', { class: 'bad', text: `Could not load ${id}: ${e.message}` }));
+      return;
+    }
+    if (this.id === id) this.render();
+  }
+
+  refresh() { if (this.id) this.open(this.id); }
+
+  async act(label, method, url, body) {
+    try {
+      await api(method, url, body);
+      toast(`${label}: done`);
+      this.after(this.id);
+    } catch (e) {
+      toast(`${label}: ${e.message}`, true);
+    }
+  }
+
+  form(id, legend, fields, submit, onsubmit) {
+    return el('form', { id, class: 'act', onsubmit: (e) => { e.preventDefault(); onsubmit(new FormData(e.target)); } },
+      el('fieldset', {}, el('legend', { text: legend }), ...fields, el('button', { type: 'submit', text: submit })));
+  }
+
+  render() {
+    const d = this.data, ev = d.event, row = this.store.events.get(ev.id) || {};
+    const w = (d.assignments || []).find((a) => ['assigned', 'en_route', 'on_site'].includes(a.status));
+    const enc = encodeURIComponent(ev.id);
+    const open = !['restored', 'cancelled'].includes(ev.state) && !ev.merged_into;
+    const crit = Object.entries(d.critical || {}).map(([k, n]) => `${n} ${k.replace(/_/g, ' ')}`).join(', ');
+    const crewOptions = [...this.store.crews.values()].map((c) =>
+      el('option', { value: c.id, text: `${c.name} (${c.status.replace('_', ' ')}${c.jobs && c.jobs.length ? `, ${c.jobs.length} jobs` : ''})` }));
+    const facts = el('dl', { class: 'facts' },
+      el('dt', { text: 'State' }), el('dd', { text: stateWords(ev.state) }),
+      el('dt', { text: 'Class' }), el('dd', { text: `${classWords(ev.event_class)} · ${ev.device_kind || ''} ${ev.device_id || ev.sp_id || ''}` }),
+      el('dt', { text: 'Feeder' }), el('dd', { text: ev.feeder_id || '—' }),
+      el('dt', { text: 'Customers out' }), el('dd', { text: String(ev.customers_out) }),
+      el('dt', { text: 'Critical' }), el('dd', { id: 'critical', text: crit || (ev.critical_count ? String(ev.critical_count) : 'none') }),
+      el('dt', { text: 'Cause' }), el('dd', { text: ev.cause ? `${ev.cause}${ev.cause_confirmed ? ' (confirmed)' : ' (predicted)'}` : 'unknown' }),
+      el('dt', { text: 'Crew' }), el('dd', { id: 'detail-crew' }, w ? [el('span', { class: 'chip', style: `background:${crewColour(w.crew_id)}`, text: w.crew_name || w.crew_id }),
+        ` ${w.status.replace('_', ' ')}, ETA `, el('b', { id: 'detail-eta', text: hhmm(w.eta) || '—' }), w.locked ? ' · locked' : ''] : 'none'),
+      el('dt', { text: 'ETR' }), el('dd', { id: 'detail-etr', text: etr({ etr_earliest: d.etr.earliest, etr_latest: d.etr.latest }) ?
+        `${etr({ etr_earliest: d.etr.earliest, etr_latest: d.etr.latest })} — ${d.etr.basis || d.etr.source || ''}` : 'not yet' }));
+    const actions = open ? el('div', { class: 'actions' },
+      this.form('f-confirm', 'Confirm', [el('label', { for: 'cause', text: 'Cause' }),
+        el('select', { id: 'cause', name: 'cause' }, el('option', { value: '', text: '(not known yet)' }), ...CAUSES.map((c) => el('option', { value: c, text: c })))],
+      'Confirm (c)', (f) => this.act('Confirm', 'POST', `/events/${enc}/confirm`, { cause: f.get('cause') || null })),
+      this.form('f-assign', w ? 'Reassign' : 'Assign a crew', [el('label', { for: 'crew', text: 'Crew' }),
+        el('select', { id: 'crew', name: 'crew', required: true }, ...crewOptions),
+        el('label', { class: 'check' }, el('input', { type: 'checkbox', name: 'lock', checked: true }), ' lock (the optimizer keeps it)')],
+      w ? 'Reassign (a)' : 'Assign (a)', (f) => this.act('Assign', 'POST', '/assignments', { event_id: ev.id, crew_id: f.get('crew'), lock: f.get('lock') === 'on' })),
+      w ? el('button', { type: 'button', id: 'b-lock', onclick: () => this.act(w.locked ? 'Unlock' : 'Lock', 'POST', `/assignments/${w.id}/lock`, { locked: !w.locked }),
+        text: w.locked ? 'Unlock assignment (l)' : 'Lock assignment (l)' }) : null,
+      this.form('f-restore', 'Mark restored', [el('label', { for: 'devices', text: 'Only below devices (partial; blank: all)' }),
+        el('input', { id: 'devices', name: 'devices', placeholder: 'e.g. F12, T3' })],
+      'Restore (r)', (f) => this.act('Restore', 'POST', `/events/${enc}/restore`, { devices: split(f.get('devices')) })),
+      this.form('f-cancel', 'Cancel', [el('label', { for: 'reason', text: 'Why' }), el('input', { id: 'reason', name: 'reason', required: true, placeholder: 'customer side, false alarm' })],
+        'Cancel event', (f) => this.act('Cancel', 'POST', `/events/${enc}/cancel`, { reason: f.get('reason') })),
+      this.form('f-merge', 'Merge in', [el('label', { for: 'merge', text: 'Event ids' }), el('input', { id: 'merge', name: 'ids', required: true })],
+        'Merge', (f) => this.act('Merge', 'POST', `/events/${enc}/merge`, { event_ids: split(f.get('ids')) })),
+      this.form('f-split', 'Split', [el('label', { for: 'split', text: 'Device below that operated' }), el('input', { id: 'split', name: 'device', required: true })],
+        'Split', (f) => this.act('Split', 'POST', `/events/${enc}/split`, { device_id: f.get('device') })),
+    ) : el('p', { class: 'muted', text: 'This event is closed.' });
+    const calls = el('table', { class: 'mini' }, el('caption', { text: `Calls (${d.calls_total})` }),
+      el('thead', {}, el('tr', {}, ...['Time', 'Channel', 'Power', 'Hazards', 'Medical', 'Neighbours out', 'Where'].map((h) => el('th', { scope: 'col', text: h })))),
+      el('tbody', {}, ...d.calls.slice(0, 50).map((c) => el('tr', {}, el('td', { text: hhmm(c.at) }), el('td', { text: c.channel }),
+        el('td', { text: c.power }), el('td', { text: (c.hazards || []).join(', ').replace(/_/g, ' ') }),
+        el('td', { text: c.medical_equipment ? 'yes' : '' }), el('td', { text: c.neighbours_out == null ? '?' : (c.neighbours_out ? 'yes' : 'no') }),
+        el('td', { text: c.address || c.sp_id || '' })))));
+    const pings = Object.entries(d.pings || {}).map(([k, n]) => `${n} ${k}`).join(', ');
+    const timeline = el('ol', { class: 'timeline' }, ...d.timeline.map((t) => el('li', {},
+      el('time', { text: hhmm(t.at) }), ' ', el('b', { text: t.actor }), ` ${t.action.replace(/_/g, ' ')}`,
+      t.to ? ` → ${stateWords(t.to)}` : '', t.detail && t.detail.crew ? ` (${t.detail.crew})` : '')));
+    this.panel.replaceChildren(
+      el('h3', {}, el('b', { class: `tb t${ev.tier}`, text: `P${ev.tier}` }), ` ${ev.id}`),
+      el('p', { class: 'reason-full', id: 'detail-reason', text: ev.priority_reason || row.reason || '' }),
+      facts, actions,
+      el('h4', { text: 'Evidence' }),
+      el('p', { id: 'evidence-summary', text: `${d.calls_total} calls · ${d.last_gasps} last gasps · pings: ${pings || 'none'} · SCADA: ${(d.scada || []).join(', ') || 'none'}${d.medical ? ` · ${d.medical} medical` : ''}` }),
+      calls, el('h4', { text: 'Timeline' }), timeline);
+  }
+
+  focus(what) {
+    const target = { confirm: '#cause', assign: '#crew', restore: '#devices' }[what];
+    const e = target && this.panel.querySelector(target);
+    if (e) e.focus();
+    return !!e;
+  }
+
+  toggleLock() { const b = this.panel.querySelector('#b-lock'); if (b) b.click(); }
+}
+
+const split = (s) => String(s || '').split(/[\s,]+/).filter(Boolean);

@@ -1,0 +1,143 @@
+// The console map: roads (faint), feeders and protective devices (strong), de-energized sections, events by tier,
+// crews as labelled markers in their colour, and each crew's route along the roads in the same colour.
+/* global L */
+import { api, classWords, crewColour, el, stateWords } from './util.js';
+
+const TIER_COLOUR = { 1: '#b91c1c', 2: '#c2410c', 3: '#a16207', 4: '#1d4ed8' };
+const DEVICE_KINDS = new Set(['breaker', 'recloser', 'fuse', 'switch', 'sectionalizer', 'sectionaliser']);
+
+export class ConsoleMap {
+  constructor(store, onSelect) {
+    this.store = store;
+    this.onSelect = onSelect;
+    this.map = L.map('map', { preferCanvas: true, zoomControl: true, attributionControl: true });
+    this.map.attributionControl.setPrefix(false);
+    this.renderer = L.canvas({ padding: 0.3 });
+    this.roads = L.geoJSON(null, { renderer: this.renderer, interactive: false,
+      style: () => ({ color: '#b8bec8', weight: 1, opacity: 0.8 }) }).addTo(this.map);
+    this.network = L.geoJSON(null, { renderer: this.renderer, interactive: false,
+      style: (f) => ({ color: f.properties.open ? '#6b7280' : '#0f3d7a', weight: f.properties.kind === 'line' ? 2 : 3,
+        dashArray: f.properties.open ? '4 4' : null, opacity: 0.9 }) }).addTo(this.map);
+    this.dead = L.layerGroup().addTo(this.map);
+    this.devices = L.layerGroup();
+    this.routes = L.layerGroup().addTo(this.map);
+    this.events = L.layerGroup().addTo(this.map);
+    this.crews = L.layerGroup().addTo(this.map);
+    this.markers = new Map();
+    this.ring = null;
+    L.control.layers(null, { 'Roads': this.roads, 'Feeders': this.network, 'Protective devices': this.devices,
+      'De-energized': this.dead, 'Routes': this.routes, 'Events': this.events, 'Crews': this.crews },
+    { collapsed: true }).addTo(this.map);
+    this.map.on('zoomend', () => this.deviceVisibility());
+    this.map.setView([50, 11.5], 12);
+  }
+
+  async load() {
+    const [net, roads, dead] = await Promise.all([api('GET', '/console/network.geojson'),
+      api('GET', '/console/roads.geojson'), api('GET', '/console/deenergized.json')]);
+    this.roads.addData(roads);
+    this.network.addData(net);
+    this.lines = net.features;
+    this.roads.getAttribution = () => roads.attribution || '';
+    if (roads.attribution) this.map.attributionControl.addAttribution(roads.attribution);
+    for (const f of net.features) {
+      if (!DEVICE_KINDS.has(f.properties.kind)) continue;
+      const c = f.geometry.coordinates[Math.floor(f.geometry.coordinates.length / 2)];
+      L.circleMarker([c[1], c[0]], { renderer: this.renderer, radius: 4, color: '#111827', weight: 1.5,
+        fillColor: '#fde047', fillOpacity: 1 }).bindTooltip(`${f.properties.kind} ${f.properties.id}`)
+        .addTo(this.devices);
+    }
+    const [w, s, e, n] = dead.bounds;
+    this.map.fitBounds([[s, w], [n, e]], { padding: [10, 10] });
+    this.drawDead(dead.lines);
+    this.deviceVisibility();
+  }
+
+  // Devices from street zoom on: at territory zoom they would hide the feeders.
+  deviceVisibility() {
+    if (this.map.getZoom() >= 14) this.devices.addTo(this.map); else this.devices.remove();
+  }
+
+  drawDead(lines) {
+    this.dead.clearLayers();
+    if (!this.lines) return;
+    for (const i of lines) {
+      const f = this.lines[i];
+      if (!f) continue;
+      L.polyline(f.geometry.coordinates.map((c) => [c[1], c[0]]), { renderer: this.renderer, color: '#dc2626',
+        weight: 4, opacity: 0.75, interactive: false }).addTo(this.dead);
+    }
+  }
+
+  async refreshLive() {
+    const [dead, routes] = await Promise.all([api('GET', '/console/deenergized.json'),
+      api('GET', '/console/routes.geojson')]);
+    this.drawDead(dead.lines);
+    this.routes.clearLayers();
+    for (const f of routes.features) {
+      const pts = f.geometry.coordinates.map((c) => [c[1], c[0]]);
+      L.polyline(pts, { renderer: this.renderer, color: '#ffffff', weight: 7, opacity: 0.9, interactive: false }).addTo(this.routes);
+      L.polyline(pts, { renderer: this.renderer, color: crewColour(f.properties.crew), weight: 4, opacity: 0.95,
+        dashArray: f.properties.leg > 0 ? '8 6' : null }).bindTooltip(`${this.crewName(f.properties.crew)} → ${f.properties.event}`)
+        .addTo(this.routes);
+    }
+  }
+
+  crewName(id) { const c = this.store.crews.get(id); return c ? c.name : id; }
+
+  popup(r) {
+    const w = r.assignment;
+    return el('div', { class: 'pop' },
+      el('b', { text: `P${r.tier} ${classWords(r.class)} · ${r.device_id || r.id}` }),
+      el('div', { text: r.reason || '' }),
+      el('div', { text: `${r.customers_out} out · ${stateWords(r.state)}` }),
+      el('div', { text: w ? `Crew: ${w.crew_name}` : 'No crew yet' }),
+      el('button', { type: 'button', class: 'link', text: 'Open', onclick: () => this.onSelect(r.id, 'map') }));
+  }
+
+  drawEvents() {
+    const seen = new Set();
+    for (const r of this.store.events.values()) {
+      if (r.lat == null || r.lon == null) continue;
+      seen.add(r.id);
+      let m = this.markers.get(r.id);
+      const style = { radius: 5 + (4 - r.tier) * 2, color: '#111827', weight: 1, fillColor: TIER_COLOUR[r.tier] || '#555',
+        fillOpacity: 0.9 };
+      if (!m) {
+        m = L.circleMarker([r.lat, r.lon], { renderer: this.renderer, ...style });
+        m.on('click', () => this.onSelect(m.eventId, 'map'));
+        m.eventId = r.id;
+        m.addTo(this.events);
+        this.markers.set(r.id, m);
+      } else {
+        m.setLatLng([r.lat, r.lon]);
+        m.setStyle(style);
+      }
+    }
+    for (const [id, m] of this.markers) if (!seen.has(id)) { m.remove(); this.markers.delete(id); }
+  }
+
+  drawCrews() {
+    this.crews.clearLayers();
+    for (const c of this.store.crews.values()) {
+      if (c.lat == null || c.lon == null) continue;
+      const icon = L.divIcon({ className: 'crew-icon', iconSize: null,
+        html: `<span class="chip" style="background:${crewColour(c.id)}">${escapeHtml(c.name)}</span>` });
+      L.marker([c.lat, c.lon], { icon, keyboard: false, title: `${c.name}: ${c.status.replace('_', ' ')}` }).addTo(this.crews);
+    }
+  }
+
+  select(id, pan) {
+    const r = this.store.events.get(id);
+    if (this.ring) { this.ring.remove(); this.ring = null; }
+    if (!r || r.lat == null) return;
+    this.ring = L.circleMarker([r.lat, r.lon], { radius: 16, color: '#0ea5e9', weight: 4, fill: false,
+      interactive: false }).addTo(this.map);
+    if (pan) this.map.panTo([r.lat, r.lon]);
+    L.popup({ autoPanPadding: [30, 30], maxWidth: 260 }).setLatLng([r.lat, r.lon]).setContent(this.popup(r)).openOn(this.map);
+  }
+}
+
+function escapeHtml(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+}
