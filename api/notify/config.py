@@ -23,6 +23,8 @@ class NotifySettings(BaseSettings):
     status_url: str = "https://outages.example.org/r/{reference}"
     #: The utility's local time zone: times in messages are local (inside, everything is UTC).
     timezone: str = "UTC"
+    #: Country code given to national phone numbers at enrollment (stored in E.164).
+    default_country_code: str = Field("1", pattern=r"^[1-9][0-9]{0,2}$")
 
     smtp_host: str | None = None
     smtp_port: int = 25

@@ -52,6 +52,8 @@ class NotifyContact(Base):
     quiet_start: Mapped[int | None] = mapped_column(Integer, default=None)
     quiet_end: Mapped[int | None] = mapped_column(Integer, default=None)
     timezone: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: Why the planner set this contact aside (e.g. an unknown time zone); parked contacts get no notices.
+    parked: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

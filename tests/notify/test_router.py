@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from api.notify import channels
 from api.notify.models import NotifyOptOut
-from api.web.routes.notify import router
 from api.notify.worker import Worker
 from api.store.models import OutboxMessage, Report
+from api.web.routes.notify import router
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 

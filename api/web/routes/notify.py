@@ -16,14 +16,14 @@ from typing import Annotated, Literal
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import insert, select, update
 
 from api.errors import ApiError
 from api.notify.channels import sign
 from api.notify.config import NotifySettings
 from api.notify.models import NotifyContact, NotifyInbound, normalize_address
-from api.notify.policy import parse_keyword
+from api.notify.policy import e164, parse_keyword, zone_problem
 from api.notify.sla import ack_sla
 from api.notify.worker import set_opt_out
 from api.store.models import OutboxMessage, Report, utcnow
@@ -47,15 +47,29 @@ class ContactIn(BaseModel):
     account: str | None = Field(None, max_length=64)
     name: str | None = Field(None, max_length=120)
     email: str | None = Field(None, max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")
-    sms: str | None = Field(None, max_length=32, pattern=r"^\+?[0-9 ()-]{4,31}$")
-    voice: str | None = Field(None, max_length=32, pattern=r"^\+?[0-9 ()-]{4,31}$")
+    sms: str | None = Field(None, max_length=32, description="E.164, e.g. +15550102000 (spaces, dashes allowed)")
+    voice: str | None = Field(None, max_length=32, description="E.164")
     webhook_url: str | None = Field(None, max_length=500, pattern=r"^https?://")
     language: Literal["en", "es"] = "en"
     prefer: Literal["sms", "email", "voice", "webhook"] = "sms"
     proactive: bool = True
     quiet_start: int | None = Field(None, ge=0, lt=1440, description="minutes after local midnight")
     quiet_end: int | None = Field(None, ge=0, lt=1440)
-    timezone: str | None = Field(None, max_length=64)
+    timezone: str | None = Field(None, max_length=64, description="IANA name, e.g. America/Chicago")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        problem = zone_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @model_validator(mode="after")
+    def _quiet_pair(self) -> ContactIn:
+        if (self.quiet_start is None) != (self.quiet_end is None):
+            raise ValueError("give both quiet_start and quiet_end, or neither")
+        return self
 
 
 @router.post("/contacts", status_code=201, summary="Enroll a customer contact for outage notices")
@@ -64,7 +78,18 @@ def add_contacts(body: list[ContactIn], request: Request, _: Principal = Depends
         raise ApiError(413, "payload_too_large", f"{len(body)} contacts; at most 10,000 per request")
     live = request.app.state.oms.live
     directory = getattr(live, "directory", None)
+    s = _settings(request)
+    rows = []
     for i, c in enumerate(body):
+        row = c.model_dump()
+        for f in ("sms", "voice"):  # stored in E.164: the planner and the gateway see one form
+            if row[f] is None:
+                continue
+            row[f] = e164(row[f], s.default_country_code)
+            if row[f] is None:
+                raise ApiError(422, "invalid", f"{f} {getattr(c, f)!r} is not a phone number (E.164: +15550102000)",
+                               [{"field": f"body.{i}.{f}", "message": "not a phone number in E.164 form"}])
+        rows.append(row)
         if directory is not None and c.sp_id not in directory.sp_xy:
             raise ApiError(422, "invalid", f"unknown service point {c.sp_id!r}",
                            [{"field": f"body.{i}.sp_id", "message": "no such service point"}])
@@ -75,8 +100,7 @@ def add_contacts(body: list[ContactIn], request: Request, _: Principal = Depends
         return {"added": 0}
     now = utcnow()
     with request.app.state.oms.db.write() as session, session.begin():
-        session.execute(insert(NotifyContact), [{**c.model_dump(), "created_at": now, "updated_at": now}
-                                                for c in body])
+        session.execute(insert(NotifyContact), [{**row, "created_at": now, "updated_at": now} for row in rows])
     return {"added": len(body)}
 
 
