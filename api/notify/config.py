@@ -64,8 +64,9 @@ class NotifySettings(BaseSettings):
     #: Concurrent sends per worker process (I/O bound: SMTP and HTTP round trips).
     threads: int = Field(16, ge=1)
     poll_interval_s: float = Field(0.2, gt=0)
-    #: A claim older than this belongs to a dead worker: the row goes back to pending (same idempotency key).
-    lease_s: float = Field(120.0, gt=0)
+    #: A claim not renewed for this long belongs to a dead worker: the row goes back to pending (same idempotency
+    #: key). Live workers renew their claims every ``lease_s / 3``, so this bounds only how long a dead one delays.
+    lease_s: float = Field(15.0, gt=0)
     max_attempts: int = Field(10, ge=1)
     backoff_base_s: float = Field(2.0, gt=0)
     backoff_max_s: float = Field(900.0, gt=0)

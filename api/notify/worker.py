@@ -5,14 +5,14 @@ never wait on each other's rows); on SQLite the same ``UPDATE ... RETURNING`` un
 lease: a row claimed longer than ``lease_s`` ago belongs to a worker that died and goes back to pending.
 
 Exactly-once towards the customer, as far as the provider allows: each message carries the outbox row's
-idempotency key to the provider (HTTP ``Idempotency-Key``; email ``Message-ID``). The provider's acceptance and its
-message id are written to ``notify_deliveries`` in the same transaction that marks the row sent, so a row is never
-marked sent without a recorded acceptance, and an accepted message is never re-sent by us once that commit is
-done. If a worker is killed between the provider's acceptance and that commit, the row's lease expires, another
-worker resends it *with the same key*, and a provider that honours idempotency keys answers with the first
-message's id instead of sending again (the kill -9 test checks exactly this). ``reconcile`` also marks sent any
-claimed row whose acceptance was recorded (a crash between the two writes cannot happen today, since they share a
-transaction, but a restore from an inconsistent backup could produce it).
+idempotency key to the provider (HTTP ``Idempotency-Key``; email ``Message-ID``). Each result is committed by the
+sending thread right after the provider answers, before that thread sends anything else: the acceptance and its
+message id go to ``notify_deliveries`` in the same transaction that marks the row sent. So a worker killed mid-batch
+leaves at most one accepted-but-unrecorded message per sending thread (``threads``); the rest of its claim was never
+sent. Those few are re-sent *with the same key* once the lease expires, and a provider that honours idempotency
+keys answers with the first message's id (SMTP cannot: that e-mail arrives twice). Live workers renew their leases
+every ``lease_s / 3``, so the lease is short (15 s) and a dead worker's claims come back quickly. ``reconcile`` also
+marks sent any expired claim whose acceptance was recorded (only a restore from an inconsistent backup makes one).
 
 Failures: transient ones (timeouts, 4xx SMTP, HTTP 429/5xx) retry with exponential backoff and jitter; permanent
 ones, or ``max_attempts`` transient ones, move the row to ``dead`` with the last error, visible to dispatchers
@@ -32,7 +32,7 @@ import signal
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -114,11 +114,15 @@ class Worker:
         self.buckets = {name: TokenBucket(rates.get(name, 100.0)) for name in channels}
         self.pool = ThreadPoolExecutor(settings.threads, thread_name_prefix="oms-notify-send")
         self.stats = {"sent": 0, "retried": 0, "dead": 0, "suppressed": 0, "reclaimed": 0}
+        self._last_claimed = 0
+        self._stats_lock = threading.Lock()
 
     # ---------------------------------------------------------------------------------------------- claiming
     def claim(self, now: datetime, limit: int | None = None) -> list[int]:
         with self.db.write() as session, session.begin():
-            return list(session.scalars(_claim_query(self.db, self.id, now, limit or self.s.batch_size)))
+            ids = list(session.scalars(_claim_query(self.db, self.id, now, limit or self.s.batch_size)))
+        self._last_claimed = len(ids)
+        return ids
 
     def reconcile(self, now: datetime | None = None) -> int:
         """Expired leases back to pending (or to sent, if their acceptance is on record). Returns rows touched."""
@@ -259,40 +263,88 @@ class Worker:
                 set_opt_out(session, channel, address, True, "provider", now)
             for audience, event_id, etr in ledger:  # the ETR an acknowledgment stated is not news again
                 _ledger_put(session, audience, event_id, "etr_update", etr_digest(etr), etr, None, now)
-        for j in jobs:
-            key = {"accepted": "sent", "retry": "retried"}.get(j.outcome, j.outcome)
-            self.stats[key] = self.stats.get(key, 0) + 1
+        with self._stats_lock:  # recorded from every sending thread
+            for j in jobs:
+                key = {"accepted": "sent", "retry": "retried"}.get(j.outcome, j.outcome)
+                self.stats[key] = self.stats.get(key, 0) + 1
+
+    def _deliver(self, job: Job) -> Job:
+        """Send one message and record its result at once, before this thread sends another: a crash can then
+        re-send only the messages in flight (one per sending thread), never a whole claimed batch."""
+        self._send(job)
+        try:
+            self.record([job], self.clock())
+        except Exception:  # noqa: BLE001 - e.g. database down: the lease expires and the row is re-sent with its key
+            log.exception("recording outbox row %s failed", job.row_id)
+        return job
+
+    def _start(self, limit: int) -> list[Future]:
+        """Claim up to ``limit`` due rows, record the ones decided without sending, hand the rest to the pool."""
+        now = self.clock()
+        ids = self.claim(now, limit)
+        if not ids:
+            return []
+        jobs = self.prepare(ids, now)
+        self.record([j for j in jobs if j.outcome], now)  # suppressed before sending
+        return [self.pool.submit(self._deliver, j) for j in jobs if not j.outcome]
 
     def run_once(self) -> int:
-        """Claim one batch, send it, record it. Returns how many rows were handled."""
-        now = self.clock()
-        ids = self.claim(now)
-        if not ids:
-            return 0
-        jobs = self.prepare(ids, now)
-        decided = [j for j in jobs if j.outcome]  # suppressed before sending
-        to_send = [j for j in jobs if not j.outcome]
-        done = list(self.pool.map(self._send, to_send))
-        self.record(done + decided, self.clock())
-        return len(ids)
+        """Claim one batch, send it (each result recorded as it comes). Returns how many rows were handled."""
+        futures = self._start(self.s.batch_size)
+        for f in futures:
+            f.result()
+        return self._last_claimed
+
+    def renew(self) -> int:
+        """Extend this worker's leases: a live worker keeps its claims however long a batch takes, so the lease can
+        be short and a dead worker's claims come back within ``lease_s``."""
+        with self.db.write() as session, session.begin():
+            return session.execute(update(OutboxMessage).where(
+                OutboxMessage.status == "claimed", OutboxMessage.claimed_by == self.id).values(
+                claimed_at=self.clock()).execution_options(synchronize_session=False)).rowcount
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        while not stop.wait(self.s.lease_s / 3):
+            try:
+                self.renew()
+            except Exception:  # noqa: BLE001 - the next beat tries again; the lease covers two misses
+                log.exception("lease renewal failed")
 
     def run(self, stop: threading.Event) -> None:
-        """Deliver until ``stop`` is set; reconcile expired leases every ``lease_s / 4``."""
+        """Deliver until ``stop`` is set, keeping the pool busy (claims as threads free up, not batch by batch, so one
+        slow message does not hold the next batch); renew leases every ``lease_s / 3``; reconcile expired ones every
+        ``lease_s / 4``."""
+        beat_stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(beat_stop,), name="oms-notify-lease", daemon=True)
+        beat.start()
+        inflight: set[Future] = set()
         next_reconcile = 0.0
-        while not stop.is_set():
-            if time.monotonic() >= next_reconcile:
-                try:
-                    self.reconcile()
-                except Exception:  # noqa: BLE001 - e.g. database restarting: try again later
-                    log.exception("reconcile failed")
-                next_reconcile = time.monotonic() + max(1.0, self.s.lease_s / 4)
-            try:
-                n = self.run_once()
-            except Exception:  # noqa: BLE001 - the worker lives on; the claim's lease makes the rows retry
-                log.exception("delivery batch failed")
-                n = 0
-            if n == 0:
-                stop.wait(self.s.poll_interval_s)
+        try:
+            while not stop.is_set():
+                if time.monotonic() >= next_reconcile:
+                    try:
+                        self.reconcile()
+                    except Exception:  # noqa: BLE001 - e.g. database restarting: try again later
+                        log.exception("reconcile failed")
+                    next_reconcile = time.monotonic() + max(0.5, self.s.lease_s / 4)
+                room = min(self.s.batch_size, 2 * self.s.threads - len(inflight))
+                started: list[Future] = []
+                claimed = 0
+                if room > 0:
+                    try:
+                        started = self._start(room)
+                        claimed = self._last_claimed
+                    except Exception:  # noqa: BLE001 - the worker lives on; the claim's lease makes the rows retry
+                        log.exception("claiming a batch failed")
+                inflight.update(started)
+                if inflight:
+                    done, inflight = wait(inflight, timeout=self.s.poll_interval_s, return_when=FIRST_COMPLETED)
+                elif not claimed:
+                    stop.wait(self.s.poll_interval_s)
+            wait(inflight)  # finish the messages in hand
+        finally:
+            beat_stop.set()
+            beat.join(timeout=5)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

@@ -20,9 +20,9 @@ from api.store.models import OutboxMessage
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _worker(db, smtp=None, gateway=None, **overrides) -> Worker:
+def _worker(db, smtp=None, gateway=None, worker_id=None, **overrides) -> Worker:
     s = settings_for(smtp, gateway, **overrides)
-    return Worker(db, s, channels.from_settings(s), seed=1)
+    return Worker(db, s, channels.from_settings(s), seed=1, worker_id=worker_id)
 
 
 def _drain(worker, until, timeout=20.0):
@@ -234,3 +234,44 @@ def test_reconcile_returns_expired_claims(db, gateway, mode):
         assert _statuses(db) == {"pending": 1}
     finally:
         w.close()
+
+
+def test_each_result_is_recorded_before_the_next_send(db):
+    """A crash can re-send only what is in flight: when a thread sends its next message, the previous one's
+    acceptance is already committed (it used to be written once for the whole batch)."""
+    add_reports(db, [{"sms": f"+1555090{i:04d}", "prefer": "sms"} for i in range(5)])
+    seen = []
+
+    class Probe(channels.LogChannel):
+        def send(self, msg):
+            seen.append(_statuses(db).get("sent", 0))
+            return super().send(msg)
+
+    s = settings_for(None, None, threads=1, batch_size=5)
+    w = Worker(db, s, {"log": channels.LogChannel(), "sms": Probe(name="sms")}, seed=1)
+    try:
+        assert w.run_once() == 5
+    finally:
+        w.close()
+    assert seen == [0, 1, 2, 3, 4] and _statuses(db) == {"sent": 5}
+
+
+def test_a_live_worker_renews_its_short_lease_and_a_dead_ones_claims_come_back(db):
+    from datetime import timedelta
+
+    from api.store.models import utcnow
+
+    add_reports(db, [{"sms": "+15550910001", "prefer": "sms"}, {"sms": "+15550910002", "prefer": "sms"}])
+    live, dead, sweeper = (_worker(db, lease_s=5, worker_id=f"w{i}") for i in range(3))
+    try:
+        assert len(live.claim(utcnow(), 1)) == 1 and len(dead.claim(utcnow(), 1)) == 1
+        later = utcnow() + timedelta(seconds=6)
+        live.clock = lambda: later
+        assert live.renew() == 1
+        assert sweeper.reconcile(later) == 1  # only the dead worker's claim
+        with db.read() as s:
+            assert dict(s.execute(select(OutboxMessage.status, OutboxMessage.claimed_by)).all()) == {
+                "claimed": "w0", "pending": None}
+    finally:
+        for w in (live, dead, sweeper):
+            w.close()
