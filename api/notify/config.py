@@ -51,6 +51,12 @@ class NotifySettings(BaseSettings):
 
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    #: Hosts a contact's own webhook may point at (``hooks.example.com`` or ``*.example.com``); empty: any public
+    #: host. The configured ``webhook_url`` is the utility's own and is not checked.
+    webhook_allow_hosts: list[str] = []
+    #: Networks (CIDR) where contact webhooks may land although private, loopback or link-local (e.g. a test's
+    #: ``127.0.0.0/8``). Empty: such targets are refused, so a contact cannot aim us at internal services.
+    webhook_allow_networks: list[str] = []
     voice_url: str | None = None
 
     #: Messages per second per channel per worker process (match the provider's MPS divided by processes).

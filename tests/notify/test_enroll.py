@@ -30,7 +30,9 @@ def _sp(client):
 
 @pytest.mark.parametrize("field,value", [("timezone", "Not/AZone"), ("timezone", "../../etc/passwd"),
                                          ("language", "fr"), ("sms", "555-0100"), ("sms", "call me"),
-                                         ("voice", "+12"), ("quiet_start", 1320)])
+                                         ("voice", "+12"), ("quiet_start", 1320),
+                                         ("webhook_url", "http://169.254.169.254/latest/meta-data"),
+                                         ("webhook_url", "http://localhost:8000/admin")])
 def test_bad_contact_fields_are_refused(client, field, value):
     body = {"sp_id": _sp(client), "sms": "+15550102000", field: value}
     r = client.post("/notify/contacts", json=[body], headers=client.as_("integration"))

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import insert, select, update
 
 from api.errors import ApiError
-from api.notify.channels import sign
+from api.notify.channels import sign, webhook_target
 from api.notify.config import NotifySettings
 from api.notify.models import NotifyContact, NotifyInbound, normalize_address
 from api.notify.policy import e164, parse_keyword, zone_problem
@@ -93,6 +93,11 @@ def add_contacts(body: list[ContactIn], request: Request, _: Principal = Depends
         if directory is not None and c.sp_id not in directory.sp_xy:
             raise ApiError(422, "invalid", f"unknown service point {c.sp_id!r}",
                            [{"field": f"body.{i}.sp_id", "message": "no such service point"}])
+        if c.webhook_url:
+            _, why = webhook_target(c.webhook_url, s.webhook_allow_hosts, s.webhook_allow_networks)
+            if why:
+                raise ApiError(422, "invalid", f"webhook_url refused: {why}",
+                               [{"field": f"body.{i}.webhook_url", "message": why}])
         if not (c.email or c.sms or c.voice or c.webhook_url):
             raise ApiError(422, "invalid", "give at least one of email, sms, voice, webhook_url",
                            [{"field": f"body.{i}", "message": "no address"}])
@@ -193,7 +198,13 @@ def dead_letters(request: Request, _: Principal = Depends(DISPATCHER),
         rows = session.scalars(select(OutboxMessage).where(OutboxMessage.status == "dead")
                                .order_by(OutboxMessage.id.desc()).limit(limit)).all()
     return [{"id": r.id, "kind": r.kind, "channel": r.channel, "event_id": r.event_id, "report_id": r.report_id,
-             "attempts": r.attempts, "last_error": r.last_error, "created_at": r.created_at} for r in rows]
+             "attempts": r.attempts, "last_error": _status_line(r.last_error), "created_at": r.created_at}
+            for r in rows]
+
+
+def _status_line(error: str | None) -> str | None:
+    """The first line, cut short: a provider's (or an older row's webhook) reply body is not for display."""
+    return error.splitlines()[0][:200] if error else error
 
 
 @router.post("/dead/{row_id}/retry", summary="Queue a dead letter again (after fixing the provider or address)")
