@@ -21,6 +21,10 @@ class NotifySettings(BaseSettings):
     help_phone: str = "1-800-555-0100"
     #: Public report-status page; ``{reference}`` is filled in.
     status_url: str = "https://outages.example.org/r/{reference}"
+    #: Where an e-mail confirmation link points (``{code}`` is filled in; it posts the code to /notify/confirm).
+    confirm_url: str = "https://outages.example.org/confirm?code={code}"
+    #: An address given anonymously gets at most one confirmation request per this many seconds.
+    confirm_interval_s: float = Field(86_400.0, gt=0)
     #: The utility's local time zone: times in messages are local (inside, everything is UTC).
     timezone: str = "UTC"
     #: Country code given to national phone numbers at enrollment (stored in E.164).

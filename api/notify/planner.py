@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from api.notify import confirm as confirm_mod
 from api.notify.config import NotifySettings
 from api.notify.models import NotifyContact, NotifyLedger, NotifyOptOut, normalize_address
 from api.notify.policy import (
@@ -227,16 +228,26 @@ class Planner:
 
     # ---------------------------------------------------------------------------------------------- audiences
     def _reporters(self, session, family: list[str]) -> list[Audience]:
-        rows = session.execute(select(Report.reference, Report.contact, Report.language, Report.phone).where(
+        rows = session.execute(select(Report.reference, Report.contact, Report.language, Report.phone,
+                                      Report.client_id).where(
             Report.event_id.in_(family), Report.contact.is_not(None)).order_by(Report.id)).all()
-        out = []
-        for reference, contact, language, phone in rows:
+        out, unconfirmed = [], []
+        for reference, contact, language, phone, client_id in rows:
             contact = contact or {}
             prefer = contact.get("prefer") if contact.get("prefer") not in (None, "none", "app") else None
             route = choose_route(prefer, {"sms": contact.get("sms"), "email": contact.get("email"),
                                           "voice": contact.get("sms") or phone}, set(), self.channels)
-            if route is not None:
-                out.append(Audience(route.channel, route.address, language or "en", True, reference))
+            if route is None:
+                continue
+            a = Audience(route.channel, route.address, language or "en", True, reference)
+            on = confirm_mod.needs_confirmation(client_id, route.channel)
+            if on:
+                unconfirmed.append((on, a))
+            else:
+                out.append(a)
+        if unconfirmed:  # typed anonymously: only once the address is confirmed
+            ok = confirm_mod.confirmed(session, {(on, normalize_address(on, a.address)) for on, a in unconfirmed})
+            out += [a for on, a in unconfirmed if (on, normalize_address(on, a.address)) in ok]
         return out
 
     def _subscribers(self, session, ev: Event) -> list[Audience]:

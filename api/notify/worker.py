@@ -37,9 +37,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import insert, select, update
 
 from api.notify import channels as channels_mod
+from api.notify import confirm as confirm_mod
 from api.notify.channels import Channel, DeliveryError, Outgoing
 from api.notify.config import NotifySettings
 from api.notify.models import SUPPRESSED, NotifyDelivery, NotifyLedger, NotifyOptOut, normalize_address
@@ -89,6 +90,8 @@ class Job:
     transient: bool = True
     opted_out: bool = False
     latency_ms: float = 0.0
+    #: Held until the address is confirmed: (channel to confirm on, address, language, reference, payload).
+    hold: tuple | None = None
 
 
 def _claim_query(db: Database, worker: str, now: datetime, limit: int):
@@ -115,6 +118,7 @@ class Worker:
         self.pool = ThreadPoolExecutor(settings.threads, thread_name_prefix="oms-notify-send")
         self.stats = {"sent": 0, "retried": 0, "dead": 0, "suppressed": 0, "reclaimed": 0}
         self._last_claimed = 0
+        self._confirmed: set[tuple[str, str]] = set()
         self._stats_lock = threading.Lock()
 
     # ---------------------------------------------------------------------------------------------- claiming
@@ -161,6 +165,9 @@ class Worker:
                     if addr:
                         addresses.add((ch, addr))
             opted_out = _opted_out(session, addresses)
+            anonymous = any(confirm_mod.needs_confirmation(rep.client_id, "sms") for rep in reports.values())
+            self._confirmed = confirm_mod.confirmed(session, {
+                (ch, normalize_address(ch, a)) for ch, a in addresses}) if anonymous else set()
         available = set(self.channels)
         jobs = []
         for r in rows:
@@ -184,6 +191,12 @@ class Worker:
                 return job
             else:
                 route_channel, to = route.channel, route.address
+            confirm_on = confirm_mod.needs_confirmation(report.client_id, route_channel)
+            if confirm_on and (confirm_on, normalize_address(confirm_on, to)) not in self._confirmed:
+                job.outcome, job.error = confirm_mod.HELD, f"held until {confirm_on} {to} is confirmed"
+                job.hold = (confirm_on, to, lang, report.reference, {**payload,
+                                                                     "held_for": confirm_mod.hold_key(confirm_on, to)})
+                return job
             ev = events.get(report.event_id or "")
             ctx = Context(s.utility_name, s.help_phone, reference=report.reference,
                           status_url=s.status_url.format(reference=report.reference),
@@ -208,7 +221,8 @@ class Worker:
                           status_url=s.status_url.format(reference=c["reference"]) if c.get("reference") else None,
                           customers=c.get("customers"), area=c.get("area"), cause=c.get("cause"),
                           etr_earliest=_dt(c.get("etr_earliest")), etr_latest=_dt(c.get("etr_latest")),
-                          crew_eta=_dt(c.get("crew_eta")))
+                          crew_eta=_dt(c.get("crew_eta")),
+                          confirm_url=s.confirm_url.format(code=c["confirm_code"]) if c.get("confirm_code") else None)
             kind = row.kind
         text = render(kind, lang, route_channel, ctx, now=now, tz=s.timezone)
         job.msg = Outgoing(row.idempotency_key, route_channel, to, text.subject, text.body, lang, kind)
@@ -252,6 +266,9 @@ class Worker:
                 delay = backoff_s(j.attempts, base=self.s.backoff_base_s, cap=self.s.backoff_max_s, rng=self.rng)
                 updates.append({"id": j.row_id, "status": "pending", "last_error": j.error, "claimed_by": None,
                                 "next_attempt_at": now + timedelta(seconds=delay)})
+            elif j.hold is not None:
+                updates.append({"id": j.row_id, "status": j.outcome, "last_error": j.error, "claimed_by": None,
+                                "payload": j.hold[4]})
             else:  # dead or suppressed
                 updates.append({"id": j.row_id, "status": j.outcome, "last_error": j.error})
             if j.opted_out and j.msg is not None:
@@ -263,6 +280,11 @@ class Worker:
                 set_opt_out(session, channel, address, True, "provider", now)
             for audience, event_id, etr in ledger:  # the ETR an acknowledgment stated is not news again
                 _ledger_put(session, audience, event_id, "etr_update", etr_digest(etr), etr, None, now)
+            for j in jobs:
+                if j.hold is not None:
+                    channel, to, lang, reference, _ = j.hold
+                    if confirm_mod.request(session, channel, to, lang, reference, now, self.s.confirm_interval_s):
+                        confirm_mod.release(session, channel, to, now)  # confirmed meanwhile
         with self._stats_lock:  # recorded from every sending thread
             for j in jobs:
                 key = {"accepted": "sent", "retry": "retried"}.get(j.outcome, j.outcome)
@@ -406,15 +428,15 @@ def set_opt_out(session, channel: str, address: str, opted_out: bool, source: st
 
 def _ledger_put(session, audience: str, event_id: str, kind: str, digest: str, etr: datetime | None,
                 outbox_id: int | None, at: datetime) -> None:
-    row = session.scalar(select(NotifyLedger).where(and_(NotifyLedger.audience == audience,
-                                                         NotifyLedger.event_id == event_id,
-                                                         NotifyLedger.kind == kind)))
-    if row is None:
-        session.add(NotifyLedger(audience=audience, event_id=event_id, kind=kind, digest=digest, etr=etr,
-                                 outbox_id=outbox_id, at=at))
+    """Upsert one ledger row: sending threads record concurrently, and two acknowledgments to one person about
+    one event must not collide on the unique key (select-then-insert did, on PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
     else:
-        row.digest, row.etr, row.outbox_id, row.at = digest, etr, outbox_id, at
-    session.flush()
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    values = {"digest": digest, "etr": etr, "outbox_id": outbox_id, "at": at}
+    session.execute(upsert(NotifyLedger).values(audience=audience, event_id=event_id, kind=kind, **values)
+                    .on_conflict_do_update(index_elements=["audience", "event_id", "kind"], set_=values))
 
 
 def serve(args: argparse.Namespace) -> int:

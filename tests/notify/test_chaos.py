@@ -13,17 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import add_reports
-from sqlalchemy import func, select
-
-from api.store.models import OutboxMessage
+from helpers import add_reports, drain_with_worker_process, statuses
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _statuses(db):
-    with db.read() as s:
-        return dict(s.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
 
 
 @pytest.mark.slow
@@ -50,16 +42,9 @@ def test_kill_9_repeatedly_re_sends_at_most_the_messages_in_flight(db_url, db, g
         finally:
             if proc.poll() is None:
                 proc.kill()
-    assert _statuses(db).get("claimed", 0) > 0  # the last kill left claims behind
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 90
-        while _statuses(db) != {"sent": total} and time.monotonic() < deadline:
-            time.sleep(0.1)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
-    assert _statuses(db) == {"sent": total}
+    assert statuses(db).get("claimed", 0) > 0  # the last kill left claims behind
+    drain_with_worker_process(db, cmd, env, ROOT, total, timeout=90)
+    assert statuses(db) == {"sent": total}
     assert len(gateway.received.deliveries) == n_sms and len(smtp.received.deliveries) == n_mail  # nothing lost
     sms_twice = gateway.received.resubmitted + gateway.received.duplicates  # without the key: texted twice
     mail_twice = smtp.received.duplicates  # SMTP has no idempotency: a re-send is a second e-mail

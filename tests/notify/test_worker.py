@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import add_reports, settings_for
+from helpers import add_reports, drain_with_worker_process, settings_for
 from sqlalchemy import func, select
 
 from api.notify import channels
@@ -184,14 +184,7 @@ def test_kill_9_mid_run_never_sends_twice_and_loses_nothing(db_url, db, gateway)
     assert 0 < accepted_before < n
     assert _statuses(db).get("claimed", 0) > 0  # the killed worker left claims behind
     gateway.faults.mode = "ok"
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 40
-        while _statuses(db) != {"sent": n} and time.monotonic() < deadline:
-            time.sleep(0.1)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
+    drain_with_worker_process(db, cmd, env, ROOT, n)
     assert _statuses(db) == {"sent": n}
     assert len(gateway.received.deliveries) == n  # nothing lost
     assert gateway.received.duplicates == 0  # nothing sent twice to a handset

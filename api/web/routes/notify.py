@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import insert, select, update
 
 from api.errors import ApiError
+from api.notify import confirm as confirm_mod
 from api.notify.channels import sign, webhook_target
 from api.notify.config import NotifySettings
 from api.notify.models import NotifyContact, NotifyInbound, normalize_address
@@ -28,6 +29,7 @@ from api.notify.sla import ack_sla
 from api.notify.worker import set_opt_out
 from api.store.models import OutboxMessage, Report, utcnow
 from api.web.auth import Principal, current_principal, require
+from api.web.routes.public import ANYONE, rate_limit
 
 router = APIRouter(prefix="/notify", tags=["notifications"])
 DISPATCHER = require("dispatcher", "admin")
@@ -168,6 +170,10 @@ async def sms_inbound(request: Request, _=Depends(_inbound_principal)) -> dict:
     with state.db.write() as session, session.begin():
         if keyword in ("stop", "start"):
             set_opt_out(session, "sms", address, keyword == "stop", "keyword", now)
+        if keyword != "stop":  # a text from this number proves it: acknowledgments held for it go out now
+            released = confirm_mod.confirm(session, "sms", sender, now)
+            if released and keyword == "start":  # YES answered a confirmation request: the ack is the reply
+                keyword_reply, outcome = None, f"confirmed: {released} acknowledgment(s) released"
         session.add(NotifyInbound(address=address, body=text[:1000], keyword=keyword, outcome=outcome[:200],
                                   provider_id=msg_id, at=now))
         if keyword_reply:
@@ -178,6 +184,22 @@ async def sms_inbound(request: Request, _=Depends(_inbound_principal)) -> dict:
                     "to": sender, "language": language, "context": {}}, status="pending", attempts=0,
                     idempotency_key=key, created_at=now, next_attempt_at=now))
     return {"keyword": keyword, "outcome": outcome}
+
+
+class ConfirmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    code: str = Field(min_length=8, max_length=64)
+
+
+@router.post("/confirm", summary="Confirm an address given with an anonymous report (the code from the e-mail)")
+def confirm(body: ConfirmIn, request: Request, principal: Principal = Depends(ANYONE)) -> dict:
+    state = request.app.state.oms
+    rate_limit(state, principal)  # codes are 128-bit random; the limit only keeps guessing expensive
+    with state.db.write() as session, session.begin():
+        done = confirm_mod.confirm_code(session, body.code, utcnow())
+    if done is None:
+        raise ApiError(404, "not_found", "unknown or already used confirmation code")
+    return {"confirmed": done[0], "released": done[1]}
 
 
 @router.get("/sla", summary="Acknowledgment SLA: latency, reports at risk and in breach")
