@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import queue
 import random
 import signal
 import socket
@@ -116,8 +117,12 @@ class Worker:
                  "webhook": settings.rate_webhook, "log": settings.rate_log}
         self.buckets = {name: TokenBucket(rates.get(name, 100.0)) for name in channels}
         self.pool = ThreadPoolExecutor(settings.threads, thread_name_prefix="oms-notify-send")
+        self._results: queue.Queue = queue.Queue()
+        self._recording = threading.Thread(target=self._recorder, name="oms-notify-record", daemon=True)
+        self._recording.start()
         self.stats = {"sent": 0, "retried": 0, "dead": 0, "suppressed": 0, "reclaimed": 0}
         self._last_claimed = 0
+        self._held: set[int] = set()  # claimed and not yet recorded: the rows whose leases renew() extends
         self._confirmed: set[tuple[str, str]] = set()
         self._stats_lock = threading.Lock()
 
@@ -126,6 +131,8 @@ class Worker:
         with self.db.write() as session, session.begin():
             ids = list(session.scalars(_claim_query(self.db, self.id, now, limit or self.s.batch_size)))
         self._last_claimed = len(ids)
+        with self._stats_lock:
+            self._held.update(ids)
         return ids
 
     def reconcile(self, now: datetime | None = None) -> int:
@@ -273,6 +280,7 @@ class Worker:
                 updates.append({"id": j.row_id, "status": j.outcome, "last_error": j.error})
             if j.opted_out and j.msg is not None:
                 optouts.append((j.msg.channel, normalize_address(j.msg.channel, j.msg.to)))
+        updates.sort(key=lambda u: u["id"])  # one lock order for every writer
         with self.db.write() as session, session.begin():
             session.execute(insert(NotifyDelivery), deliveries)
             session.execute(update(OutboxMessage), updates)
@@ -294,11 +302,40 @@ class Worker:
         """Send one message and record its result at once, before this thread sends another: a crash can then
         re-send only the messages in flight (one per sending thread), never a whole claimed batch."""
         self._send(job)
-        try:
-            self.record([job], self.clock())
-        except Exception:  # noqa: BLE001 - e.g. database down: the lease expires and the row is re-sent with its key
-            log.exception("recording outbox row %s failed", job.row_id)
+        done = threading.Event()
+        self._results.put((job, done))
+        done.wait()  # committed (or failed: then the lease expires and the row is re-sent with its key)
         return job
+
+    def _recorder(self) -> None:
+        """Group commit: the results waiting when a commit ends go in the next one, so sixteen sending threads cost
+        about one transaction per round instead of sixteen, and each still waits for its own result's commit."""
+        while True:
+            first = self._results.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < 500:
+                try:
+                    item = self._results.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._results.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            jobs = [j for j, _ in batch]
+            for attempt in range(3):  # a deadlock or a restarting database is usually gone on the next try
+                try:
+                    self.record(jobs, self.clock())
+                    break
+                except Exception:  # noqa: BLE001 - given up: the leases lapse, the rows are re-sent with their keys
+                    log.exception("recording %d results failed (attempt %d)", len(batch), attempt + 1)
+                    time.sleep(0.05 * (attempt + 1))
+            with self._stats_lock:
+                self._held.difference_update(j.row_id for j in jobs)
+            for _, done in batch:
+                done.set()
 
     def _start(self, limit: int) -> list[Future]:
         """Claim up to ``limit`` due rows, record the ones decided without sending, hand the rest to the pool."""
@@ -307,7 +344,12 @@ class Worker:
         if not ids:
             return []
         jobs = self.prepare(ids, now)
-        self.record([j for j in jobs if j.outcome], now)  # suppressed before sending
+        decided = [j for j in jobs if j.outcome]  # suppressed or held before sending
+        try:
+            self.record(decided, now)
+        finally:
+            with self._stats_lock:
+                self._held.difference_update(j.row_id for j in decided)
         return [self.pool.submit(self._deliver, j) for j in jobs if not j.outcome]
 
     def run_once(self) -> int:
@@ -318,12 +360,21 @@ class Worker:
         return self._last_claimed
 
     def renew(self) -> int:
-        """Extend this worker's leases: a live worker keeps its claims however long a batch takes, so the lease can
-        be short and a dead worker's claims come back within ``lease_s``."""
+        """Extend the leases of the rows this worker still holds: a live worker keeps its claims however long a batch
+        takes, so the lease can be short and a dead worker's claims come back within ``lease_s``. A row whose result
+        could not be recorded is no longer held, so its lease lapses and another round sends it (same key)."""
+        with self._stats_lock:
+            held = sorted(self._held)
+        if not held:
+            return 0
+        mine = select(OutboxMessage.id).where(OutboxMessage.id.in_(held), OutboxMessage.status == "claimed",
+                                              OutboxMessage.claimed_by == self.id).order_by(OutboxMessage.id)
+        if not self.db.is_sqlite:  # rows being recorded right now are skipped, not waited for (no deadlock)
+            mine = mine.with_for_update(skip_locked=True)
         with self.db.write() as session, session.begin():
-            return session.execute(update(OutboxMessage).where(
-                OutboxMessage.status == "claimed", OutboxMessage.claimed_by == self.id).values(
-                claimed_at=self.clock()).execution_options(synchronize_session=False)).rowcount
+            return session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(mine.scalar_subquery()))
+                                   .values(claimed_at=self.clock())
+                                   .execution_options(synchronize_session=False)).rowcount
 
     def _heartbeat(self, stop: threading.Event) -> None:
         while not stop.wait(self.s.lease_s / 3):
@@ -349,7 +400,8 @@ class Worker:
                     except Exception:  # noqa: BLE001 - e.g. database restarting: try again later
                         log.exception("reconcile failed")
                     next_reconcile = time.monotonic() + max(0.5, self.s.lease_s / 4)
-                room = min(self.s.batch_size, 2 * self.s.threads - len(inflight))
+                # refill once half the threads are free: claimed-but-unsent rows are safe to lose with the process
+                room = self.s.batch_size - len(inflight) if len(inflight) <= self.s.threads // 2 else 0
                 started: list[Future] = []
                 claimed = 0
                 if room > 0:
@@ -370,6 +422,8 @@ class Worker:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        self._results.put(None)
+        self._recording.join(timeout=10)
         for ch in self.channels.values():
             ch.close()
 
