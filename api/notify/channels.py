@@ -16,15 +16,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import smtplib
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -215,17 +218,60 @@ def sign(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def _resolve(host: str, port: int) -> list[str]:
+    return sorted({info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+
+
+def webhook_target(url: str, allow_hosts: list[str] | tuple = (), allow_networks: list[str] | tuple = (), *,
+                   resolve=_resolve) -> tuple[str | None, str | None]:
+    """``(address, None)`` to post ``url`` to — the host resolved, *every* address checked — or ``(None, why)``.
+
+    Refused: schemes other than http(s), credentials in the URL, hosts off ``allow_hosts`` (when given), and any
+    address that is not globally routable (private, loopback, link-local such as cloud metadata, multicast,
+    reserved) unless it lies in ``allow_networks``. The caller connects to the returned address, so a DNS answer
+    that changes between check and post (rebinding) cannot move the request inside."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None, "not a URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return None, "only http(s) URLs with a host"
+    if parts.username or parts.password:
+        return None, "credentials in the URL"
+    if allow_hosts and not any(host == h or (h.startswith("*.") and host.endswith(h[1:])) for h in allow_hosts):
+        return None, f"host {host} is not on the webhook allow-list"
+    try:
+        addresses = resolve(host, port)
+    except (OSError, UnicodeError):
+        return None, f"host {host} does not resolve"
+    if not addresses:
+        return None, f"host {host} does not resolve"
+    allowed = [ipaddress.ip_network(n, strict=False) for n in allow_networks]
+    for a in addresses:
+        ip = ipaddress.ip_address(a.split("%", 1)[0])
+        ip = getattr(ip, "ipv4_mapped", None) or ip  # ::ffff:127.0.0.1 is loopback too
+        if not ip.is_global and not any(ip in n for n in allowed):
+            return None, f"{host} resolves to a non-public address ({ip})"
+    return addresses[0], None
+
+
 class WebhookChannel:
-    """A JSON POST per message to a configured URL (or the contact's own URL), signed when a secret is set."""
+    """A JSON POST per message to a configured URL (or the contact's own URL, checked by :func:`webhook_target`),
+    signed when a secret is set. Failures are recorded as a status line only: a reply body is never kept, so a
+    webhook cannot be used to read an internal service's answers through ``GET /notify/dead``."""
 
     name = "webhook"
 
-    def __init__(self, url: str | None, *, secret: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, url: str | None, *, secret: str | None = None, timeout: float = 10.0,
+                 allow_hosts: list[str] | tuple = (), allow_networks: list[str] | tuple = ()) -> None:
         self.url, self.secret = url, secret
-        self.client = httpx.Client(timeout=timeout)
+        self.allow_hosts, self.allow_networks = tuple(allow_hosts), tuple(allow_networks)
+        self.client = httpx.Client(timeout=timeout, follow_redirects=False)
 
     def send(self, msg: Outgoing) -> str:
-        url = msg.to if msg.to.startswith(("http://", "https://")) else self.url
+        own = msg.to.startswith(("http://", "https://"))
+        url = msg.to if own else self.url
         if not url:
             raise DeliveryError("webhook: no URL configured", transient=False)
         body = json.dumps({"key": msg.key, "kind": msg.kind, "to": msg.to, "subject": msg.subject,
@@ -233,13 +279,24 @@ class WebhookChannel:
         headers = {"Content-Type": "application/json", "Idempotency-Key": msg.key}
         if self.secret:
             headers["X-OMS-Signature"] = sign(self.secret, body)
+        extensions = {}
+        if own:  # a contact's URL: checked, then posted to the checked address (Host and TLS name kept)
+            address, why = webhook_target(url, self.allow_hosts, self.allow_networks)
+            if address is None:
+                raise DeliveryError(f"webhook target refused: {why}", transient=False)
+            parts = urlsplit(url)
+            headers["Host"] = parts.netloc
+            extensions = {"sni_hostname": parts.hostname}
+            ip_host = f"[{address}]" if ":" in address else address
+            url = parts._replace(netloc=f"{ip_host}:{parts.port}" if parts.port else ip_host).geturl()
         try:
-            r = self.client.post(url, content=body, headers=headers)
+            r = self.client.post(url, content=body, headers=headers, extensions=extensions)
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"webhook: {type(exc).__name__}: {exc}", transient=True) from None
+            raise DeliveryError(f"webhook: {type(exc).__name__}", transient=True) from None
         if r.status_code >= 300:
-            raise _http_error("webhook", r)
-        return r.headers.get("X-Request-Id") or f"webhook:{msg.key}"
+            transient = r.status_code == 429 or r.status_code >= 500
+            raise DeliveryError(f"webhook HTTP {r.status_code}", transient=transient)
+        return r.headers.get("X-Request-Id", "")[:100] or f"webhook:{msg.key}"
 
     def close(self) -> None:
         self.client.close()
@@ -310,7 +367,9 @@ def from_settings(s: NotifySettings) -> dict[str, Channel]:
                                          id_field=s.sms_id_field, user=s.sms_user, password=s.sms_password,
                                          bearer=s.sms_bearer_token, timeout=s.sms_timeout_s)
     if s.webhook_url:
-        channels["webhook"] = WebhookChannel(s.webhook_url, secret=s.webhook_secret)
+        channels["webhook"] = WebhookChannel(s.webhook_url, secret=s.webhook_secret,
+                                             allow_hosts=s.webhook_allow_hosts,
+                                             allow_networks=s.webhook_allow_networks)
     if s.voice_url:
         channels["voice"] = VoiceChannel(HttpVoiceCallback(s.voice_url))
     return channels

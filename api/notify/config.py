@@ -21,8 +21,14 @@ class NotifySettings(BaseSettings):
     help_phone: str = "1-800-555-0100"
     #: Public report-status page; ``{reference}`` is filled in.
     status_url: str = "https://outages.example.org/r/{reference}"
+    #: Where an e-mail confirmation link points (``{code}`` is filled in; it posts the code to /notify/confirm).
+    confirm_url: str = "https://outages.example.org/confirm?code={code}"
+    #: An address given anonymously gets at most one confirmation request per this many seconds.
+    confirm_interval_s: float = Field(86_400.0, gt=0)
     #: The utility's local time zone: times in messages are local (inside, everything is UTC).
     timezone: str = "UTC"
+    #: Country code given to national phone numbers at enrollment (stored in E.164).
+    default_country_code: str = Field("1", pattern=r"^[1-9][0-9]{0,2}$")
 
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -49,6 +55,12 @@ class NotifySettings(BaseSettings):
 
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    #: Hosts a contact's own webhook may point at (``hooks.example.com`` or ``*.example.com``); empty: any public
+    #: host. The configured ``webhook_url`` is the utility's own and is not checked.
+    webhook_allow_hosts: list[str] = []
+    #: Networks (CIDR) where contact webhooks may land although private, loopback or link-local (e.g. a test's
+    #: ``127.0.0.0/8``). Empty: such targets are refused, so a contact cannot aim us at internal services.
+    webhook_allow_networks: list[str] = []
     voice_url: str | None = None
 
     #: Messages per second per channel per worker process (match the provider's MPS divided by processes).
@@ -62,8 +74,9 @@ class NotifySettings(BaseSettings):
     #: Concurrent sends per worker process (I/O bound: SMTP and HTTP round trips).
     threads: int = Field(16, ge=1)
     poll_interval_s: float = Field(0.2, gt=0)
-    #: A claim older than this belongs to a dead worker: the row goes back to pending (same idempotency key).
-    lease_s: float = Field(120.0, gt=0)
+    #: A claim not renewed for this long belongs to a dead worker: the row goes back to pending (same idempotency
+    #: key). Live workers renew their claims every ``lease_s / 3``, so this bounds only how long a dead one delays.
+    lease_s: float = Field(15.0, gt=0)
     max_attempts: int = Field(10, ge=1)
     backoff_base_s: float = Field(2.0, gt=0)
     backoff_max_s: float = Field(900.0, gt=0)

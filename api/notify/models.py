@@ -52,6 +52,8 @@ class NotifyContact(Base):
     quiet_start: Mapped[int | None] = mapped_column(Integer, default=None)
     quiet_end: Mapped[int | None] = mapped_column(Integer, default=None)
     timezone: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: Why the planner set this contact aside (e.g. an unknown time zone); parked contacts get no notices.
+    parked: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -102,6 +104,24 @@ class NotifyDelivery(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NotifyConfirmation(Base):
+    """Whether an address given anonymously (a web report typing a phone or e-mail) belongs to the reporter.
+
+    Until it is ``confirmed`` (SMS reply YES, any text from that number, or the e-mail's code) nothing but one
+    confirmation request per ``confirm_interval_s`` goes to it; the report's acknowledgment waits (``held``)."""
+
+    __tablename__ = "notify_confirmations"
+    __table_args__ = (UniqueConstraint("channel", "address", name="uq_notify_confirmations_address"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(200))  # normalised
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_hash: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class NotifyInbound(Base):

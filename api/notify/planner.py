@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from api.notify import confirm as confirm_mod
 from api.notify.config import NotifySettings
 from api.notify.models import NotifyContact, NotifyLedger, NotifyOptOut, normalize_address
 from api.notify.policy import (
@@ -27,6 +28,7 @@ from api.notify.policy import (
     Sent,
     affected_service_points,
     choose_route,
+    contact_problem,
     decide,
     digest,
     etr_digest,
@@ -50,6 +52,7 @@ class Audience:
     quiet_start: int | None = None
     quiet_end: int | None = None
     timezone: str | None = None
+    contact_id: int | None = None
 
     @property
     def key(self) -> str:
@@ -62,6 +65,9 @@ class Planner:
         self.db, self.s, self.clock = db, settings, clock
         self.channels = channels or {"log"}
         self.watermark: datetime | None = None
+        #: Events whose planning failed: retried on the next scans even once the watermark has moved past them.
+        self.retry: set[str] = set()
+        self._to_park: dict[int, str] = {}
         self.lookback = lookback
         self.topology, self.substation_nodes = None, {}
         if network is not None:
@@ -70,7 +76,7 @@ class Planner:
             self.topology = build(network)
             self.substation_nodes = dict(zip(network.substations["substation_id"].astype(str),
                                              network.substations["source_node"].astype(str), strict=True))
-        self.stats = {"scans": 0, "queued": 0, "coalesced": 0}
+        self.stats = {"scans": 0, "queued": 0, "coalesced": 0, "failed": 0, "parked": 0}
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -86,6 +92,8 @@ class Planner:
         since = (self.watermark - timedelta(seconds=30)) if self.watermark else now - self.lookback
         with self.db.read() as session:
             changed = session.scalars(select(Event).where(Event.updated_at >= since)).all()
+            if self.retry:
+                changed += session.scalars(select(Event).where(Event.id.in_(list(self.retry)))).all()
             roots: dict[str, Event] = {}
             for ev in changed:
                 root, hops = ev, 0
@@ -100,8 +108,13 @@ class Planner:
         for ev in roots.values():
             try:
                 written += self.plan_event(ev, now)
+                self.retry.discard(ev.id)
             except IntegrityError:  # another planner got there first; its rows stand
                 log.info("event %s planned concurrently; skipped", ev.id)
+            except Exception:  # noqa: BLE001 - one event's failure must not stop the others' notices
+                log.exception("planning event %s failed; retried next scan", ev.id)
+                self.retry.add(ev.id)
+                self.stats["failed"] += 1
         self.stats["scans"] += 1
         self.stats["queued"] += written
         return written
@@ -123,6 +136,9 @@ class Planner:
                 Assignment.event_id == ev.id, Assignment.status.in_(ACTIVE_ASSIGNMENT)).limit(1)) is not None
             opted = {(o.channel, o.address) for o in session.scalars(select(NotifyOptOut).where(
                 NotifyOptOut.opted_out.is_(True)))} if (reporters or subscribers) else set()
+        if self._to_park:
+            self._park(self._to_park)
+            self._to_park = {}
         told = {aud for aud, _ in ledger}
         audience: dict[str, Audience] = {}
         for a in subscribers + reporters:  # a reporter's entry wins (their language and reference)
@@ -212,16 +228,26 @@ class Planner:
 
     # ---------------------------------------------------------------------------------------------- audiences
     def _reporters(self, session, family: list[str]) -> list[Audience]:
-        rows = session.execute(select(Report.reference, Report.contact, Report.language, Report.phone).where(
+        rows = session.execute(select(Report.reference, Report.contact, Report.language, Report.phone,
+                                      Report.client_id).where(
             Report.event_id.in_(family), Report.contact.is_not(None)).order_by(Report.id)).all()
-        out = []
-        for reference, contact, language, phone in rows:
+        out, unconfirmed = [], []
+        for reference, contact, language, phone, client_id in rows:
             contact = contact or {}
             prefer = contact.get("prefer") if contact.get("prefer") not in (None, "none", "app") else None
             route = choose_route(prefer, {"sms": contact.get("sms"), "email": contact.get("email"),
                                           "voice": contact.get("sms") or phone}, set(), self.channels)
-            if route is not None:
-                out.append(Audience(route.channel, route.address, language or "en", True, reference))
+            if route is None:
+                continue
+            a = Audience(route.channel, route.address, language or "en", True, reference)
+            on = confirm_mod.needs_confirmation(client_id, route.channel)
+            if on:
+                unconfirmed.append((on, a))
+            else:
+                out.append(a)
+        if unconfirmed:  # typed anonymously: only once the address is confirmed
+            ok = confirm_mod.confirmed(session, {(on, normalize_address(on, a.address)) for on, a in unconfirmed})
+            out += [a for on, a in unconfirmed if (on, normalize_address(on, a.address)) in ok]
         return out
 
     def _subscribers(self, session, ev: Event) -> list[Audience]:
@@ -230,13 +256,28 @@ class Planner:
             sps = affected_service_points(self.topology, devices, ev.sp_id, self.substation_nodes)
         else:
             sps = [ev.sp_id] if ev.sp_id else []
-        out = []
+        out, parked = [], {}
         for i in range(0, len(sps), 900):
             for c in session.scalars(select(NotifyContact).where(NotifyContact.sp_id.in_(sps[i:i + 900]),
-                                                                 NotifyContact.proactive.is_(True))):
+                                                                 NotifyContact.proactive.is_(True),
+                                                                 NotifyContact.parked.is_(None))):
+                problem = contact_problem(c.timezone, c.language)
+                if problem is not None:  # stored before enrollment validated it: set aside, never retried
+                    parked[c.id] = problem
+                    continue
                 route = choose_route(c.prefer, {"sms": c.sms, "email": c.email, "voice": c.voice,
                                                 "webhook": c.webhook_url}, set(), self.channels)
                 if route is not None:
                     out.append(Audience(route.channel, route.address, c.language, False, None, c.quiet_start,
-                                        c.quiet_end, c.timezone))
+                                        c.quiet_end, c.timezone, c.id))
+        self._to_park.update(parked)  # written once the read is over (plan_event)
         return out
+
+    def _park(self, reasons: dict[int, str]) -> None:
+        with self.db.write() as session, session.begin():
+            for cid, reason in reasons.items():
+                session.execute(update(NotifyContact).where(NotifyContact.id == cid).values(
+                    parked=reason[:200], updated_at=self.clock()))
+        self.stats["parked"] += len(reasons)
+        log.warning("parked %d contacts the planner cannot serve: %s", len(reasons),
+                    "; ".join(f"{cid}: {r}" for cid, r in list(reasons.items())[:5]))

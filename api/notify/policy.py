@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
-from api.notify.templates import URGENT_KINDS
+from api.notify.templates import LANGUAGES, URGENT_KINDS
 
 #: Channel preference order after the preferred one.
 FALLBACK_ORDER = ("sms", "email", "voice", "webhook")
@@ -38,6 +39,46 @@ STATUS_WORDS = frozenset({"STATUS", "STAT", "ESTADO"})
 #: Event states in which an outage is worth a proactive notice (predicted or confirmed, still open).
 NOTICE_STATES = frozenset({"probable", "confirmed", "dispatched", "en_route", "on_site"})
 CREW_STATES = frozenset({"dispatched", "en_route", "on_site"})
+
+
+_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+
+
+def e164(number: str, country_code: str = "1") -> str | None:
+    """``number`` in E.164 (``+15550102000``) once spaces, dots, dashes and parentheses are dropped, else None.
+
+    A national number (no ``+`` or ``00``) gets ``country_code``, as a CIS export usually omits it; with the North
+    American plan (``1``) it must then have exactly 10 digits (or 11 starting with 1)."""
+    compact = re.sub(r"[\s().-]", "", number or "")
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    elif not compact.startswith("+") and compact.isdigit():
+        if country_code == "1":
+            compact = ("+" + compact) if len(compact) == 11 and compact[0] == "1" else \
+                ("+1" + compact if len(compact) == 10 else "")
+        else:
+            compact = "+" + country_code + compact.lstrip("0")
+    if country_code == "1" and compact.startswith("+1") and len(compact) != 12:
+        return None
+    return compact if _E164.fullmatch(compact) else None
+
+
+def zone_problem(tz: str | None) -> str | None:
+    """Why ``tz`` is not a usable IANA time zone (None when it is, or when none is given)."""
+    if tz is None:
+        return None
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError/ValueError: paths and odd characters
+        return f"unknown time zone {tz[:64]!r}"
+    return None
+
+
+def contact_problem(tz: str | None, language: str | None) -> str | None:
+    """Why the planner cannot serve a stored contact (it is then parked, not retried on every scan)."""
+    if language not in LANGUAGES:
+        return f"unsupported language {str(language)[:16]!r}"
+    return zone_problem(tz)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 KINDS = ("acknowledgment", "outage_notice", "crew_dispatched", "etr_update", "restoration", "stop_confirm",
-         "start_confirm", "help", "still_out_ack")
+         "start_confirm", "help", "still_out_ack", "confirm_request")
 LANGUAGES = ("en", "es")
 #: Kinds never held back by quiet hours: people are waiting for these (or asked a question).
-URGENT_KINDS = frozenset({"acknowledgment", "restoration", "stop_confirm", "start_confirm", "help", "still_out_ack"})
+URGENT_KINDS = frozenset({"acknowledgment", "restoration", "stop_confirm", "start_confirm", "help", "still_out_ack",
+                          "confirm_request"})
 GSM7 = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
            "abcdefghijklmnopqrstuvwxyzäöñüà")
 
@@ -39,6 +40,8 @@ class Context:
     etr_latest: datetime | None = None
     crew_eta: datetime | None = None
     cause: str | None = None
+    #: ``confirm_request``: the link that confirms an e-mail address (``status_url`` is not used then).
+    confirm_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,12 @@ def _en(kind: str, c: Context, now: datetime, tz: ZoneInfo) -> tuple[str, str, s
                 f"call {c.help_phone}: the problem may be at your house or on your street, and we will send a crew."
                 + sign)
         return sms, "Power is back", body
+    if kind == "confirm_request":
+        sms = (f"{u}: this number was given for updates on outage report {ref}. Reply YES to get them. "
+               "Not you? Ignore this text: you will get nothing more.")
+        body = (f"This address was given for updates on outage report {ref}. To get them, open {c.confirm_url}\n\n"
+                f"Not you? Ignore this e-mail: you will get nothing more.\n\n{u}. Questions: {c.help_phone}.")
+        return sms, "Confirm your address for outage updates", body
     if kind == "stop_confirm":
         text = f"{u}: you will get no more outage texts. Reply START to turn them back on."
         return text, "Outage texts stopped", text
@@ -201,6 +210,13 @@ def _es(kind: str, c: Context, now: datetime, tz: ZoneInfo) -> tuple[str, str, s
                 f"{c.help_phone}: el problema puede estar en su casa o en su calle, y enviaremos una cuadrilla."
                 + sign)
         return sms, "Volvió la luz", body
+    if kind == "confirm_request":
+        sms = (f"{u}: dieron este número para recibir novedades del aviso de corte {ref}. Responda YES para "
+               "recibirlas. ¿No fue usted? Ignore este texto: no recibirá nada más.")
+        body = (f"Dieron esta dirección para recibir novedades del aviso de corte {ref}. Para recibirlas, abra "
+                f"{c.confirm_url}\n\n¿No fue usted? Ignore este correo: no recibirá nada más.\n\n"
+                f"{u}. Preguntas: {c.help_phone}.")
+        return sms, "Confirme su dirección para recibir novedades", body
     if kind == "stop_confirm":
         text = f"{u}: no recibirá más textos de cortes. Responda START para volver a recibirlos."
         return text, "Textos de cortes desactivados", text

@@ -5,14 +5,14 @@ never wait on each other's rows); on SQLite the same ``UPDATE ... RETURNING`` un
 lease: a row claimed longer than ``lease_s`` ago belongs to a worker that died and goes back to pending.
 
 Exactly-once towards the customer, as far as the provider allows: each message carries the outbox row's
-idempotency key to the provider (HTTP ``Idempotency-Key``; email ``Message-ID``). The provider's acceptance and its
-message id are written to ``notify_deliveries`` in the same transaction that marks the row sent, so a row is never
-marked sent without a recorded acceptance, and an accepted message is never re-sent by us once that commit is
-done. If a worker is killed between the provider's acceptance and that commit, the row's lease expires, another
-worker resends it *with the same key*, and a provider that honours idempotency keys answers with the first
-message's id instead of sending again (the kill -9 test checks exactly this). ``reconcile`` also marks sent any
-claimed row whose acceptance was recorded (a crash between the two writes cannot happen today, since they share a
-transaction, but a restore from an inconsistent backup could produce it).
+idempotency key to the provider (HTTP ``Idempotency-Key``; email ``Message-ID``). Each result is committed by the
+sending thread right after the provider answers, before that thread sends anything else: the acceptance and its
+message id go to ``notify_deliveries`` in the same transaction that marks the row sent. So a worker killed mid-batch
+leaves at most one accepted-but-unrecorded message per sending thread (``threads``); the rest of its claim was never
+sent. Those few are re-sent *with the same key* once the lease expires, and a provider that honours idempotency
+keys answers with the first message's id (SMTP cannot: that e-mail arrives twice). Live workers renew their leases
+every ``lease_s / 3``, so the lease is short (15 s) and a dead worker's claims come back quickly. ``reconcile`` also
+marks sent any expired claim whose acceptance was recorded (only a restore from an inconsistent backup makes one).
 
 Failures: transient ones (timeouts, 4xx SMTP, HTTP 429/5xx) retry with exponential backoff and jitter; permanent
 ones, or ``max_attempts`` transient ones, move the row to ``dead`` with the last error, visible to dispatchers
@@ -27,19 +27,21 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import queue
 import random
 import signal
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import insert, select, update
 
 from api.notify import channels as channels_mod
+from api.notify import confirm as confirm_mod
 from api.notify.channels import Channel, DeliveryError, Outgoing
 from api.notify.config import NotifySettings
 from api.notify.models import SUPPRESSED, NotifyDelivery, NotifyLedger, NotifyOptOut, normalize_address
@@ -89,6 +91,8 @@ class Job:
     transient: bool = True
     opted_out: bool = False
     latency_ms: float = 0.0
+    #: Held until the address is confirmed: (channel to confirm on, address, language, reference, payload).
+    hold: tuple | None = None
 
 
 def _claim_query(db: Database, worker: str, now: datetime, limit: int):
@@ -113,12 +117,23 @@ class Worker:
                  "webhook": settings.rate_webhook, "log": settings.rate_log}
         self.buckets = {name: TokenBucket(rates.get(name, 100.0)) for name in channels}
         self.pool = ThreadPoolExecutor(settings.threads, thread_name_prefix="oms-notify-send")
+        self._results: queue.Queue = queue.Queue()
+        self._recording = threading.Thread(target=self._recorder, name="oms-notify-record", daemon=True)
+        self._recording.start()
         self.stats = {"sent": 0, "retried": 0, "dead": 0, "suppressed": 0, "reclaimed": 0}
+        self._last_claimed = 0
+        self._held: set[int] = set()  # claimed and not yet recorded: the rows whose leases renew() extends
+        self._confirmed: set[tuple[str, str]] = set()
+        self._stats_lock = threading.Lock()
 
     # ---------------------------------------------------------------------------------------------- claiming
     def claim(self, now: datetime, limit: int | None = None) -> list[int]:
         with self.db.write() as session, session.begin():
-            return list(session.scalars(_claim_query(self.db, self.id, now, limit or self.s.batch_size)))
+            ids = list(session.scalars(_claim_query(self.db, self.id, now, limit or self.s.batch_size)))
+        self._last_claimed = len(ids)
+        with self._stats_lock:
+            self._held.update(ids)
+        return ids
 
     def reconcile(self, now: datetime | None = None) -> int:
         """Expired leases back to pending (or to sent, if their acceptance is on record). Returns rows touched."""
@@ -157,6 +172,9 @@ class Worker:
                     if addr:
                         addresses.add((ch, addr))
             opted_out = _opted_out(session, addresses)
+            anonymous = any(confirm_mod.needs_confirmation(rep.client_id, "sms") for rep in reports.values())
+            self._confirmed = confirm_mod.confirmed(session, {
+                (ch, normalize_address(ch, a)) for ch, a in addresses}) if anonymous else set()
         available = set(self.channels)
         jobs = []
         for r in rows:
@@ -180,6 +198,12 @@ class Worker:
                 return job
             else:
                 route_channel, to = route.channel, route.address
+            confirm_on = confirm_mod.needs_confirmation(report.client_id, route_channel)
+            if confirm_on and (confirm_on, normalize_address(confirm_on, to)) not in self._confirmed:
+                job.outcome, job.error = confirm_mod.HELD, f"held until {confirm_on} {to} is confirmed"
+                job.hold = (confirm_on, to, lang, report.reference, {**payload,
+                                                                     "held_for": confirm_mod.hold_key(confirm_on, to)})
+                return job
             ev = events.get(report.event_id or "")
             ctx = Context(s.utility_name, s.help_phone, reference=report.reference,
                           status_url=s.status_url.format(reference=report.reference),
@@ -204,7 +228,8 @@ class Worker:
                           status_url=s.status_url.format(reference=c["reference"]) if c.get("reference") else None,
                           customers=c.get("customers"), area=c.get("area"), cause=c.get("cause"),
                           etr_earliest=_dt(c.get("etr_earliest")), etr_latest=_dt(c.get("etr_latest")),
-                          crew_eta=_dt(c.get("crew_eta")))
+                          crew_eta=_dt(c.get("crew_eta")),
+                          confirm_url=s.confirm_url.format(code=c["confirm_code"]) if c.get("confirm_code") else None)
             kind = row.kind
         text = render(kind, lang, route_channel, ctx, now=now, tz=s.timezone)
         job.msg = Outgoing(row.idempotency_key, route_channel, to, text.subject, text.body, lang, kind)
@@ -248,10 +273,14 @@ class Worker:
                 delay = backoff_s(j.attempts, base=self.s.backoff_base_s, cap=self.s.backoff_max_s, rng=self.rng)
                 updates.append({"id": j.row_id, "status": "pending", "last_error": j.error, "claimed_by": None,
                                 "next_attempt_at": now + timedelta(seconds=delay)})
+            elif j.hold is not None:
+                updates.append({"id": j.row_id, "status": j.outcome, "last_error": j.error, "claimed_by": None,
+                                "payload": j.hold[4]})
             else:  # dead or suppressed
                 updates.append({"id": j.row_id, "status": j.outcome, "last_error": j.error})
             if j.opted_out and j.msg is not None:
                 optouts.append((j.msg.channel, normalize_address(j.msg.channel, j.msg.to)))
+        updates.sort(key=lambda u: u["id"])  # one lock order for every writer
         with self.db.write() as session, session.begin():
             session.execute(insert(NotifyDelivery), deliveries)
             session.execute(update(OutboxMessage), updates)
@@ -259,43 +288,142 @@ class Worker:
                 set_opt_out(session, channel, address, True, "provider", now)
             for audience, event_id, etr in ledger:  # the ETR an acknowledgment stated is not news again
                 _ledger_put(session, audience, event_id, "etr_update", etr_digest(etr), etr, None, now)
-        for j in jobs:
-            key = {"accepted": "sent", "retry": "retried"}.get(j.outcome, j.outcome)
-            self.stats[key] = self.stats.get(key, 0) + 1
+            for j in jobs:
+                if j.hold is not None:
+                    channel, to, lang, reference, _ = j.hold
+                    if confirm_mod.request(session, channel, to, lang, reference, now, self.s.confirm_interval_s):
+                        confirm_mod.release(session, channel, to, now)  # confirmed meanwhile
+        with self._stats_lock:  # recorded from every sending thread
+            for j in jobs:
+                key = {"accepted": "sent", "retry": "retried"}.get(j.outcome, j.outcome)
+                self.stats[key] = self.stats.get(key, 0) + 1
+
+    def _deliver(self, job: Job) -> Job:
+        """Send one message and record its result at once, before this thread sends another: a crash can then
+        re-send only the messages in flight (one per sending thread), never a whole claimed batch."""
+        self._send(job)
+        done = threading.Event()
+        self._results.put((job, done))
+        done.wait()  # committed (or failed: then the lease expires and the row is re-sent with its key)
+        return job
+
+    def _recorder(self) -> None:
+        """Group commit: the results waiting when a commit ends go in the next one, so sixteen sending threads cost
+        about one transaction per round instead of sixteen, and each still waits for its own result's commit."""
+        while True:
+            first = self._results.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < 500:
+                try:
+                    item = self._results.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._results.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            jobs = [j for j, _ in batch]
+            for attempt in range(3):  # a deadlock or a restarting database is usually gone on the next try
+                try:
+                    self.record(jobs, self.clock())
+                    break
+                except Exception:  # noqa: BLE001 - given up: the leases lapse, the rows are re-sent with their keys
+                    log.exception("recording %d results failed (attempt %d)", len(batch), attempt + 1)
+                    time.sleep(0.05 * (attempt + 1))
+            with self._stats_lock:
+                self._held.difference_update(j.row_id for j in jobs)
+            for _, done in batch:
+                done.set()
+
+    def _start(self, limit: int) -> list[Future]:
+        """Claim up to ``limit`` due rows, record the ones decided without sending, hand the rest to the pool."""
+        now = self.clock()
+        ids = self.claim(now, limit)
+        if not ids:
+            return []
+        jobs = self.prepare(ids, now)
+        decided = [j for j in jobs if j.outcome]  # suppressed or held before sending
+        try:
+            self.record(decided, now)
+        finally:
+            with self._stats_lock:
+                self._held.difference_update(j.row_id for j in decided)
+        return [self.pool.submit(self._deliver, j) for j in jobs if not j.outcome]
 
     def run_once(self) -> int:
-        """Claim one batch, send it, record it. Returns how many rows were handled."""
-        now = self.clock()
-        ids = self.claim(now)
-        if not ids:
+        """Claim one batch, send it (each result recorded as it comes). Returns how many rows were handled."""
+        futures = self._start(self.s.batch_size)
+        for f in futures:
+            f.result()
+        return self._last_claimed
+
+    def renew(self) -> int:
+        """Extend the leases of the rows this worker still holds: a live worker keeps its claims however long a batch
+        takes, so the lease can be short and a dead worker's claims come back within ``lease_s``. A row whose result
+        could not be recorded is no longer held, so its lease lapses and another round sends it (same key)."""
+        with self._stats_lock:
+            held = sorted(self._held)
+        if not held:
             return 0
-        jobs = self.prepare(ids, now)
-        decided = [j for j in jobs if j.outcome]  # suppressed before sending
-        to_send = [j for j in jobs if not j.outcome]
-        done = list(self.pool.map(self._send, to_send))
-        self.record(done + decided, self.clock())
-        return len(ids)
+        mine = select(OutboxMessage.id).where(OutboxMessage.id.in_(held), OutboxMessage.status == "claimed",
+                                              OutboxMessage.claimed_by == self.id).order_by(OutboxMessage.id)
+        if not self.db.is_sqlite:  # rows being recorded right now are skipped, not waited for (no deadlock)
+            mine = mine.with_for_update(skip_locked=True)
+        with self.db.write() as session, session.begin():
+            return session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(mine.scalar_subquery()))
+                                   .values(claimed_at=self.clock())
+                                   .execution_options(synchronize_session=False)).rowcount
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        while not stop.wait(self.s.lease_s / 3):
+            try:
+                self.renew()
+            except Exception:  # noqa: BLE001 - the next beat tries again; the lease covers two misses
+                log.exception("lease renewal failed")
 
     def run(self, stop: threading.Event) -> None:
-        """Deliver until ``stop`` is set; reconcile expired leases every ``lease_s / 4``."""
+        """Deliver until ``stop`` is set, keeping the pool busy (claims as threads free up, not batch by batch, so one
+        slow message does not hold the next batch); renew leases every ``lease_s / 3``; reconcile expired ones every
+        ``lease_s / 4``."""
+        beat_stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(beat_stop,), name="oms-notify-lease", daemon=True)
+        beat.start()
+        inflight: set[Future] = set()
         next_reconcile = 0.0
-        while not stop.is_set():
-            if time.monotonic() >= next_reconcile:
-                try:
-                    self.reconcile()
-                except Exception:  # noqa: BLE001 - e.g. database restarting: try again later
-                    log.exception("reconcile failed")
-                next_reconcile = time.monotonic() + max(1.0, self.s.lease_s / 4)
-            try:
-                n = self.run_once()
-            except Exception:  # noqa: BLE001 - the worker lives on; the claim's lease makes the rows retry
-                log.exception("delivery batch failed")
-                n = 0
-            if n == 0:
-                stop.wait(self.s.poll_interval_s)
+        try:
+            while not stop.is_set():
+                if time.monotonic() >= next_reconcile:
+                    try:
+                        self.reconcile()
+                    except Exception:  # noqa: BLE001 - e.g. database restarting: try again later
+                        log.exception("reconcile failed")
+                    next_reconcile = time.monotonic() + max(0.5, self.s.lease_s / 4)
+                # refill once half the threads are free: claimed-but-unsent rows are safe to lose with the process
+                room = self.s.batch_size - len(inflight) if len(inflight) <= self.s.threads // 2 else 0
+                started: list[Future] = []
+                claimed = 0
+                if room > 0:
+                    try:
+                        started = self._start(room)
+                        claimed = self._last_claimed
+                    except Exception:  # noqa: BLE001 - the worker lives on; the claim's lease makes the rows retry
+                        log.exception("claiming a batch failed")
+                inflight.update(started)
+                if inflight:
+                    done, inflight = wait(inflight, timeout=self.s.poll_interval_s, return_when=FIRST_COMPLETED)
+                elif not claimed:
+                    stop.wait(self.s.poll_interval_s)
+            wait(inflight)  # finish the messages in hand
+        finally:
+            beat_stop.set()
+            beat.join(timeout=5)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        self._results.put(None)
+        self._recording.join(timeout=10)
         for ch in self.channels.values():
             ch.close()
 
@@ -354,15 +482,15 @@ def set_opt_out(session, channel: str, address: str, opted_out: bool, source: st
 
 def _ledger_put(session, audience: str, event_id: str, kind: str, digest: str, etr: datetime | None,
                 outbox_id: int | None, at: datetime) -> None:
-    row = session.scalar(select(NotifyLedger).where(and_(NotifyLedger.audience == audience,
-                                                         NotifyLedger.event_id == event_id,
-                                                         NotifyLedger.kind == kind)))
-    if row is None:
-        session.add(NotifyLedger(audience=audience, event_id=event_id, kind=kind, digest=digest, etr=etr,
-                                 outbox_id=outbox_id, at=at))
+    """Upsert one ledger row: sending threads record concurrently, and two acknowledgments to one person about
+    one event must not collide on the unique key (select-then-insert did, on PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
     else:
-        row.digest, row.etr, row.outbox_id, row.at = digest, etr, outbox_id, at
-    session.flush()
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    values = {"digest": digest, "etr": etr, "outbox_id": outbox_id, "at": at}
+    session.execute(upsert(NotifyLedger).values(audience=audience, event_id=event_id, kind=kind, **values)
+                    .on_conflict_do_update(index_elements=["audience", "event_id", "kind"], set_=values))
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -48,6 +48,7 @@ TABLE = [
     ("POST", "/admin/territory", None, {"admin"}),
     ("GET", "/stream", None, {"crew", "integration", "dispatcher", "admin"}),
     ("POST", "/notify/contacts", [], {"integration", "admin"}),
+    ("POST", "/notify/confirm", {"code": "no-such-code-0000"}, ALL),
     ("POST", "/notify/sms/inbound", {"from": "+15550100", "body": "HELP"}, {"integration", "admin"}),
     ("GET", "/notify/sla", None, DISPATCH),
     ("GET", "/notify/dead", None, DISPATCH),

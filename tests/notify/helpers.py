@@ -46,3 +46,29 @@ def add_reports(db, contacts: list[dict | None], *, language: str = "en", at: da
 
 def now() -> datetime:
     return utcnow()
+
+
+def statuses(db) -> dict[str, int]:
+    """Outbox rows by status."""
+    from sqlalchemy import func, select
+
+    from api.store.models import OutboxMessage
+
+    with db.read() as s:
+        return dict(s.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
+
+
+def drain_with_worker_process(db, cmd: list[str], env: dict, cwd, n: int, timeout: float = 40.0) -> None:
+    """Run ``oms notify worker`` (``cmd``) until all ``n`` outbox rows are sent, then stop it with SIGTERM."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd)
+    try:
+        deadline = time.monotonic() + timeout
+        while statuses(db) != {"sent": n} and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)

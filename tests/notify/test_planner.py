@@ -136,3 +136,32 @@ def test_a_waiting_etr_update_is_replaced_by_the_newer_one(db):
     assert len(updates) == 2 and updates[1].status == "pending"
     assert updates[1].payload["context"]["etr_latest"].startswith((etr + timedelta(hours=2)).isoformat()[:16])
     assert p.stats["coalesced"] == 1
+
+
+def test_a_contact_with_a_bad_time_zone_is_parked_and_blocks_no_one(db):
+    """A contact stored before enrollment validated time zones (Not/AZone, quiet hours set) used to make every scan
+    raise after the watermark moved: nobody downstream heard anything, ever."""
+    _contacts(db, [{"sp_id": "sp3", "sms": "+15551000003", "quiet_start": 0, "quiet_end": 1, "timezone": "Not/AZone"},
+                   {"sp_id": "sp4", "sms": "+15551000004"}])
+    _event(db)
+    p = _planner(db)
+    assert p.scan() == 1
+    assert [r.payload["to"] for r in _outbox(db)] == ["+15551000004"]
+    with db.read() as s:
+        parked = {c.sms: c.parked for c in s.scalars(select(NotifyContact))}
+    assert parked["+15551000004"] is None and "Not/AZone" in parked["+15551000003"]
+    _event(db, "E2", device_id="F2", sp_id="sp4")  # a later event: still planned, the parked contact left out
+    assert p.scan() == 1 and p.stats["parked"] == 1  # parked once, then left out by the query
+    assert p.stats["failed"] == 0
+
+
+def test_an_event_whose_planning_fails_is_retried_after_the_watermark_moved(db, monkeypatch):
+    _contacts(db, [{"sp_id": "sp3", "sms": "+15551000003"}])
+    _event(db, "E1")
+    p = _planner(db)
+    real = p.plan_event
+    monkeypatch.setattr(p, "plan_event", lambda ev, now: (_ for _ in ()).throw(RuntimeError("database hiccup")))
+    assert p.scan() == 0 and p.retry == {"E1"}
+    monkeypatch.setattr(p, "plan_event", real)
+    assert p.scan(utcnow() + timedelta(hours=1)) == 1  # far past the watermark's overlap: retried by id
+    assert p.retry == set()

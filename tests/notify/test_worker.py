@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import add_reports, settings_for
+from helpers import add_reports, drain_with_worker_process, settings_for
 from sqlalchemy import func, select
 
 from api.notify import channels
@@ -20,9 +20,9 @@ from api.store.models import OutboxMessage
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _worker(db, smtp=None, gateway=None, **overrides) -> Worker:
+def _worker(db, smtp=None, gateway=None, worker_id=None, **overrides) -> Worker:
     s = settings_for(smtp, gateway, **overrides)
-    return Worker(db, s, channels.from_settings(s), seed=1)
+    return Worker(db, s, channels.from_settings(s), seed=1, worker_id=worker_id)
 
 
 def _drain(worker, until, timeout=20.0):
@@ -184,14 +184,7 @@ def test_kill_9_mid_run_never_sends_twice_and_loses_nothing(db_url, db, gateway)
     assert 0 < accepted_before < n
     assert _statuses(db).get("claimed", 0) > 0  # the killed worker left claims behind
     gateway.faults.mode = "ok"
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 40
-        while _statuses(db) != {"sent": n} and time.monotonic() < deadline:
-            time.sleep(0.1)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
+    drain_with_worker_process(db, cmd, env, ROOT, n)
     assert _statuses(db) == {"sent": n}
     assert len(gateway.received.deliveries) == n  # nothing lost
     assert gateway.received.duplicates == 0  # nothing sent twice to a handset
@@ -234,3 +227,44 @@ def test_reconcile_returns_expired_claims(db, gateway, mode):
         assert _statuses(db) == {"pending": 1}
     finally:
         w.close()
+
+
+def test_each_result_is_recorded_before_the_next_send(db):
+    """A crash can re-send only what is in flight: when a thread sends its next message, the previous one's
+    acceptance is already committed (it used to be written once for the whole batch)."""
+    add_reports(db, [{"sms": f"+1555090{i:04d}", "prefer": "sms"} for i in range(5)])
+    seen = []
+
+    class Probe(channels.LogChannel):
+        def send(self, msg):
+            seen.append(_statuses(db).get("sent", 0))
+            return super().send(msg)
+
+    s = settings_for(None, None, threads=1, batch_size=5)
+    w = Worker(db, s, {"log": channels.LogChannel(), "sms": Probe(name="sms")}, seed=1)
+    try:
+        assert w.run_once() == 5
+    finally:
+        w.close()
+    assert seen == [0, 1, 2, 3, 4] and _statuses(db) == {"sent": 5}
+
+
+def test_a_live_worker_renews_its_short_lease_and_a_dead_ones_claims_come_back(db):
+    from datetime import timedelta
+
+    from api.store.models import utcnow
+
+    add_reports(db, [{"sms": "+15550910001", "prefer": "sms"}, {"sms": "+15550910002", "prefer": "sms"}])
+    live, dead, sweeper = (_worker(db, lease_s=5, worker_id=f"w{i}") for i in range(3))
+    try:
+        assert len(live.claim(utcnow(), 1)) == 1 and len(dead.claim(utcnow(), 1)) == 1
+        later = utcnow() + timedelta(seconds=6)
+        live.clock = lambda: later
+        assert live.renew() == 1
+        assert sweeper.reconcile(later) == 1  # only the dead worker's claim
+        with db.read() as s:
+            assert dict(s.execute(select(OutboxMessage.status, OutboxMessage.claimed_by)).all()) == {
+                "claimed": "w0", "pending": None}
+    finally:
+        for w in (live, dead, sweeper):
+            w.close()

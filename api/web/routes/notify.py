@@ -16,19 +16,20 @@ from typing import Annotated, Literal
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from sqlalchemy import insert, select, update
 
 from api.errors import ApiError
-from api.notify.channels import sign
+from api.notify import confirm as confirm_mod
+from api.notify.channels import sign, webhook_target
 from api.notify.config import NotifySettings
 from api.notify.models import NotifyContact, NotifyInbound, normalize_address
-from api.notify.policy import parse_keyword
+from api.notify.policy import e164, parse_keyword, zone_problem
 from api.notify.sla import ack_sla
 from api.notify.worker import set_opt_out
 from api.store.models import OutboxMessage, Report, utcnow
 from api.web.auth import Principal, current_principal, require
-from api.web.routes.public import rate_limit
+from api.web.routes.public import ANYONE, rate_limit
 from api.web.schemas import CONTROL, BigDbId, In
 
 router = APIRouter(prefix="/notify", tags=["notifications"])
@@ -48,15 +49,29 @@ class ContactIn(In):
     account: str | None = Field(None, max_length=64)
     name: str | None = Field(None, max_length=120)
     email: str | None = Field(None, max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")
-    sms: str | None = Field(None, max_length=32, pattern=r"^\+?[0-9 ()-]{4,31}$")
-    voice: str | None = Field(None, max_length=32, pattern=r"^\+?[0-9 ()-]{4,31}$")
+    sms: str | None = Field(None, max_length=32, description="E.164, e.g. +15550102000 (spaces, dashes allowed)")
+    voice: str | None = Field(None, max_length=32, description="E.164")
     webhook_url: str | None = Field(None, max_length=500, pattern=r"^https?://")
     language: Literal["en", "es"] = "en"
     prefer: Literal["sms", "email", "voice", "webhook"] = "sms"
     proactive: bool = True
     quiet_start: int | None = Field(None, ge=0, lt=1440, description="minutes after local midnight")
     quiet_end: int | None = Field(None, ge=0, lt=1440)
-    timezone: str | None = Field(None, max_length=64)
+    timezone: str | None = Field(None, max_length=64, description="IANA name, e.g. America/Chicago")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        problem = zone_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @model_validator(mode="after")
+    def _quiet_pair(self) -> ContactIn:
+        if (self.quiet_start is None) != (self.quiet_end is None):
+            raise ValueError("give both quiet_start and quiet_end, or neither")
+        return self
 
 
 @router.post("/contacts", status_code=201, summary="Enroll a customer contact for outage notices")
@@ -65,10 +80,26 @@ def add_contacts(body: list[ContactIn], request: Request, _: Principal = Depends
         raise ApiError(413, "payload_too_large", f"{len(body)} contacts; at most 10,000 per request")
     live = request.app.state.oms.live
     directory = getattr(live, "directory", None)
+    s = _settings(request)
+    rows = []
     for i, c in enumerate(body):
+        row = c.model_dump()
+        for f in ("sms", "voice"):  # stored in E.164: the planner and the gateway see one form
+            if row[f] is None:
+                continue
+            row[f] = e164(row[f], s.default_country_code)
+            if row[f] is None:
+                raise ApiError(422, "invalid", f"{f} {getattr(c, f)!r} is not a phone number (E.164: +15550102000)",
+                               [{"field": f"body.{i}.{f}", "message": "not a phone number in E.164 form"}])
+        rows.append(row)
         if directory is not None and c.sp_id not in directory.sp_xy:
             raise ApiError(422, "invalid", f"unknown service point {c.sp_id!r}",
                            [{"field": f"body.{i}.sp_id", "message": "no such service point"}])
+        if c.webhook_url:
+            _, why = webhook_target(c.webhook_url, s.webhook_allow_hosts, s.webhook_allow_networks)
+            if why:
+                raise ApiError(422, "invalid", f"webhook_url refused: {why}",
+                               [{"field": f"body.{i}.webhook_url", "message": why}])
         if not (c.email or c.sms or c.voice or c.webhook_url):
             raise ApiError(422, "invalid", "give at least one of email, sms, voice, webhook_url",
                            [{"field": f"body.{i}", "message": "no address"}])
@@ -76,8 +107,7 @@ def add_contacts(body: list[ContactIn], request: Request, _: Principal = Depends
         return {"added": 0}
     now = utcnow()
     with request.app.state.oms.db.write() as session, session.begin():
-        session.execute(insert(NotifyContact), [{**c.model_dump(), "created_at": now, "updated_at": now}
-                                                for c in body])
+        session.execute(insert(NotifyContact), [{**row, "created_at": now, "updated_at": now} for row in rows])
     return {"added": len(body)}
 
 
@@ -172,6 +202,10 @@ async def sms_inbound(request: Request, principal=Depends(_inbound_principal)) -
     with state.db.write() as session, session.begin():
         if keyword in ("stop", "start"):
             set_opt_out(session, "sms", address, keyword == "stop", "keyword", now)
+        if keyword != "stop":  # a text from this number proves it: acknowledgments held for it go out now
+            released = confirm_mod.confirm(session, "sms", sender, now)
+            if released and keyword == "start":  # YES answered a confirmation request: the ack is the reply
+                keyword_reply, outcome = None, f"confirmed: {released} acknowledgment(s) released"
         session.add(NotifyInbound(address=address, body=text[:1000], keyword=keyword, outcome=outcome[:200],
                                   provider_id=msg_id, at=now))
         if keyword_reply:
@@ -182,6 +216,21 @@ async def sms_inbound(request: Request, principal=Depends(_inbound_principal)) -
                     "to": sender, "language": language, "context": {}}, status="pending", attempts=0,
                     idempotency_key=key, created_at=now, next_attempt_at=now))
     return {"keyword": keyword, "outcome": outcome}
+
+
+class ConfirmIn(In):
+    code: str = Field(min_length=8, max_length=64)
+
+
+@router.post("/confirm", summary="Confirm an address given with an anonymous report (the code from the e-mail)")
+def confirm(body: ConfirmIn, request: Request, principal: Principal = Depends(ANYONE)) -> dict:
+    state = request.app.state.oms
+    rate_limit(state, principal)  # codes are 128-bit random; the limit only keeps guessing expensive
+    with state.db.write() as session, session.begin():
+        done = confirm_mod.confirm_code(session, body.code, utcnow())
+    if done is None:
+        raise ApiError(404, "not_found", "unknown or already used confirmation code")
+    return {"confirmed": done[0], "released": done[1]}
 
 
 @router.get("/sla", summary="Acknowledgment SLA: latency, reports at risk and in breach")
@@ -202,7 +251,13 @@ def dead_letters(request: Request, _: Principal = Depends(DISPATCHER),
         rows = session.scalars(select(OutboxMessage).where(OutboxMessage.status == "dead")
                                .order_by(OutboxMessage.id.desc()).limit(limit)).all()
     return [{"id": r.id, "kind": r.kind, "channel": r.channel, "event_id": r.event_id, "report_id": r.report_id,
-             "attempts": r.attempts, "last_error": r.last_error, "created_at": r.created_at} for r in rows]
+             "attempts": r.attempts, "last_error": _status_line(r.last_error), "created_at": r.created_at}
+            for r in rows]
+
+
+def _status_line(error: str | None) -> str | None:
+    """The first line, cut short: a provider's (or an older row's webhook) reply body is not for display."""
+    return error.splitlines()[0][:200] if error else error
 
 
 @router.post("/dead/{row_id}/retry", summary="Queue a dead letter again (after fixing the provider or address)")
