@@ -71,8 +71,9 @@ def _serve(args) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"OMS service on http://{args.host}:{args.port}  (docs: /docs, database: {settings.database_url})",
           flush=True)
+    # SIGTERM: stop accepting, give open requests (and SSE streams) shutdown_grace_s, then stop the workers.
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
-                access_log=False)
+                access_log=False, timeout_graceful_shutdown=settings.shutdown_grace_s)
     return 0
 
 

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.errors import ApiError
 from api.service.actions import DispatchActions
@@ -65,6 +66,7 @@ class LiveEngine(DispatchActions, QueueThread):
         self.directory: Directory | None = None
         self.engine = None
         self.status = "stopped"
+        self.role = "single"  # with hot standby: "leader" or "standby" (see api.service.standby)
         self.plan_mode = settings.plan_mode
         self.rules_name = "normal"
         self._lock = threading.RLock()
@@ -72,7 +74,9 @@ class LiveEngine(DispatchActions, QueueThread):
         self._first_dirty: float | None = None
         self._last_dirty: float | None = None
         self.replanner = None
-        self.stats = {"processed": 0, "replans": 0, "batches": 0}
+        self.stats = {"processed": 0, "replans": 0, "batches": 0, "resyncs": 0}
+        self._resync_at: float | None = None  # monotonic time of the next resync attempt; None: in sync
+        self._resync_failures = 0
 
     # ================================================================ lifecycle
     def start(self, network=None) -> None:
@@ -89,8 +93,8 @@ class LiveEngine(DispatchActions, QueueThread):
             self.status = "off: no territory loaded" if self.settings.engine_enabled else "off: disabled"
         super().start()
 
-    def stop(self) -> None:
-        super().stop()
+    def stop(self, timeout: float = 30.0) -> None:
+        super().stop(timeout)
         if self.replanner is not None:
             self.replanner.close()
 
@@ -112,18 +116,25 @@ class LiveEngine(DispatchActions, QueueThread):
         if self.replanner is not None:
             self.replanner.close()
         self.replanner = Replanner(self)
-        self.status = "running"
+        if self._resync_at is None:  # a resync says "running" only once it has caught up
+            self.status = "running"
 
     def _run(self) -> None:
         next_tick = time.monotonic() + 1.0
         while True:
-            timeout = max(0.05, min(next_tick, self._replan_due() or next_tick) - time.monotonic())
+            wake = min(next_tick, self._replan_due() or next_tick, self._resync_at or next_tick)
+            timeout = max(0.05, wake - time.monotonic())
             try:
                 first = self._queue.get(timeout=timeout)
             except queue.Empty:
                 first = []
             if first is None:
                 return
+            if self._resync_at is not None:
+                if time.monotonic() < self._resync_at:
+                    continue  # committed intake waits in the database; the resync reads it from there
+                self._resync()
+                continue
             batch = list(first)
             stop = False
             while True:  # drain: everything queued becomes one engine pass and one transaction
@@ -144,12 +155,49 @@ class LiveEngine(DispatchActions, QueueThread):
                         self._tick()
                 due = self._replan_due()
                 if due is not None and time.monotonic() >= due:
-                    self.replan()
-            except Exception:  # noqa: BLE001 - the loop must survive; the journal makes a restart exact
+                    try:
+                        self.replan()
+                    except Exception:  # noqa: BLE001 - a plan changes no engine state: try again later
+                        log.exception("re-planning failed; retrying after the debounce")
+                        self._dirty()
+            except Exception as exc:  # noqa: BLE001 - the loop must survive; the journal makes a resync exact
                 log.exception("live loop step failed")
-                self.status = "degraded: an update failed (see log); restart to resynchronise"
+                self.need_resync(exc)
             if stop:
                 return
+
+    # ================================================================ resynchronising after a failed write
+    def need_resync(self, exc: BaseException | None = None) -> None:
+        """The engine's memory may now differ from the database (its write failed after the engine moved on):
+        rebuild it from the database as soon as the database answers. Safe from any thread."""
+        self.status = f"degraded: resynchronising after {type(exc).__name__ if exc else 'a failed write'}"
+        if self._resync_at is None:
+            self._resync_at = time.monotonic()
+            self._queue.put([])  # wake the loop
+
+    def _resync(self) -> None:
+        try:
+            with self._lock:
+                self._load(self.network)
+                self._rebuild()
+        except Exception as exc:  # noqa: BLE001 - the database is still away: back off, try again
+            self._resync_failures += 1
+            delay = min(5.0, 0.5 * 2 ** self._resync_failures)
+            log.warning("engine resync failed (%s); next try in %.1f s", type(exc).__name__, delay)
+            self.status = f"degraded: resynchronising (attempt {self._resync_failures} failed: {type(exc).__name__})"
+            self._resync_at = time.monotonic() + delay
+            return
+        log.warning("engine resynchronised from the database after %d failed attempts", self._resync_failures)
+        self._resync_at, self._resync_failures = None, 0
+        self.status = "running"
+        self.stats["resyncs"] += 1
+
+    def act_many(self, *args, **kwargs):
+        try:
+            return super().act_many(*args, **kwargs)
+        except SQLAlchemyError as exc:  # the engine applied the action but the database has not: rebuild
+            self.need_resync(exc)
+            raise ApiError(503, "unavailable", "the database did not take the action; please retry") from exc
 
     # ================================================================ intake -> engine
     def _process(self, batch: list[Committed]) -> None:
