@@ -44,6 +44,19 @@ class Settings(BaseSettings):
     ami_batch_max: int = Field(5_000, ge=1)
     #: Group commit: most reports written in one transaction, and the longest a request waits for company.
     intake_batch_max: int = Field(500, ge=1)
+    #: Longest an intake request waits in the writer's queue before it is refused (503, not stored).
+    intake_request_timeout_s: float = Field(10.0, gt=0.0)
+    #: ``Retry-After`` seconds sent with every 503.
+    retry_after_s: int = Field(2, ge=0)
+    #: On SIGTERM: seconds to let open requests finish before the workers are stopped (whole exit stays < 10 s).
+    shutdown_grace_s: float = Field(3.0, ge=0.0)
+
+    #: Hot standby (PostgreSQL): several processes serve the API, the holder of an advisory lock runs the engine.
+    standby: bool = False
+    #: The advisory lock's key; processes sharing a database and this key elect one leader.
+    leader_lock_key: int = 7_270_001
+    #: Seconds between a standby's attempts to take the lock (and the leader's checks that it still holds it).
+    leader_poll_s: float = Field(1.0, gt=0.0)
 
     #: Seconds between SSE keep-alive comments (proxies close idle connections).
     sse_keepalive_s: float = Field(15.0, gt=0.0)

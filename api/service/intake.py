@@ -17,14 +17,17 @@ import asyncio
 import logging
 import queue
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, text, tuple_
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 
+from api.errors import ApiError
 from api.service.queue_thread import QueueThread
 from api.store.db import Database
 from api.store.models import MeterMessage, OutboxMessage, Report, ScadaMessage, utcnow
@@ -42,13 +45,23 @@ def new_reference() -> str:
     return f"R-{chars[:4]}-{chars[4:8]}-{chars[8:12]}"
 
 
-@dataclass
+class IntakeUnavailable(ApiError):
+    """503: the report was not stored (or its commit could not be confirmed); the client should retry, with the
+    same Idempotency-Key, after ``Retry-After`` seconds."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, "unavailable", message)
+
+
+@dataclass(eq=False)
 class _Item:
     kind: str  # "report", "meter", "scada"
     rows: list[dict[str, Any]]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
     result: Any = None
+    #: queued -> writing (the writer took it) or queued -> withdrawn (the request timed out first; never written)
+    state: str = "queued"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,24 +73,53 @@ class Committed:
 
 
 class IntakeWriter(QueueThread):
-    """The group-commit writer thread. ``submit_*`` are awaited by request handlers."""
+    """The group-commit writer thread. ``submit_*`` are awaited by request handlers.
+
+    A failed commit fails only its own batch, and the writer carries on (the pool reconnects). A request waits at
+    most ``request_timeout`` seconds in the queue; once its batch is being written it waits for that commit's
+    outcome (bounded by the database's own timeouts, and by ``outcome_timeout``), so every answer is true: 202
+    means stored, 503 means not stored or, after ``outcome_timeout``, not confirmed."""
 
     thread_name = "oms-intake-writer"
+    #: a commit waiting longer than this (a held SQLite lock, a hung connection) makes the writer "degraded"
+    STALL_S = 5.0
 
     def __init__(self, db: Database, *, batch_max: int = 500,
-                 on_committed: Callable[[list[Committed]], None] | None = None) -> None:
+                 on_committed: Callable[[list[Committed]], None] | None = None,
+                 request_timeout: float = 10.0, outcome_timeout: float = 60.0) -> None:
         super().__init__()
         self.db = db
         self.batch_max = batch_max
         self.on_committed = on_committed
+        self.request_timeout, self.outcome_timeout = request_timeout, outcome_timeout
         self.commits = 0
         self.rows = 0
+        self.failures = 0
+        self._claim = threading.Lock()  # the hand-over between a timing-out request and the writer taking it
+        self._failing: tuple[float, str] | None = None  # (since, what): the last commit failed, none has since
+        self._busy_since: float | None = None
+        self._stopping = False
+
+    # -- request side ---------------------------------------------------------------------------------------------
 
     async def _submit(self, kind: str, rows: list[dict[str, Any]]) -> Any:
+        if self._stopping or (self._thread is not None and not self._thread.is_alive()):
+            raise IntakeUnavailable("intake is not running (the service is stopping); not stored")
         loop = asyncio.get_running_loop()
         item = _Item(kind, rows, loop, loop.create_future())
         self._queue.put(item)
-        return await item.future
+        try:
+            return await asyncio.wait_for(asyncio.shield(item.future), self.request_timeout)
+        except TimeoutError:
+            with self._claim:
+                if item.state == "queued":
+                    item.state = "withdrawn"
+                    raise IntakeUnavailable(f"intake is stalled ({self.status}); not stored") from None
+        try:  # its commit is under way: the answer must say how it ended
+            return await asyncio.wait_for(asyncio.shield(item.future), self.outcome_timeout)
+        except TimeoutError:
+            raise IntakeUnavailable("the database did not confirm the commit in time; it may be stored: retry "
+                                    "with the same Idempotency-Key") from None
 
     async def submit_report(self, row: dict[str, Any]) -> tuple[str, Any, bool]:
         """Store one report and its acknowledgment row; returns (reference, received_at, duplicate)."""
@@ -89,14 +131,36 @@ class IntakeWriter(QueueThread):
     async def submit_scada(self, row: dict[str, Any]) -> int:
         return await self._submit("scada", [row])
 
+    @property
+    def status(self) -> str:
+        """``ok``, ``stopped`` or ``degraded: why`` (for /health)."""
+        if self._thread is None or not self._thread.is_alive():
+            return "stopped"
+        now = time.monotonic()
+        if self._failing is not None:
+            since, what = self._failing
+            return f"degraded: commits failing for {now - since:.0f} s ({what})"
+        busy = self._busy_since
+        if busy is not None and now - busy > self.STALL_S:
+            return f"degraded: a commit has waited {now - busy:.0f} s for the database"
+        return "ok"
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stopping = True
+        super().stop(timeout)
+
     # -- the writer thread --------------------------------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=1.0 if self._failing else None)
+            except queue.Empty:
+                self._probe()  # idle after a failure: find out whether the database is back
+                continue
             if first is None:
                 return
-            batch = [first]
+            raw = [first]
             count = len(first.rows)
             while count < self.batch_max:
                 try:
@@ -106,26 +170,34 @@ class IntakeWriter(QueueThread):
                 if nxt is None:
                     self._queue.put(None)  # finish this batch, then stop
                     break
-                batch.append(nxt)
+                raw.append(nxt)
                 count += len(nxt.rows)
-            self._write(batch)
+            with self._claim:
+                batch = [item for item in raw if item.state == "queued"]
+                for item in batch:
+                    item.state = "writing"
+            if not batch:
+                continue
+            self._busy_since = time.monotonic()
+            try:
+                self._write(batch)
+            except Exception as exc:  # noqa: BLE001 - a bug here must not stop intake: fail the batch, go on
+                log.exception("intake writer step failed")
+                for item in batch:
+                    item.result = IntakeUnavailable(f"not stored: {type(exc).__name__}")
+                    item.loop.call_soon_threadsafe(_resolve, item)
+            finally:
+                self._busy_since = None
 
     def _write(self, batch: list[_Item]) -> None:
-        try:
-            committed = self._commit(batch)
-        except IntegrityError:
-            # A constraint the insert does not skip (a reference collision, a bad foreign key): isolate the items
+        committed, exc = self._attempt(batch)
+        if exc is not None and len(batch) > 1 and not _connection_problem(exc):
+            # A row the database refuses (a NUL byte, a reference collision, a bad foreign key): isolate the items
             # so the others still succeed.
             committed = []
             for item in batch:
-                try:
-                    committed += self._commit([item])
-                except Exception as exc:  # noqa: BLE001 - the request gets the error, the writer lives on
-                    item.result = exc
-        except Exception as exc:  # noqa: BLE001 - e.g. database down: every waiting request gets a 503
-            log.exception("intake commit failed")
-            for item in batch:
-                item.result = exc
+                done, _ = self._attempt([item])
+                committed += done
         for item in batch:
             item.loop.call_soon_threadsafe(_resolve, item)
         if committed and self.on_committed is not None:
@@ -134,10 +206,51 @@ class IntakeWriter(QueueThread):
             except Exception:  # noqa: BLE001 - stored is what matters; the engine catches up on restart
                 log.exception("handing committed intake to the engine failed")
 
-    def _commit(self, batch: list[_Item]) -> list[Committed]:
+    def _attempt(self, batch: list[_Item]) -> tuple[list[Committed], BaseException | None]:
+        """Commit ``batch``; on failure give each item its refusal. Returns what committed and the error."""
+        out: list[Committed] = []
+        phase = ["insert"]
+        try:
+            self._commit(batch, out, phase)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an answer; the writer lives on
+            stored = self._verify(batch, out) if phase[0] == "commit" else False
+            if stored:
+                log.warning("intake commit reported %s but the rows are stored", type(exc).__name__)
+                self._committed(batch)
+                return out, None
+            self._failed(exc)
+            refusal = _refusal(exc, unknown=stored is None)
+            for item in batch:
+                item.result = refusal
+            return [], exc
+        self._committed(batch)
+        return out, None
+
+    def _committed(self, batch: list[_Item]) -> None:
+        self.commits += 1
+        self.rows += sum(len(item.rows) for item in batch)
+        self._failing = None
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        log.warning("intake commit failed: %s", _short(exc))
+        if _connection_problem(exc) and self._failing is None:
+            self._failing = (time.monotonic(), _short(exc))
+
+    def _probe(self) -> None:
+        try:
+            with self.db.write() as session, session.begin():
+                session.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - still down: stay degraded, try again in a second
+            log.debug("intake database probe failed: %s", _short(exc))
+            return
+        log.warning("intake database reachable again")
+        self._failing = None
+
+    def _commit(self, batch: list[_Item], out: list[Committed], phase: list[str]) -> None:
         now = utcnow()
-        with self.db.write() as session, session.begin():
-            out: list[Committed] = []
+        with self.db.write() as session:
+            session.begin()
             ids = self._store_reports(session, [item for item in batch if item.kind == "report"], now)
             if ids:
                 out.append(Committed("report", ids))
@@ -150,9 +263,22 @@ class IntakeWriter(QueueThread):
                     ids = _insert_ids(session, ScadaMessage, [{**r, "received_at": now} for r in item.rows])
                     item.result = ids[0]
                     out.append(Committed("scada", ids))
-        self.commits += 1
-        self.rows += sum(len(item.rows) for item in batch)
-        return out
+            phase[0] = "commit"  # from here a failure is ambiguous: the commit may have reached the disk
+            session.commit()
+
+    def _verify(self, batch: list[_Item], out: list[Committed]) -> bool | None:
+        """After a failed COMMIT: did it happen? Looks for the batch's new reports by id (a transaction commits
+        whole). True or False, or None when the database cannot say (or the batch stored no new report)."""
+        ids = [i for c in out if c.kind == "report" for i in c.ids]
+        if not ids:
+            return None
+        for _ in range(3):  # the connection is gone; a new one usually comes up at once
+            try:
+                with self.db.read() as session:
+                    return session.scalar(select(Report.id).where(Report.id == ids[0])) is not None
+            except Exception:  # noqa: BLE001 - still unreachable
+                time.sleep(0.5)
+        return None
 
     def _store_reports(self, session, reports: list[_Item], now) -> list[int]:
         """Insert the reports and their acknowledgment rows; returns the new report ids. A repeated idempotency key
@@ -250,3 +376,24 @@ def _resolve(item: _Item) -> None:
         item.future.set_exception(item.result)
     else:
         item.future.set_result(item.result)
+
+
+def _connection_problem(exc: BaseException) -> bool:
+    """The database (not a row) failed: a lost connection, a lock not granted, a server shutting down."""
+    return (isinstance(exc, (OperationalError, InterfaceError))
+            or (isinstance(exc, DBAPIError) and exc.connection_invalidated))
+
+
+def _refusal(exc: BaseException, unknown: bool) -> ApiError:
+    if unknown:
+        return IntakeUnavailable("the commit failed and the database cannot yet say whether it happened; retry "
+                                 "with the same Idempotency-Key")
+    if isinstance(exc, DataError):  # the row itself is unstorable (a NUL byte on PostgreSQL): retrying is futile
+        return ApiError(422, "invalid", f"the database refused a value in this request: {_short(exc)}")
+    return IntakeUnavailable(f"not stored ({_short(exc)}); please retry")
+
+
+def _short(exc: BaseException) -> str:
+    """The driver's first line, without SQL or parameters (which may hold personal data)."""
+    orig = getattr(exc, "orig", None) or exc
+    return f"{type(orig).__name__}: {str(orig).splitlines()[0][:160] if str(orig) else ''}".rstrip(": ")

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.errors import ApiError
 from api.service.actions import DispatchActions
@@ -65,6 +66,9 @@ class LiveEngine(DispatchActions, QueueThread):
         self.directory: Directory | None = None
         self.engine = None
         self.status = "stopped"
+        self.role = "single"  # with hot standby: "leader" or "standby" (see api.service.standby)
+        self.election = None
+        self._seen_max = {"meter": 0, "scada": 0}  # highest ids consumed: the leader's poll window
         self.plan_mode = settings.plan_mode
         self.rules_name = "normal"
         self._lock = threading.RLock()
@@ -72,7 +76,9 @@ class LiveEngine(DispatchActions, QueueThread):
         self._first_dirty: float | None = None
         self._last_dirty: float | None = None
         self.replanner = None
-        self.stats = {"processed": 0, "replans": 0, "batches": 0}
+        self.stats = {"processed": 0, "replans": 0, "batches": 0, "resyncs": 0}
+        self._resync_at: float | None = None  # monotonic time of the next resync attempt; None: in sync
+        self._resync_failures = 0
 
     # ================================================================ lifecycle
     def start(self, network=None) -> None:
@@ -84,13 +90,16 @@ class LiveEngine(DispatchActions, QueueThread):
         if network is not None and self.settings.engine_enabled:
             with self._lock:
                 self._load(network)
-                self._rebuild()
+                if self._elect():
+                    self._rebuild()
         else:
             self.status = "off: no territory loaded" if self.settings.engine_enabled else "off: disabled"
         super().start()
 
-    def stop(self) -> None:
-        super().stop()
+    def stop(self, timeout: float = 30.0) -> None:
+        super().stop(timeout)
+        if self.election is not None:
+            self.election.stop()  # after the loop: the lock goes only once this process has stopped writing
         if self.replanner is not None:
             self.replanner.close()
 
@@ -112,18 +121,27 @@ class LiveEngine(DispatchActions, QueueThread):
         if self.replanner is not None:
             self.replanner.close()
         self.replanner = Replanner(self)
-        self.status = "running"
+        if self._resync_at is None:  # a resync says "running" only once it has caught up
+            self.status = "running"
 
     def _run(self) -> None:
         next_tick = time.monotonic() + 1.0
         while True:
-            timeout = max(0.05, min(next_tick, self._replan_due() or next_tick) - time.monotonic())
+            wake = min(next_tick, self._replan_due() or next_tick, self._resync_at or next_tick)
+            timeout = max(0.05, wake - time.monotonic())
             try:
                 first = self._queue.get(timeout=timeout)
             except queue.Empty:
                 first = []
             if first is None:
                 return
+            if self._resync_at is not None:
+                if time.monotonic() < self._resync_at:
+                    continue  # committed intake waits in the database; the resync reads it from there
+                self._resync()
+                continue
+            if self.role == "standby":
+                continue  # the leader takes committed intake from the database
             batch = list(first)
             stop = False
             while True:  # drain: everything queued becomes one engine pass and one transaction
@@ -141,15 +159,90 @@ class LiveEngine(DispatchActions, QueueThread):
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + 1.0
                     if self.engine is not None:
+                        if self.role == "leader":  # what the other processes committed
+                            self._catch_up(window=10_000)
                         self._tick()
                 due = self._replan_due()
                 if due is not None and time.monotonic() >= due:
-                    self.replan()
-            except Exception:  # noqa: BLE001 - the loop must survive; the journal makes a restart exact
+                    try:
+                        self.replan()
+                    except Exception:  # noqa: BLE001 - a plan changes no engine state: try again later
+                        log.exception("re-planning failed; retrying after the debounce")
+                        self._dirty()
+            except Exception as exc:  # noqa: BLE001 - the loop must survive; the journal makes a resync exact
                 log.exception("live loop step failed")
-                self.status = "degraded: an update failed (see log); restart to resynchronise"
+                self.need_resync(exc)
             if stop:
                 return
+
+    # ================================================================ resynchronising after a failed write
+    def need_resync(self, exc: BaseException | None = None) -> None:
+        """The engine's memory may now differ from the database (its write failed after the engine moved on):
+        rebuild it from the database as soon as the database answers. Safe from any thread."""
+        if self.network is None or self.role == "standby":
+            return
+        self.status = f"degraded: resynchronising after {type(exc).__name__ if exc else 'a failed write'}"
+        if self._resync_at is None:
+            self._resync_at = time.monotonic()
+            self._queue.put([])  # wake the loop
+
+    def _resync(self) -> None:
+        try:
+            with self._lock:
+                self._load(self.network)
+                self._rebuild()
+        except Exception as exc:  # noqa: BLE001 - the database is still away: back off, try again
+            self._resync_failures += 1
+            delay = min(5.0, 0.5 * 2 ** self._resync_failures)
+            log.warning("engine resync failed (%s); next try in %.1f s", type(exc).__name__, delay)
+            self.status = f"degraded: resynchronising (attempt {self._resync_failures} failed: {type(exc).__name__})"
+            self._resync_at = time.monotonic() + delay
+            return
+        log.warning("engine resynchronised from the database after %d failed attempts", self._resync_failures)
+        self._resync_at, self._resync_failures = None, 0
+        self.status = "running"
+        self.stats["resyncs"] += 1
+
+    # ================================================================ hot standby
+    def _elect(self) -> bool:
+        """With ``standby`` on PostgreSQL: take the leader lock if free, else follow. True: run the engine."""
+        if not self.settings.standby:
+            return True
+        if self.db.is_sqlite:
+            log.warning("standby needs PostgreSQL (an advisory lock); running as the only process")
+            return True
+        from api.service.standby import LeaderElection
+
+        s = self.settings
+        self.election = LeaderElection(self.db.url, s.leader_lock_key, s.leader_poll_s, self._elected,
+                                       self._deposed)
+        leader = self.election.try_once()
+        self.role = "leader" if leader else "standby"
+        if not leader:
+            self.status = "standby: following the leader"
+        self.election.start()
+        return leader
+
+    def _elected(self) -> None:
+        self.role = "leader"
+        self.need_resync()  # rebuild from the journal the old leader wrote, then take the pending intake
+
+    def _deposed(self) -> None:
+        self.role = "standby"
+        self._resync_at = None
+        self.status = "standby: following the leader (lost the lock)"
+
+    def _check_leader(self) -> None:
+        if self.role == "standby":
+            raise ApiError(503, "unavailable", "this process is the standby; the leader runs dispatch and plans")
+
+    def act_many(self, *args, **kwargs):
+        self._check_leader()
+        try:
+            return super().act_many(*args, **kwargs)
+        except SQLAlchemyError as exc:  # the engine applied the action but the database has not: rebuild
+            self.need_resync(exc)
+            raise ApiError(503, "unavailable", "the database did not take the action; please retry") from exc
 
     # ================================================================ intake -> engine
     def _process(self, batch: list[Committed]) -> None:
@@ -198,6 +291,9 @@ class LiveEngine(DispatchActions, QueueThread):
             _mark_processed(session, ScadaMessage, [s.id for s in scada], now)
             messages = self._persist_events(session, changes, now)
         self.stats["processed"] += len(reports) + len(meters) + len(scada)
+        for kind, rows in (("meter", meters), ("scada", scada)):
+            if rows:
+                self._seen_max[kind] = max(self._seen_max[kind], max(r.id for r in rows))
         self.stats["batches"] += 1
         if changes:
             self._dirty()
@@ -352,23 +448,33 @@ class LiveEngine(DispatchActions, QueueThread):
         self._hist_n = {eid: len(self.engine.event(eid).history) for eid in ids}
         with self.db.write() as session, session.begin():
             self._write_events(session, ids, now)
-        pending = 0
-        while True:
-            with self.db.read() as session:
-                reports = session.scalars(select(Report).where(Report.processed_at.is_(None))
-                                          .order_by(Report.id).limit(5000)).all()
-                meters = session.scalars(select(MeterMessage).where(MeterMessage.processed_at.is_(None))
-                                         .order_by(MeterMessage.id).limit(5000)).all()
-                scada = session.scalars(select(ScadaMessage).where(ScadaMessage.processed_at.is_(None))
-                                        .order_by(ScadaMessage.id).limit(5000)).all()
-            if not (reports or meters or scada):
-                break
-            self._consume(list(reports), list(meters), list(scada), publish=True)  # ORM rows read the same
-            pending += len(reports) + len(meters) + len(scada)
+        pending = self._catch_up()
         log.info("engine rebuilt: %d journal entries replayed, %d pending inputs processed, %d events, %.1f s",
                  replayed, pending, len(ids), time.monotonic() - started)
         self.rebuild_stats = {"replayed": replayed, "pending": pending, "events": len(ids),
                               "seconds": time.monotonic() - started}
+
+    def _catch_up(self, window: int | None = None) -> int:
+        """Process every stored-but-unprocessed input; returns how many. ``window``: look at meter and SCADA ids
+        within this many of the highest consumed (those tables have no index on ``processed_at``; the leader
+        polls each second for what other processes committed, and a restart scans them whole)."""
+        pending = 0
+        while True:
+            floor = {k: (v - window if window else 0) for k, v in self._seen_max.items()}
+            with self.db.read() as session:
+                reports = session.scalars(select(Report).where(Report.processed_at.is_(None))
+                                          .order_by(Report.id).limit(5000)).all()
+                meters = session.scalars(select(MeterMessage).where(MeterMessage.processed_at.is_(None),
+                                                                    MeterMessage.id > floor["meter"])
+                                         .order_by(MeterMessage.id).limit(5000)).all()
+                scada = session.scalars(select(ScadaMessage).where(ScadaMessage.processed_at.is_(None),
+                                                                   ScadaMessage.id > floor["scada"])
+                                        .order_by(ScadaMessage.id).limit(5000)).all()
+            if not (reports or meters or scada):
+                return pending
+            with self._lock:
+                self._consume(list(reports), list(meters), list(scada), publish=True)  # ORM rows read the same
+            pending += len(reports) + len(meters) + len(scada)
 
     def _replay(self, session, chunk: list[JournalEntry]) -> None:
         from outage.reports import AmiEvent, ScadaEvent
@@ -417,6 +523,7 @@ class LiveEngine(DispatchActions, QueueThread):
         return self.replanner.run()
 
     def accept_plan(self, plan_id: int, actor: str) -> list[Assignment]:
+        self._check_leader()
         if self.replanner is None:
             raise ApiError(503, "unavailable", "no territory is loaded; nothing to plan")
         return self.replanner.accept(plan_id, actor)
@@ -436,6 +543,7 @@ class LiveEngine(DispatchActions, QueueThread):
         return {"plan_mode": self.plan_mode, "rules": self.rules_name}
 
     def update_settings(self, changes: dict[str, str], actor: str) -> dict[str, str]:
+        self._check_leader()
         with self._lock:
             if "rules" in changes and self.engine is not None:
                 try:
@@ -455,6 +563,7 @@ class LiveEngine(DispatchActions, QueueThread):
         """Load a new territory. Allowed only while no event is open: events refer to the old network's devices."""
         from gis.validate import validate
 
+        self._check_leader()
         problems = validate(network)
         if problems:
             raise ApiError(422, "invalid", "territory not valid: " + "; ".join(problems[:5]),

@@ -51,7 +51,8 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
     db = Database(settings.database_url)
     broker = Broker()
     live = LiveEngine(settings, db, broker)
-    writer = IntakeWriter(db, batch_max=settings.intake_batch_max, on_committed=live.submit)
+    writer = IntakeWriter(db, batch_max=settings.intake_batch_max, on_committed=live.submit,
+                          request_timeout=settings.intake_request_timeout_s)
     state = ServiceState(settings, db, TokenCache(), RateLimiter(), broker, live, writer)
 
     @asynccontextmanager
@@ -61,8 +62,10 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
         try:
             yield
         finally:
-            writer.stop()
-            live.stop()
+            # Bounded: a writer stuck on a held lock must not keep SIGTERM from ending the process (its threads
+            # are daemons; whatever it had not committed was never acknowledged).
+            writer.stop(timeout=2.0)
+            live.stop(timeout=2.0)
             db.dispose()
 
     app = FastAPI(title="OMS — outage management and crew dispatch", version="0.1.0", lifespan=lifespan,

@@ -355,5 +355,9 @@ class SettingsOut(BaseModel):
 class Health(BaseModel):
     status: str
     database: str
+    #: the intake writer: ``ok``, ``stopped`` or ``degraded: why``
+    writer: str = "ok"
     engine: str
+    #: ``single``, or with hot standby ``leader`` (runs the engine) / ``standby``
+    role: str = "single"
     pending_reports: int

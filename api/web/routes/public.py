@@ -97,8 +97,13 @@ def report_status(reference: Annotated[str, Path(max_length=24)], request: Reque
         return ReportStatus(reference=report.reference, received_at=report.received_at, status=status, event=event)
 
 
-@router.get("/health", response_model=Health, summary="Liveness and backlog")
-def health(request: Request) -> Health:
+@router.get("/health", response_model=Health, summary="Liveness and backlog",
+            responses={503: {"model": Health, "description": "degraded: same body; a load balancer takes the "
+                                                             "process out (or, with ?leader=1, it is not the leader)"}})
+def health(request: Request, leader: bool = False) -> Response:
+    """200 when the database answers, the intake writer commits and the engine is in sync (or deliberately off,
+    or a standby); 503 with the same body otherwise. ``?leader=1``: 503 unless this process runs the engine (for a
+    load balancer's pool of dispatcher traffic)."""
     state = request.app.state.oms
     try:
         with state.db.read() as session:
@@ -106,5 +111,9 @@ def health(request: Request) -> Health:
         database = "ok"
     except Exception:  # noqa: BLE001 - health must answer even when the database does not
         pending, database = -1, "unreachable"
-    return Health(status="ok" if database == "ok" else "degraded", database=database,
-                  engine=state.live.status, pending_reports=pending or 0)
+    writer, engine, role = state.writer.status, state.live.status, state.live.role
+    ok = database == "ok" and writer == "ok" and not engine.startswith("degraded") and engine != "stopped"
+    body = Health(status="ok" if ok else "degraded", database=database, writer=writer, engine=engine, role=role,
+                  pending_reports=pending or 0)
+    return Response(body.model_dump_json(), status_code=200 if ok and (role != "standby" or not leader) else 503,
+                    media_type="application/json")
