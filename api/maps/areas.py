@@ -26,7 +26,13 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from api.maps.aggregation import M_PER_DEG_LAT, M_PER_DEG_LON_EQUATOR, AreaPartition, merge_small_units
+from api.maps.aggregation import (
+    M_PER_DEG_LAT,
+    M_PER_DEG_LON_EQUATOR,
+    AreaPartition,
+    checked_service_points,
+    merge_small_units,
+)
 from gis.network import Network
 
 ADDRESS_PLACE = re.compile(r",\s*(\d{4,5})\s+(.+?)\s*$")
@@ -70,17 +76,7 @@ def place_column(sp: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def named_areas(network: Network, cell_m: float = 500.0, min_customers: int = 10) -> NamedAreas:
     """Places and fine areas of the territory (see the module docstring)."""
-    if cell_m <= 0:
-        raise ValueError(f"cell_m must be positive, got {cell_m}")
-    if min_customers < 1:
-        raise ValueError(f"min_customers must be at least 1, got {min_customers}")
-    sp = network.service_points
-    if len(sp) == 0:
-        raise ValueError("the network has no service points: there is nothing to aggregate")
-    geom = sp.geometry
-    if geom.isna().any() or geom.is_empty.any():
-        missing = sp.loc[geom.isna() | geom.is_empty, "sp_id"].iloc[0]
-        raise ValueError(f"service point {missing!r} has no location; the public map needs every one placed")
+    sp, geom = checked_service_points(network, cell_m, min_customers)
     lon, lat = geom.x.to_numpy(), geom.y.to_numpy()
     customers = sp["customers"].to_numpy(dtype=np.int64)
     place, postcode = place_column(sp)
