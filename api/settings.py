@@ -86,3 +86,14 @@ class Settings(BaseSettings):
     # ---- sessions
     #: API tokens expire this many days after they are issued (0: never; not recommended).
     token_ttl_days: float = Field(90.0, ge=0.0)
+
+    # ---- the public outage map: who members are dealing with, and how to reach them
+    #: The utility's name as members know it (page title, contact line).
+    utility_name: str = "Your electric cooperative"
+    #: Phone number for outages and emergencies, shown on the public map ("" hides the line).
+    utility_phone: str = ""
+    #: Where members sign up for outage alerts (text/e-mail), linked from the public map ("" hides the link).
+    alerts_url: str = ""
+    #: A tile server for the public map's basemap (``{z}/{x}/{y}`` URL); empty: the territory's own OSM layers.
+    basemap_tile_url: str = ""
+    basemap_tile_attribution: str = ""

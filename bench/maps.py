@@ -4,7 +4,9 @@ Builds the bundled sample territory, puts ``--events`` (default 10,000) active o
 device from single services to feeder breakers, nested, with crews and routes — and times the snapshot publisher:
 the first publish (pages, roads, network, assets and live GeoJSON) and a regeneration after a change (what runs
 every N seconds during a storm). Goals: regeneration for 10,000 events under 2 s, and public HTML + GeoJSON under
-5 MB. ``--json`` prints one JSON object.
+5 MB; also the public GeoJSON gzip-compressed (as served), the offline basemap's size, and address search
+latency (p50/p99) on the sample territory and on ``--search-customers`` (default 1,000,000) synthetic addresses
+(goal p99 under 50 ms). ``--json`` prints one JSON object.
 
     .venv/bin/python bench/maps.py [--events 10000] [--crews 60] [--json]
 """
@@ -12,6 +14,7 @@ every N seconds during a storm). Goals: regeneration for 10,000 events under 2 s
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 import tempfile
@@ -25,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.maps import MapCrew, MapData, MapEvent, MapOptions, MapState, SnapshotPublisher  # noqa: E402
+from api.maps.search import AddressIndex  # noqa: E402
 from data.sample import sample_territory  # noqa: E402
 
 TIER_OF_KIND = {"breaker": 3, "recloser": 3, "sectionalizer": 3, "fuse": 3, "switch": 3, "transformer": 4}
@@ -74,7 +78,36 @@ def storm(data: MapData, n_events: int, n_crews: int, seed: int, now: datetime) 
     return MapState(events=tuple(events), crews=tuple(crews), updated_at=now, version=1)
 
 
-def run(n_events: int, n_crews: int, seed: int) -> dict:
+def search_latency(index: AddressIndex, queries: list[str]) -> tuple[float, float]:
+    """(p50, p99) milliseconds of ``index.search`` over ``queries``."""
+    times = []
+    for q in queries:
+        t0 = time.perf_counter()
+        index.search(q)
+        times.append((time.perf_counter() - t0) * 1000)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 99))
+
+
+def big_search(n: int, seed: int) -> dict:
+    """An index over ``n`` synthetic addresses (5,000 streets in 500 places) and typo'd queries against it."""
+    rng = np.random.default_rng(seed)
+    streets = [f"{a}{b}straße" for a in ("Linden", "Birken", "Eichen", "Kirch", "Schul", "Berg", "Bach", "Wald",
+                                         "Garten", "Mühl") for b in ("", "weg", "gasse", "ring", "hof")]
+    st = rng.integers(0, len(streets), n)
+    pl = rng.integers(0, 500, n)
+    addresses = [f"{streets[s]} {k % 200 + 1}, 9{p:04d} Ort{p}" for k, (s, p) in enumerate(zip(st, pl, strict=True))]
+    t0 = time.perf_counter()
+    index = AddressIndex(addresses, np.arange(n) % 5000, np.arange(5000) % 500, [f"Ort{i}" for i in range(500)])
+    build = time.perf_counter() - t0
+    queries = [f"{streets[int(s)][:-2]}se {int(rng.integers(1, 300))} ort{int(p)}"  # typo + no postcode
+               for s, p in zip(rng.integers(0, len(streets), 300), rng.integers(0, 500, 300), strict=True)]
+    p50, p99 = search_latency(index, queries)
+    return {"search_big_customers": n, "search_big_streets": len(index), "search_big_build_s": round(build, 2),
+            "search_big_p50_ms": round(p50, 2), "search_big_p99_ms": round(p99, 2),
+            "goal_search_p99_under_50ms": p99 < 50}
+
+
+def run(n_events: int, n_crews: int, seed: int, search_customers: int = 1_000_000) -> dict:
     t0 = time.perf_counter()
     network = sample_territory()
     t_territory = time.perf_counter() - t0
@@ -99,6 +132,13 @@ def run(n_events: int, n_crews: int, seed: int) -> dict:
     public = size["public.html"] + size["public.geojson"]
     dispatcher = size["dispatcher.html"] + size["dispatcher.geojson"] + size["network.geojson"]
     fc = data.public_collection(changed)
+    public_body = json.dumps(fc, separators=(",", ":")).encode()
+    t0 = time.perf_counter()
+    public_gz = len(gzip.compress(public_body, 6))
+    t_gzip = time.perf_counter() - t0
+    basemap = data.basemap_body()
+    sample_addresses = network.service_points["address"].sample(300, random_state=seed, replace=True).tolist()
+    s50, s99 = search_latency(data.search_index(), [a.split(",")[0].lower().replace("ß", "ss") for a in sample_addresses])
     return {
         "events": n_events, "crews": n_crews,
         "service_points": int(len(network.service_points)), "customers": int(network.service_points["customers"].sum()),
@@ -112,8 +152,13 @@ def run(n_events: int, n_crews: int, seed: int) -> dict:
         "dispatcher_geojson_bytes": size["dispatcher.geojson"], "network_geojson_bytes": size["network.geojson"],
         "dispatcher_total_mb": round(dispatcher / 1e6, 3),
         "roads_geojson_mb": round(size["roads.geojson"] / 1e6, 3), "assets_mb": round(assets / 1e6, 3),
+        "public_places": int(data.areas.places.n_areas),
+        "public_geojson_gzip_bytes": public_gz, "public_gzip_s": round(t_gzip, 3),
+        "basemap_bytes": len(basemap), "basemap_gzip_bytes": len(gzip.compress(basemap, 6)),
+        "search_sample_p50_ms": round(s50, 2), "search_sample_p99_ms": round(s99, 2),
         "goal_regenerate_under_2s": t_regen < 2.0, "goal_public_under_5mb": public < 5e6,
         "goal_dispatcher_under_5mb": dispatcher < 5e6,
+        **(big_search(search_customers, seed) if search_customers else {}),
     }
 
 
@@ -122,9 +167,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--crews", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--search-customers", type=int, default=1_000_000,
+                        help="synthetic addresses for the search benchmark (0: skip)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    result = run(args.events, args.crews, args.seed)
+    result = run(args.events, args.crews, args.seed, args.search_customers)
     if args.json:
         print(json.dumps(result))
         return

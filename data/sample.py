@@ -14,10 +14,13 @@ seeded, reviewable rules, in a few seconds, so nothing but this code and the ext
    of the feeder's customers (three-phase); every lateral leaving the backbone starts with a fuse (single-phase);
    a recloser sits where the backbone's downstream load first drops below half; closed sectionalizing switches
    split long backbones; normally-open tie switches close the shortest road gap between neighbouring feeders.
-5. People: German names, addresses from the building's ``addr:*`` tags or the nearest named street plus the
-   nearest village, phones in the 0921 area, accounts and meters; customer classes from building tags; critical
+5. People: German names; addresses from the building's ``addr:*`` tags, else the OSM address point inside or
+   next to it, else the nearest named street plus the nearest village; ``place`` (the village or hamlet people
+   say they live in) and ``postcode`` columns for the public map's areas and address search; phones in the 0921 area, accounts and meters; customer classes from building tags; critical
    sites (OSM fire stations as emergency services, 2 hospitals, schools, water plants, telecom) and ~0.5%
-   life-support customers. Postcodes are approximate and people are fictitious.
+   life-support customers. Postcodes come from OSM where tagged, else are approximate; people are fictitious.
+6. Basemap: the extract's places, named streets, buildings and addresses (:func:`gis.basemap.read_osm_basemap`)
+   travel with the network as ``network.basemap`` so the public map is labelled with no tile server.
 
 Roads, building positions, street names and village names are real OSM data; the utility itself (every segment
 and service point) is generated and marked ``synthesized``.
@@ -34,6 +37,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 from shapely import points
 
+from gis.basemap import Basemap, read_osm_basemap
 from gis.network import Network
 from gis.roads import drivable, load_osm, road_tables
 
@@ -92,6 +96,7 @@ def sample_territory(seed: int = 1, osm_path: str | Path = OSM_PATH) -> Network:
     places = _places(raw)
     houses = _buildings(raw)
     del raw
+    basemap = read_osm_basemap(osm_path)
 
     lon0, lat0 = float(road_nodes.geometry.x.mean()), float(road_nodes.geometry.y.mean())
     proj = _projector(lon0, lat0)
@@ -119,7 +124,7 @@ def sample_territory(seed: int = 1, osm_path: str | Path = OSM_PATH) -> Network:
     _, house_site = cKDTree(rxy[sites]).query(hxy)
     houses["site"] = sites[house_site]
 
-    houses = _people(houses, rng, places, road_edges, rxy, proj)
+    houses = _people(houses, rng, places, road_edges, rxy, proj, basemap)
     site_customers = np.bincount(houses["site"], weights=houses["customers"], minlength=len(rxy))
 
     # substations: road junctions near the two clusters of houses, the first one with >= 3 substantial branches
@@ -128,7 +133,9 @@ def sample_territory(seed: int = 1, osm_path: str | Path = OSM_PATH) -> Network:
     tree = _Tree(pred, roots, sites, site_customers, roads.length)
 
     names = [_nearest_place(places, proj, rxy[r]) for r in roots]
-    return _assemble(road_nodes, road_edges, roads, rxy, tree, houses, names, rng, proj, places)
+    net = _assemble(road_nodes, road_edges, roads, rxy, tree, houses, names, rng, proj, places)
+    net.basemap = basemap  # public OSM layers for the maps (not a network table: nothing electrical about it)
+    return net
 
 
 # -- OSM extraction ------------------------------------------------------------------------------------------
@@ -295,7 +302,7 @@ class _Tree:
 # -- people ----------------------------------------------------------------------------------------------------
 
 
-def _people(houses: pd.DataFrame, rng, places, road_edges, rxy, proj) -> pd.DataFrame:
+def _people(houses: pd.DataFrame, rng, places, road_edges, rxy, proj, basemap: Basemap) -> pd.DataFrame:
     """Customer class, customers, names, addresses, phones, accounts and meters for each house."""
     n = len(houses)
     amenity = houses["amenity"].fillna("")
@@ -385,7 +392,8 @@ def _people(houses: pd.DataFrame, rng, places, road_edges, rxy, proj) -> pd.Data
     houses = houses.assign(
         customer_class=cls, customers=customers, critical_kind=critical, name=label, village=village
     )
-    houses["address"] = _addresses(houses, hxy, road_edges, proj)
+    houses = _address_points(houses, hxy, basemap, proj)
+    houses["address"], houses["postcode"] = _addresses(houses, hxy, road_edges, proj)
     k = np.arange(n)
     houses["account"] = [f"40{x:08d}" for x in rng.permutation(n) * 7 + 1_000_003]
     houses["meter"] = [f"1EMH{x:010d}" for x in k * 13 + 4_500_000]
@@ -405,9 +413,36 @@ def _postcode(lon: float, lat: float) -> str:
     return "95463" if lat >= 49.99 else "95445"
 
 
-def _addresses(houses: pd.DataFrame, hxy, road_edges, proj) -> list[str]:
-    """``Street Number, Postcode Village``: OSM ``addr:*`` tags when present, else the nearest named street within
-    120 m (or the village name, as hamlets are addressed) and the next free house number on that street."""
+def _address_points(houses: pd.DataFrame, hxy, basemap: Basemap, proj, max_m: float = 25.0) -> pd.DataFrame:
+    """Houses without ``addr:*`` tags take the nearest unused OSM address point within ``max_m`` (German mappers
+    often put the address on a node inside the outline); tagged postcodes come along."""
+    houses = houses.assign(osm_postcode=None)
+    points_ = [a for a in basemap.addresses]
+    if not points_:
+        return houses
+    axy = proj([a["lon"] for a in points_], [a["lat"] for a in points_])
+    taken = {(s, n) for s, n in zip(houses["street"], houses["housenumber"], strict=True) if isinstance(n, str)}
+    street = houses["street"].astype(object).to_numpy().copy()
+    number = houses["housenumber"].astype(object).to_numpy().copy()
+    postcode = houses["osm_postcode"].to_numpy().copy()
+    d, h = cKDTree(hxy).query(axy)
+    for k in np.argsort(d, kind="stable"):  # closest pairs first; each house and each address once
+        a, i = points_[k], int(h[k])
+        key = (a["street"], a["housenumber"])
+        if d[k] > max_m:
+            break
+        if key in taken and not (street[i] == a["street"] and number[i] == a["housenumber"]):
+            continue
+        if isinstance(number[i], str) and (street[i], number[i]) != key:
+            continue
+        street[i], number[i], postcode[i] = a["street"], a["housenumber"], a["postcode"] or None
+        taken.add(key)
+    return houses.assign(street=street, housenumber=number, osm_postcode=postcode)
+
+
+def _addresses(houses: pd.DataFrame, hxy, road_edges, proj) -> tuple[list[str], list[str]]:
+    """``Street Number, Postcode Village`` and the postcode: OSM ``addr:*`` when present, else the nearest named
+    street within 120 m (or the village name, as hamlets are addressed) and the next free house number there."""
     named = road_edges.loc[road_edges["name"] != ""]
     ends = named.geometry.get_coordinates(index_parts=False)
     mid = ends.groupby(level=0).mean()  # the mean of an edge's vertices: good enough to find the street
@@ -430,12 +465,14 @@ def _addresses(houses: pd.DataFrame, hxy, road_edges, proj) -> list[str]:
             k += 1
         number[i] = str(k)
         taken.add(str(k))
-    return [
-        f"{s} {no}, {_postcode(lo, la)} {v}"
-        for s, no, lo, la, v in zip(
-            street, number, houses["lon"], houses["lat"], houses["village"], strict=True
-        )
+    postcode = [
+        pc if isinstance(pc, str) and pc else _postcode(lo, la)
+        for pc, lo, la in zip(houses["osm_postcode"], houses["lon"], houses["lat"], strict=True)
     ]
+    addresses = [
+        f"{s} {no}, {pc} {v}" for s, no, pc, v in zip(street, number, postcode, houses["village"], strict=True)
+    ]
+    return addresses, postcode
 
 
 # -- the electrical network ----------------------------------------------------------------------------------
@@ -593,6 +630,8 @@ def _assemble(
             "account": houses["account"],
             "meter": houses["meter"],
             "address": houses["address"],
+            "place": houses["village"],  # the village or hamlet: the public map's named areas
+            "postcode": houses["postcode"],
             "phone": houses["phone"],
             "customers": houses["customers"],
             "customer_class": houses["customer_class"],

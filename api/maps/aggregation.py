@@ -65,8 +65,8 @@ class AreaPartition:
         return int(np.argmin(d))
 
 
-def partition_areas(network: Network, cell_m: float = 1000.0, min_customers: int = 10) -> AreaPartition:
-    """Cut the territory's service points into grid-cell areas of at least ``min_customers`` customers each."""
+def checked_service_points(network: Network, cell_m: float, min_customers: int):
+    """(service points, their geometry) after checking the partition's inputs; ValueError names the problem."""
     if cell_m <= 0:
         raise ValueError(f"cell_m must be positive, got {cell_m}")
     if min_customers < 1:
@@ -78,6 +78,12 @@ def partition_areas(network: Network, cell_m: float = 1000.0, min_customers: int
     if geom.isna().any() or geom.is_empty.any():
         missing = sp.loc[geom.isna() | geom.is_empty, "sp_id"].iloc[0]
         raise ValueError(f"service point {missing!r} has no location; the public map needs every one placed")
+    return sp, geom
+
+
+def partition_areas(network: Network, cell_m: float = 1000.0, min_customers: int = 10) -> AreaPartition:
+    """Cut the territory's service points into grid-cell areas of at least ``min_customers`` customers each."""
+    sp, geom = checked_service_points(network, cell_m, min_customers)
     lon = geom.x.to_numpy()
     lat = geom.y.to_numpy()
     customers = sp["customers"].to_numpy(dtype=np.int64)

@@ -23,7 +23,7 @@ ASSET_ROOTS: dict[str, Path] = {
     "oms": STATIC_DIR,
 }
 #: Files a map page loads, in order (relative to the asset base).
-JS_FILES = ("leaflet/leaflet.js", "oms/oms-map.js")
+JS_FILES = ("leaflet/leaflet.js", "oms/oms-map.js", "oms/oms-public-forms.js", "oms/oms-public.js")
 CSS_FILES = ("leaflet/leaflet.css", "oms/oms-map.css")
 #: Versions in asset URLs so a long browser cache never serves a stale copy after an upgrade.
 LEAFLET_VERSION = xleaflet.VERSION

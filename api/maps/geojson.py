@@ -3,8 +3,10 @@
 :class:`MapData` holds what depends only on the network (the privacy-safe area partition, the topology, the feeder
 and road lines), built once, and turns each :class:`~api.maps.state.MapState` into:
 
-* the **public** collection: one feature per area with customers out (area polygon, counts, percent out, causes,
-  crew status, ETR range) plus a ``summary`` member. Nothing in it names or places a customer, a device or an event.
+* the **public** collection: one feature per named place (``level: "place"``) and per finer area inside it
+  (``level: "area"``, :mod:`api.maps.areas`) with customers out or restored within ``restored_keep_s`` (polygon,
+  counts, percent out, causes, crew, ETR "by" with its confidence, restored time) plus a ``summary`` member.
+  Nothing in it names or places a customer, a device or an event.
 * the **dispatcher** collection: events (points, tier, explanation), crews (points, status), planned routes
   (lines), and ``deenergized``: indices into the network collection's lines below an operated device.
 
@@ -16,12 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import shapely
 
-from api.maps.aggregation import AreaPartition, aggregate_outages, partition_areas
+from api.maps.aggregation import AreaOutage, AreaPartition, aggregate_outages
+from api.maps.areas import named_areas
+from api.maps.basemap import basemap_collection, basemap_of
+from api.maps.search import AddressIndex
 from api.maps.state import MapState
 from gis.network import Network
 from gis.topology import _nearest_upstream, build
@@ -60,9 +65,21 @@ def _line_coords(geoms) -> list[list[list[float]]]:
 class MapOptions:
     """How the maps aggregate and what they draw."""
 
-    cell_m: float = 1000.0  # grid cell side of the public map's areas
+    cell_m: float = 500.0  # grid cell side: the building block of the public map's areas
     min_customers: int = 10  # k: no public area serves fewer customers than this
     draw_roads: bool = True
+    restored_keep_s: float = 2 * 3600.0  # an area restored this recently stays on the public map, marked restored
+
+
+#: ETR window width (minutes) up to which an estimate is told as "high" / "medium" confidence; wider is "low".
+ETR_CONFIDENCE = ((60, "high"), (180, "medium"))
+
+
+def etr_confidence(low: datetime | None, high: datetime | None) -> str | None:
+    if low is None or high is None:
+        return None
+    width = (high - low).total_seconds() / 60
+    return next((word for limit, word in ETR_CONFIDENCE if width <= limit), "low")
 
 
 class MapData:
@@ -71,11 +88,18 @@ class MapData:
     def __init__(self, network: Network, options: MapOptions | None = None):
         self.network = network
         self.options = options or MapOptions()
-        self.partition: AreaPartition = partition_areas(network, self.options.cell_m, self.options.min_customers)
+        self.areas = named_areas(network, self.options.cell_m, self.options.min_customers)
+        self.partition: AreaPartition = self.areas.fine
         self.sp_customers = network.service_points["customers"].to_numpy(dtype=np.int64)
         self.topology = build(network, validate=False)
         self._area_geometry = [json.loads(shapely.to_geojson(shapely.set_precision(g, 10 ** -COORD_DECIMALS)))
                                for g in self.partition.geometry]
+        self._place_geometry = [json.loads(shapely.to_geojson(shapely.set_precision(g, 10 ** -COORD_DECIMALS)))
+                                for g in self.areas.places.geometry]
+        self._out_keys: set[tuple[str, int]] = set()
+        self._restored_at: dict[tuple[str, int], datetime] = {}
+        #: The latest public facts per (level, index), for the address search (one dict swap: thread-safe).
+        self.public_facts: dict[tuple[str, int], dict] = {}
         seg = network.segments
         drawn = ~seg["kind"].isin(HIDDEN_KINDS).to_numpy() & ~(seg.geometry.isna() | seg.geometry.is_empty).to_numpy()
         self._drawn_rows = np.flatnonzero(drawn)
@@ -86,6 +110,8 @@ class MapData:
         self._line_of_seg[topo_index] = np.arange(len(topo_index))
         self._network_body: bytes | None = None
         self._roads_body: bytes | None = None
+        self._basemap_body: bytes | None = None
+        self._search: AddressIndex | None = None
 
     # -- static layers ---------------------------------------------------------------------------------------
     def bounds(self) -> tuple[float, float, float, float]:
@@ -121,32 +147,53 @@ class MapData:
                                       "features": features})
         return self._roads_body
 
+    def basemap_body(self) -> bytes:
+        """Buildings, place and street names from the territory's OSM data (:mod:`api.maps.basemap`)."""
+        if self._basemap_body is None:
+            self._basemap_body = dumps(basemap_collection(basemap_of(self.network)))
+        return self._basemap_body
+
+    def example_place(self) -> str:
+        """The place serving the most customers (the search box's example), "" without place names."""
+        names = self.areas.place_names
+        best = int(np.argmax(self.areas.places.customers_served))
+        return "" if names[best].startswith("Area ") else names[best]
+
+    def search_index(self) -> AddressIndex:
+        """The address search over service-point addresses and OSM street names, built on first use."""
+        if self._search is None:
+            basemap = basemap_of(self.network)
+            fine = self.areas.fine
+            streets = []
+            for s in basemap.streets:
+                lon, lat = s["coords"][len(s["coords"]) // 2]
+                streets.append((s["name"], fine.area_at(lon, lat)))
+            sp = self.network.service_points
+            addresses = sp["address"].fillna("").astype(str).tolist() if "address" in sp else [""] * len(sp)
+            self._search = AddressIndex(addresses, fine.area_of_sp, self.areas.place_of_area,
+                                        self.areas.place_names, self.areas.place_members, streets)
+        return self._search
+
     @property
     def has_roads(self) -> bool:
         return self.options.draw_roads and len(self.network.road_edges) > 0
 
     # -- live layers -----------------------------------------------------------------------------------------
     def public_collection(self, state: MapState) -> dict:
-        """Per-area outage facts; no customer, device or event identifiers, no exact locations."""
-        areas, summary = aggregate_outages(self.partition, self.sp_customers, state.events)
-        features = []
-        for a in areas:
-            features.append({
-                "type": "Feature",
-                "geometry": self._area_geometry[a.area],
-                "properties": {
-                    "area": f"Area {a.area + 1}",
-                    "customers_out": a.customers_out,
-                    "customers_served": a.customers_served,
-                    "percent_out": round(a.percent_out, 1),
-                    "outages": a.events,
-                    "cause": ", ".join(a.causes) if a.causes else None,
-                    "crew_status": a.crew_status or None,
-                    "etr_low": iso(a.etr_low),
-                    "etr_high": iso(a.etr_high),
-                    "etr_pending": a.etr_pending,
-                },
-            })
+        """Per-place and per-area outage facts; no customer, device or event identifiers, no exact locations."""
+        fine, summary = aggregate_outages(self.areas.fine, self.sp_customers, state.events)
+        places, _ = aggregate_outages(self.areas.places, self.sp_customers, state.events)
+        now = state.updated_at
+        out = {("place", a.area): a for a in places if a.customers_out or a.events}
+        out.update({("area", a.area): a for a in fine if a.customers_out or a.events})
+        restored = self._track_restored(set(out), now)
+        facts: dict[tuple[str, int], dict] = {}
+        for key in sorted(set(out) | set(restored), key=lambda k: (k[0] != "place", k[1])):
+            facts[key] = self._public_props(key, out.get(key), restored.get(key))
+        features = [{"type": "Feature",
+                     "geometry": (self._place_geometry if key[0] == "place" else self._area_geometry)[key[1]],
+                     "properties": props} for key, props in facts.items()]
+        self.public_facts = facts
         return {
             "type": "FeatureCollection",
             "updated_at": iso(state.updated_at),
@@ -156,10 +203,47 @@ class MapData:
                 "customers_served": summary.customers_served,
                 "percent_out": round(summary.percent_out, 2),
                 "outages": summary.events,
-                "areas_affected": summary.areas_affected,
+                "areas_affected": sum(1 for k in out if k[0] == "place"),
+                "restored_areas": sum(1 for k in restored if k[0] == "place"),
             },
             "features": features,
         }
+
+    def place_props(self, key: tuple[str, int]) -> dict:
+        """The public facts of one place or area now: out, restored, or all on (for the address search)."""
+        return self.public_facts.get(key) or self._public_props(key, None, None)
+
+    def _public_props(self, key: tuple[str, int], a: AreaOutage | None, restored_at: datetime | None) -> dict:
+        level, i = key
+        areas = self.areas
+        served = int((areas.places if level == "place" else areas.fine).customers_served[i])
+        place = i if level == "place" else int(areas.place_of_area[i])
+        props = {
+            "id": f"{level[0]}{i}", "level": level,
+            "name": areas.place_names[i] if level == "place" else areas.names[i],
+            "place": areas.place_names[place], "postcode": areas.postcodes[place] or None,
+            "customers_out": 0, "customers_served": served, "percent_out": 0.0, "outages": 0,
+            "cause": None, "crew": None, "etr_from": None, "etr_by": None, "etr_confidence": None,
+            "etr_pending": False, "restored_at": iso(restored_at),
+        }
+        if a is not None:
+            props.update(customers_out=a.customers_out, percent_out=round(a.percent_out, 1), outages=a.events,
+                         cause=", ".join(a.causes) if a.causes else None, crew=a.crew_status or None,
+                         etr_from=iso(a.etr_low), etr_by=iso(a.etr_high),
+                         etr_confidence=etr_confidence(a.etr_low, a.etr_high), etr_pending=a.etr_pending)
+        return props
+
+    def _track_restored(self, out_keys: set[tuple[str, int]], now: datetime) -> dict[tuple[str, int], datetime]:
+        """Areas that had customers out and now have none are "restored at" the first state without them, and
+        stay listed for ``restored_keep_s``; an area out again is out, not restored."""
+        for key in self._out_keys - out_keys:
+            self._restored_at[key] = now
+        for key in out_keys:
+            self._restored_at.pop(key, None)
+        keep = timedelta(seconds=self.options.restored_keep_s)
+        self._restored_at = {k: t for k, t in self._restored_at.items() if t <= now and now - t <= keep}
+        self._out_keys = out_keys
+        return dict(self._restored_at)
 
     def deenergized_lines(self, state: MapState) -> np.ndarray:
         """Line numbers (of :meth:`network_body`) fed through any event's operated device."""

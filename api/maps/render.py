@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import folium
 from folium.map import Layer
@@ -22,20 +22,31 @@ from folium.template import Template
 
 from api.maps.assets import css_links, js_links
 from api.maps.geojson import ATTRIBUTION_OSM, MapData
+from api.maps.panel import public_panel
+from api.settings import Settings
+
+
+def _setting(name: str):
+    """A default read from the ``OMS_*`` settings when the page is configured (the operator's one source)."""
+    return field(default_factory=lambda: getattr(Settings(), name) or None)
 
 
 @dataclass
 class PageConfig:
-    """What a deployment sets: names, the report API, polling intervals, an optional tile server."""
+    """What a deployment sets: names, contact, the report API, polling intervals, an optional tile server."""
 
-    utility_name: str = "Your electric cooperative"
+    utility_name: str = field(default_factory=lambda: Settings().utility_name)
+    utility_phone: str | None = _setting("utility_phone")  # members call it; shown as a tel: link
+    alerts_url: str | None = _setting("alerts_url")  # where to sign up for outage alerts
     reports_url: str = "/reports"  # POST a report here
     lookup_url: str = "/reports/{token}"  # GET a report's status; {token} is replaced by the reference
     public_interval_s: float = 30.0
     dispatcher_interval_s: float = 5.0
-    public_max_zoom: int = 15  # members cannot zoom to street-address level
-    tile_url: str | None = None  # e.g. a local tile server; None draws only our own data
-    tile_attribution: str = ""
+    # Street level is fine: areas never serve fewer than k customers whatever the zoom, and members need
+    # streets and buildings to find home.
+    public_max_zoom: int = 17
+    tile_url: str | None = _setting("basemap_tile_url")  # a tile server; None: the territory's own OSM layers
+    tile_attribution: str = field(default_factory=lambda: Settings().basemap_tile_attribution)
 
     def __post_init__(self) -> None:
         if "{token}" not in self.lookup_url:
@@ -89,7 +100,7 @@ class LiveApp(folium.MacroElement):
 def _base_map(data: MapData, page: PageConfig, title: str, asset_base: str, max_zoom: int,
               prefer_canvas: bool) -> folium.Map:
     west, south, east, north = data.bounds()
-    m = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=12, tiles=None,
+    m = folium.Map(location=[(south + north) / 2, (west + east) / 2], zoom_start=12, tiles=None, min_zoom=9,
                    max_zoom=max_zoom, control_scale=True, prefer_canvas=prefer_canvas)
     m._id = "oms"
     m.options["max_zoom"] = max_zoom  # folium passes max_zoom only to tile layers; the map itself must cap it
@@ -127,6 +138,11 @@ def _fix_ids(root) -> None:
         stack.extend(getattr(element, "_children", {}).values())
 
 
+def _basemap_layer(data: MapData, m: folium.Map, layers: dict) -> str:
+    layers["basemap"] = LiveLayer("basemap", "Buildings and names", attribution=ATTRIBUTION_OSM).add_to(m)
+    return "basemap.geojson"
+
+
 def _roads_layer(data: MapData, m: folium.Map, layers: dict) -> str | None:
     if not data.has_roads:
         return None
@@ -135,17 +151,18 @@ def _roads_layer(data: MapData, m: folium.Map, layers: dict) -> str | None:
 
 
 def public_html(data: MapData, page: PageConfig | None = None, asset_base: str = "assets",
-                data_url: str = "public.geojson") -> str:
+                data_url: str = "public.geojson", search_url: str | None = "search") -> str:
     """The members' outage map: areas with customers out, summary, legend, report form and status lookup."""
     page = page or PageConfig()
     title = f"{page.utility_name} — power outages"
     m = _base_map(data, page, title, asset_base, page.public_max_zoom, prefer_canvas=False)
     layers: dict[str, LiveLayer] = {}
     roads_url = _roads_layer(data, m, layers)
+    basemap_url = None if page.tile_url else _basemap_layer(data, m, layers)
     layers["areas"] = LiveLayer("areas", "Outage areas").add_to(m)
-    m.get_root().html.add_child(folium.Element(_public_panel(page, title)), name="oms_panel")
+    m.get_root().html.add_child(folium.Element(public_panel(page, title, data.example_place())), name="oms_panel")
     config = {
-        "kind": "public", "data": data_url, "roads": roads_url,
+        "kind": "public", "data": data_url, "roads": roads_url, "basemap": basemap_url, "search": search_url,
         "interval_ms": int(page.public_interval_s * 1000),
         "reports_url": page.reports_url, "lookup_url": page.lookup_url,
     }
@@ -172,60 +189,8 @@ def dispatcher_html(data: MapData, page: PageConfig | None = None, asset_base: s
     return _finish(m, config, layers)
 
 
-PERCENT_LEGEND = (("under 1%", "#fee08b"), ("1–5%", "#fdae61"), ("5–20%", "#f46d43"), ("20–50%", "#d73027"),
-                  ("50% or more", "#a50026"))
 TIER_LEGEND = (("P1 life-safety", "#c1121f"), ("P2 critical", "#f77f00"), ("P3 feeder", "#1d4ed8"),
                ("P4 single customer", "#6b7280"))
-
-
-def _public_panel(page: PageConfig, title: str) -> str:
-    legend = "".join(f'<div><span class="oms-swatch" style="background:{c}"></span>{t}</div>'
-                     for t, c in PERCENT_LEGEND)
-    return f"""
-<noscript><p style="position:absolute;z-index:2000;background:#fff;padding:1em">This map needs JavaScript.
-To report an outage without it, please call us.</p></noscript>
-<aside id="oms-panel" class="oms-panel" aria-label="Outage summary and forms">
-  <header><h1>{html.escape(title)}</h1>
-    <button id="oms-toggle" type="button" aria-expanded="true" aria-controls="oms-panel">Hide</button></header>
-  <section class="oms-summary" aria-live="polite">
-    <div><b id="oms-customers-out">–</b><span>customers out</span></div>
-    <div><b id="oms-percent">–</b><span>of members</span></div>
-    <div><b id="oms-outages">–</b><span>outages</span></div>
-  </section>
-  <p class="oms-updated"><span id="oms-updated-label">Updated</span> <time id="oms-updated-at">…</time><span id="oms-clock-note"></span><span id="oms-live-status"></span></p>
-  <details>
-    <summary>Report an outage</summary>
-    <form id="oms-report-form" autocomplete="on">
-      <label>Account number <input name="account" autocomplete="off" maxlength="64"></label>
-      <label>or phone number on the account <input name="phone" type="tel" autocomplete="tel" maxlength="32"></label>
-      <div><button type="button" id="oms-locate">Use my location</button> <span id="oms-locate-note"></span></div>
-      <input type="hidden" name="lat"><input type="hidden" name="lon">
-      <label>or street address <input name="address" autocomplete="street-address" maxlength="200">
-      </label>
-      <label>What do you see? <select name="power">
-        <option value="out">No power</option><option value="partial">Partial power / dim lights</option>
-        <option value="flicker">Lights flickering</option></select></label>
-      <label class="oms-check"><input type="checkbox" name="hazard" value="wires_down"> Wires down, sparks or fire
-        (keep well away and call emergency services)</label>
-      <label>Anything else? <input name="comment" maxlength="1000"></label>
-      <label>Text or e-mail me updates (optional) <input name="contact" autocomplete="email" maxlength="200"></label>
-      <button type="submit">Send report</button>
-    </form>
-    <p id="oms-report-result" role="status"></p>
-  </details>
-  <details>
-    <summary>Check my outage</summary>
-    <form id="oms-lookup-form">
-      <label>Reference from your report <input id="oms-lookup-reference" name="reference" autocomplete="off"></label>
-      <button type="submit">Check</button>
-    </form>
-    <div id="oms-lookup-result" role="status"></div>
-  </details>
-  <p class="oms-note">Outages are shown by area, never by address; each area serves many homes. The map shows
-  outages we know of: if your power is out, please report it.</p>
-</aside>
-<div class="oms-legend" role="note"><h2>Customers out in an area</h2>{legend}</div>
-"""
 
 
 def _dispatcher_panel(title: str) -> str:

@@ -7,21 +7,27 @@
 
 Routes (under ``prefix``, default ``/maps``): ``/`` (index), ``/public`` and ``/public.geojson`` (members),
 ``/dispatcher``, ``/dispatcher.geojson`` and ``/network.geojson`` (dispatchers: pass ``dispatcher_dependencies``
-to guard them), ``/roads.geojson`` and ``/assets/...``. Every body carries a strong ETag and answers
-``If-None-Match`` with 304, so a browser polling an unchanged map downloads nothing.
+to guard them), ``/roads.geojson``, ``/basemap.geojson`` (buildings, place and street names), ``/search?q=``
+(address search: the area's facts, never a customer's) and ``/assets/...``. Every body carries a strong ETag and
+answers ``If-None-Match`` with 304, so a browser polling an unchanged map downloads nothing; bodies over 1 kB go
+gzip-compressed to clients that accept it (compressed once per body, not per request).
 """
 
 from __future__ import annotations
 
+import gzip
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.params import Depends as DependsParam
 
 from api.maps import assets
 from api.maps.geojson import MapData, MapOptions, dumps, etag_of
 from api.maps.render import PageConfig, dispatcher_html, public_html
+from api.maps.search import CONTROL_CHARS
 from api.maps.state import MapProvider
 
 GEOJSON = "application/geo+json"
@@ -38,13 +44,44 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     return etag.removeprefix("W/") in tags
 
 
+_GZIP: OrderedDict[str, bytes] = OrderedDict()
+_GZIP_LOCK = threading.Lock()
+GZIP_MIN_BYTES = 1024
+
+
+def gzipped(etag: str, body: bytes) -> bytes:
+    """``body`` gzip-compressed, cached by its ETag (a storm's thousand viewers cost one compression)."""
+    with _GZIP_LOCK:
+        hit = _GZIP.get(etag)
+        if hit is not None:
+            _GZIP.move_to_end(etag)
+            return hit
+    packed = gzip.compress(body, compresslevel=6, mtime=0)
+    with _GZIP_LOCK:
+        _GZIP[etag] = packed
+        while len(_GZIP) > 64:
+            _GZIP.popitem(last=False)
+    return packed
+
+
+def accepts_gzip(request: Request) -> bool:
+    return any(part.split(";")[0].strip() in ("gzip", "*")
+               for part in request.headers.get("accept-encoding", "").split(","))
+
+
 def conditional(request: Request, body: bytes, media_type: str, cache_control: str,
                 etag: str | None = None) -> Response:
-    """``body`` with ETag and Cache-Control, or an empty 304 when the client already has it."""
+    """``body`` with ETag and Cache-Control (gzip-compressed when the client accepts it: the compressed
+    representation has its own ETag, as RFC 9110 asks), or an empty 304 when the client already has it."""
     etag = etag or etag_of(body)
-    headers = {"ETag": etag, "Cache-Control": cache_control}
-    if etag_matches(request.headers.get("if-none-match"), etag):
+    compress = len(body) >= GZIP_MIN_BYTES and accepts_gzip(request)
+    tag = etag[:-1] + '-gz"' if compress else etag
+    headers = {"ETag": tag, "Cache-Control": cache_control, "Vary": "Accept-Encoding"}
+    if etag_matches(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers=headers)
+    if compress:
+        headers["Content-Encoding"] = "gzip"
+        return Response(content=gzipped(etag, body), media_type=media_type, headers=headers)
     return Response(content=body, media_type=media_type, headers=headers)
 
 
@@ -126,6 +163,30 @@ def create_router(provider: MapProvider, page: PageConfig | None = None, options
     @router.get("/roads.geojson", summary="Roads drawn under the maps (OpenStreetMap, ODbL)")
     def roads_geojson(request: Request) -> Response:
         return conditional(request, service.data().roads_body(), GEOJSON, "public, max-age=86400")
+
+    @router.get("/basemap.geojson", summary="Buildings, place and street names (OpenStreetMap, ODbL)")
+    def basemap_geojson(request: Request) -> Response:
+        return conditional(request, service.data().basemap_body(), GEOJSON, "public, max-age=86400")
+
+    @router.get("/search", summary="Find an address or place: its area's outage facts (no personal data)",
+                responses={404: {"description": "nothing similar"}, 422: {"description": "bad query"}})
+    def search(q: Annotated[str, Query(max_length=200)], request: Request) -> Response:
+        q = q.strip()
+        if len(q) < 2 or CONTROL_CHARS.search(q):
+            raise HTTPException(status_code=422, detail="type at least 2 characters of a street or place")
+        service.live_body("public")  # the facts of the current state
+        data = service.data()
+        match = data.search_index().search(q)
+        if match is None:
+            raise HTTPException(status_code=404, detail="no street or place in our area is like that; "
+                                                        "try the street name alone, or your village")
+        area = data.place_props(("area", match.area)) if match.area >= 0 else None
+        place = data.place_props(("place", match.place))
+        geometry = (data.areas.fine if area else data.areas.places).geometry[match.area if area else match.place]
+        west, south, east, north = (round(float(x), 5) for x in geometry.bounds)
+        body = dumps({"query": q, "label": match.label, "kind": match.kind, "area": area, "place": place,
+                      "bounds": [[south, west], [north, east]], "others": list(match.others)})
+        return conditional(request, body, "application/json", "public, max-age=10")
 
     @router.get("/dispatcher", include_in_schema=False, dependencies=guarded)
     def dispatcher_page(request: Request) -> Response:

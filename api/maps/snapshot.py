@@ -2,7 +2,8 @@
 
 A snapshot directory holds the page(s), the GeoJSON they poll, and every asset they load::
 
-    public.html  public.geojson  roads.geojson  assets/...          (always)
+    public.html  public.geojson  roads.geojson  basemap.geojson  assets/...   (always; no address search: it
+                                                                              needs the service)
     dispatcher.html  dispatcher.geojson  network.geojson            (include_dispatcher=True; keep it private)
     _headers      Cache-Control and ETag per file, in the Netlify / Cloudflare Pages format
     etags.json    the same as JSON, for a server or CDN rule to read
@@ -112,8 +113,10 @@ class SnapshotPublisher:
     def _write_static(self) -> list[str]:
         """Pages, roads, network and assets: written once per publisher (they do not change with the state)."""
         page_cache = "public, max-age=300"
-        written = [self._write("public.html", public_html(self.data, self.page).encode(), page_cache),
+        written = [self._write("public.html", public_html(self.data, self.page, search_url=None).encode(), page_cache),
                    self._write("roads.geojson", self.data.roads_body(), "public, max-age=86400")]
+        if not self.page.tile_url:
+            written.append(self._write("basemap.geojson", self.data.basemap_body(), "public, max-age=86400"))
         if self.include_dispatcher:
             written.append(self._write("dispatcher.html", dispatcher_html(self.data, self.page).encode(),
                                        "private, no-cache"))

@@ -97,7 +97,7 @@ def test_public_map_live_report_and_lookup(server, browser, tmp_path):
     page.mouse.click(x, y)
     popup = page.locator(".leaflet-popup-content")
     popup.wait_for()
-    assert "Customers out" in popup.inner_text() and "Estimated restoration" in popup.inner_text()
+    assert "Customers out" in popup.inner_text() and "Power back by" in popup.inner_text()
     page.screenshot(path=str(tmp_path / "public-phone-popup.png"))
     page.click("#oms-toggle")
 
@@ -122,7 +122,7 @@ def test_public_map_live_report_and_lookup(server, browser, tmp_path):
     page.click("text=Check my outage")
     assert page.input_value("#oms-lookup-reference") == reference
     page.click("#oms-lookup-form button[type=submit]")
-    page.wait_for_function("document.querySelector('#oms-lookup-result').textContent.includes('Linked to an outage')")
+    page.wait_for_function("document.querySelector('#oms-lookup-result').textContent.includes('Part of a known outage')")
 
     # a restoration on the server shows up by polling alone, without reloading
     state = provider.current

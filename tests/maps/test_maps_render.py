@@ -38,8 +38,10 @@ def test_public_geojson_has_areas_and_no_personal_data(data):
         p = f["properties"]
         assert p["customers_served"] >= 10
         assert f["geometry"]["type"] in ("Polygon", "MultiPolygon")
-        assert set(p) == {"area", "customers_out", "customers_served", "percent_out", "outages", "cause",
-                          "crew_status", "etr_low", "etr_high", "etr_pending"}
+        assert set(p) == {"id", "level", "name", "place", "postcode", "customers_out", "customers_served",
+                          "percent_out", "outages", "cause", "crew", "etr_from", "etr_by", "etr_confidence",
+                          "etr_pending", "restored_at"}
+        assert p["level"] in ("place", "area")
     for secret in personal_strings(data.network) | {"EV-100", "EV-101", "FV", "TF1", "C-7", "Line crew 7"}:
         assert secret not in body, f"{secret!r} leaked into the public GeoJSON"
     for p in data.network.service_points.geometry:  # no exact location either
@@ -52,7 +54,7 @@ def test_public_html_is_offline_safe_and_complete(data):
     for needed in ('src="assets/leaflet/leaflet.js"', 'href="assets/leaflet/leaflet.css"', "assets/oms/oms-map.js",
                    'id="oms-report-form"', 'id="oms-lookup-form"', 'id="oms-customers-out"', 'id="oms-percent"',
                    'id="oms-outages"', 'id="oms-updated-at"', "oms-legend", "public.geojson", "roads.geojson",
-                   "L.control.layers", "Fichtel Co-op", '"maxZoom": 15'):
+                   "L.control.layers", "Fichtel Co-op", '"maxZoom": 17', "basemap.geojson", "oms-search-form", "oms-list-body"):
         assert needed in page, needed
     for secret in personal_strings(data.network):
         assert secret not in page

@@ -58,18 +58,7 @@
     return '<tr><th scope="row">' + esc(label) + '</th><td>' + esc(value) + '</td></tr>';
   }
 
-  // -- popups ----------------------------------------------------------------------------------------------------
-  function areaPopup(p) {
-    return '<div class="oms-popup"><h3>' + esc(p.area) + '</h3><table>' +
-      row('Customers out', fmtInt(p.customers_out) + ' of ' + fmtInt(p.customers_served) +
-          ' (' + p.percent_out + '%)') +
-      row('Outages', p.outages) +
-      row('Cause', p.cause || 'Under investigation') +
-      row('Crew', CREW_TEXT[p.crew_status || '']) +
-      row('Estimated restoration', fmtEtr(p)) +
-      '</table></div>';
-  }
-
+  // -- popups (dispatcher; the public map's are in oms-public.js) ------------------------------------------------
   function eventPopup(p) {
     return '<div class="oms-popup"><h3><span class="oms-tier oms-tier-' + esc(p.tier) + '">P' + esc(p.tier) +
       '</span> ' + esc(p.id) + '</h3><table>' +
@@ -87,16 +76,8 @@
 
   // -- layers ----------------------------------------------------------------------------------------------------
   var layerKinds = {
-    areas: {
-      style: function (f) {
-        return {color: '#7f1d1d', weight: 1, fillColor: percentColour(f.properties.percent_out), fillOpacity: 0.6};
-      },
-      onEachFeature: function (f, layer) {
-        layer.omsKey = f.properties.area;
-        layer.bindPopup(areaPopup(f.properties), {maxWidth: 320});
-        layer.bindTooltip(esc(f.properties.area) + ': ' + fmtInt(f.properties.customers_out) + ' out', {sticky: true});
-      }
-    },
+    areas: {},  // styled and filled by oms-public.js
+    basemap: {interactive: false},  // a group of buildings and labels, filled by oms-public.js
     roads: {
       interactive: false,
       style: function (f) {
@@ -222,156 +203,6 @@
     return state;
   }
 
-  // -- public map ------------------------------------------------------------------------------------------------
-  function startPublic(map, config, layers) {
-    var open = trackOpenPopup(map);
-    // roads may arrive after the areas: keep the (clickable) areas above them
-    if (layers.roads && config.roads) {
-      loadOnce(config.roads, layers.roads).then(function () { layers.areas.bringToFront(); });
-    }
-    var poller = OmsMap.poll(config.data, config.interval_ms, function (data) {
-      var hadPopup = open.key;
-      replaceData(map, layers.areas, data, hadPopup);
-      layers.areas.bringToFront();
-      var s = data.summary || {};
-      setText('oms-customers-out', fmtInt(s.customers_out));
-      setText('oms-percent', (s.percent_out || 0).toFixed(2) + '%');
-      setText('oms-outages', fmtInt(s.outages));
-      var t = byId('oms-updated-at');
-      if (t) { t.textContent = fmtTime(data.updated_at, true); t.setAttribute('datetime', data.updated_at || ''); }
-      showClock(data);
-      document.body.setAttribute('data-oms-updated', data.updated_at || '');
-    }, liveStatus);
-    wireReportForm(config, poller);
-    wireLookupForm(config);
-    wirePanelToggle();
-  }
-
-  function wirePanelToggle() {
-    var button = byId('oms-toggle');
-    var panel = byId('oms-panel');
-    if (!button || !panel) { return; }
-    button.addEventListener('click', function () {
-      var collapsed = panel.classList.toggle('oms-collapsed');
-      button.setAttribute('aria-expanded', String(!collapsed));
-    });
-  }
-
-  function newKey() {
-    if (window.crypto && window.crypto.randomUUID) { return window.crypto.randomUUID(); }
-    return 'k' + Date.now().toString(36) + Math.random().toString(36).slice(2);
-  }
-
-  /** The report body the service's POST /reports takes (api/schemas.py ReportIn): unknown fields are refused. */
-  function reportBody(form) {
-    var f = form.elements;
-    var body = {channel: 'web', power: f.power.value};
-    ['account', 'phone', 'address', 'comment'].forEach(function (name) {
-      var v = f[name] && f[name].value.trim();
-      if (v) { body[name] = v; }
-    });
-    if (f.lat.value && f.lon.value) { body.lat = Number(f.lat.value); body.lon = Number(f.lon.value); }
-    if (f.hazard.checked) { body.hazards = ['wires_down']; }
-    var contact = f.contact.value.trim();
-    if (contact) {
-      body.contact = contact.indexOf('@') > 0 ? {email: contact, prefer: 'email'} : {sms: contact, prefer: 'sms'};
-    }
-    return body;
-  }
-
-  function wireReportForm(config, poller) {
-    var form = byId('oms-report-form');
-    if (!form) { return; }
-    var key = newKey();  // one key per report attempt: a double click or a retry is one report
-    var locate = byId('oms-locate');
-    if (locate) {
-      locate.addEventListener('click', function () {
-        var note = byId('oms-locate-note');
-        if (!navigator.geolocation) { note.textContent = 'Your browser cannot share a location.'; return; }
-        note.textContent = 'Finding you…';
-        navigator.geolocation.getCurrentPosition(function (pos) {
-          form.elements.lat.value = pos.coords.latitude.toFixed(6);
-          form.elements.lon.value = pos.coords.longitude.toFixed(6);
-          note.textContent = 'Location added (only sent with your report).';
-        }, function () { note.textContent = 'No location: please give your account or phone number.'; },
-        {timeout: 10000});
-      });
-    }
-    form.addEventListener('submit', function (ev) {
-      ev.preventDefault();
-      var out = byId('oms-report-result');
-      var body = reportBody(form);
-      if (!body.account && !body.phone && !body.address && body.lat === undefined) {
-        out.textContent = 'Please give your account number, phone number or street address, or share your location.';
-        out.className = 'oms-bad';
-        return;
-      }
-      var button = form.querySelector('button[type=submit]');
-      button.disabled = true;
-      out.textContent = 'Sending…';
-      out.className = '';
-      fetch(config.reports_url, {
-        method: 'POST', headers: {'Content-Type': 'application/json', 'Idempotency-Key': key},
-        body: JSON.stringify(body)
-      }).then(function (r) {
-        return r.json().catch(function () { return {}; }).then(function (data) { return {r: r, data: data}; });
-      }).then(function (res) {
-        if (!res.r.ok) { throw new Error(errorText(res.data, res.r.status)); }
-        var ref = res.data.reference || res.data.token || '';
-        out.innerHTML = 'Thank you, we have your report.' +
-          (ref ? ' Your reference: <strong id="oms-report-reference">' + esc(ref) + '</strong>' : '');
-        out.className = 'oms-ok';
-        var lookup = byId('oms-lookup-reference');
-        if (lookup && ref) { lookup.value = ref; }
-        form.reset();
-        key = newKey();
-        poller.refresh();
-      }).catch(function (err) {
-        out.textContent = 'Sorry, your report could not be sent: ' + err.message + '. Please try again or call us.';
-        out.className = 'oms-bad';
-      }).then(function () { button.disabled = false; });
-    });
-  }
-
-  /** A readable message from an error body ({detail: str} or FastAPI's list of field errors or {error: ...}). */
-  function errorText(data, status) {
-    var d = data && (data.detail || data.message || data.error);
-    if (typeof d === 'string') { return d; }
-    if (Array.isArray(d) && d.length) { return d.map(function (e) { return e.msg || JSON.stringify(e); }).join('; '); }
-    if (d && typeof d === 'object' && d.message) { return d.message; }
-    return 'the service answered ' + status;
-  }
-
-  var REPORT_STATUS = {received: 'Received', analysed: 'Being analysed', linked: 'Linked to an outage'};
-
-  function wireLookupForm(config) {
-    var form = byId('oms-lookup-form');
-    if (!form) { return; }
-    form.addEventListener('submit', function (ev) {
-      ev.preventDefault();
-      var out = byId('oms-lookup-result');
-      var ref = byId('oms-lookup-reference').value.trim();
-      if (!ref) { out.textContent = 'Please enter the reference you got when you reported.'; return; }
-      out.textContent = 'Looking up…';
-      fetch(config.lookup_url.replace('{token}', encodeURIComponent(ref)), {cache: 'no-store'}).then(function (r) {
-        if (r.status === 404) { throw new Error('We found no report with that reference.'); }
-        if (!r.ok) { throw new Error('The service answered ' + r.status + '; please try again.'); }
-        return r.json();
-      }).then(function (data) {
-        var e = data.event || {};
-        var rows = row('Report', REPORT_STATUS[data.status] || data.status || 'Received');
-        if (data.received_at) { rows += row('Received', fmtTime(data.received_at, true)); }
-        if (data.event) {
-          rows += row('Outage', e.state) + row('Customers out', fmtInt(e.customers_out)) +
-            row('Cause', e.cause || 'Under investigation') +
-            row('Crew', e.crew_assigned ? 'Crew assigned' : 'Not yet assigned') +
-            row('Estimated restoration', fmtEtr({etr_low: e.etr_earliest, etr_high: e.etr_latest}));
-        }
-        out.innerHTML = '<table>' + rows + '</table>';
-      }).catch(function (err) { out.textContent = err.message; });
-    });
-  }
-
   // -- dispatcher map --------------------------------------------------------------------------------------------
   function startDispatcher(map, config, layers) {
     var open = trackOpenPopup(map);
@@ -445,9 +276,28 @@
     wirePanelToggle();
   }
 
+  /** The panel's Hide/Show button (a bottom sheet on phones): the label says what it will do. */
+  function wirePanelToggle(labels) {
+    var button = byId('oms-toggle');
+    var panel = byId('oms-panel');
+    if (!button || !panel) { return; }
+    button.addEventListener('click', function () {
+      var collapsed = panel.classList.toggle('oms-collapsed');
+      button.setAttribute('aria-expanded', String(!collapsed));
+      button.textContent = labels ? labels(collapsed) : (collapsed ? 'Show' : 'Hide');
+      document.body.classList.toggle('oms-panel-collapsed', collapsed);
+    });
+  }
+
   /** Wire a folium map to its live data. ``config.kind`` is "public" or "dispatcher". */
   OmsMap.start = function (map, config, layers) {
-    if (config.kind === 'public') { startPublic(map, config, layers); } else { startDispatcher(map, config, layers); }
+    if (config.kind === 'public') { OmsMap.startPublic(map, config, layers); } else { startDispatcher(map, config, layers); }
+  };
+
+  // shared with oms-public.js
+  OmsMap.util = {
+    esc: esc, fmtInt: fmtInt, percentColour: percentColour, row: row, byId: byId, setText: setText,
+    loadOnce: loadOnce, replaceData: replaceData, trackOpenPopup: trackOpenPopup, wirePanelToggle: wirePanelToggle
   };
 
   OmsMap.TIER_NAMES = TIER_NAMES;

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy import func, select
 
 from api.errors import ApiError, json_body, parse_json
+from api.maps.geojson import etr_confidence
 from api.store.models import ACTIVE_ASSIGNMENT, Assignment, Event, Report
 from api.web.auth import Principal, require
 from api.web.schemas import CONTROL, Health, PublicEvent, ReportAccepted, ReportIn, ReportStatus
@@ -19,6 +21,25 @@ TRUSTED = ("integration", "dispatcher", "admin")
 #: What every member is told, matched or not: the answer must not tell whether an account or phone exists.
 REVIEW_NOTE = ("Thank you. If the details do not match a service point on file, a person will look at the report "
                "and it stays on record.")
+
+
+#: Event state -> the stage a member reads ("dispatched" is our word, not theirs).
+STAGE = {"unconfirmed": "assessing", "probable": "assessing", "confirmed": "assessing",
+         "dispatched": "crew_assigned", "en_route": "crew_en_route", "on_site": "crew_on_site",
+         "restored": "restored", "cancelled": "cancelled"}
+
+
+class PublicEventStatus(PublicEvent):
+    """The outage behind a report followed to its end: ``stage`` in plain terms, ``restored_at`` once restored
+    (then no ETR and no crew: they are over), ``etr_confidence`` from the ETR window's width."""
+
+    stage: Literal["assessing", "crew_assigned", "crew_en_route", "crew_on_site", "restored", "cancelled"]
+    restored_at: datetime | None = None
+    etr_confidence: Literal["high", "medium", "low"] | None = None
+
+
+class ReportStatusOut(ReportStatus):
+    event: PublicEventStatus | None
 
 
 def rate_limit(state, principal: Principal, cost: float = 1.0) -> None:
@@ -72,9 +93,9 @@ async def accept_report(state, principal: Principal, raw: bytes, headers) -> Res
                     status_code=202, media_type="application/json")
 
 
-@router.get("/reports/{reference}", response_model=ReportStatus, summary="Look up a report by its reference")
+@router.get("/reports/{reference}", response_model=ReportStatusOut, summary="Look up a report by its reference")
 def report_status(reference: Annotated[str, Path(max_length=24)], request: Request,
-                  principal: Principal = Depends(ANYONE)) -> ReportStatus:
+                  principal: Principal = Depends(ANYONE)) -> ReportStatusOut:
     state = request.app.state.oms
     rate_limit(state, principal, cost=0.25)  # references are unguessable; a look-up flood is still refused
     with state.db.read() as session:
@@ -87,14 +108,29 @@ def report_status(reference: Annotated[str, Path(max_length=24)], request: Reque
             while ev is not None and ev.merged_into:  # follow merges to the surviving event
                 ev = session.get(Event, ev.merged_into)
             if ev is not None:
-                crew = session.scalar(select(func.count()).select_from(Assignment).where(
-                    Assignment.event_id == ev.id, Assignment.status.in_(ACTIVE_ASSIGNMENT)))
-                event = PublicEvent(state=ev.state, customers_out=ev.customers_out,
-                                    cause=ev.cause if ev.cause_confirmed else None,
-                                    etr_earliest=ev.etr_earliest, etr_latest=ev.etr_latest,
-                                    crew_assigned=bool(crew))
+                event = public_event(session, ev)
         status = "linked" if event else "analysed" if report.processed_at else "received"
-        return ReportStatus(reference=report.reference, received_at=report.received_at, status=status, event=event)
+        return ReportStatusOut(reference=report.reference, received_at=report.received_at, status=status,
+                               event=event)
+
+
+def public_event(session, ev: Event) -> PublicEventStatus:
+    """What a reporter may know of their outage, to the end: after restoration the restore time, not a stale ETR
+    or "no crew" (the crew's assignment is done, which used to read as "not yet assigned")."""
+    cause = ev.cause if ev.cause_confirmed else None
+    if ev.state in ("restored", "cancelled"):
+        return PublicEventStatus(state=ev.state, stage=STAGE[ev.state], customers_out=0, cause=cause,
+                                 etr_earliest=None, etr_latest=None, crew_assigned=False,
+                                 restored_at=ev.restored_at if ev.state == "restored" else None)
+    crews = session.scalars(select(Assignment.status).where(
+        Assignment.event_id == ev.id, Assignment.status.in_(ACTIVE_ASSIGNMENT))).all()
+    furthest = max((ACTIVE_ASSIGNMENT.index(c) for c in crews), default=-1)
+    stage = ("crew_assigned", "crew_en_route", "crew_on_site")[furthest] if furthest >= 0 else STAGE.get(
+        ev.state, "assessing")
+    confidence = etr_confidence(ev.etr_earliest, ev.etr_latest)
+    return PublicEventStatus(state=ev.state, stage=stage, customers_out=ev.customers_out, cause=cause,
+                             etr_earliest=ev.etr_earliest, etr_latest=ev.etr_latest, crew_assigned=bool(crews),
+                             etr_confidence=confidence)
 
 
 @router.get("/health", response_model=Health, summary="Liveness and backlog",
