@@ -125,7 +125,7 @@ def test_oms_simulate_cli(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["ami"] is True and out["storms"] == 2 and 0 <= out["recall"] <= 1
     assert main(["simulate", str(path), "--storms", "1", "--ami", "--ami-feeders", "0.5"]) == 0
-    assert "AMI on 50% of the feeders" in capsys.readouterr().out
+    assert "AMI on 50% of the meters" in capsys.readouterr().out
     assert main(["simulate", str(path), "--ami-feeders", "0"]) == 2
     assert main(["simulate", str(path), "--storms", "1"]) == 0
     text = capsys.readouterr().out
