@@ -21,6 +21,7 @@ share of predicted events correctly classified (with and without AMI); and the g
     .venv/bin/python bench/feeders.py                     # a table (20 storms at 30 % call-in, minutes)
     .venv/bin/python bench/feeders.py --json              # one JSON object
     .venv/bin/python bench/feeders.py --only epri_ckt5 --storms 5     # iterate on one territory
+    .venv/bin/python bench/feeders.py --only epri_m1 --diagnose       # where the score is lost (diagnose())
     .venv/bin/python bench/feeders.py --feeders DIR       # every feeder folder in DIR instead of the shared one
     .venv/bin/python bench/feeders.py --dss path/Master.dss:40,-80:0.3048   # any OpenDSS master, repeatable
 
@@ -122,6 +123,61 @@ def accuracy(net: Network, storms: int, seed: int, call_rate: float = 0.3) -> di
     }
 
 
+def diagnose(net: Network, storms: int, seed: int, ami: bool, call_rate: float = 0.3) -> dict:
+    """Where the score is lost, over the storms :func:`accuracy` runs: wrong events by the kind of their device
+    (the rule it is judged by) and how they sit to the faults (above one: rolled up too far; below one: not far
+    enough; a call from a customer who was not out; other), and missed faults (that sent a message) by kind,
+    nesting, size (service points) and the event nearest them (above, below, none)."""
+    from collections import Counter
+
+    from outage.engine import OutageEngine
+    from outage.simulate import _fault_of, generate_storm, run_storm, storm_engine
+    from outage.storm import STORM_START, StormConfig
+
+    g = OutageEngine.from_network(net, clock=lambda: STORM_START).grid
+    cfg = StormConfig(faults=max(3, min(40, len(g.sp_ids) // 80)), call_rate=call_rate, ami=ami)
+
+    def span(key: str) -> tuple[int, int]:
+        if key.startswith("sp:"):
+            p = int(g.sp_pos[g.sp_index[key[3:]]])
+            return p, p + 1
+        d = g.device_index[key]
+        return int(g.lo[d]), int(g.hi[d])
+
+    def kind(key: str) -> str:
+        return "service" if key.startswith("sp:") else g.rule_kind[g.device_index[key]]
+
+    def inside(a: tuple[int, int], b: tuple[int, int]) -> bool:
+        return b[0] <= a[0] and a[1] <= b[1] and a != b
+
+    wrong, missed = Counter(), Counter()
+    for i in range(storms):  # the seeds of outage.simulate.evaluate
+        storm = generate_storm(g, cfg, seed * 10_007 + i)
+        predicted = run_storm(storm_engine(g, storm, None, ami), storm).predicted
+        found = {_fault_of(storm, k) for k in predicted}
+        for k in predicted:
+            if _fault_of(storm, k) is not None:
+                continue
+            rel = "other"
+            if k.startswith("sp:") and g.sp_index[k[3:]] not in storm.cause:
+                rel = "customer not out"
+            elif any(inside(span(f.key), span(k)) for f in storm.faults):
+                rel = "above a fault"
+            elif any(inside(span(k), span(f.key)) for f in storm.faults):
+                rel = "below a fault"
+            wrong[f"{kind(k)}: {rel}"] += 1
+        for f in storm.faults:
+            if f.key not in storm.reporting or f.key in found:
+                continue
+            a = span(f.key)
+            near = ("event above" if any(inside(a, span(k)) for k in predicted)
+                    else "event below" if any(inside(span(k), a) for k in predicted) else "no event")
+            n = a[1] - a[0]
+            missed[f"{kind(f.key)}{' nested' if f.nested_in else ''} ({'1' if n == 1 else '2-5' if n <= 5 else '6+'}"
+                   f" SPs): {near}"] += 1
+    return {"ami": ami, "wrong_events": dict(wrong.most_common()), "missed_faults": dict(missed.most_common())}
+
+
 def _master_in(folder: Path) -> Path | None:
     if folder.name in EPRI and (folder / EPRI[folder.name]).is_file():
         return folder / EPRI[folder.name]
@@ -165,7 +221,7 @@ def territories(feeders: Path = FEEDERS, dss: list[str] = ()) -> tuple[list[tupl
 
 
 def run(storms: int = 20, seed: int = 1, only: list[str] | None = None, feeders: Path = FEEDERS,
-        dss: list[str] = (), skip_accuracy: bool = False, log=None) -> dict:
+        dss: list[str] = (), skip_accuracy: bool = False, log=None, diagnosis: bool = False) -> dict:
     from gis.opendss import read_opendss
 
     loaders, skipped = territories(feeders, dss)
@@ -184,6 +240,8 @@ def run(storms: int = 20, seed: int = 1, only: list[str] | None = None, feeders:
                 t = time.perf_counter()
                 row.update(accuracy(net, storms, seed))
                 row["accuracy_seconds"] = round(time.perf_counter() - t, 1)
+            if diagnosis:
+                row["diagnosis"] = [diagnose(net, storms, seed, ami) for ami in (True, False)]
             rows.append(row)
             if log:
                 log(f"{name}: done")
@@ -223,6 +281,12 @@ def _table(result: dict) -> str:
         out.append(f"{r['territory'][:14]:<14}" + " ".join(_cell(c) for c in cells))
     if result["missing_feeders"]:
         out.append(f"(feeders not found at {result['missing_feeders']})")
+    for r in result["territories"]:
+        for d in r.get("diagnosis", ()):
+            out.append(f"{r['territory']}, {'with' if d['ami'] else 'without'} AMI: wrong events "
+                       + ("; ".join(f"{k} {v}" for k, v in d["wrong_events"].items()) or "none"))
+            out.append(f"{'':{len(r['territory']) + 2}}missed faults "
+                       + ("; ".join(f"{k} {v}" for k, v in d["missed_faults"].items()) or "none"))
     for folder in result["skipped_folders"]:
         out.append(f"(skipped {folder}: no single master*.dss; name it with --dss)")
     out.append(f"{result['storms']} storms, seed {result['seed']}, call-in {result['call_rate']:.0%}; goals: AMI P and "
@@ -242,11 +306,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dss", action="append", default=[], metavar="PATH[:LAT,LON[:SCALE]]",
                     help="an extra OpenDSS master (repeatable); planar coordinates placed at LAT,LON, SCALE m/unit")
     ap.add_argument("--skip-accuracy", action="store_true", help="import columns only")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="also: wrong events and missed faults by device kind, nesting and position (slower)")
     args = ap.parse_args(argv)
     def log(s: str) -> None:
         print(s, file=sys.stderr, flush=True)
 
-    result = run(args.storms, args.seed, args.only, args.feeders, args.dss, args.skip_accuracy, log)
+    result = run(args.storms, args.seed, args.only, args.feeders, args.dss, args.skip_accuracy, log, args.diagnose)
     print(json.dumps(result, indent=2) if args.json else _table(result))
     return 0
 
