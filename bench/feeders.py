@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -119,6 +120,10 @@ def accuracy(net: Network, storms: int, seed: int, call_rate: float = 0.3) -> di
         "calls_ok": calls["recall"] >= ceiling["recall"] - GOAL_RECALL_GAP
         and calls["precision"] >= GOAL_PRECISION_SHARE * ceiling["precision"],
         "faults_reporting": {"ami": ami["faults_reporting"], "calls": calls["faults_reporting"]},
+        # the storms are a sample: the recall's standard error over the faults that reported, to read the 0.03
+        # of the calls goal against (about one standard error at 20 storms on these feeders)
+        "calls_recall_se": round(math.sqrt(calls["recall"] * (1 - calls["recall"]) / max(1, calls["faults_reporting"])),
+                                 3),
         "confusion": {"ami": ami["confusion"], "calls": calls["confusion"]},
     }
 
@@ -248,7 +253,8 @@ def run(storms: int = 20, seed: int = 1, only: list[str] | None = None, feeders:
     return {"storms": storms, "seed": seed, "call_rate": 0.3, "territories": rows,
             "goals": {"ami_min": GOAL_AMI, "calls_recall_gap": GOAL_RECALL_GAP,
                       "calls_precision_share": GOAL_PRECISION_SHARE, "seconds_per_5k_buses": GOAL_SECONDS_PER_5K},
-            "all_ok": all(r["import_ok"] is not False and r.get("ami_ok", True) and r.get("calls_ok", True) for r in rows),
+            "all_ok": None if skip_accuracy else all(r["import_ok"] is not False and r["ami_ok"] and r["calls_ok"]
+                                                     for r in rows),
             "missing_feeders": None if feeders.is_dir() else str(feeders), "skipped_folders": skipped}
 
 
@@ -291,7 +297,11 @@ def _table(result: dict) -> str:
         out.append(f"(skipped {folder}: no single master*.dss; name it with --dss)")
     out.append(f"{result['storms']} storms, seed {result['seed']}, call-in {result['call_rate']:.0%}; goals: AMI P and "
                f"R >= {GOAL_AMI}; calls R >= ceiling R - {GOAL_RECALL_GAP}, P >= {GOAL_PRECISION_SHARE} x ceiling P; "
-               f"import < {GOAL_SECONDS_PER_5K:g} s per 5,000 buses. All met: {'yes' if result['all_ok'] else 'NO'}")
+               f"import < {GOAL_SECONDS_PER_5K:g} s per 5,000 buses. All met: "
+               f"{'-' if result['all_ok'] is None else 'yes' if result['all_ok'] else 'NO'}")
+    se = [r["calls_recall_se"] for r in result["territories"] if "calls_recall_se" in r]
+    if se:
+        out.append(f"(calls recall standard error over the storms' faults: {min(se):.3f} to {max(se):.3f})")
     return "\n".join(out)
 
 
