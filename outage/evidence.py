@@ -151,6 +151,10 @@ class EvidenceMixin:
         for d in chain:
             self._on[d] += 1
         self._reevaluate(chain)
+        for d in chain:  # a lone call's transformer: not all its customers are out, the call is placed again
+            lone = self._event_at.get(d)
+            if lone is not None and lone.lone and not lone.frozen:
+                self._dissolve(lone)
 
     def _remove_on(self, k: int, t: datetime | None = None) -> None:
         del self._sp_on[k]

@@ -191,7 +191,10 @@ def _roles(kinds: list[str], lo: list[int], hi: list[int], sp_order: np.ndarray,
     the feeder heads: substation equipment), and the rule it is judged by — its kind, except for transformers,
     judged by what they serve. A transformer with devices below it (a large or substation transformer, as
     imported feeders have) is judged like a backbone device (``large_transformer``), substation-class ones like a
-    substation: neither may be predicted from a couple of calls the way a distribution transformer is."""
+    substation: neither may be predicted from a couple of calls the way a distribution transformer is. One that
+    serves customers only is a distribution transformer wherever it sits (a load at the substation bus): with no
+    device below it there are no predicted children for the substation rule to count, and its customers are what
+    tell."""
     lo_a, hi_a = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
     f = np.asarray(sp_feeder)[sp_order]
     # feeders are subtrees, so each is one run of the depth-first order: distinct feeders = 1 + changes of run
@@ -202,7 +205,7 @@ def _roles(kinds: list[str], lo: list[int], hi: list[int], sp_order: np.ndarray,
                  for k, s, srv, fd in zip(kinds, spans.tolist(), served.tolist(), feeder, strict=True)]
     rule_kind = list(kinds)
     for d, k in enumerate(kinds):
-        if k == "transformer" and community[d]:
+        if k == "transformer" and community[d] and n_children[d] > 0:
             rule_kind[d] = "substation"
         elif k == "transformer" and n_children[d] > 0:
             rule_kind[d] = "large_transformer"

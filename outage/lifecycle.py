@@ -52,6 +52,7 @@ class _Track:
         "hazard_only",
         "devices",
         "newest_gasp",
+        "lone",
     )
 
     def __init__(self, event: OutageEvent, dev: int, sp: int):
@@ -60,6 +61,8 @@ class _Track:
         self.sp = sp  # service point index for single-service events, else -1
         self.sps: dict[int, list[str]] = {}  # service points with out-evidence -> report ids
         self.cust = 0  # customers behind ``sps``
+        # placed on a transformer by one call, the transformer not predicted (rollup._lone_call_transformer)
+        self.lone = False
         self.first_gasp: datetime | None = None  # earliest AMI out-evidence
         self.newest_gasp: datetime | None = None  # latest time a meter of this event went dark
         self.frozen = False

@@ -173,10 +173,45 @@ class RollUpMixin:
             if self._pred[d]:
                 top = d
         if top < 0:
+            d = chain[0] if chain else -1
+            if d >= 0 and self._lone_call_transformer(d, k):
+                tr = self._event_at.get(d)
+                if tr is None:
+                    reason = f"one call: transformer {self.grid.device_ids[d]} likelier than the service drop"
+                    tr = self._new_track(d, -1, t, EventState.UNCONFIRMED, actor=ENGINE, reason=reason)
+                    tr.lone = True
+                return tr
             return self._new_track(
                 -1, k, t, EventState.UNCONFIRMED, actor=ENGINE, reason="single-service call"
             )
         return self._gather(top, t, ami_t=ami_t, own=(k, chain))
+
+    def _lone_call_transformer(self, d: int, k: int) -> bool:
+        """Calls only, ``k`` the one customer out below distribution transformer ``d``, whose rule does not pass:
+        whether the transformer failing explains the call better than ``k``'s own service drop, by the likelihood
+        model (:mod:`outage.rules`). An event is made for the call either way; it belongs on the likelier device:
+        a transformer fails more often than one drop comes down, so on a transformer of a few customers it is the
+        better bet unless the caller says the neighbours are not out; the silence of the others tells against it
+        as their number grows. The transformer is not predicted by this (no backbone rule counts it as a
+        predicted child): the event only sits there."""
+        g = self.grid
+        rs = self._ruleset_dev(d)
+        if (
+            g.rule_kind[d] != "transformer"
+            or (self.meters is not None and g.metered[k])  # pinging the meters will tell
+            or self._out_sps[d] != 1
+            or not rs.likelihood_check
+            or self._silence_measured(d)
+            or self._oper[d] == -math.inf
+            or k not in self._sp_ev
+        ):
+            return False
+        terms = self._lik_terms(rs, self._ami_at(d))
+        logp = terms[0]
+        # oper less the caller's own evidence terms: the prior ratio and the silence of d's other customers
+        base = self._oper[d] - self._esum[d] - logp.get("service", -9.0)
+        h = self._sp_ev[k][1]  # "neighbours out too" counts for d and against the drop (_evidence_llr), "not" for it
+        return base + h + max(h, 0.0) > 0.0
 
     def _gather(
         self, top: int, t: datetime, ami_t: datetime | None = None, own: tuple[int, list[int]] | None = None
@@ -189,6 +224,8 @@ class RollUpMixin:
         is where that evidence belongs. Evidence without an outage time (a call, a ping: ``ami_t`` is None) under
         such an earlier outage belongs to it, not to the top: it says nothing about when the power went."""
         tr = self._event_at.get(top)
+        if tr is not None:
+            tr.lone = False  # predicted now
         # the top's outage time is the newest last gasp among what it gathers: meters below a device that operated
         # go dark together, so a meter that went dark well before them was out already (an earlier, separate fault)
         children = [c for c in self._under.get(top, ()) if not c.frozen and c is not tr and c.event.open]

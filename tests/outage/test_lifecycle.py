@@ -130,7 +130,7 @@ def test_restoring_a_child_while_its_parent_is_out_keeps_the_customer_out():
 
 def test_classification():
     eng = OutageEngine.from_network(tree_feeder(feeders=2), clock=lambda: T0)
-    eng.ingest_report(Report("r1", T0, sp_id="sp1.1.1.1"))
+    eng.ingest_report(Report("r1", T0, sp_id="sp1.1.1.1", neighbours_out=False))
     assert eng.events[0].event_class == EventClass.SINGLE_CUSTOMER
     eng.ingest_report(Report("r2", at(1), sp_id="sp1.1.1.2"))
     assert eng.events[0].event_class == EventClass.FEEDER

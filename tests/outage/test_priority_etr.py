@@ -30,7 +30,7 @@ def only(eng):
 
 def test_tiers_and_reasons():
     eng = engine()
-    eng.ingest_report(Report("r1", T0, sp_id="sp1.1.1.1"))
+    eng.ingest_report(Report("r1", T0, sp_id="sp1.1.1.1", neighbours_out=False))
     p = priority(only(eng), T0)
     assert (p.tier, p.reason) == (4, "single customer")
     eng.ingest_report(Report("r2", T0, sp_id="sp1.1.1.2"))
@@ -55,7 +55,7 @@ def test_tiers_and_reasons():
 
 def test_aging_raises_the_tier_and_the_weight():
     eng = engine()
-    eng.ingest_report(Report("r1", T0, sp_id="sp1.1.1.1"))
+    eng.ingest_report(Report("r1", T0, sp_id="sp1.1.1.1", neighbours_out=False))
     ev = only(eng)
     fresh = priority(ev, T0)
     old = priority(ev, T0 + timedelta(hours=49))

@@ -56,7 +56,8 @@ def test_calls_spread_under_many_laterals_do_not_take_down_the_substation_transf
             assert g.community[xs] == above
             got = _spread_calls(eng)
             assert not got & {"XS", "BRK"} and not any(k.startswith("substation:") for k in got), (above, fuses)
-            assert got == {f"sp:sp{i}.0" for i in range(6)}
+            # each lone call sits on its transformer of four (likelier than the drop), which no device above counts
+            assert got == {f"T{i}" for i in range(6)}
 
 
 def test_a_transformer_serving_dozens_is_not_predicted_from_two_calls():
@@ -141,3 +142,26 @@ def test_silence_of_unmetered_customers_on_a_partly_metered_feeder_is_not_eviden
         opers.append(eng._oper[eng.grid.device_index["F1.1"]])
     # six silent customers below the fuse: with meters their silence counts against it, without only as callers'
     assert opers[1] > opers[0] + 6
+
+
+def test_a_transformer_at_the_substation_bus_serving_customers_only_is_judged_by_its_customers():
+    """A load at the substation bus (a big customer, or an imported model's equivalent of another feeder) has a
+    transformer above the feeder heads with no device below it: it has no predicted children to count, so the
+    substation rule could never predict it from calls. Judged by its customers, a tenth of them calling is an
+    outage of it, and two calls are not."""
+    nodes = {"S": (11.5, 50.0), "b": (11.501, 50.0), "t": (11.502, 50.0), "x": (11.5, 50.001)}
+    segs = [("BRK", "S", "b", "breaker", False, "FD1"), ("T1", "b", "t", "transformer", False, "FD1"),
+            ("TX", "S", "x", "transformer", False, None)]
+    rows = [(f"sp1.{k}", "t", 1, "none") for k in range(4)] + [(f"spx.{k}", "x", 1, "none") for k in range(40)]
+    net = _build(nodes, segs, rows, [("SUB1", "S")], "bus load")
+    eng = OutageEngine.from_network(net, clock=lambda: at(0))
+    tx = eng.grid.device_index["TX"]
+    assert eng.grid.community[tx] and eng.grid.rule_kind[tx] == "transformer"
+    for k in range(2):
+        eng.ingest_report(call(f"r{k}", f"spx.{k}", k))
+    assert "TX" not in {e.key for e in eng.events}
+    for k in range(2, 12):  # 30 % call-in
+        eng.ingest_report(call(f"r{k}", f"spx.{k}", k))
+    eng.tick(at(30))
+    (ev,) = eng.events
+    assert ev.key == "TX" and ev.event_class == EventClass.COMMUNITY
