@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     plan_mode: Literal["auto", "propose"] = "auto"
     #: Optimizer time limit per re-plan.
     replan_time_limit_s: float = Field(5.0, gt=0.0)
+    #: Solve in this process and stop after ``replan_solution_limit`` solutions rather than at the time limit: the
+    #: same inputs then give the same plan however busy the machine is (replays, the demo), at the cost of intake
+    #: waiting for the search.
+    replan_deterministic: bool = False
+    replan_solution_limit: int = Field(200, ge=1)
+    #: The live loop runs the engine's timers this often (wall-clock seconds); 0: only ``LiveEngine.tick`` runs
+    #: them (a replay that drives its own clock).
+    engine_tick_s: float = Field(1.0, ge=0.0)
 
     #: Intake: requests per minute per client (token or, for anonymous members, IP address) and burst size.
     rate_limit_per_minute: float = Field(60.0, gt=0.0)

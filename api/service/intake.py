@@ -86,9 +86,10 @@ class IntakeWriter(QueueThread):
 
     def __init__(self, db: Database, *, batch_max: int = 500,
                  on_committed: Callable[[list[Committed]], None] | None = None,
-                 request_timeout: float = 10.0, outcome_timeout: float = 60.0) -> None:
+                 request_timeout: float = 10.0, outcome_timeout: float = 60.0, clock=utcnow) -> None:
         super().__init__()
         self.db = db
+        self.clock = clock  # stamps received_at
         self.batch_max = batch_max
         self.on_committed = on_committed
         self.request_timeout, self.outcome_timeout = request_timeout, outcome_timeout
@@ -248,7 +249,7 @@ class IntakeWriter(QueueThread):
         self._failing = None
 
     def _commit(self, batch: list[_Item], out: list[Committed], phase: list[str]) -> None:
-        now = utcnow()
+        now = self.clock()
         with self.db.write() as session:
             session.begin()
             ids = self._store_reports(session, [item for item in batch if item.kind == "report"], now)

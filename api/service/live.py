@@ -79,6 +79,8 @@ class LiveEngine(DispatchActions, QueueThread):
         self.stats = {"processed": 0, "replans": 0, "batches": 0, "resyncs": 0}
         self._resync_at: float | None = None  # monotonic time of the next resync attempt; None: in sync
         self._resync_failures = 0
+        self._idle = threading.Condition()  # settle(): wait until every queued batch has been consumed
+        self._unfinished = 0
 
     # ================================================================ lifecycle
     def start(self, network=None) -> None:
@@ -104,8 +106,27 @@ class LiveEngine(DispatchActions, QueueThread):
             self.replanner.close()
 
     def submit(self, committed: list[Committed]) -> None:
-        """Called by the intake writer after commit (from its thread)."""
-        self._queue.put(committed)
+        """Called by the intake writer after commit (from its thread), so before the request's answer."""
+        self._put(committed)
+
+    def _put(self, item: list) -> None:
+        with self._idle:
+            self._unfinished += 1
+        self._queue.put(item)
+
+    def _taken(self, n: int) -> None:
+        if n:
+            with self._idle:
+                self._unfinished -= n
+                self._idle.notify_all()
+
+    def settle(self, timeout: float = 120.0) -> None:
+        """Wait until the loop has consumed everything submitted so far (an accepted input's 202 comes after its
+        submit): its engine pass, transaction and plan-dirty mark are done. For a driver that owns the clock."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: self._unfinished == 0, timeout):
+                raise TimeoutError(f"the live engine did not consume its input in {timeout:.0f} s "
+                                   f"({self._unfinished} batches queued)")
 
     def _load(self, network) -> None:
         from outage.engine import OutageEngine
@@ -125,25 +146,18 @@ class LiveEngine(DispatchActions, QueueThread):
             self.status = "running"
 
     def _run(self) -> None:
-        next_tick = time.monotonic() + 1.0
+        tick_s = self.settings.engine_tick_s  # 0: the timers are the driver's (tick())
+        next_tick = time.monotonic() + (tick_s or 1.0)
         while True:
             wake = min(next_tick, self._replan_due() or next_tick, self._resync_at or next_tick)
             timeout = max(0.05, wake - time.monotonic())
             try:
-                first = self._queue.get(timeout=timeout)
+                first, taken = self._queue.get(timeout=timeout), 1
             except queue.Empty:
-                first = []
+                first, taken = [], 0
             if first is None:
                 return
-            if self._resync_at is not None:
-                if time.monotonic() < self._resync_at:
-                    continue  # committed intake waits in the database; the resync reads it from there
-                self._resync()
-                continue
-            if self.role == "standby":
-                continue  # the leader takes committed intake from the database
-            batch = list(first)
-            stop = False
+            batch, stop = list(first), False
             while True:  # drain: everything queued becomes one engine pass and one transaction
                 try:
                     more = self._queue.get_nowait()
@@ -153,27 +167,42 @@ class LiveEngine(DispatchActions, QueueThread):
                     stop = True
                     break
                 batch.extend(more)
+                taken += 1
             try:
-                if batch and self.engine is not None:
-                    self._process(batch)
-                if time.monotonic() >= next_tick:
-                    next_tick = time.monotonic() + 1.0
-                    if self.engine is not None:
-                        if self.role == "leader":  # what the other processes committed
-                            self._catch_up(window=10_000)
-                        self._tick()
-                due = self._replan_due()
-                if due is not None and time.monotonic() >= due:
-                    try:
-                        self.replan()
-                    except Exception:  # noqa: BLE001 - a plan changes no engine state: try again later
-                        log.exception("re-planning failed; retrying after the debounce")
-                        self._dirty()
-            except Exception as exc:  # noqa: BLE001 - the loop must survive; the journal makes a resync exact
-                log.exception("live loop step failed")
-                self.need_resync(exc)
+                timers = time.monotonic() >= next_tick
+                if timers:
+                    next_tick = time.monotonic() + (tick_s or 1.0)
+                self._pass(batch, timers and tick_s > 0)
+            finally:
+                self._taken(taken)
             if stop:
                 return
+
+    def _pass(self, batch: list[Committed], timers: bool) -> None:
+        """One pass of the loop: the batch, the timers when due, the debounced re-plan."""
+        if self._resync_at is not None:
+            if time.monotonic() >= self._resync_at:  # before then, committed intake waits in the database
+                self._resync()
+            return
+        if self.role == "standby":
+            return  # the leader takes committed intake from the database
+        try:
+            if batch and self.engine is not None:
+                self._process(batch)
+            if timers and self.engine is not None:
+                if self.role == "leader":  # what the other processes committed
+                    self._catch_up(window=10_000)
+                self.tick()
+            due = self._replan_due()
+            if due is not None and time.monotonic() >= due:
+                try:
+                    self.replan()
+                except Exception:  # noqa: BLE001 - a plan changes no engine state: try again later
+                    log.exception("re-planning failed; retrying after the debounce")
+                    self._dirty()
+        except Exception as exc:  # noqa: BLE001 - the loop must survive; the journal makes a resync exact
+            log.exception("live loop step failed")
+            self.need_resync(exc)
 
     # ================================================================ resynchronising after a failed write
     def need_resync(self, exc: BaseException | None = None) -> None:
@@ -184,7 +213,7 @@ class LiveEngine(DispatchActions, QueueThread):
         self.status = f"degraded: resynchronising after {type(exc).__name__ if exc else 'a failed write'}"
         if self._resync_at is None:
             self._resync_at = time.monotonic()
-            self._queue.put([])  # wake the loop
+            self._put([])  # wake the loop
 
     def _resync(self) -> None:
         try:
@@ -300,9 +329,13 @@ class LiveEngine(DispatchActions, QueueThread):
         if publish:
             self.publish(messages)
 
-    def _tick(self) -> None:
+    def tick(self, now: datetime | None = None) -> None:
+        """Run the engine's timers at ``now`` (default: the clock). The loop does this every ``engine_tick_s``;
+        a driver that owns the clock (``engine_tick_s`` 0) calls it itself."""
         with self._lock:
-            now = self.clock()
+            if self.engine is None:
+                return
+            now = now or self.clock()
             changes = self.engine.tick(now)
             if not changes:
                 return  # a tick that changed nothing need not be replayed: the next input runs the same timers
@@ -513,6 +546,12 @@ class LiveEngine(DispatchActions, QueueThread):
             return None
         s = self.settings
         return min(self._last_dirty + s.replan_debounce_s, self._first_dirty + s.replan_max_wait_s)
+
+    def replan_if_dirty(self) -> int | None:
+        """Plan now if anything changed since the last plan, whatever the debounce says; returns the plan id."""
+        if self._first_dirty is None:
+            return None
+        return self.replan()
 
     def replan(self) -> int | None:
         """Make a plan now (the debounce calls this; tests and the CLI may too). Returns the plan id."""

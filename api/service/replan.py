@@ -224,9 +224,13 @@ class Replanner:
                         | {tuple(map(float, j.location)) for j in problem.jobs})
         arr = np.asarray(points, dtype=float)
         travel = MatrixTravel(points, self.travel(arr, arr))
+        s = self.live.settings
         try:
-            plan = self._pool().submit(_solve_worker, problem, travel, self.live.settings.replan_time_limit_s,
-                                       self.previous).result(timeout=self.live.settings.replan_time_limit_s * 20 + 60)
+            if s.replan_deterministic:  # by solution count, in this thread: the plan never depends on the load
+                plan = _solve_worker(problem, travel, s.replan_time_limit_s, self.previous, s.replan_solution_limit)
+            else:
+                plan = self._pool().submit(_solve_worker, problem, travel, s.replan_time_limit_s,
+                                           self.previous).result(timeout=s.replan_time_limit_s * 20 + 60)
         except Exception:  # noqa: BLE001 - the greedy plan is the documented fallback
             log.exception("optimizer failed; falling back to greedy")
             self._shutdown_pool()
@@ -308,16 +312,18 @@ class Replanner:
         return out
 
 
-def _solve_worker(problem, travel, time_limit_s: float, previous):
-    """Runs in the optimizer process."""
+def _solve_worker(problem, travel, time_limit_s: float, previous, solution_limit: int | None = None):
+    """Runs in the optimizer process (or inline, with ``solution_limit``: deterministic, by solution count)."""
     from dispatch.solver import SolveOptions, solve
 
+    options = SolveOptions(time_limit_s=time_limit_s) if solution_limit is None else SolveOptions(
+        time_limit_s=time_limit_s, deterministic=True, solution_limit=solution_limit)
     try:
-        return solve(problem, travel, SolveOptions(time_limit_s=time_limit_s), previous=previous)
+        return solve(problem, travel, options, previous=previous)
     except Exception:  # noqa: BLE001 - a warm start from a stale plan must not cost the plan
         if previous is None:
             raise
-        return solve(problem, travel, SolveOptions(time_limit_s=time_limit_s))
+        return solve(problem, travel, options)
 
 
 def _replace(job, **changes):

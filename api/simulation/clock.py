@@ -5,20 +5,14 @@ crews, the live engine, the re-planner, the notification planner and worker and 
 :class:`StormClock`. The clock only moves when the driver advances it (in fixed steps of storm time); the speed
 only sets how long a step lasts in real time.
 
-The service takes an injected clock (``LiveEngine.clock``, ``Planner``/``Worker(clock=...)``), but the intake
-writer and the intake routes stamp rows with :func:`api.store.models.utcnow` directly; :func:`storm_time_for_intake`
-points those two module names at the storm clock for the length of a replay (the demo owns its process).
+The service takes the clock as ``create_app(clock=...)`` (intake stamps and time checks, the live engine, plans,
+the maps); the notification planner and worker take it as ``clock=``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-
-#: Modules whose ``utcnow`` stamps intake (received_at, "is this in the future" checks).
-INTAKE_CLOCK_MODULES = ("api.service.intake", "api.web.routes.intake")
 
 
 class StormClock:
@@ -42,6 +36,16 @@ class StormClock:
             self._now += timedelta(seconds=seconds)
             return self._now
 
+    def advance_to(self, at: datetime) -> datetime:
+        """Move to ``at`` (never back: an earlier time leaves the clock where it is)."""
+        with self._lock:
+            self._now = max(self._now, at)
+            return self._now
+
+    def at(self, offset_s: float) -> datetime:
+        """The storm time ``offset_s`` seconds after the start."""
+        return self.start + timedelta(seconds=offset_s)
+
     @property
     def elapsed_s(self) -> float:
         return (self() - self.start).total_seconds()
@@ -60,18 +64,3 @@ def storm_start(now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     return now.replace(second=0, microsecond=0)
 
-
-@contextmanager
-def storm_time_for_intake(clock: StormClock) -> Iterator[None]:
-    """Intake stamps rows with the storm clock while the block runs (see the module docstring)."""
-    import importlib
-
-    modules = [importlib.import_module(name) for name in INTAKE_CLOCK_MODULES]
-    saved = [m.utcnow for m in modules]
-    for m in modules:
-        m.utcnow = clock
-    try:
-        yield
-    finally:
-        for m, fn in zip(modules, saved, strict=True):
-            m.utcnow = fn

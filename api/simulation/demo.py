@@ -10,10 +10,12 @@ crews, and then lets four actors work against it through its public interfaces, 
   restoration messages, whole, in ``notifications.log``;
 * the **crews** (:class:`api.simulation.crews.CrewSimulator`): en route with position pings, on site, restored.
 
-Time: everything runs on one :class:`api.simulation.clock.StormClock`. The driver (:meth:`Demo.step`) advances it
-by ``STEP_S`` of storm time, runs the engine's timers, sends what the storm has due, waits until the engine has
-consumed it, re-plans if anything changed, steps the crews, plans and delivers notices, and samples the figures
-(:mod:`outage.figures`). Nothing waits on the wall clock, so one seed gives one storm, to the event, at any speed;
+Time: everything runs on one :class:`api.simulation.clock.StormClock`, injected into the service
+(``create_app(clock=...)``). The driver (:meth:`Demo.step`) sends what the storm has due in the next ``STEP_S`` of
+storm time, each input at its own time (the clock moves to it first) and waits until the engine has consumed it
+(``LiveEngine.settle``); then it moves the clock to the end of the step, runs the engine's timers
+(``LiveEngine.tick``), re-plans if anything changed (``LiveEngine.replan_if_dirty``, solving by solution count),
+steps the crews, plans and delivers notices, and samples the figures (:mod:`outage.figures`). Nothing waits on the wall clock, so one seed gives one storm, to the event, at any speed;
 the speed only sets how long a step lasts in real time (at least ``STEP_S / speed`` seconds).
 
 Headless (``oms demo --headless``) runs until every event is restored, writes the map snapshots and the summary and
@@ -36,7 +38,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import func, select
 
-from api.simulation.clock import StormClock, storm_start, storm_time_for_intake
+from api.simulation.clock import StormClock, storm_start
 from outage.figures import FigureLog, Figures, customers_out
 
 log = logging.getLogger("oms.demo")
@@ -116,6 +118,7 @@ class Demo:
         self.etrs: dict[str, list[tuple[datetime, datetime]]] = {}  # event -> (issued, ETR) as published
         self.customers: dict[str, int] = {}  # event -> most customers out seen (restoration sets it to 0)
         self.reports_seen: dict[str, int] = {}
+        self.open_sps: dict = {}  # open event -> its service points' rows, for the meters when it is restored
         self._threads: list[threading.Thread] = []
         self._closers: list = []
 
@@ -161,28 +164,25 @@ class Demo:
         import uvicorn
 
         from api.maps import PageConfig
-        from api.maps.state import ClockedProvider
         from api.settings import Settings
         from api.simulation.crews import CrewSimulator
         from api.simulation.storm import StormFeed, storm_messages
         from api.web.app import create_app
 
-        # re-plans are the driver's (once per step with changes), never the live loop's wall-clock debounce
-        settings = Settings(database_url=self.db_url, replan_debounce_s=1e9, replan_max_wait_s=1e9,
-                            replan_time_limit_s=self.o.replan_time_limit_s, rate_limit_per_minute=60_000.0,
+        # timers and re-plans are the driver's (each step), never the live loop's wall-clock timer and debounce;
+        # plans stop by solution count, so they do not depend on how busy the machine is
+        settings = Settings(database_url=self.db_url, engine_tick_s=0.0, replan_debounce_s=1e9,
+                            replan_max_wait_s=1e9, replan_time_limit_s=self.o.replan_time_limit_s,
+                            replan_deterministic=True, replan_solution_limit=200, rate_limit_per_minute=60_000.0,
                             rate_limit_burst=10_000)
         page = PageConfig(utility_name="Sample Electric Cooperative (demo)", public_interval_s=5.0,
                           dispatcher_interval_s=2.0)
-        self.app = create_app(settings, network=self.network, page=page)
+        # the maps rebuild on every read: the driver samples once per step; the browsers poll every few seconds
+        self.app = create_app(settings, network=self.network, page=page, clock=self.clock,
+                              clock_note=self.clock.note(), map_refresh_s=0.0)
         self.live = self.app.state.oms.live
-        self.live.clock = self.clock  # before the lifespan starts the engine, which takes the live clock
-        self._intake_clock = storm_time_for_intake(self.clock)
-        self._intake_clock.__enter__()
-        self._closers.insert(0, lambda: self._intake_clock.__exit__(None, None, None))
         maps = self.app.state.maps
         self.provider = maps.provider
-        self.provider.min_interval_s = 0.0  # the driver samples every step; the maps poll every few seconds
-        maps.provider = ClockedProvider(self.provider, self.clock, self.clock.note())
         sock = sock or open_socket(self.o.host, self.o.port)
         self.port = sock.getsockname()[1]
         self.url = f"http://{self.o.host}:{self.port}"
@@ -196,7 +196,6 @@ class Demo:
                 raise RuntimeError("the service did not start; see demo.log")
             time.sleep(0.05)
         self.db = self.app.state.oms.db
-        _deterministic_replans(self.live.replanner)
         self._start_notifications()
         self._head_end = self._client(self.tokens["integration"], timeout=60)
         self._enroll_contacts()
@@ -236,13 +235,11 @@ class Demo:
     def _meters_back(self, event_id: str) -> None:
         """The meter head-end: when a crew restores an event, the meters under it report power restored (without
         this, their unanswered last gasps would read as a fresh outage)."""
-        from api.store.models import Event
-
-        with self.db.read() as session:
-            ev = session.get(Event, event_id)
-        if ev is None:
+        rows = self.open_sps.get(event_id)
+        if rows is None:
+            log.warning("restored event %s was not on the map before the crews moved; no meter messages", event_id)
             return
-        sps = self.network.service_points.iloc[self.provider._service_points(ev)]
+        sps = self.network.service_points.iloc[rows]
         now = self.clock().isoformat()
         messages = [{"meter": str(m) if m and str(m) != "nan" else str(sp), "kind": "power_restore", "at": now}
                     for m, sp in zip(sps["meter"], sps["sp_id"], strict=True)]
@@ -267,41 +264,20 @@ class Demo:
     def step(self) -> Figures:
         """One step of storm time (see the module docstring); returns the figures after it."""
         live = self.live
-        with live._lock:  # the live loop's own timer pass never sees half a step
-            now = self.clock.advance(STEP_S)
-            if live.engine is not None:
-                live._tick()
-        for _ in self.feed.runs_due(self.clock.elapsed_s):
-            self.settle()
-        self.replan_if_changed()
+        end = self.clock.at(self.clock.elapsed_s + STEP_S)
+        for _ in self.feed.runs_due((end - self.clock.start).total_seconds()):
+            live.settle()  # consumed at its own time, before the clock moves on
+        now = self.clock.advance_to(end)
+        live.tick()
+        live.replan_if_dirty()
+        self.open_sps = {e.event_id: e.sp_indices for e in self.provider.state().events}
         self.crews.step(now)
-        self.settle()
-        self.replan_if_changed()
+        live.settle()
+        live.replan_if_dirty()
         self.planner.scan(now)
         while self.notify_worker.run_once():
             pass
         return self.sample()
-
-    def settle(self, timeout_s: float = 120.0) -> None:
-        """Wait until the live engine has consumed every stored input (reports, meter and SCADA messages)."""
-        from api.store.models import MeterMessage, Report, ScadaMessage
-
-        deadline = time.monotonic() + timeout_s
-        while True:
-            with self.db.read() as session:
-                pending = sum(session.scalar(select(func.count()).select_from(m).where(m.processed_at.is_(None)))
-                              or 0 for m in (Report, MeterMessage, ScadaMessage))
-            if not pending:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the live engine did not consume {pending} inputs in {timeout_s:.0f} s")
-            time.sleep(0.005)
-        with self.live._lock:  # the pass that marked them processed has finished (and marked the plan dirty)
-            pass
-
-    def replan_if_changed(self) -> None:
-        if self.live._first_dirty is not None:
-            self.live.replan()
 
     def sample(self) -> Figures:
         """The figures now, from the maps' own state (so console, maps and summary count alike), and what a closed
@@ -377,32 +353,6 @@ def _columns() -> int:
     import shutil
 
     return shutil.get_terminal_size().columns
-
-
-class _InlineDeterministic:
-    """Stands in for the re-planner's solver process: solves in this thread, by solution count rather than by
-    time, so a plan never depends on how busy the machine is."""
-
-    def submit(self, _fn, problem, travel, time_limit_s, previous):
-        from concurrent.futures import Future
-
-        from dispatch.solver import SolveOptions, solve
-
-        options = SolveOptions(time_limit_s=time_limit_s, deterministic=True, solution_limit=200)
-        fut: Future = Future()
-        try:
-            fut.set_result(solve(problem, travel, options, previous=previous))
-        except Exception:  # noqa: BLE001 - as the worker does: a stale warm start must not cost the plan
-            fut.set_result(solve(problem, travel, options))
-        return fut
-
-    def shutdown(self, *args, **kwargs) -> None:
-        pass
-
-
-def _deterministic_replans(replanner) -> None:
-    if replanner is not None:
-        replanner._executor = _InlineDeterministic()
 
 
 def run_demo(options: DemoOptions, network, sock: socket.socket | None = None,

@@ -5,9 +5,9 @@ are batched into ``POST /ami``, breaker lockouts go to ``POST /scada``.
 
 Two drivers: :func:`replay` sends against any running service on the wall clock (``speed`` times the storm's pace;
 the service stamps what it receives with its own clock, as in a real storm). :class:`StormFeed` is stepped by the
-demo on its storm clock (:mod:`api.simulation.clock`): it sends what is due up to a storm offset, in order, one
-run of same-kind messages at a time, and lets the caller wait for the service between runs, so the engine sees
-the same inputs in the same order at any speed.
+demo on its storm clock (:mod:`api.simulation.clock`): it sends what is due up to a storm offset, in order, each
+message at its own storm time, and lets the caller wait for the service between sends, so the engine sees the
+same inputs at the same times in the same order at any speed.
 """
 
 from __future__ import annotations
@@ -71,37 +71,41 @@ class StormFeed:
         return self.next >= len(self.messages)
 
     def runs_due(self, offset_s: float):
-        """Yield after each run of same-kind messages due by ``offset_s`` has been sent (the caller settles)."""
+        """Send what is due by ``offset_s``, each message at its own storm time, yielding after each send so the
+        caller can wait for the service before the clock moves on. The clock moves to a report's or a device
+        operation's time before it is sent (the service stamps a report when it stores it), and to the last of a
+        run of meter messages (one batch; each message carries its own time)."""
         while not self.done and self.messages[self.next][0] <= offset_s:
             kind = self.messages[self.next][1]
-            run = []
-            while (not self.done and self.messages[self.next][0] <= offset_s and self.messages[self.next][1] == kind
-                   and len(run) < AMI_BATCH):
-                run.append(self.messages[self.next][2])
+            run = [self.messages[self.next]]
+            self.next += 1
+            while (kind == "ami" and not self.done and self.messages[self.next][0] <= offset_s
+                   and self.messages[self.next][1] == kind and len(run) < AMI_BATCH):
+                run.append(self.messages[self.next])
                 self.next += 1
+            self.clock.advance_to(self.clock.at(run[-1][0]))
             self._send(kind, run)
             yield kind
 
-    def _send(self, kind: str, bodies: list[dict]) -> None:
-        at = self.clock().isoformat()
+    def _send(self, kind: str, run: list) -> None:
         if kind == "ami":
-            self.counts["ami_sent"] += len(bodies)
-            r = self._post("/ami", {"messages": [{**b, "at": at} for b in bodies]})
+            self.counts["ami_sent"] += len(run)
+            r = self._post("/ami", {"messages": [{**b, "at": self.clock.at(o).isoformat()} for o, _, b in run]})
             if r.status_code == 202:
                 self.counts["ami_accepted"] += r.json()["accepted"]
             else:
-                self.counts["rejected"] += len(bodies)
+                self.counts["rejected"] += len(run)
             return
-        for body in bodies:  # one by one: the report ids (and so the engine's order) follow the storm's order
-            if kind == "report":
-                self.counts["reports_sent"] += 1
-                r = self._post("/reports", body)
-                self.counts["reports_accepted" if r.status_code == 202 else "rejected"] += 1
-            else:
-                self.counts["scada_sent"] += 1
-                r = self._post("/scada", {**body, "at": at})
-                if r.status_code != 202:
-                    self.counts["rejected"] += 1
+        (_, _, body), = run
+        if kind == "report":
+            self.counts["reports_sent"] += 1
+            r = self._post("/reports", body)
+            self.counts["reports_accepted" if r.status_code == 202 else "rejected"] += 1
+        else:
+            self.counts["scada_sent"] += 1
+            r = self._post("/scada", {**body, "at": self.clock().isoformat()})
+            if r.status_code != 202:
+                self.counts["rejected"] += 1
 
     def _post(self, path: str, body: dict) -> httpx.Response:
         for _ in range(20):  # a rate limit (wall clock) only delays a message: it never drops or reorders one

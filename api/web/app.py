@@ -7,18 +7,22 @@ record, so a restarted process rebuilds the engine from it before it serves. Ope
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from fastapi import FastAPI
 
 from api import errors
 from api.maps import PageConfig, create_router
+from api.maps.state import ClockedProvider
 from api.service.intake import IntakeWriter
 from api.service.live import LiveEngine
 from api.service.stream import Broker
 from api.settings import Settings
 from api.store.db import Database
+from api.store.models import utcnow
 from api.web.auth import TokenCache
 from api.web.fastpath import IntakeFastPath
 from api.web.limits import BodyLimitMiddleware, EdgeGuard, RateLimiter, SecurityHeaders
@@ -42,18 +46,27 @@ class ServiceState:
     broker: Broker
     live: LiveEngine
     writer: IntakeWriter
+    #: The service's clock: intake stamps and time checks, the engine, plans, the maps (a replay injects one).
+    clock: Callable[[], datetime] = utcnow
 
 
-def create_app(settings: Settings | None = None, *, network=None, page: PageConfig | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, network=None, page: PageConfig | None = None,
+               clock: Callable[[], datetime] | None = None, clock_note: str = "",
+               map_refresh_s: float = 1.0) -> FastAPI:
     """Build the app. ``network`` (a :class:`gis.network.Network`) overrides ``settings.territory``; ``page``
-    configures the maps at ``/maps`` (utility name, polling intervals, tiles)."""
+    configures the maps at ``/maps`` (utility name, polling intervals, tiles).
+
+    ``clock`` (default the wall clock) is the service's time: received_at stamps and the intake time checks, the
+    live engine and its plans, and the maps' time (labelled ``clock_note``, e.g. "storm time, 120x"). A replay
+    injects its storm clock here. ``map_refresh_s``: the maps rebuild their state at most this often (0: on every
+    read, for a driver that samples once per step)."""
     settings = settings or Settings()
     db = Database(settings.database_url)
     broker = Broker()
-    live = LiveEngine(settings, db, broker)
+    live = LiveEngine(settings, db, broker, clock=clock or utcnow)
     writer = IntakeWriter(db, batch_max=settings.intake_batch_max, on_committed=live.submit,
-                          request_timeout=settings.intake_request_timeout_s)
-    state = ServiceState(settings, db, TokenCache(), RateLimiter(), broker, live, writer)
+                          request_timeout=settings.intake_request_timeout_s, clock=clock or utcnow)
+    state = ServiceState(settings, db, TokenCache(), RateLimiter(), broker, live, writer, clock or utcnow)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -85,7 +98,10 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
     app.include_router(notify_router)
     app.include_router(landing_router)
     app.include_router(console_router)
-    maps = create_router(LiveMapProvider(live), page=page or PageConfig(), dispatcher_dependencies=[dispatcher_access])
+    provider = LiveMapProvider(live, min_interval_s=map_refresh_s)
+    if clock is not None:
+        provider = ClockedProvider(provider, clock, clock_note)
+    maps = create_router(provider, page=page or PageConfig(), dispatcher_dependencies=[dispatcher_access])
     app.include_router(maps)
     app.state.maps = maps.map_service  # shared with snapshot writers (same MapData, same caches)
     app.add_middleware(SecurityHeaders)

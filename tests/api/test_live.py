@@ -295,3 +295,38 @@ def test_a_burst_of_1000_reports_is_one_replan(db_url, tokens):
         plan = c.get("/plans/current", headers=c.as_(D)).json()
         assert plan is not None, (live.replanner.last, live.status)
         assert count(db_url, Assignment, Assignment.status == "assigned") >= 1, plan
+
+
+def test_an_injected_clock_drives_intake_checks_plans_and_maps(db_url, tokens):
+    """``create_app(clock=...)``: a replay's clock, not the wall clock, stamps and checks intake, and the driver
+    settles, re-plans and reads the maps through public calls."""
+    from datetime import UTC, datetime, timedelta
+
+    from service_helpers import Client, small_feeder
+
+    from api.settings import Settings
+    from api.web.app import create_app
+
+    now = datetime(2031, 1, 2, 3, 4, tzinfo=UTC)  # years ahead of the wall clock
+    settings = Settings(database_url=db_url, engine_tick_s=0.0, replan_debounce_s=3600.0, replan_max_wait_s=3600.0,
+                        replan_time_limit_s=1.0, replan_deterministic=True, replan_solution_limit=20)
+    app = create_app(settings, network=small_feeder(), clock=lambda: now, clock_note="test time", map_refresh_s=0)
+    with Client(app) as c:
+        c.tokens = tokens
+        r = c.post("/reports", json={"account": "A-sp1"})
+        assert r.status_code == 202 and r.json()["received_at"].startswith("2031-01-02T03:04")
+        live = app.state.oms.live
+        live.settle()
+        scada = {"device_id": "F1", "kind": "lockout"}
+        late = c.post("/scada", json={**scada, "at": (now + timedelta(hours=1)).isoformat()}, headers=c.as_("integration"))
+        assert late.status_code == 422 and "future" in late.text
+        ok = c.post("/scada", json={**scada, "at": (now - timedelta(minutes=1)).isoformat()}, headers=c.as_("integration"))
+        assert ok.status_code == 202, ok.text
+        live.settle()
+        live.tick()
+        replans = live.stats["replans"]
+        live.replan_if_dirty()
+        assert live.stats["replans"] == replans + 1
+        assert live.replan_if_dirty() is None and live.stats["replans"] == replans + 1  # nothing changed since
+        state = app.state.maps.provider.state()
+        assert state.updated_at == now and state.clock_note == "test time" and state.events

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from api.errors import ApiError, json_body, parse_json
 from api.service.intake import MAX_CLOCK_SKEW
-from api.store.models import ScadaMessage, utcnow
+from api.store.models import ScadaMessage
 from api.web.auth import Principal, require
 from api.web.routes.public import rate_limit
 from api.web.schemas import AmiBatchIn, IntakeAccepted, Rejected, ScadaIn
@@ -22,7 +22,7 @@ OPENS = ("lockout", "commanded_open")
 
 def window(state) -> tuple[datetime, datetime]:
     """The times a device or meter message may carry: not older than the configured age, not in the future."""
-    now = utcnow()
+    now = state.clock()
     return now - timedelta(hours=state.settings.max_message_age_hours), now + MAX_CLOCK_SKEW
 
 
