@@ -170,3 +170,26 @@ def test_no_churn_rule_holds(seq):
             if old is not None and matters(old, proposed, now) is None:
                 assert not (proposed.latest - old.latest > LATER_BY)
         state = state2
+
+
+def test_the_engine_takes_a_ready_made_etr_through_the_no_churn_rule():
+    from outage_feeders import tree_feeder
+
+    from outage.engine import OutageEngine
+    from outage.etr import etr_from_dict, etr_to_dict
+    from outage.reports import Report
+
+    eng = OutageEngine.from_network(tree_feeder(), clock=lambda: NOW)
+    eng.ingest_report(Report("r1", NOW, sp_id="sp1.1.1.1", neighbours_out=True))
+    (ev,) = eng.events
+    model = EtrModel()
+    first = model.estimate(NOW, "queued", "fuse", wait_minutes=60, probability=0.9)
+    eng.update_etr(ev.event_id, NOW, etr=etr_to_dict(first))  # the journal form
+    assert ev.etr == first and etr_from_dict(etr_to_dict(first)) == first and ev.etr.probability == 0.9
+    inside = Etr(first.earliest + timedelta(minutes=15), first.latest, "low", "queued", "", probability=0.8)
+    eng.update_etr(ev.event_id, NOW, etr=inside)
+    assert ev.etr == first  # held: inside the published range
+    later = Etr(first.latest + timedelta(hours=2), first.latest + timedelta(hours=3), "high", "assigned", "",
+                probability=0.8)
+    eng.update_etr(ev.event_id, NOW, etr=later, holds=0.1)
+    assert ev.etr == later
