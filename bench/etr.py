@@ -10,7 +10,8 @@ Per stage (storm-wide, queued, assigned, on site), at the moment an event enters
 (the model's estimate, and what was published after the no-churn rule), median and p90 absolute error of the
 interval's middle (minutes), and the same for today's ETR (outage.etr.assigned_etr on every planned job, cause
 unknown until the crew reports, outage.etr.update) where it had one. Per member: share with an ETR within 15
-minutes of their first report. Per event: ranges published.
+minutes of their first report. Per event: ranges published. On site, the median error of an oracle that knows the
+simulator's true repair distribution but not the draw (the floor no estimate beats on average).
 
     PYTHONPATH=. .venv/bin/python bench/etr.py [--quick] [--json] [--territories sample,ieee123,epri]
 """
@@ -95,7 +96,27 @@ def _judge(etr, truth) -> tuple[bool, float]:
     return (etr.earliest <= truth <= etr.latest, abs((etr.middle - truth).total_seconds()) / 60.0)
 
 
+_TRUE: dict[tuple[str, str], np.ndarray] = {}
+
+
+def _oracle_error(ev, issue) -> float:
+    """On site: the error of an oracle that knows the simulator's true repair distribution of this kind and cause
+    (not the draw) and says its median given the time already spent: the error no estimate can beat on average."""
+    from api.simulation.restoration import _draw_repair
+
+    key = (ev.kind, ev.cause)
+    if key not in _TRUE:
+        rng = np.random.default_rng(0)
+        _TRUE[key] = np.array([_draw_repair(rng, ev.kind, ev.cause) for _ in range(4000)])
+    elapsed = (issue.time - ev.arrived).total_seconds() / 60.0
+    d = _TRUE[key]
+    d = d[d > elapsed] - elapsed
+    truth = (ev.restored - issue.time).total_seconds() / 60.0
+    return abs(float(np.median(d)) - truth) if len(d) else float("nan")
+
+
 def score(results) -> dict:
+    oracle: list[float] = []
     model: dict[str, list] = {s: [] for s in STAGES}
     published: dict[str, list] = {s: [] for s in STAGES}
     today: dict[str, list] = {s: [] for s in STAGES}
@@ -111,6 +132,8 @@ def score(results) -> dict:
                 published[i.stage].append(_judge(i.published, truth))
                 if i.today is not None:
                     today[i.stage].append(_judge(i.today, truth))
+                if i.stage == "on_site":
+                    oracle.append(_oracle_error(ev, i))
             ranges.append(len(ev.published))
             ranges_today.append(len(ev.today))
             if ev.today:  # the first ETR each system gave, at the moment today's first came
@@ -131,6 +154,7 @@ def score(results) -> dict:
         "stages": {s: {"model": _stats(model[s]), "published": _stats(published[s]), "today": _stats(today[s])}
                    for s in STAGES},
         "first_today_etr": {"today": _stats(today_first), "model_at_same_time": _stats(model_first)},
+        "oracle_on_site_median_min": round(float(np.nanmedian(oracle)), 1) if oracle else None,
         "members": members,
         "members_etr_15min": round(members_new / members, 3) if members else None,
         "members_etr_15min_today": round(members_today / members, 3) if members else None,
@@ -155,6 +179,8 @@ def _line(name: str, size: str, res: dict, log) -> None:
         f"members {res['members']}: ETR within 15 min {res['members_etr_15min']:.0%} "
         f"(today {res['members_etr_15min_today']:.0%}); ranges/event {res['ranges_per_event']:.2f} "
         f"(max {res['ranges_per_event_max']}, today {res['ranges_per_event_today']:.2f})")
+    log(f"{'':12}on site, an oracle knowing the true repair distribution (not the draw): err med "
+        f"{res['oracle_on_site_median_min']} min")
     for s in STAGES:
         st = res["stages"][s]
         m, p, t = st["model"], st["published"], st["today"]

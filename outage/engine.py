@@ -440,14 +440,29 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         crew_at: datetime | None = None,
         backlog_repair_minutes: float | None = None,
         crews: int | None = None,
+        etr: etr_mod.Etr | dict | None = None,
+        holds: float | None = None,
     ) -> list[Change]:
         """Recompute an event's ETR: crew-entered (``crew_at``), assigned (``eta_minutes`` from dispatch), or
-        from the storm backlog (``backlog_repair_minutes`` and ``crews``). Small changes are not churned."""
+        from the storm backlog (``backlog_repair_minutes`` and ``crews``). Small changes are not churned.
+
+        ``etr``: a ready-made estimate (the learned model's, :mod:`outage.etr_model`; an :class:`~outage.etr.Etr`
+        or its journal form, :func:`outage.etr.etr_from_dict`), published through the no-churn rule of
+        :mod:`outage.etr_policy` (a change of its ``source``, the stage, is a new fact; ``holds`` is the published
+        range's probability under it)."""
         tr = self._track(event_id)
         now = now or self.clock()
         ev = tr.event
         kind = ev.device_kind
-        if crew_at is not None:
+        if etr is not None:
+            from outage.etr_policy import Published, decide
+
+            proposed = etr_mod.etr_from_dict(etr) if isinstance(etr, dict) else etr
+            current = None if ev.etr is None else Published(ev.etr, 0)
+            fact = int(ev.etr is not None and ev.etr.source != proposed.source)
+            state, publish = decide(current, proposed, now, fact, holds=holds)
+            new = state.etr if publish else ev.etr
+        elif crew_at is not None:
             proposed = etr_mod.crew_etr(now, crew_at)
             new = proposed
         else:

@@ -43,6 +43,18 @@ class Etr:
         return self.latest < now
 
 
+def etr_to_dict(e: Etr) -> dict:
+    """The journal form of an ETR (JSON: ISO times)."""
+    return {"earliest": e.earliest.isoformat(), "latest": e.latest.isoformat(), "confidence": e.confidence,
+            "source": e.source, "basis": e.basis, "probability": e.probability}
+
+
+def etr_from_dict(d: dict) -> Etr:
+    """An ETR from :func:`etr_to_dict`'s form."""
+    return Etr(datetime.fromisoformat(d["earliest"]), datetime.fromisoformat(d["latest"]), d["confidence"],
+               d["source"], d.get("basis", ""), d.get("probability"))
+
+
 def _round_up(t: datetime) -> datetime:
     epoch = datetime(2000, 1, 1, tzinfo=t.tzinfo)
     steps = math.ceil((t - epoch) / ROUND)

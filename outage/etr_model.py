@@ -39,6 +39,10 @@ PROBABILITY = 0.8
 N_MIN = 30
 #: most recent samples kept per group (a storm's conditions drift; old storms should not dominate)
 KEEP = 600
+#: most recent labelled samples pooled for the shape of the repair distribution
+KEEP_POOLED = 3000
+#: prior weight (samples) of the coarser group's log-location when a group's own is estimated (shrinkage)
+SHRINK = 10.0
 #: quantile levels used to combine two distributions (sum of grids); 99 levels: error well under a minute
 _LEVELS = np.linspace(0.005, 0.995, 99)
 #: wait offset (min) so a planned wait of zero still has a ratio
@@ -48,10 +52,47 @@ _PRIOR_RATIO = np.array([0.5, 0.7, 0.85, 1.0, 1.15, 1.4, 2.0])
 _ROUND = timedelta(minutes=15)
 
 
-def _round(t: datetime) -> datetime:
-    """Nearest quarter hour (both ends: rounding outwards would add coverage nobody asked for)."""
+def _shortest(total: np.ndarray, probability: float) -> tuple[float, float]:
+    """The shortest interval holding ``probability`` of ``total`` (repair times are right-skewed: the central one
+    would sit late, with a middle far from where most restorations fall)."""
+    starts = np.linspace(0.0, 1.0 - probability, 21)
+    lows = np.quantile(total, starts)
+    highs = np.quantile(total, starts + probability)
+    best = int(np.argmin(highs - lows))
+    return float(lows[best]), float(highs[best])
+
+
+def _rounded(now: datetime, low: float, high: float, total: np.ndarray,
+             probability: float) -> tuple[datetime, datetime]:
+    """Quarter-hour ends that still hold ``probability``: of each end rounded down or up, the narrowest pair whose
+    mass under ``total`` is at least ``probability`` (nearest rounding of a short range loses coverage: a 45-min
+    range rounded in at both ends holds a third less), else both outwards."""
+    floor_now = _floor(now)
+    best = None
+    for a in (_floor(now + timedelta(minutes=low)), _floor(now + timedelta(minutes=low)) + _ROUND):
+        for b in (_floor(now + timedelta(minutes=high)), _floor(now + timedelta(minutes=high)) + _ROUND):
+            a2 = max(a, floor_now)
+            b2 = max(b, a2 + _ROUND)
+            lo_m, hi_m = (a2 - now).total_seconds() / 60.0, (b2 - now).total_seconds() / 60.0
+            mass = float(np.mean((total >= lo_m) & (total <= hi_m)))
+            if mass >= probability - 0.005 and (best is None or b2 - a2 < best[1] - best[0]):
+                best = (a2, b2)
+    if best is None:
+        a2 = max(_floor(now + timedelta(minutes=low)), floor_now)
+        best = (a2, max(_floor(now + timedelta(minutes=high)) + _ROUND, a2 + _ROUND))
+    return best
+
+
+def _floor(t: datetime) -> datetime:
     epoch = datetime(2000, 1, 1, tzinfo=t.tzinfo)
-    return epoch + round((t - epoch) / _ROUND) * _ROUND
+    return epoch + ((t - epoch) // _ROUND) * _ROUND
+
+
+def _table_log(kind: str, cause: str) -> float:
+    """Log of today's table's typical repair (geometric middle of its range) x cause factor: a prior's shape."""
+    low, high = REPAIR_MINUTES.get(kind, (60, 180)) if kind != ANY else (60, 180)
+    f = CAUSE_FACTOR.get(cause, 1.2) if cause != ANY else 1.0
+    return 0.5 * (np.log(low) + np.log(high)) + float(np.log(f))
 
 
 def _prior_repair(kind: str, cause: str) -> np.ndarray:
@@ -69,6 +110,10 @@ class EtrModel:
     repair: dict[tuple[str, str], deque] = field(default_factory=dict)
     ratio: dict[str, deque] = field(default_factory=dict)
     restored: int = 0
+    #: every repair sample with its labels (kind, cause, minutes), for the pooled shape (see :meth:`repair_shape`)
+    labelled: deque = field(default_factory=lambda: deque(maxlen=KEEP_POOLED))
+    _fit: tuple | None = field(default=None, repr=False, compare=False)
+    _prior: tuple = field(default=(0.0, 0.0, 0.0), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.probability < 1.0:
@@ -82,6 +127,7 @@ class EtrModel:
         cause = cause or ANY
         for key in {(kind, cause), (kind, ANY), (ANY, cause), (ANY, ANY)}:
             self.repair.setdefault(key, deque(maxlen=KEEP)).append(float(minutes))
+        self.labelled.append((kind, cause, float(minutes)))
         self.restored += 1
 
     def learn_wait(self, stage: str, planned_minutes: float, actual_minutes: float) -> None:
@@ -149,6 +195,67 @@ class EtrModel:
             out = np.concatenate([out, prior])
         return out
 
+    def _fitted(self) -> tuple:
+        """Log-locations per group (shrunk: (kind, cause) -> kind x cause effect -> all) and the pooled log
+        residuals, with the cause known and not; refitted when a sample has arrived since the last fit."""
+        if self._fit is not None and self._fit[0] == self.restored:
+            return self._fit
+        kinds = np.array([k for k, _, _ in self.labelled], dtype=object)
+        causes = np.array([c for _, c, _ in self.labelled], dtype=object)
+        logs = np.log(np.maximum(np.array([m for _, _, m in self.labelled], dtype=float), 1.0))
+        mu_all = float(logs.mean())
+
+        def shrunk(mask: np.ndarray, prior: float) -> float:
+            n = int(mask.sum())
+            return (float(logs[mask].sum()) + SHRINK * prior) / (n + SHRINK)
+
+        # a rare kind (cause) starts from today's table's relative scale, around the learned overall level
+        tk = {k: _table_log(k, ANY) for k in set(kinds.tolist())}
+        tc = {c: _table_log(ANY, c) for c in set(causes.tolist())}
+        tk_mean = float(np.mean([tk[k] for k in kinds]))
+        tc_mean = float(np.mean([tc[c] for c in causes]))
+        mu_kind = {k: shrunk(kinds == k, mu_all + tk[k] - tk_mean) for k in tk}
+        mu_cause = {c: shrunk(causes == c, mu_all + tc[c] - tc_mean) for c in tc}
+        self._prior = (mu_all, tk_mean, tc_mean)
+        mu_kc = {}
+        for k, c in set(zip(kinds.tolist(), causes.tolist(), strict=True)):
+            prior = mu_kind[k] + mu_cause[c] - mu_all
+            mu_kc[k, c] = shrunk((kinds == k) & (causes == c), prior)
+        # a residual from a location fitted to its own sample is too small by 1/(n + SHRINK) of the variance, and a
+        # new outcome misses the location's own error by as much: widen both (see repair_shape)
+        n_kc = {key: int(((kinds == key[0]) & (causes == key[1])).sum()) for key in mu_kc}
+        n_k = {k: int((kinds == k).sum()) for k in mu_kind}
+        known = np.array([(lg - mu_kc[k, c]) / np.sqrt(1.0 - 1.0 / (n_kc[k, c] + SHRINK))
+                          for k, c, lg in zip(kinds, causes, logs, strict=True)])
+        unknown = np.array([(lg - mu_kind[k]) / np.sqrt(1.0 - 1.0 / (n_k[k] + SHRINK))
+                            for k, lg in zip(kinds, logs, strict=True)])
+        self._fit = (self.restored, mu_all, mu_kind, mu_cause, mu_kc, known, unknown, n_k, n_kc)
+        return self._fit
+
+    def repair_shape(self, kind: str, cause: str = "", elapsed: float = 0.0) -> np.ndarray:
+        """Repair minutes still to go after ``elapsed`` on site, as a large sample: the group's (shrunk) log-location
+        plus every group's residuals. A group's own quantiles from a few dozen samples under-cover (both tails are
+        thin in a small sample of a heavy-tailed time); the shape is shared, the location is the group's. Given
+        ``elapsed``, the repair is known to be longer than it: the samples longer, minus it. Falls back to
+        :meth:`repair_samples` until :data:`N_MIN` samples have been learned."""
+        if len(self.labelled) < N_MIN:
+            return self.repair_samples(kind, cause, elapsed)
+        _, mu_all, mu_kind, mu_cause, mu_kc, known, unknown, n_k, n_kc = self._fitted()
+        cause = cause or ANY
+        _, tk_mean, tc_mean = self._prior
+        mk = mu_kind.get(kind, mu_all + _table_log(kind, ANY) - tk_mean)
+        if cause == ANY:
+            mu, res, n = mk, unknown, n_k.get(kind, 0)
+        else:
+            mc = mu_cause.get(cause, mu_all + _table_log(ANY, cause) - tc_mean)
+            mu, res, n = mu_kc.get((kind, cause), mk + mc - mu_all), known, n_kc.get((kind, cause), 0)
+        s = np.exp(mu + res * np.sqrt(1.0 + 1.0 / (n + SHRINK)))
+        left = s[s > elapsed] - elapsed
+        if len(left) < N_MIN:  # past almost every sample: the longest ones' excess, at least the tail's
+            left = np.sort(s)[-N_MIN:] - min(elapsed, float(np.sort(s)[-N_MIN]))
+            left = np.maximum(left, 15.0)
+        return left
+
     def expected_repair(self, kind: str, cause: str = "") -> float:
         """Mean repair minutes (what a planner should budget for a job)."""
         return float(np.mean(self.repair_samples(kind, cause)))
@@ -159,41 +266,52 @@ class EtrModel:
             return s
         return np.concatenate([s, _PRIOR_RATIO]) if len(s) < N_MIN // 3 else s
 
+    def total(self, stage: str, wait_minutes: float, kind: str, cause: str = "", elapsed: float = 0.0) -> np.ndarray:
+        """A sample of the minutes to restoration at ``stage`` (wait + repair, independent: sum of quantile grids)."""
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+        rep = np.quantile(self.repair_shape(kind, cause, elapsed), _LEVELS)
+        if stage == "on_site":
+            return rep
+        ratio = np.quantile(self.ratio_samples(stage), _LEVELS)
+        wait = np.maximum(ratio * (max(wait_minutes, 0.0) + _WAIT_PAD) - _WAIT_PAD, 0.0)
+        return (wait[:, None] + rep[None, :]).ravel()
+
     def remaining(self, stage: str, wait_minutes: float, kind: str, cause: str = "",
                   elapsed: float = 0.0) -> tuple[float, float, float]:
         """(low, median, high) minutes to restoration at ``stage``: the shortest :attr:`probability` interval."""
-        if stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-        rep = np.quantile(self.repair_samples(kind, cause, elapsed), _LEVELS)
-        if stage == "on_site":
-            total = rep
-        else:
-            ratio = np.quantile(self.ratio_samples(stage), _LEVELS)
-            wait = np.maximum(ratio * (max(wait_minutes, 0.0) + _WAIT_PAD) - _WAIT_PAD, 0.0)
-            total = (wait[:, None] + rep[None, :]).ravel()
-        # the shortest interval holding ``probability`` (repair times are right-skewed: the central one would sit
-        # late, with a middle far from where most restorations fall)
-        starts = np.linspace(0.0, 1.0 - self.probability, 21)
-        lows = np.quantile(total, starts)
-        highs = np.quantile(total, starts + self.probability)
-        best = int(np.argmin(highs - lows))
-        return float(lows[best]), float(np.median(total)), float(highs[best])
+        total = self.total(stage, wait_minutes, kind, cause, elapsed)
+        low, high = _shortest(total, self.probability)
+        return low, float(np.median(total)), high
+
+    def holds(self, etr: Etr, now: datetime, stage: str, kind: str, *, wait_minutes: float = 0.0, cause: str = "",
+              elapsed: float = 0.0) -> float:
+        """The probability that restoration falls in ``etr``'s range, under the estimate at ``stage`` made at ``now``
+        (what :func:`outage.etr_policy.decide` needs to keep a promise that still holds)."""
+        total = self.total(stage, wait_minutes, kind, cause, elapsed)
+        a = (etr.earliest - now).total_seconds() / 60.0
+        b = (etr.latest - now).total_seconds() / 60.0
+        return float(np.mean((total >= a) & (total <= b)))
 
     # -------------------------------------------------------------------------------------------- estimates
     def estimate(self, now: datetime, stage: str, kind: str, *, wait_minutes: float = 0.0, cause: str = "",
-                 elapsed: float = 0.0) -> Etr:
-        """The ETR at ``stage`` (see the module docstring for what ``wait_minutes`` means at each)."""
-        low, _, high = self.remaining(stage, wait_minutes, kind, cause, elapsed)
-        earliest = max(_round(now + timedelta(minutes=low)), _round(now))
-        latest = max(_round(now + timedelta(minutes=high)), earliest + _ROUND)
+                 elapsed: float = 0.0, probability: float | None = None) -> Etr:
+        """The ETR at ``stage`` (see the module docstring for what ``wait_minutes`` means at each), holding
+        ``probability`` (default :attr:`probability`; the first range published for an event is a wider one,
+        :data:`outage.etr_policy.FIRST`, so that it holds as the plan firms up)."""
+        p = self.probability if probability is None else probability
+        if not 0.0 < p < 1.0:
+            raise ValueError(f"probability must be in (0, 1), got {p}")
+        total = self.total(stage, wait_minutes, kind, cause, elapsed)
+        low, high = _shortest(total, p)
+        earliest, latest = _rounded(now, low, high, total, p)
         confidence = "high" if stage in ("assigned", "on_site") else "low"
         basis = {"storm": f"storm backlog: {wait_minutes:.0f} crew-min per crew ahead + {kind} repair",
                  "queued": f"plan: crew in {wait_minutes:.0f} min + {kind} repair",
                  "assigned": f"crew ETA {wait_minutes:.0f} min + {kind} repair",
                  "on_site": f"crew on site {elapsed:.0f} min, {kind} {cause or 'cause unknown'} repair"}[stage]
         return Etr(earliest, latest, confidence, stage,
-                   f"{basis} ({self.probability:.0%} of similar outages were restored within this range)",
-                   probability=self.probability)
+                   f"{basis} ({p:.0%} of similar outages were restored within this range)", probability=p)
 
     def storm_wait(self, backlog_minutes: float, crews: int) -> float:
         """The storm stage's planned wait: the backlog's crew-minutes shared by the crews."""

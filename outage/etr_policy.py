@@ -9,7 +9,10 @@ published, when
 4. the new range ends more than :data:`LATER_BY` (30 min) after the published one.
 
 A new range that overlaps the published one and does not end materially later is held: the published promise still
-stands (a narrower range inside it, or one ending earlier, changes nothing a member would act on).
+stands (a narrower range inside it, or one ending earlier, changes nothing a member would act on). And a new range
+that matters by rule 3 or 4 is still held while the published range keeps at least :data:`HOLD` (60%) of the new
+estimate's probability (the caller passes it as ``holds``): a promise more likely kept than not is not withdrawn
+for a plan that merely slipped.
 
 No zig-zag: once a range has moved earlier, it is not moved later again until a *new fact* arrives (a stage change:
 planned, crew dispatched, crew on site with the cause, part of the customers restored) or the published range has
@@ -24,6 +27,11 @@ from datetime import datetime, timedelta
 from outage.etr import Etr
 
 LATER_BY = timedelta(minutes=30)
+#: a published range that still holds this much of the new estimate's probability stands (unless it has passed)
+HOLD = 0.6
+#: the probability of the first range published for an event: wider than later ones (which state the model's own,
+#: 0.8), so that it holds while the plan firms up instead of being replaced at the first re-plan
+FIRST = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +56,17 @@ def matters(old: Etr, new: Etr, now: datetime, later_by: timedelta = LATER_BY) -
 
 
 def decide(current: Published | None, proposed: Etr, now: datetime, facts: int,
-           later_by: timedelta = LATER_BY) -> tuple[Published, bool]:
+           later_by: timedelta = LATER_BY, holds: float | None = None) -> tuple[Published, bool]:
     """The state after ``proposed`` at ``now``, ``facts`` being the event's count of new facts so far, and whether
-    ``proposed`` is published."""
+    ``proposed`` is published. ``holds``: the probability of the published range under the estimate ``proposed``
+    comes from (``None``: not known, rules 1-4 alone)."""
     if current is None:
         return Published(proposed, facts), True
     old = current.etr
     if old.source == "crew" and proposed.source != "crew":
         return current, False
     why = matters(old, proposed, now, later_by)
-    if why is None:
+    if why is None or (why != "passed" and holds is not None and holds >= HOLD):
         return current, False
     new_fact = facts > current.facts or why == "passed"
     later = proposed.latest > old.latest

@@ -305,8 +305,7 @@ class Replanner:
                 actions.append({"action": "state", "event_id": a.event_id, "state": "dispatched", "actor": actor,
                                 "verb": "dispatch a crew to"})
             if a.eta is not None:
-                actions.append({"action": "etr", "event_id": a.event_id, "actor": actor,
-                                "args": {"eta_minutes": max(0.0, (a.eta - now).total_seconds() / 60.0)}})
+                actions.append(_etr_action(live, a, now, actor))
         # one engine pass and one transaction for the whole plan; an event closed meanwhile is skipped
         live.act_many(actions, replan=False, skip_invalid=True)
         return out
@@ -350,6 +349,28 @@ def _travel_source(network):
 
     graph = RoadGraph.from_tables(network.road_nodes, network.road_edges)
     return graph.travel_time_matrix
+
+
+def _etr_action(live: PlanHost, a: Assignment, now: datetime, actor: str) -> dict:
+    """The ETR a planned job gets: the learned model's (``live.etr_model``, an :class:`outage.etr_model.EtrModel`,
+    when the service keeps one) at its stage -- ``assigned`` for a crew's first stop, ``queued`` behind it -- with
+    its stated probability, through the engine's no-churn rule; else today's (ETA + the table's repair)."""
+    eta = max(0.0, (a.eta - now).total_seconds() / 60.0)
+    model = getattr(live, "etr_model", None)
+    if model is None:
+        return {"action": "etr", "event_id": a.event_id, "actor": actor, "args": {"eta_minutes": eta}}
+    from outage.etr import etr_to_dict
+
+    ev = live.engine.event(a.event_id)
+    stage = "assigned" if a.sequence == 0 else "queued"
+    kind = ev.device_kind or "*"
+    first = ev.etr is None
+    from outage.etr_policy import FIRST
+
+    new = model.estimate(now, stage, kind, wait_minutes=eta, probability=FIRST if first else None)
+    holds = None if first else model.holds(ev.etr, now, stage, kind, wait_minutes=eta)
+    return {"action": "etr", "event_id": a.event_id, "actor": actor,
+            "args": {"etr": etr_to_dict(new), "holds": holds}}
 
 
 def _msg(a: Assignment) -> dict:

@@ -35,7 +35,7 @@ from dispatch import Crew, Job, MatrixTravel, Problem, StraightLine, solve_greed
 from outage import etr as etr_today
 from outage.etr import Etr
 from outage.etr_model import EtrModel
-from outage.etr_policy import Published, decide
+from outage.etr_policy import FIRST, Published, decide
 from outage.grid import Grid
 from outage.storm import STORM_START, Storm
 
@@ -356,11 +356,15 @@ class Restoration:
             ev.facts += 1
         ev.stage = stage
         elapsed = (t - ev.arrived).total_seconds() / 60.0 if ev.arrived is not None else 0.0
-        proposed = self.model.estimate(t, stage, ev.kind, wait_minutes=wait,
-                                       cause=ev.cause if stage == "on_site" else "", elapsed=elapsed)
-        ev.state, publish = decide(ev.state, proposed, t, ev.facts)
+        cause = ev.cause if stage == "on_site" else ""
+        proposed = self.model.estimate(t, stage, ev.kind, wait_minutes=wait, cause=cause, elapsed=elapsed)
+        holds = None if ev.state is None else self.model.holds(ev.state.etr, t, stage, ev.kind, wait_minutes=wait,
+                                                                cause=cause, elapsed=elapsed)
+        offer = proposed if ev.state is not None else self.model.estimate(
+            t, stage, ev.kind, wait_minutes=wait, cause=cause, elapsed=elapsed, probability=FIRST)
+        ev.state, publish = decide(ev.state, offer, t, ev.facts, holds=holds)
         if publish:
-            ev.published.append((t, proposed))
+            ev.published.append((t, offer))
         if entering:
             ev.issues.append(Issue(t, stage, wait, proposed, ev.state.etr, today or self._today(ev)))
 

@@ -32,7 +32,7 @@ def test_on_site_interval_holds_its_probability_on_a_known_truth():
     for m in rng.lognormal(np.log(90), 0.6, 800):
         model.learn_repair("fuse", "tree", float(m))
     cov = _covered(model, "on_site", rng.lognormal(np.log(90), 0.6, 2000), cause="tree")
-    assert 0.77 <= cov <= 0.83
+    assert 0.75 <= cov <= 0.85  # the goal; 800 training samples leave the range's own coverage a sd of ~0.015
 
 
 def test_queued_interval_combines_wait_and_repair():
@@ -108,6 +108,24 @@ def test_a_narrower_range_inside_the_published_one_is_held():
     assert not pub and state2 is state
 
 
+def test_a_range_that_still_holds_is_kept_when_the_plan_slips():
+    state, _ = decide(None, _etr(60, 120), NOW, 0)
+    later = _etr(120, 120)  # ends 60 min later: matters by rule 4
+    assert decide(state, later, NOW, 0, holds=0.65)[1] is False
+    assert decide(state, later, NOW, 0, holds=0.3)[1] is True
+    passed = NOW + timedelta(hours=4)  # a broken promise is replaced whatever it "holds"
+    assert decide(state, _etr(250, 60), passed, 0, holds=0.9)[1] is True
+
+
+def test_the_first_range_can_be_wider_and_says_so():
+    model = EtrModel()
+    narrow = model.estimate(NOW, "queued", "fuse", wait_minutes=60)
+    wide = model.estimate(NOW, "queued", "fuse", wait_minutes=60, probability=0.9)
+    assert wide.probability == 0.9 and "90%" in wide.basis
+    assert wide.latest - wide.earliest >= narrow.latest - narrow.earliest
+    assert model.holds(wide, NOW, "queued", "fuse", wait_minutes=60) >= 0.88
+
+
 def test_a_crew_etr_is_never_replaced_by_an_estimate():
     crew = Etr(NOW + timedelta(hours=1), NOW + timedelta(hours=1), "high", "crew", "entered by crew")
     state, _ = decide(None, crew, NOW, 0)
@@ -152,3 +170,26 @@ def test_no_churn_rule_holds(seq):
             if old is not None and matters(old, proposed, now) is None:
                 assert not (proposed.latest - old.latest > LATER_BY)
         state = state2
+
+
+def test_the_engine_takes_a_ready_made_etr_through_the_no_churn_rule():
+    from outage_feeders import tree_feeder
+
+    from outage.engine import OutageEngine
+    from outage.etr import etr_from_dict, etr_to_dict
+    from outage.reports import Report
+
+    eng = OutageEngine.from_network(tree_feeder(), clock=lambda: NOW)
+    eng.ingest_report(Report("r1", NOW, sp_id="sp1.1.1.1", neighbours_out=True))
+    (ev,) = eng.events
+    model = EtrModel()
+    first = model.estimate(NOW, "queued", "fuse", wait_minutes=60, probability=0.9)
+    eng.update_etr(ev.event_id, NOW, etr=etr_to_dict(first))  # the journal form
+    assert ev.etr == first and etr_from_dict(etr_to_dict(first)) == first and ev.etr.probability == 0.9
+    inside = Etr(first.earliest + timedelta(minutes=15), first.latest, "low", "queued", "", probability=0.8)
+    eng.update_etr(ev.event_id, NOW, etr=inside)
+    assert ev.etr == first  # held: inside the published range
+    later = Etr(first.latest + timedelta(hours=2), first.latest + timedelta(hours=3), "high", "assigned", "",
+                probability=0.8)
+    eng.update_etr(ev.event_id, NOW, etr=later, holds=0.1)
+    assert ev.etr == later
