@@ -75,7 +75,7 @@
       locating: 'Buscando su ubicación…', located: 'Ubicación añadida (solo se envía con su aviso).',
       no_geo: 'Su navegador no puede compartir la ubicación.', geo_failed: 'Sin ubicación: indique su dirección.',
       // the page's static text
-      customers_out_s: 'clientes sin luz', of_members: 'de los socios', outages: 'cortes', call: 'Llámenos',
+      title_outages: 'cortes de luz', customers_out_s: 'clientes sin luz', of_members: 'de los socios', outages: 'cortes', call: 'Llámenos',
       call_bill: 'Para avisar por teléfono, llame al número de su factura.',
       alerts: 'Suscríbase a las alertas de cortes', search_label: 'Busque su calle o pueblo', search: 'Buscar',
       list: 'Lugares con cortes', list_caption: 'Cortes por lugar; elija un encabezado para ordenar.',
@@ -157,6 +157,8 @@
       var es = TEXT.es[STATIC_ES_KEY[key] || key];
       el.textContent = lang === 'es' && es ? es : english[key];
     });
+    var heading = byId('oms-title');
+    if (heading) { document.title = heading.textContent; }
     var button = byId('oms-lang');
     if (button) { button.textContent = t('lang_other'); button.lang = lang === 'es' ? 'en' : 'es'; }
     var toggle = byId('oms-toggle');
