@@ -8,7 +8,8 @@
 Routes (under ``prefix``, default ``/maps``): ``/`` (index), ``/public`` and ``/public.geojson`` (members),
 ``/dispatcher``, ``/dispatcher.geojson`` and ``/network.geojson`` (dispatchers: pass ``dispatcher_dependencies``
 to guard them), ``/roads.geojson``, ``/basemap.geojson`` (buildings, place and street names), ``/search?q=``
-(address search: the area's facts, never a customer's) and ``/assets/...``. Every body carries a strong ETag and
+(address search: the area's facts, never a customer's; 503 with Retry-After while the index of a big territory is
+still being built in the background, which starts as soon as the territory loads) and ``/assets/...``. Every body carries a strong ETag and
 answers ``If-None-Match`` with 304, so a browser polling an unchanged map downloads nothing; bodies over 1 kB go
 gzip-compressed to clients that accept it (compressed once per body, not per request).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Annotated
@@ -31,6 +33,10 @@ from api.maps.search import CONTROL_CHARS
 from api.maps.state import MapProvider
 
 GEOJSON = "application/geo+json"
+#: Seconds a client waits before asking the search again while its index is being built.
+SEARCH_RETRY_AFTER_S = 3
+#: Seconds a search request waits for an index being built before answering 503.
+SEARCH_WAIT_S = 1.0
 HTML = "text/html; charset=utf-8"
 
 
@@ -97,52 +103,91 @@ class MapService:
         self._lock = threading.Lock()
         self._network = None
         self._data: MapData | None = None
-        self._pages: dict[str, bytes] = {}
+        self._pages: dict[str, tuple[bytes, str]] = {}
+        self._static: dict[str, tuple[bytes, str]] = {}
         self._live: dict[str, tuple[object, bytes, str]] = {}
+        self._live_locks = {"public": threading.Lock(), "dispatcher": threading.Lock()}
 
     def data(self) -> MapData:
-        """The MapData of the provider's current network (rebuilt only when the network object changes)."""
+        """The MapData of the provider's current network (rebuilt only when the network object changes; a new
+        one starts building its address search index in the background at once)."""
         network = self.provider.network()
         with self._lock:
             if network is not self._network:
                 self._data = MapData(network, self.options)
                 self._network = network
                 self._pages.clear()
+                self._static.clear()
                 self._live.clear()
+                self._data.build_search_index_in_background()
             return self._data
 
-    def page_body(self, kind: str) -> bytes:
+    def warm(self, wait_s: float = 600.0, poll_s: float = 1.0) -> threading.Thread:
+        """Build the map layers and the search index in a daemon thread as soon as the provider has a network
+        (polling for ``wait_s`` at most), so the first member does not wait for them."""
+        def run() -> None:
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                try:
+                    self.data()
+                    return
+                except LookupError:  # no territory loaded yet
+                    time.sleep(poll_s)
+        thread = threading.Thread(target=run, name="oms-maps-warm", daemon=True)
+        thread.start()
+        return thread
+
+    def page_body(self, kind: str) -> tuple[bytes, str]:
+        """(body, etag) of the public or dispatcher page."""
         data = self.data()
         with self._lock:
             if kind not in self._pages:
                 render = public_html if kind == "public" else dispatcher_html
-                self._pages[kind] = render(data, self.page).encode()
+                body = render(data, self.page).encode()
+                self._pages[kind] = (body, etag_of(body))
             return self._pages[kind]
 
+    def static_body(self, name: str) -> tuple[bytes, str]:
+        """(body, etag) of a layer that changes only with the network: roads, basemap, network."""
+        data = self.data()
+        hit = self._static.get(name)
+        if hit is None:
+            body = getattr(data, f"{name}_body")()
+            hit = self._static[name] = (body, etag_of(body))
+        return hit
+
     def live_body(self, kind: str) -> tuple[bytes, str]:
-        """(body, etag) of the public or dispatcher collection for the provider's current state."""
+        """(body, etag) of the public or dispatcher collection for the provider's current state: built once per
+        state version, by one thread (a storm's thousand viewers polling at once wait for that one build)."""
         data = self.data()
         state = self.provider.state()
         cached = self._live.get(kind)
         if state.version is not None and cached is not None and cached[0] == state.version:
             return cached[1], cached[2]
-        collection = data.public_collection(state) if kind == "public" else data.dispatcher_collection(state)
-        body = dumps(collection)
-        etag = etag_of(body)
-        self._live[kind] = (state.version, body, etag)
-        return body, etag
+        with self._live_locks[kind]:
+            cached = self._live.get(kind)
+            if state.version is not None and cached is not None and cached[0] == state.version:
+                return cached[1], cached[2]
+            collection = data.public_collection(state) if kind == "public" else data.dispatcher_collection(state)
+            body = dumps(collection)
+            etag = etag_of(body)
+            self._live[kind] = (state.version, body, etag)
+            return body, etag
 
 
 def create_router(provider: MapProvider, page: PageConfig | None = None, options: MapOptions | None = None,
                   prefix: str = "/maps", dispatcher_dependencies: Sequence = (),
-                  public_max_age_s: int = 10) -> APIRouter:
-    """An APIRouter serving both maps from ``provider``. See the module docstring for the routes."""
+                  public_max_age_s: int = 10, warm: bool = True) -> APIRouter:
+    """An APIRouter serving both maps from ``provider``. See the module docstring for the routes. ``warm``:
+    build the map layers and the search index in the background as soon as the provider has a territory."""
     service = MapService(provider, page, options)
     router = APIRouter(prefix=prefix, tags=["maps"])
     guarded = [d if isinstance(d, DependsParam) else Depends(d) for d in dispatcher_dependencies]
     public_live = f"public, max-age={public_max_age_s}, stale-while-revalidate={public_max_age_s * 3}"
     asset_cache: dict[str, tuple[bytes, str, str]] = {}
     router.map_service = service  # for the service's workers (e.g. a snapshot publisher sharing the MapData)
+    if warm:
+        service.warm()
 
     @router.get("/", include_in_schema=False)
     def index() -> Response:
@@ -153,7 +198,8 @@ def create_router(provider: MapProvider, page: PageConfig | None = None, options
 
     @router.get("/public", include_in_schema=False)
     def public_page(request: Request) -> Response:
-        return conditional(request, service.page_body("public"), HTML, "public, max-age=60")
+        body, etag = service.page_body("public")
+        return conditional(request, body, HTML, "public, max-age=60", etag)
 
     @router.get("/public.geojson", summary="Outages by area (no personal data)")
     def public_geojson(request: Request) -> Response:
@@ -162,11 +208,13 @@ def create_router(provider: MapProvider, page: PageConfig | None = None, options
 
     @router.get("/roads.geojson", summary="Roads drawn under the maps (OpenStreetMap, ODbL)")
     def roads_geojson(request: Request) -> Response:
-        return conditional(request, service.data().roads_body(), GEOJSON, "public, max-age=86400")
+        body, etag = service.static_body("roads")
+        return conditional(request, body, GEOJSON, "public, max-age=86400", etag)
 
     @router.get("/basemap.geojson", summary="Buildings, place and street names (OpenStreetMap, ODbL)")
     def basemap_geojson(request: Request) -> Response:
-        return conditional(request, service.data().basemap_body(), GEOJSON, "public, max-age=86400")
+        body, etag = service.static_body("basemap")
+        return conditional(request, body, GEOJSON, "public, max-age=86400", etag)
 
     @router.get("/search", summary="Find an address or place: its area's outage facts (no personal data)",
                 responses={404: {"description": "nothing similar"}, 422: {"description": "bad query"}})
@@ -174,8 +222,15 @@ def create_router(provider: MapProvider, page: PageConfig | None = None, options
         q = q.strip()
         if len(q) < 2 or CONTROL_CHARS.search(q):
             raise HTTPException(status_code=422, detail="type at least 2 characters of a street or place")
-        service.live_body("public")  # the facts of the current state
         data = service.data()
+        if not data.search_ready:  # a big territory's index is still being built (see MapService.data)
+            building = data.build_search_index_in_background()
+            if building is not None:
+                building.join(SEARCH_WAIT_S)  # a small territory's is ready in a moment
+        if not data.search_ready:
+            raise HTTPException(status_code=503, headers={"Retry-After": str(SEARCH_RETRY_AFTER_S)},
+                                detail="the address search is starting up; try again in a few seconds")
+        service.live_body("public")  # the facts of the current state
         match = data.search_index().search(q)
         if match is None:
             raise HTTPException(status_code=404, detail="no street or place in our area is like that; "
@@ -190,7 +245,8 @@ def create_router(provider: MapProvider, page: PageConfig | None = None, options
 
     @router.get("/dispatcher", include_in_schema=False, dependencies=guarded)
     def dispatcher_page(request: Request) -> Response:
-        return conditional(request, service.page_body("dispatcher"), HTML, "private, no-cache")
+        body, etag = service.page_body("dispatcher")
+        return conditional(request, body, HTML, "private, no-cache", etag)
 
     @router.get("/dispatcher.geojson", summary="Events, crews and routes for dispatchers", dependencies=guarded)
     def dispatcher_geojson(request: Request) -> Response:
@@ -199,7 +255,8 @@ def create_router(provider: MapProvider, page: PageConfig | None = None, options
 
     @router.get("/network.geojson", summary="Feeder lines for the dispatcher map", dependencies=guarded)
     def network_geojson(request: Request) -> Response:
-        return conditional(request, service.data().network_body(), GEOJSON, "private, max-age=300")
+        body, etag = service.static_body("network")
+        return conditional(request, body, GEOJSON, "private, max-age=300", etag)
 
     @router.get("/assets/{path:path}", include_in_schema=False)
     def asset(path: str, request: Request) -> Response:
