@@ -52,6 +52,7 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 _GZIP: OrderedDict[str, bytes] = OrderedDict()
 _GZIP_LOCK = threading.Lock()
+_COMPRESS_LOCK = threading.Lock()
 GZIP_MIN_BYTES = 1024
 
 
@@ -62,11 +63,16 @@ def gzipped(etag: str, body: bytes) -> bytes:
         if hit is not None:
             _GZIP.move_to_end(etag)
             return hit
-    packed = gzip.compress(body, compresslevel=6, mtime=0)
-    with _GZIP_LOCK:
-        _GZIP[etag] = packed
-        while len(_GZIP) > 64:
-            _GZIP.popitem(last=False)
+    with _COMPRESS_LOCK:  # one compression at a time: viewers arriving together wait for it, not redo it
+        with _GZIP_LOCK:
+            hit = _GZIP.get(etag)
+        if hit is not None:
+            return hit
+        packed = gzip.compress(body, compresslevel=6, mtime=0)
+        with _GZIP_LOCK:
+            _GZIP[etag] = packed
+            while len(_GZIP) > 64:
+                _GZIP.popitem(last=False)
     return packed
 
 
@@ -94,10 +100,12 @@ def conditional(request: Request, body: bytes, media_type: str, cache_control: s
 class MapService:
     """Caches what the router serves: network layers and pages per network, live GeoJSON per state version."""
 
-    def __init__(self, provider: MapProvider, page: PageConfig | None = None, options: MapOptions | None = None):
+    def __init__(self, provider: MapProvider, page: PageConfig | None = None, options: MapOptions | None = None,
+                 public_refresh_s: float = 1.0):
         if not isinstance(provider, MapProvider):
             raise TypeError("provider must have network() and state() methods (see api.maps.state.MapProvider)")
         self.provider = provider
+        self.public_refresh_s = public_refresh_s
         self.page = page or PageConfig()
         self.options = options or MapOptions()
         self._lock = threading.Lock()
@@ -105,7 +113,7 @@ class MapService:
         self._data: MapData | None = None
         self._pages: dict[str, tuple[bytes, str]] = {}
         self._static: dict[str, tuple[bytes, str]] = {}
-        self._live: dict[str, tuple[object, bytes, str]] = {}
+        self._live: dict[str, tuple[object, bytes, str, float]] = {}  # version, body, etag, when checked
         self._live_locks = {"public": threading.Lock(), "dispatcher": threading.Lock()}
 
     def data(self) -> MapData:
@@ -129,13 +137,22 @@ class MapService:
             deadline = time.monotonic() + wait_s
             while time.monotonic() < deadline:
                 try:
-                    self.data()
+                    self.prepare()
                     return
                 except LookupError:  # no territory loaded yet
                     time.sleep(poll_s)
         thread = threading.Thread(target=run, name="oms-maps-warm", daemon=True)
         thread.start()
         return thread
+
+    def prepare(self) -> None:
+        """Build (and gzip) what every public viewer fetches first, so the first viewers of a territory wait for
+        nothing: the page, roads, basemap and live GeoJSON."""
+        bodies = [self.page_body("public"), self.static_body("roads"), self.static_body("basemap"),
+                  self.live_body("public")]
+        for body, etag in bodies:
+            if len(body) >= GZIP_MIN_BYTES:
+                gzipped(etag, body)
 
     def page_body(self, kind: str) -> tuple[bytes, str]:
         """(body, etag) of the public or dispatcher page."""
@@ -158,29 +175,42 @@ class MapService:
 
     def live_body(self, kind: str) -> tuple[bytes, str]:
         """(body, etag) of the public or dispatcher collection for the provider's current state: built once per
-        state version, by one thread (a storm's thousand viewers polling at once wait for that one build)."""
+        state version, by one thread. The public one is reused for ``public_refresh_s`` without asking the
+        provider, and while one thread refreshes it the others serve the current one (a storm's thousand viewers
+        never queue behind a rebuild; their browsers cache it for longer anyway)."""
         data = self.data()
-        state = self.provider.state()
+        refresh_s = self.public_refresh_s if kind == "public" else 0.0
         cached = self._live.get(kind)
-        if state.version is not None and cached is not None and cached[0] == state.version:
+        if cached is not None and refresh_s and time.monotonic() - cached[3] < refresh_s:
             return cached[1], cached[2]
-        with self._live_locks[kind]:
+        lock = self._live_locks[kind]
+        if cached is not None and refresh_s:
+            if not lock.acquire(blocking=False):
+                return cached[1], cached[2]
+        else:
+            lock.acquire()
+        try:
+            state = self.provider.state()
             cached = self._live.get(kind)
             if state.version is not None and cached is not None and cached[0] == state.version:
+                self._live[kind] = (*cached[:3], time.monotonic())
                 return cached[1], cached[2]
             collection = data.public_collection(state) if kind == "public" else data.dispatcher_collection(state)
             body = dumps(collection)
             etag = etag_of(body)
-            self._live[kind] = (state.version, body, etag)
+            self._live[kind] = (state.version, body, etag, time.monotonic())
             return body, etag
+        finally:
+            lock.release()
 
 
 def create_router(provider: MapProvider, page: PageConfig | None = None, options: MapOptions | None = None,
                   prefix: str = "/maps", dispatcher_dependencies: Sequence = (),
-                  public_max_age_s: int = 10, warm: bool = True) -> APIRouter:
+                  public_max_age_s: int = 10, warm: bool = True, public_refresh_s: float = 1.0) -> APIRouter:
     """An APIRouter serving both maps from ``provider``. See the module docstring for the routes. ``warm``:
-    build the map layers and the search index in the background as soon as the provider has a territory."""
-    service = MapService(provider, page, options)
+    build the map layers and the search index in the background as soon as the provider has a territory.
+    ``public_refresh_s``: how long the public GeoJSON is served without asking the provider for a newer state."""
+    service = MapService(provider, page, options, public_refresh_s)
     router = APIRouter(prefix=prefix, tags=["maps"])
     guarded = [d if isinstance(d, DependsParam) else Depends(d) for d in dispatcher_dependencies]
     public_live = f"public, max-age={public_max_age_s}, stale-while-revalidate={public_max_age_s * 3}"

@@ -122,7 +122,7 @@ def client(net, **page):
     state = storm_state(net)
     app = FastAPI()
     app.include_router(create_router(StaticProvider(net, state), options=MapOptions(cell_m=500, min_customers=10),
-                                     page=PageConfig(**page)))
+                                     page=PageConfig(**page), public_refresh_s=0))
     return TestClient(app)
 
 
