@@ -246,16 +246,27 @@ async def _intake(port: int, token: str, accounts: list[str], reports: int, conn
     start = time.monotonic()
 
     async def one() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            for i in counter:
-                await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
-                request = http_request("POST", "/reports", {"account": accounts[i % len(accounts)], "channel": "ivr"},
-                                       {**auth, "Idempotency-Key": f"{tag}-{i}"})
+        reader = writer = None
+        for i in counter:
+            await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+            request = http_request("POST", "/reports", {"account": accounts[i % len(accounts)], "channel": "ivr"},
+                                   {**auth, "Idempotency-Key": f"{tag}-{i}"})
+            for attempt in (0, 1):  # an idle keep-alive connection may have been closed by the server
                 t0 = time.perf_counter()
-                status, _, _ = await _exchange(reader, writer, request)
+                try:
+                    if writer is None:
+                        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    status, _, _ = await _exchange(reader, writer, request)
+                except (OSError, asyncio.IncompleteReadError, ValueError):
+                    if writer is not None:
+                        writer.close()
+                    reader = writer = None
+                    if attempt:
+                        out.append((0, time.perf_counter() - t0))
+                    continue
                 out.append((status, time.perf_counter() - t0))
-        finally:
+                break
+        if writer is not None:
             writer.close()
 
     await asyncio.gather(*(one() for _ in range(connections)))
@@ -316,7 +327,7 @@ def _drive(server, token, accounts, viewers, polls, interval_s, ramp_s, reports,
         time.sleep(0.5)
     warm_s = time.monotonic() - t0
 
-    rate = reports / max(polls * interval_s, 1.0)  # the reports span the viewers' polling
+    rate = max(reports, 1) / max(polls * interval_s, 1.0)  # the reports span the viewers' polling
     asyncio.run(_intake(server.port, token, accounts, 20, 2, "warm", [], rate))
     alone: list = []
     asyncio.run(_intake(server.port, token, accounts, reports, report_connections, "alone", alone, rate))
