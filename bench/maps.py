@@ -8,17 +8,31 @@ every N seconds during a storm). Goals: regeneration for 10,000 events under 2 s
 latency (p50/p99) on the sample territory and on ``--search-customers`` (default 1,000,000) synthetic addresses
 (goal p99 under 50 ms). ``--json`` prints one JSON object.
 
+Map viewers (``--viewers``, default 1,000; 0 skips): the sample territory is written to a GeoPackage (with its
+basemap) and served by a real ``oms serve`` process on loopback (SQLite; the per-address connection and rate caps
+lifted, since every viewer here is 127.0.0.1). Viewers arrive over ``--viewer-ramp`` seconds; each loads the page,
+the live GeoJSON, roads and basemap (gzip, keeping ETags), then revalidates the live GeoJSON ``--viewer-polls``
+times every ``--viewer-interval`` seconds with If-None-Match, as the page's poller does (its real interval is 30 s).
+Trouble reports are posted at the same paced rate without viewers and then during their polling. Raw asyncio
+streams, not an HTTP client library, so the client is not what is measured. Bounded: ``4 + polls`` requests per
+viewer, ``--reports`` per intake phase, ``--max-seconds`` in all. Goals: viewers' p99 under 200 ms, and intake p99
+with viewers at most 1.5x (or +20 ms) of intake p99 without them.
+
     .venv/bin/python bench/maps.py [--events 10000] [--crews 60] [--json]
+    .venv/bin/python bench/maps.py --only-viewers [--viewers 1000] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gzip
 import json
+import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -162,6 +176,206 @@ def run(n_events: int, n_crews: int, seed: int, search_customers: int = 1_000_00
     }
 
 
+# -- many map viewers against a real server ------------------------------------------------------------------------
+
+VIEWER_PATHS = ("/maps/public", "/maps/public.geojson", "/maps/roads.geojson", "/maps/basemap.geojson")
+
+
+async def _exchange(reader, writer, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+    length = int(headers.get("content-length", "0"))
+    body = await reader.readexactly(length) if length else b""
+    return status, headers, body
+
+
+def _get(path: str, etag: str | None) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Accept-Encoding: gzip, deflate, br"]
+    if etag:
+        lines.append(f"If-None-Match: {etag}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def _viewer(port: int, start_s: float, polls: int, interval_s: float, deadline: float, rng, out: list) -> None:
+    """One browser: after ``start_s``, loads the page and its data (gzip, keeping ETags), then revalidates the
+    live GeoJSON ``polls`` times every ``interval_s`` (jittered) with If-None-Match, as the page's poller does."""
+    await asyncio.sleep(start_s)
+    etags: dict[str, str] = {}
+    plan = list(VIEWER_PATHS) + ["/maps/public.geojson"] * polls
+    reader = writer = None
+    for k, path in enumerate(plan):
+        if k >= len(VIEWER_PATHS):
+            await asyncio.sleep(interval_s * (0.75 + 0.5 * rng.random()))
+        if time.monotonic() > deadline:
+            break
+        for attempt in (0, 1):  # the server closes idle keep-alive connections: a browser then reconnects
+            t0 = time.perf_counter()
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                status, headers, _ = await _exchange(reader, writer, _get(path, etags.get(path)))
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+                if attempt:
+                    out.append(("lost", 0, time.perf_counter() - t0))
+                continue
+            out.append((path if k < len(VIEWER_PATHS) else "poll", status, time.perf_counter() - t0))
+            if "etag" in headers:
+                etags[path] = headers["etag"]
+            if headers.get("connection", "").lower() == "close":
+                writer.close()
+                reader = writer = None
+            break
+    if writer is not None:
+        writer.close()
+
+
+async def _intake(port: int, token: str, accounts: list[str], reports: int, connections: int, tag: str,
+                  out: list, rate: float) -> None:
+    """``reports`` trouble reports at ``rate`` per second over ``connections`` keep-alive connections, as a
+    gateway sends them (paced, so both phases post the same load however fast the server answers)."""
+    from api.simulation.loadgen import http_request
+
+    counter = iter(range(reports))
+    auth = {"Authorization": f"Bearer {token}"}
+    start = time.monotonic()
+
+    async def one() -> None:
+        reader = writer = None
+        for i in counter:
+            await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+            request = http_request("POST", "/reports", {"account": accounts[i % len(accounts)], "channel": "ivr"},
+                                   {**auth, "Idempotency-Key": f"{tag}-{i}"})
+            for attempt in (0, 1):  # an idle keep-alive connection may have been closed by the server
+                t0 = time.perf_counter()
+                try:
+                    if writer is None:
+                        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    status, _, _ = await _exchange(reader, writer, request)
+                except (OSError, asyncio.IncompleteReadError, ValueError):
+                    if writer is not None:
+                        writer.close()
+                    reader = writer = None
+                    if attempt:
+                        out.append((0, time.perf_counter() - t0))
+                    continue
+                out.append((status, time.perf_counter() - t0))
+                break
+        if writer is not None:
+            writer.close()
+
+    await asyncio.gather(*(one() for _ in range(connections)))
+
+
+def _p(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)) * 1000, 1) if values else float("nan")
+
+
+def viewer_load(viewers: int = 1000, polls: int = 3, interval_s: float = 10.0, ramp_s: float = 10.0,
+                reports: int = 300, report_connections: int = 8, max_s: float = 120.0, seed: int = 7) -> dict:
+    """``viewers`` map viewers and a report stream against ``oms serve`` on loopback (see the module docstring).
+
+    Bounded: each viewer sends ``4 + polls`` requests, the intake phases ``reports`` each, and nothing runs past
+    ``max_s`` seconds. Goals: viewers' p99 under 200 ms; intake p99 with viewers at most 1.5x (or +20 ms) of
+    intake p99 without them."""
+    from api.simulation.loadgen import ServerProcess, fresh_database
+    from api.store.db import Database
+    from api.store.migrate import upgrade
+    from api.web.auth import create_user
+    from gis.io import write_territory
+
+    network = sample_territory()
+    accounts = [a for a in network.service_points["account"].astype(str) if a]
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory(prefix="oms-maps-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        territory = write_territory(network, tmp / "territory.gpkg")
+        with fresh_database(None, tmp) as url:
+            upgrade(url)
+            db = Database(url)
+            with db.write() as s, s.begin():
+                _, token = create_user(s, "bench-gateway", "integration")
+            db.dispose()
+            # every viewer here comes from 127.0.0.1: lift the per-address caps members' browsers never share
+            env = {"OMS_MAX_CONNECTIONS_PER_CLIENT": str(4 * viewers), "OMS_MAX_REQUESTS_PER_CLIENT": str(4 * viewers),
+                   "OMS_PUBLIC_RATE_LIMIT_PER_MINUTE": "1e9", "OMS_PUBLIC_RATE_LIMIT_BURST": "1000000000"}
+            server = ServerProcess(url, str(territory), env=env, log_path=tmp / "server.log").start()
+            try:
+                return _drive(server, token, accounts, viewers, polls, interval_s, ramp_s, reports,
+                              report_connections, max_s, rng)
+            except Exception:
+                sys.stderr.write((tmp / "server.log").read_text()[-3000:])
+                raise
+            finally:
+                server.stop()
+
+
+def _drive(server, token, accounts, viewers, polls, interval_s, ramp_s, reports, report_connections, max_s,
+           rng) -> dict:
+    import httpx
+
+    base = server.url
+    t0 = time.monotonic()
+    basemap = httpx.get(base + "/maps/basemap.geojson", timeout=120).json()  # builds the map layers
+    kinds = Counter(f["properties"]["k"] for f in basemap["features"])
+    while httpx.get(base + "/maps/search", params={"q": "xx"}, timeout=30).status_code == 503:
+        time.sleep(0.5)
+    warm_s = time.monotonic() - t0
+
+    rate = max(reports, 1) / max(polls * interval_s, 1.0)  # the reports span the viewers' polling
+    asyncio.run(_intake(server.port, token, accounts, 20, 2, "warm", [], rate))
+    alone: list = []
+    asyncio.run(_intake(server.port, token, accounts, reports, report_connections, "alone", alone, rate))
+
+    seen: list = []
+    together: list = []
+
+    async def both() -> float:
+        deadline = time.monotonic() + max_s
+        starts = np.sort(rng.uniform(0, ramp_s, viewers))
+        tasks = [asyncio.create_task(_viewer(server.port, float(s), polls, interval_s, deadline,
+                                             random.Random(int(rng.integers(1 << 30))), seen)) for s in starts]
+        await asyncio.sleep(ramp_s)  # every viewer has arrived: post reports while they poll
+        t = time.perf_counter()
+        await _intake(server.port, token, accounts, reports, report_connections, "viewers", together, rate)
+        intake_s = time.perf_counter() - t
+        await asyncio.gather(*tasks)
+        return intake_s
+
+    t = time.perf_counter()
+    intake_s = asyncio.run(both())
+    elapsed = time.perf_counter() - t
+    ok = [s for _, status, s in seen if status in (200, 304)]
+    polls_done = [(status, s) for path, status, s in seen if path == "poll"]
+    i_alone = [s for status, s in alone if status == 202]
+    i_with = [s for status, s in together if status == 202]
+    p99 = _p(ok, 99)
+    a99, w99 = _p(i_alone, 99), _p(i_with, 99)
+    return {
+        "viewers": viewers, "viewer_requests": len(seen), "viewer_errors": len(seen) - len(ok),
+        "viewer_seconds": round(elapsed, 1), "viewer_rps": round(len(seen) / elapsed, 1),
+        "viewer_polls_304_share": round(sum(st == 304 for st, _ in polls_done) / max(len(polls_done), 1), 2),
+        "viewer_p50_ms": _p(ok, 50), "viewer_p99_ms": p99, "viewer_max_ms": _p(ok, 100),
+        "viewer_first_load_p99_ms": _p([s for p, st, s in seen if p in VIEWER_PATHS and st == 200], 99),
+        "viewer_poll_p99_ms": _p([s for st, s in polls_done if st in (200, 304)], 99),
+        "viewer_p99_ms_by_request": {path.rsplit("/", 1)[-1]: _p([s for p, st, s in seen if p == path and st in (200, 304)], 99)
+                                     for path in (*VIEWER_PATHS, "poll")},
+        "served_basemap_buildings": kinds.get("b", 0), "served_basemap_places": kinds.get("p", 0),
+        "served_basemap_streets": kinds.get("s", 0), "server_warm_s": round(warm_s, 1),
+        "intake_reports": reports, "intake_alone_p50_ms": _p(i_alone, 50), "intake_alone_p99_ms": a99,
+        "intake_with_viewers_p50_ms": _p(i_with, 50), "intake_with_viewers_p99_ms": w99,
+        "intake_with_viewers_s": round(intake_s, 1), "intake_rate_per_s": round(rate, 1),
+        "intake_errors": (reports - len(i_alone)) + (reports - len(i_with)),
+        "goal_viewers_p99_under_200ms": p99 < 200 and len(ok) == len(seen),
+        "goal_intake_p99_unaffected": w99 <= max(1.5 * a99, a99 + 20),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000)
@@ -169,9 +383,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--search-customers", type=int, default=1_000_000,
                         help="synthetic addresses for the search benchmark (0: skip)")
+    parser.add_argument("--viewers", type=int, default=1000, help="concurrent map viewers against oms serve (0: skip)")
+    parser.add_argument("--viewer-polls", type=int, default=3, help="live GeoJSON revalidations per viewer")
+    parser.add_argument("--viewer-interval", type=float, default=10.0, help="seconds between a viewer's polls")
+    parser.add_argument("--viewer-ramp", type=float, default=10.0, help="seconds over which viewers arrive")
+    parser.add_argument("--reports", type=int, default=300, help="reports per intake phase")
+    parser.add_argument("--max-seconds", type=float, default=120.0, help="hard bound of the viewer phase")
+    parser.add_argument("--only-viewers", action="store_true", help="skip the snapshot and search benchmarks")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    result = run(args.events, args.crews, args.seed, args.search_customers)
+    result = {} if args.only_viewers else run(args.events, args.crews, args.seed, args.search_customers)
+    if args.viewers:
+        result.update(viewer_load(args.viewers, args.viewer_polls, args.viewer_interval, args.viewer_ramp,
+                                  args.reports, max_s=args.max_seconds, seed=args.seed))
     if args.json:
         print(json.dumps(result))
         return

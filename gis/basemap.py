@@ -69,6 +69,63 @@ class Basemap:
         return cls.from_json(gzip.decompress(path.read_bytes()))
 
 
+#: GeoPackage layer of each basemap table (a territory file carries its basemap beside the network's layers).
+LAYERS = {"places": "basemap_places", "streets": "basemap_streets", "buildings": "basemap_buildings",
+          "addresses": "basemap_addresses"}
+GEOMETRY_TYPES = {"basemap_places": "Point", "basemap_streets": "LineString", "basemap_buildings": "Polygon",
+                  "basemap_addresses": "Point"}
+_COLUMNS = {"places": ("name", "kind"), "streets": ("name", "highway"), "buildings": (),
+            "addresses": ("street", "housenumber", "postcode", "city")}
+
+
+def to_frames(basemap: Basemap):
+    """The basemap as GeoDataFrames keyed by GeoPackage layer name (EPSG:4326)."""
+    import geopandas as gpd
+    import shapely
+
+    frames = {}
+    for table, layer in LAYERS.items():
+        rows = getattr(basemap, table)
+        cols = {c: [str(r.get(c, "")) for r in rows] for c in _COLUMNS[table]}
+        if table in ("places", "addresses"):
+            geom = shapely.points([[r["lon"], r["lat"]] for r in rows]) if rows else []
+        elif table == "streets":
+            geom = [shapely.linestrings(r["coords"]) for r in rows]
+        else:
+            geom = [shapely.polygons(ring) for ring in rows]
+        frames[layer] = gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries(list(geom), crs="EPSG:4326"),
+                                         crs="EPSG:4326")
+    return frames
+
+
+def from_frames(frames: dict, attribution: str = ATTRIBUTION) -> Basemap:
+    """A basemap from the layers :func:`to_frames` made (absent layers are empty)."""
+    import shapely
+
+    def coords(geom) -> list[list[float]]:
+        return [[_r(x), _r(y)] for x, y in shapely.get_coordinates(geom).tolist()]
+
+    out = Basemap(attribution=attribution or ATTRIBUTION)
+    for table, layer in LAYERS.items():
+        df = frames.get(layer)
+        if df is None or len(df) == 0:
+            continue
+        geoms = df.geometry.to_numpy()
+        cols = {c: (df[c].fillna("").astype(str).tolist() if c in df else [""] * len(df)) for c in _COLUMNS[table]}
+        if table in ("places", "addresses"):
+            xs, ys = shapely.get_x(geoms).tolist(), shapely.get_y(geoms).tolist()
+            for i in range(len(df)):
+                row = {c: cols[c][i] for c in _COLUMNS[table]}
+                row.update(lon=_r(xs[i]), lat=_r(ys[i]))
+                getattr(out, table).append(row)
+        elif table == "streets":
+            out.streets = [{"name": n, "highway": h, "coords": coords(g)}
+                           for n, h, g in zip(cols["name"], cols["highway"], geoms, strict=True)]
+        else:
+            out.buildings = [coords(shapely.get_exterior_ring(g)) for g in geoms]
+    return out
+
+
 def _r(x: float) -> float:
     return round(x, 5)
 

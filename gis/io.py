@@ -3,7 +3,9 @@
 **GeoPackage** (the canonical form, :func:`write_territory` / :func:`read_territory`): one file per territory, one
 layer per table of :mod:`gis.network` (``nodes``, ``segments``, ``service_points``, ``substations``, ``depots``,
 ``road_nodes``, ``road_edges``) plus a small non-spatial ``territory`` layer of ``key``/``value`` rows that carries the
-territory's name (and any other text attribute of :class:`~gis.network.Network`). It opens in QGIS as is.
+territory's name (and any other text attribute of :class:`~gis.network.Network`), and, when the network carries
+a :class:`~gis.basemap.Basemap` (``network.basemap``: the public map's OSM places, streets, buildings and
+addresses), its four ``basemap_*`` layers, so a served territory file keeps them. It opens in QGIS as is.
 
 Why it is fast: a segment whose geometry is just the straight line between its two nodes (most of them in a
 generated territory) is stored with an empty geometry and redrawn from its nodes on load, which
@@ -76,6 +78,11 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from gis.basemap import GEOMETRY_TYPES as basemap_geometry
+from gis.basemap import LAYERS as BASEMAP_LAYERS
+from gis.basemap import Basemap
+from gis.basemap import from_frames as basemap_from_frames
+from gis.basemap import to_frames as basemap_frames
 from gis.mapping import EXTRA_TARGETS, NOTED_DEFAULTS, Mapping, apply_values, load_mapping, targets
 from gis.network import CRS, SCHEMAS, TABLES, Network, NetworkError
 
@@ -193,6 +200,11 @@ def write_territory(net: Network, path: str | os.PathLike, progress: bool = Fals
                 df = _drop_straight_geometry(df, net.nodes)
             _write_layer(df, tmp, table, spatial_index)
         meta = _metadata(net)
+        basemap = getattr(net, "basemap", None)
+        if isinstance(basemap, Basemap):  # the public map's OSM layers (places, streets, buildings, addresses)
+            for layer, df in basemap_frames(basemap).items():
+                _write_frame(df, tmp, layer, basemap_geometry[layer], spatial_index)
+            meta["basemap_attribution"] = basemap.attribution
         pyogrio.write_dataframe(pd.DataFrame({"key": list(meta), "value": list(meta.values())}), tmp,
                                 layer=META_LAYER, driver="GPKG")
     except Exception as exc:  # pyogrio/GDAL raise their own types; say which file and why
@@ -203,12 +215,15 @@ def write_territory(net: Network, path: str | os.PathLike, progress: bool = Fals
 
 
 def _write_layer(df: gpd.GeoDataFrame, path: Path, layer: str, spatial_index: bool) -> None:
-    df = _plain_columns(df)
+    _write_frame(_plain_columns(df), path, layer, GEOMETRY_TYPES[layer], spatial_index)
+
+
+def _write_frame(df: gpd.GeoDataFrame, path: Path, layer: str, geometry_type: str, spatial_index: bool) -> None:
     with warnings.catch_warnings():
         # writing an all-empty geometry column is fine (segments of a generated territory); GDAL says so loudly
         warnings.filterwarnings("ignore", message=".*geometry.*", category=UserWarning)
         pyogrio.write_dataframe(
-            df, path, layer=layer, driver="GPKG", geometry_type=GEOMETRY_TYPES[layer], promote_to_multi=False,
+            df, path, layer=layer, driver="GPKG", geometry_type=geometry_type, promote_to_multi=False,
             layer_options={"SPATIAL_INDEX": "YES" if spatial_index else "NO"},
         )
 
@@ -290,9 +305,13 @@ def read_territory(path: str | os.PathLike) -> Network:
     kwargs = {f.name: meta[f.name] for f in dataclasses.fields(Network) if f.name in meta and f.name not in TABLES}
     kwargs.setdefault("name", path.stem)
     try:
-        return Network(**{t: tables.get(t) for t in TABLES}, **kwargs)
+        net = Network(**{t: tables.get(t) for t in TABLES}, **kwargs)
     except NetworkError as exc:
         raise TerritoryFileError(f"{path.name}: {exc}") from None
+    if any(layer in layers for layer in BASEMAP_LAYERS.values()):
+        frames = {layer: _read_layer(path, layer) for layer in BASEMAP_LAYERS.values() if layer in layers}
+        net.basemap = basemap_from_frames(frames, meta.get("basemap_attribution", ""))
+    return net
 
 
 def _read_layer(path: Path, layer: str) -> gpd.GeoDataFrame:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -112,6 +113,9 @@ class MapData:
         self._roads_body: bytes | None = None
         self._basemap_body: bytes | None = None
         self._search: AddressIndex | None = None
+        self._search_lock = threading.Lock()
+        self._search_thread: threading.Thread | None = None
+        self._search_build_lock = threading.Lock()
 
     # -- static layers ---------------------------------------------------------------------------------------
     def bounds(self) -> tuple[float, float, float, float]:
@@ -159,20 +163,45 @@ class MapData:
         best = int(np.argmax(self.areas.places.customers_served))
         return "" if names[best].startswith("Area ") else names[best]
 
+    @property
+    def search_ready(self) -> bool:
+        """Whether the address search index is built (:meth:`search_index` then answers at once)."""
+        return self._search is not None
+
+    def build_search_index_in_background(self) -> threading.Thread | None:
+        """Start building the search index in a daemon thread (once); None when it is already built.
+
+        A million-customer territory takes seconds to index: the service starts this as soon as the territory
+        loads, and the search route answers 503 + Retry-After until it is ready instead of blocking a request."""
+        with self._search_lock:
+            if self._search is not None:
+                return None
+            if self._search_thread is None:
+                self._search_thread = threading.Thread(target=self.search_index, name="oms-map-search-index",
+                                                       daemon=True)
+                self._search_thread.start()
+            return self._search_thread
+
     def search_index(self) -> AddressIndex:
         """The address search over service-point addresses and OSM street names, built on first use."""
-        if self._search is None:
-            basemap = basemap_of(self.network)
-            fine = self.areas.fine
-            streets = []
-            for s in basemap.streets:
-                lon, lat = s["coords"][len(s["coords"]) // 2]
-                streets.append((s["name"], fine.area_at(lon, lat)))
-            sp = self.network.service_points
-            addresses = sp["address"].fillna("").astype(str).tolist() if "address" in sp else [""] * len(sp)
-            self._search = AddressIndex(addresses, fine.area_of_sp, self.areas.place_of_area,
-                                        self.areas.place_names, self.areas.place_members, streets)
+        if self._search is not None:
+            return self._search
+        with self._search_build_lock:
+            if self._search is None:
+                self._search = self._build_search_index()
         return self._search
+
+    def _build_search_index(self) -> AddressIndex:
+        basemap = basemap_of(self.network)
+        fine = self.areas.fine
+        streets = []
+        for s in basemap.streets:
+            lon, lat = s["coords"][len(s["coords"]) // 2]
+            streets.append((s["name"], fine.area_at(lon, lat)))
+        sp = self.network.service_points
+        addresses = sp["address"].fillna("").astype(str).tolist() if "address" in sp else [""] * len(sp)
+        return AddressIndex(addresses, fine.area_of_sp, self.areas.place_of_area,
+                            self.areas.place_names, self.areas.place_members, streets)
 
     @property
     def has_roads(self) -> bool:

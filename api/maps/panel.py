@@ -28,6 +28,17 @@ def _contact(page) -> str:
     return f'<p class="oms-contact">{" · ".join(parts)}</p>'
 
 
+TITLE_SUFFIX = " — power outages"
+
+
+def _title_html(title: str) -> str:
+    """The page title with its translatable part marked (static/oms-public.js also sets ``document.title``)."""
+    if title.endswith(TITLE_SUFFIX):
+        name = title[: -len(TITLE_SUFFIX)]
+        return f'{html.escape(name)} — <span data-i18n="title_outages">power outages</span>'
+    return html.escape(title)
+
+
 def public_panel(page, title: str, example: str = "") -> str:
     """The panel's HTML; ``example`` (the largest place) is the search box's placeholder."""
     legend = "".join(f'<li><span class="oms-swatch" style="background:{c}"></span>{t}</li>'
@@ -39,7 +50,7 @@ def public_panel(page, title: str, example: str = "") -> str:
 <noscript><p style="position:absolute;z-index:2000;background:#fff;padding:1em">This map needs JavaScript.
 To report an outage without it, please call us.</p></noscript>
 <aside id="oms-panel" class="oms-panel" aria-label="Outage summary and forms">
-  <header><h1>{html.escape(title)}</h1>
+  <header><h1 id="oms-title">{_title_html(title)}</h1>
     <button id="oms-lang" type="button" lang="es">Español</button>
     <button id="oms-toggle" type="button" aria-expanded="true" aria-controls="oms-panel-body"
       data-i18n="hide">Hide</button></header>

@@ -22,7 +22,7 @@ from folium.template import Template
 
 from api.maps.assets import css_links, js_links
 from api.maps.geojson import ATTRIBUTION_OSM, MapData
-from api.maps.panel import public_panel
+from api.maps.panel import TITLE_SUFFIX, public_panel
 from api.settings import Settings
 
 
@@ -154,7 +154,7 @@ def public_html(data: MapData, page: PageConfig | None = None, asset_base: str =
                 data_url: str = "public.geojson", search_url: str | None = "search") -> str:
     """The members' outage map: areas with customers out, summary, legend, report form and status lookup."""
     page = page or PageConfig()
-    title = f"{page.utility_name} — power outages"
+    title = f"{page.utility_name}{TITLE_SUFFIX}"
     m = _base_map(data, page, title, asset_base, page.public_max_zoom, prefer_canvas=False)
     layers: dict[str, LiveLayer] = {}
     roads_url = _roads_layer(data, m, layers)

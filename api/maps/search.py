@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.sparse import csr_matrix
 
 ADDRESS = re.compile(r"^\s*(?P<street>.+?)\s+(?P<number>\d+\s*[a-zA-Z]?(?:[-/]\d+)?)\s*,\s*"
@@ -71,35 +71,58 @@ class AddressIndex:
                  streets: Iterable[tuple[str, int]] = ()):
         self.place_of_area = np.asarray(place_of_area)
         keys: dict[tuple[str, str], int] = {}
-        numbers: list[dict[str, int]] = []
         labels: list[tuple[str, str, str]] = []  # street, postcode, place as written
-        area_votes: list[Counter] = []
-        for text, area in zip(addresses, np.asarray(area_of_sp).tolist(), strict=True):
-            m = ADDRESS.match(str(text or ""))
-            if not m:
-                continue
-            street, place = m["street"], m["place"]
-            key = (normalize(street), normalize(place))
-            k = keys.get(key)
-            if k is None:
-                k = keys[key] = len(labels)
-                labels.append((street, m["postcode"] or "", place))
-                numbers.append({})
-                area_votes.append(Counter())
-            numbers[k].setdefault(normalize(m["number"]).replace(" ", ""), area)
-            area_votes[k][area] += 1
+        main_area: list[int] = []
+        numbers: list[tuple[np.ndarray, np.ndarray]] = []
+        # A million addresses share a few thousand streets, places and house numbers: parse them column-wise
+        # and normalise each distinct text once (1,000,000 addresses: 29 s one by one, a few seconds so)
+        text = pd.Series(addresses, dtype=object).fillna("").astype(str)
+        parts = text.str.extract(ADDRESS)
+        ok = parts["street"].notna().to_numpy()
+        parts = parts[ok]
+        areas = np.asarray(area_of_sp, dtype=np.int64)[ok]
+        if len(parts):
+            raw, raw_first = pd.factorize(parts["street"] + "\x00" + parts["place"])
+            first_row = np.unique(raw, return_index=True)[1]  # factorize numbers by first appearance
+            street_col, place_col = parts["street"].to_numpy(), parts["place"].to_numpy()
+            postcode_col = parts["postcode"].fillna("").to_numpy()
+            k_of_raw = np.empty(len(raw_first), dtype=np.int64)
+            for r, row in enumerate(first_row.tolist()):
+                key = (normalize(street_col[row]), normalize(place_col[row]))
+                k = keys.get(key)
+                if k is None:
+                    k = keys[key] = len(labels)
+                    labels.append((street_col[row], postcode_col[row], place_col[row]))
+                k_of_raw[r] = k
+            kk = k_of_raw[raw]
+            num_codes, num_uniques = pd.factorize(parts["number"])
+            norm_num = [normalize(x).replace(" ", "") for x in num_uniques]
+            n_codes, n_uniques = pd.factorize(pd.Series(norm_num, dtype=object)[num_codes].to_numpy())
+            n_value = np.array([_number_value(x) for x in n_uniques], dtype=np.int64)
+            order = np.arange(len(kk))
+            # the area of each (street, number): its first service point's; the street's: its most common one
+            first = pd.DataFrame({"k": kk, "n": n_codes, "area": areas}).drop_duplicates(["k", "n"])
+            first = first.iloc[np.argsort(first["k"].to_numpy(), kind="stable")]
+            fk = first["k"].to_numpy()
+            bounds = np.searchsorted(fk, np.arange(len(labels) + 1))
+            fv, fa = n_value[first["n"].to_numpy()], first["area"].to_numpy()
+            numbers = [(fv[a:b], fa[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            votes = (pd.DataFrame({"k": kk, "area": areas, "row": order}).groupby(["k", "area"], sort=False)
+                     .agg(count=("row", "size"), first=("row", "min")).reset_index()
+                     .sort_values(["k", "count", "first"], ascending=[True, False, True], kind="stable")
+                     .drop_duplicates("k"))
+            main_area = votes["area"].astype(np.int64).tolist()
         addressed = {k[0] for k in keys}
         for name, area in streets:  # streets no one is addressed on still find their area
             key = (normalize(name), "")
             if key[0] and key[0] not in addressed and key not in keys:
                 keys[key] = len(labels)
                 labels.append((name, "", place_names[self.place_of_area[area]]))
-                numbers.append({})
-                area_votes.append(Counter({area: 1}))
+                numbers.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)))
+                main_area.append(int(area))
         self._labels = labels
-        self._numbers = [(np.array([_number_value(n) for n in d]), np.array(list(d.values()), dtype=np.int64))
-                         for d in numbers]
-        self._main_area = [v.most_common(1)[0][0] for v in area_votes]
+        self._numbers = numbers
+        self._main_area = main_area
         self._n_streets = len(labels)
         # places (and the villages merged into them) are candidates too
         self._place_of_candidate = []

@@ -113,6 +113,7 @@ def test_member_finds_home_reports_and_follows_to_restored(site, size, tmp_path)
     assert page.get_attribute("html", "lang") == "es"
     assert "Busque su calle o pueblo" in page.inner_text("#oms-search-form")
     assert page.inner_text("#oms-toggle") == "Ocultar"
+    assert page.title().endswith("— cortes de luz") and "cortes de luz" in page.inner_text("#oms-title")
     page.click("#oms-search-form button[type=submit]")
     page.wait_for_function("document.querySelector('#oms-search-result').innerText.includes('Su zona')")
     page.screenshot(path=str(tmp_path / f"public-{size}.png"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
+import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -14,6 +16,7 @@ from fastapi.testclient import TestClient
 from maps_territory import NOW, storm_state, territory
 
 from api.maps import MapOptions, PageConfig, StaticProvider, create_router
+from api.maps import router as maps_router
 from api.maps.geojson import MapData
 from api.maps.search import AddressIndex, normalize
 
@@ -119,7 +122,7 @@ def client(net, **page):
     state = storm_state(net)
     app = FastAPI()
     app.include_router(create_router(StaticProvider(net, state), options=MapOptions(cell_m=500, min_customers=10),
-                                     page=PageConfig(**page)))
+                                     page=PageConfig(**page), public_refresh_s=0))
     return TestClient(app)
 
 
@@ -176,3 +179,35 @@ def test_map_data_goes_gzip_compressed_with_its_own_etag(net):
     assert again.status_code == 304
     raw = gzip.compress(plain.content)
     assert len(raw) < len(plain.content)
+
+
+def test_search_answers_503_until_its_index_is_built(net, monkeypatch):
+    gate = threading.Event()
+    build = MapData._build_search_index
+
+    def slow(self):
+        gate.wait(30)
+        return build(self)
+
+    monkeypatch.setattr(MapData, "_build_search_index", slow)
+    monkeypatch.setattr(maps_router, "SEARCH_WAIT_S", 0.05)
+    c = client(net)
+    r = c.get("/maps/search", params={"q": "lindenstr 4"})
+    assert r.status_code == 503 and int(r.headers["retry-after"]) > 0
+    gate.set()
+    for _ in range(100):
+        r = c.get("/maps/search", params={"q": "lindenstr 4"})
+        if r.status_code == 200:
+            break
+        time.sleep(0.1)
+    assert r.status_code == 200 and r.json()["label"] == "Lindenstraße 4, 95512 Oberdorf"
+
+
+def test_the_router_builds_the_search_index_when_the_territory_loads(net):
+    router = create_router(StaticProvider(net, storm_state(net)), options=MapOptions(cell_m=500, min_customers=10))
+    service = router.map_service
+    for _ in range(300):
+        if service._data is not None and service._data.search_ready:
+            break
+        time.sleep(0.1)
+    assert service._data.search_ready

@@ -23,7 +23,7 @@ def setup():
     net = territory()
     provider = StaticProvider(net, storm_state(net))
     app = FastAPI()
-    app.include_router(create_router(provider, options=MapOptions(min_customers=10),
+    app.include_router(create_router(provider, options=MapOptions(min_customers=10), public_refresh_s=0,
                                      dispatcher_dependencies=[require_dispatcher]))
     return provider, TestClient(app)
 
@@ -113,3 +113,15 @@ def test_etag_matching_rules():
 def test_provider_must_fit_the_interface():
     with pytest.raises(TypeError, match="network"):
         create_router(object())
+
+
+def test_public_geojson_is_reused_for_the_refresh_interval():
+    net = territory()
+    provider = StaticProvider(net, storm_state(net))
+    app = FastAPI()
+    app.include_router(create_router(provider, options=MapOptions(min_customers=10), public_refresh_s=60))
+    client = TestClient(app)
+    first = client.get("/maps/public.geojson").headers["etag"]
+    provider.current = replace(provider.current, events=provider.current.events[1:], version=99)
+    # within the interval the provider is not asked again: the same bytes, no rebuild per request
+    assert client.get("/maps/public.geojson").headers["etag"] == first

@@ -24,7 +24,7 @@
       outages_n: 'Outages', crew: 'Crew', status: 'Status',
       your_area: 'Your area', your_place: 'Your place', in_place: 'in {place}',
       not_found: 'We could not find that. Try the street name alone, or your village.',
-      did_you_mean: 'Did you mean:', searching: 'Searching…',
+      did_you_mean: 'Did you mean:', searching: 'Searching…', search_starting: 'Search is starting up, one moment…',
       thanks: 'Thank you, we have your report.', reference: 'Your reference:', sending: 'Sending…',
       address_given: 'Address you gave:', joined: 'Your report is part of an outage:',
       not_yet_joined: 'We are matching your report to an outage; check again with your reference.',
@@ -55,7 +55,7 @@
       outages_n: 'Cortes', crew: 'Cuadrilla', status: 'Estado',
       your_area: 'Su zona', your_place: 'Su localidad', in_place: 'en {place}',
       not_found: 'No lo encontramos. Pruebe solo con el nombre de la calle o de su pueblo.',
-      did_you_mean: '¿Quiso decir?', searching: 'Buscando…',
+      did_you_mean: '¿Quiso decir?', searching: 'Buscando…', search_starting: 'La búsqueda se está iniciando, un momento…',
       thanks: 'Gracias, hemos recibido su aviso.', reference: 'Su referencia:', sending: 'Enviando…',
       address_given: 'Dirección indicada:', joined: 'Su aviso forma parte de un corte:',
       not_yet_joined: 'Estamos asociando su aviso a un corte; vuelva a consultar con su referencia.',
@@ -75,7 +75,7 @@
       locating: 'Buscando su ubicación…', located: 'Ubicación añadida (solo se envía con su aviso).',
       no_geo: 'Su navegador no puede compartir la ubicación.', geo_failed: 'Sin ubicación: indique su dirección.',
       // the page's static text
-      customers_out_s: 'clientes sin luz', of_members: 'de los socios', outages: 'cortes', call: 'Llámenos',
+      title_outages: 'cortes de luz', customers_out_s: 'clientes sin luz', of_members: 'de los socios', outages: 'cortes', call: 'Llámenos',
       call_bill: 'Para avisar por teléfono, llame al número de su factura.',
       alerts: 'Suscríbase a las alertas de cortes', search_label: 'Busque su calle o pueblo', search: 'Buscar',
       list: 'Lugares con cortes', list_caption: 'Cortes por lugar; elija un encabezado para ordenar.',
@@ -157,6 +157,8 @@
       var es = TEXT.es[STATIC_ES_KEY[key] || key];
       el.textContent = lang === 'es' && es ? es : english[key];
     });
+    var heading = byId('oms-title');
+    if (heading) { document.title = heading.textContent; }
     var button = byId('oms-lang');
     if (button) { button.textContent = t('lang_other'); button.lang = lang === 'es' ? 'en' : 'es'; }
     var toggle = byId('oms-toggle');
@@ -264,7 +266,10 @@
 
   function search(config, q) {
     return fetch(config.search + '?q=' + encodeURIComponent(q)).then(function (r) {
-      return r.json().catch(function () { return {}; }).then(function (data) { return {status: r.status, data: data}; });
+      var retry = Math.min(Math.max(Number(r.headers.get('Retry-After')) || 3, 1), 10);
+      return r.json().catch(function () { return {}; }).then(function (data) {
+        return {status: r.status, data: data, retry_s: retry};
+      });
     });
   }
 
@@ -289,11 +294,19 @@
         b.addEventListener('click', function () { byId('oms-search-q').value = b.getAttribute('data-q'); run(); });
       });
     }
-    function run() {
+    var starting = 0;  // retries while the service is still building its search index (503)
+    function run(again) {
       var q = byId('oms-search-q').value.trim();
       if (q.length < 2) { return; }
+      if (!again) { starting = 0; }
       out.textContent = t('searching');
       search(config, q).then(function (res) {
+        if (res.status === 503 && starting < 20) {
+          starting += 1;
+          out.textContent = t('search_starting');
+          window.setTimeout(function () { run(true); }, res.retry_s * 1000);
+          return;
+        }
         last = res;
         show();
         if (res.status === 200) {
