@@ -55,6 +55,8 @@ TABLE = [
     ("POST", "/notify/dead/{row_id}/retry", None, DISPATCH),
     ("GET", "/maps/public.geojson", None, ALL),
     ("GET", "/maps/roads.geojson", None, ALL),
+    ("GET", "/maps/basemap.geojson", None, ALL),
+    ("GET", "/maps/search", None, ALL),
     ("GET", "/maps/dispatcher.geojson", None, DISPATCH),
     ("GET", "/maps/network.geojson", None, DISPATCH),
     ("GET", "/reliability/indices", None, DISPATCH),
