@@ -62,12 +62,7 @@ def sign_in(page, base, name="dispatcher-user"):
 
 def test_a_dispatcher_runs_an_event_from_report_to_restoration(service, browser, tmp_path):
     base, tokens, app = service
-    page = browser.new_page(viewport={"width": 1366, "height": 768})
-    errors, foreign = watch(page, base)
-    sign_in(page, base)
-    page.wait_for_url(f"{base}/console")
-    wait_until(page, "document.body.dataset.ready === 'true'")
-    wait_until(page, "document.querySelector('#conn').textContent === 'Live'")
+    page, errors, foreign = _console(service, browser)
     assert page.inner_text("#event-count") == "(0)"
 
     # a new event appears from the stream, without a reload
@@ -116,12 +111,7 @@ def test_a_dispatcher_runs_an_event_from_report_to_restoration(service, browser,
                      ).json()["assignments"][-1]["locked"] is True
 
     # propose mode; the re-planner proposes; the plan tab shows the diff; accept it; the crew's ETA shows
-    page.click("#mode-propose")
-    wait_until(page, "document.querySelector('#mode-propose').getAttribute('aria-pressed') === 'true'")
-    plan_id = app.state.oms.live.replan()
-    assert plan_id is not None
-    wait_until(page, "!document.querySelector('#plan-badge').hidden")
-    page.keyboard.press("3")
+    _propose_a_plan(page, app)
     page.wait_for_selector("#plan-accept")
     assert "Weighted customer-minutes" in page.inner_text("#plan-summary")
     page.click("#plan-accept")
@@ -198,6 +188,17 @@ def _console(service, browser):
     wait_until(page, "document.body.dataset.ready === 'true'")
     wait_until(page, "document.querySelector('#conn').textContent === 'Live'")
     return page, errors, foreign
+
+
+def _propose_a_plan(page, app) -> int:
+    """Propose mode; the re-planner proposes; the badge shows; open the Plan tab (3)."""
+    page.click("#mode-propose")
+    wait_until(page, "document.querySelector('#mode-propose').getAttribute('aria-pressed') === 'true'")
+    plan_id = app.state.oms.live.replan()
+    assert plan_id is not None
+    wait_until(page, "!document.querySelector('#plan-badge').hidden")
+    page.keyboard.press("3")
+    return plan_id
 
 
 def _report(base, account):
@@ -277,12 +278,7 @@ def test_reject_a_plan_and_resume_after_a_dropped_stream(service, browser):
     wait_until(page, "document.querySelector('#grid-body').innerText.includes('TT1')", 15_000)
 
     # propose mode: a plan waits; the dispatcher rejects it; the crews keep what they hold
-    page.click("#mode-propose")
-    wait_until(page, "document.querySelector('#mode-propose').getAttribute('aria-pressed') === 'true'")
-    plan_id = app.state.oms.live.replan()
-    assert plan_id is not None
-    wait_until(page, "!document.querySelector('#plan-badge').hidden")
-    page.keyboard.press("3")
+    plan_id = _propose_a_plan(page, app)
     page.wait_for_selector("#plan-reject")
     page.click("#plan-reject")
     wait_until(page, "document.querySelector('#panel-plan').innerText.includes('No plan is waiting')")
