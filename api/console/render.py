@@ -35,11 +35,18 @@ def signin_html(*, csrf: str, error: str = "", name: str = "", title: str = "Out
                                                    v=asset_version())
 
 
+def _script_json(text: str) -> str:
+    """JSON safe inside a ``<script type="application/json">``: no ``</script>``, no HTML comment openers."""
+    return text.replace("<", "\\u003c")
+
+
 def console_html(*, user: str, role: str, csrf: str, title: str = "Outage management",
-                 p1_response_minutes: int = P1_RESPONSE_MINUTES) -> str:
+                 p1_response_minutes: int = P1_RESPONSE_MINUTES, board: str = "null") -> str:
+    """The console page; ``board`` is the board's JSON text (``board.json``), inlined so the grid fills at once."""
     config = {"user": user, "role": role, "p1ResponseMinutes": p1_response_minutes, "version": asset_version()}
     return _env.get_template("console.html").render(user=user, role=role, csrf=csrf, title=title,
-                                                    config=json.dumps(config).replace("<", "\\u003c"), v=asset_version())
+                                                    config=_script_json(json.dumps(config)),
+                                                    board=_script_json(board), v=asset_version())
 
 
 def forbidden_html(*, user: str, role: str, csrf: str) -> str:

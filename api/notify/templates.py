@@ -7,7 +7,8 @@ utility's local time zone, ranges as "between 3:30 PM and 5:00 PM".
 The kinds follow what utilities send (see the notifications research): ``acknowledgment`` of a report,
 ``outage_notice`` (proactive, to everyone downstream of a predicted or confirmed outage), ``crew_dispatched`` (with
 the ETA when there is one), ``etr_update``, ``restoration`` (with "reply OUT if you are still out") and the SMS
-keyword answers ``stop_confirm``, ``start_confirm``, ``help`` and ``still_out_ack``.
+keyword answers ``stop_confirm``, ``start_confirm``, ``help`` and ``still_out_ack``. ``dispatcher_note`` carries a
+dispatcher's own short words about one outage (``Context.note``), framed in the reader's language.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 KINDS = ("acknowledgment", "outage_notice", "crew_dispatched", "etr_update", "restoration", "stop_confirm",
-         "start_confirm", "help", "still_out_ack", "confirm_request")
+         "start_confirm", "help", "still_out_ack", "confirm_request", "dispatcher_note")
 LANGUAGES = ("en", "es")
 #: Kinds never held back by quiet hours: people are waiting for these (or asked a question).
 URGENT_KINDS = frozenset({"acknowledgment", "restoration", "stop_confirm", "start_confirm", "help", "still_out_ack",
@@ -42,6 +43,8 @@ class Context:
     cause: str | None = None
     #: ``confirm_request``: the link that confirms an e-mail address (``status_url`` is not used then).
     confirm_url: str | None = None
+    #: ``dispatcher_note``: what the dispatcher wrote, as written (one language: the frame around it is translated).
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,12 @@ def _en(kind: str, c: Context, now: datetime, tz: ZoneInfo) -> tuple[str, str, s
         body = (f"This address was given for updates on outage report {ref}. To get them, open {c.confirm_url}\n\n"
                 f"Not you? Ignore this e-mail: you will get nothing more.\n\n{u}. Questions: {c.help_phone}.")
         return sms, "Confirm your address for outage updates", body
+    if kind == "dispatcher_note":
+        about = f" {ref}" if ref else ""
+        sms = f"{u}, about the outage{about}: {c.note or ''}"
+        body = (f"A note from our dispatchers about the outage affecting you{about}:\n\n{c.note or ''}"
+                + (f"\n\nFollow it: {c.status_url}" if c.status_url else "") + sign)
+        return sms, "About your outage: a note from our dispatchers", body
     if kind == "stop_confirm":
         text = f"{u}: you will get no more outage texts. Reply START to turn them back on."
         return text, "Outage texts stopped", text
@@ -217,6 +226,12 @@ def _es(kind: str, c: Context, now: datetime, tz: ZoneInfo) -> tuple[str, str, s
                 f"{c.confirm_url}\n\n¿No fue usted? Ignore este correo: no recibirá nada más.\n\n"
                 f"{u}. Preguntas: {c.help_phone}.")
         return sms, "Confirme su dirección para recibir novedades", body
+    if kind == "dispatcher_note":
+        about = f" {ref}" if ref else ""
+        sms = f"{u}, sobre el corte{about}: {c.note or ''}"
+        body = (f"Una nota de nuestros despachadores sobre el corte que le afecta{about}:\n\n{c.note or ''}"
+                + (f"\n\nSiga el aviso: {c.status_url}" if c.status_url else "") + sign)
+        return sms, "Sobre su corte: una nota de nuestros despachadores", body
     if kind == "stop_confirm":
         text = f"{u}: no recibirá más textos de cortes. Responda START para volver a recibirlos."
         return text, "Textos de cortes desactivados", text

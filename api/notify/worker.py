@@ -229,7 +229,8 @@ class Worker:
                           customers=c.get("customers"), area=c.get("area"), cause=c.get("cause"),
                           etr_earliest=_dt(c.get("etr_earliest")), etr_latest=_dt(c.get("etr_latest")),
                           crew_eta=_dt(c.get("crew_eta")),
-                          confirm_url=s.confirm_url.format(code=c["confirm_code"]) if c.get("confirm_code") else None)
+                          confirm_url=s.confirm_url.format(code=c["confirm_code"]) if c.get("confirm_code") else None,
+                          note=c.get("note"))
             kind = row.kind
         text = render(kind, lang, route_channel, ctx, now=now, tz=s.timezone)
         job.msg = Outgoing(row.idempotency_key, route_channel, to, text.subject, text.body, lang, kind)

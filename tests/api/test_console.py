@@ -136,3 +136,41 @@ def test_evidence_roster_plan_mode_and_reject(client):
     assert r.status_code == 409 and "rejected" in r.json()["error"]["message"]
     assert c.post(f"/plans/{plan_id}/accept", headers=d).status_code == 409
     assert c.get("/plans/99999/diff", headers=d).status_code == 404
+
+
+def test_a_note_to_customers_reaches_reporters_and_enrolled_contacts_and_the_timeline(client):
+    from sqlalchemy import select
+
+    from api.notify.templates import Context, render
+    from api.store.models import OutboxMessage
+
+    c, d, i = client, client.as_("dispatcher"), client.as_("integration")
+    assert c.post("/notify/contacts", json=[{"sp_id": "sp4", "sms": "+15550100044", "language": "es"},
+                                            {"sp_id": "sp4", "email": "away@example.org", "prefer": "email",
+                                             "proactive": False}], headers=i).status_code == 201
+    c.post("/reports", json={"account": "A-sp3", "neighbours_out": True,
+                             "contact": {"sms": "+15550100033", "prefer": "sms"}}, headers=i)
+    c.post("/reports", json={"account": "A-sp4", "neighbours_out": True}, headers=i)
+    c.wait_processed()
+    eid = c.get("/events", headers=d).json()[0]["id"]
+    note = "A tree is on the line <b>; crews expect to finish by 6 PM."
+    assert c.post(f"/events/{eid}/note", json={"text": note}, headers=c.as_("crew")).status_code == 403
+    assert c.post(f"/events/{eid}/note", json={"text": ""}, headers=d).status_code == 422
+    assert c.post("/events/E404/note", json={"text": note}, headers=d).status_code == 404
+    r = c.post(f"/events/{eid}/note", json={"text": note}, headers=d)
+    assert r.status_code == 201, r.text
+    assert r.json()["recipients"] == 2  # the reporter and the proactive contact, not the one who opted out of notices
+    with c.app.state.oms.db.read() as s:
+        rows = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "dispatcher_note")).all()
+    by_to = {m.payload["to"]: m for m in rows}
+    assert set(by_to) == {"+15550100033", "+15550100044"} and all(m.event_id == eid for m in rows)
+    assert {m.payload["language"] for m in rows} == {"en", "es"}
+    for m in rows:  # what the worker renders from the row, in the reader's language
+        ctx = Context("Co-op", "555-0100", note=m.payload["context"]["note"],
+                      reference=m.payload["context"]["reference"])
+        text = render("dispatcher_note", m.payload["language"], m.channel, ctx, now=m.created_at)
+        assert note in text.body and ("sobre el corte" if m.payload["language"] == "es" else "about the outage") \
+            in text.body
+    timeline = c.get(f"/events/{eid}/evidence", headers=d).json()["timeline"]
+    entry = [t for t in timeline if t["action"] == "customer_note"]
+    assert entry and entry[0]["detail"] == {"note": note, "recipients": 2} and entry[0]["actor"] == "dispatcher-user"

@@ -1,7 +1,8 @@
 """The dispatcher's console in a real browser (Debian's chromium through Playwright) against the running service:
 sign in; a new event appears without a reload; open it and confirm it; assign a crew; lock the assignment; accept a
-proposed plan and see the crew's ETA; restore the event; sign out. Then the pages' accessibility (axe-core) and a
-member's refusal. Skipped when chromium or playwright is not installed."""
+proposed plan and see the crew's ETA; restore the event; sign out. Merge, a note to the customers, a partial
+restore and a split; rejecting a plan and resuming after the server drops the stream. Then the pages'
+accessibility (axe-core) and a member's refusal. Skipped when chromium or playwright is not installed."""
 
 from __future__ import annotations
 
@@ -61,12 +62,7 @@ def sign_in(page, base, name="dispatcher-user"):
 
 def test_a_dispatcher_runs_an_event_from_report_to_restoration(service, browser, tmp_path):
     base, tokens, app = service
-    page = browser.new_page(viewport={"width": 1366, "height": 768})
-    errors, foreign = watch(page, base)
-    sign_in(page, base)
-    page.wait_for_url(f"{base}/console")
-    wait_until(page, "document.body.dataset.ready === 'true'")
-    wait_until(page, "document.querySelector('#conn').textContent === 'Live'")
+    page, errors, foreign = _console(service, browser)
     assert page.inner_text("#event-count") == "(0)"
 
     # a new event appears from the stream, without a reload
@@ -115,12 +111,7 @@ def test_a_dispatcher_runs_an_event_from_report_to_restoration(service, browser,
                      ).json()["assignments"][-1]["locked"] is True
 
     # propose mode; the re-planner proposes; the plan tab shows the diff; accept it; the crew's ETA shows
-    page.click("#mode-propose")
-    wait_until(page, "document.querySelector('#mode-propose').getAttribute('aria-pressed') === 'true'")
-    plan_id = app.state.oms.live.replan()
-    assert plan_id is not None
-    wait_until(page, "!document.querySelector('#plan-badge').hidden")
-    page.keyboard.press("3")
+    _propose_a_plan(page, app)
     page.wait_for_selector("#plan-accept")
     assert "Weighted customer-minutes" in page.inner_text("#plan-summary")
     page.click("#plan-accept")
@@ -186,3 +177,128 @@ def test_a_member_session_is_refused_the_console(service, browser):
     assert "Not allowed" in page.inner_text("h1")
     r = page.request.get(f"{base}/console/board.json")
     assert r.status == 403
+
+
+def _console(service, browser):
+    base, tokens, app = service
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    errors, foreign = watch(page, base)
+    sign_in(page, base)
+    page.wait_for_url(f"{base}/console")
+    wait_until(page, "document.body.dataset.ready === 'true'")
+    wait_until(page, "document.querySelector('#conn').textContent === 'Live'")
+    return page, errors, foreign
+
+
+def _propose_a_plan(page, app) -> int:
+    """Propose mode; the re-planner proposes; the badge shows; open the Plan tab (3)."""
+    page.click("#mode-propose")
+    wait_until(page, "document.querySelector('#mode-propose').getAttribute('aria-pressed') === 'true'")
+    plan_id = app.state.oms.live.replan()
+    assert plan_id is not None
+    wait_until(page, "!document.querySelector('#plan-badge').hidden")
+    page.keyboard.press("3")
+    return plan_id
+
+
+def _report(base, account):
+    r = httpx.post(f"{base}/reports", json={"account": account})
+    assert r.status_code == 202, r.text
+
+
+def _act(page, form, field, value, label):
+    """Fill one field of a detail form and submit it; again if a refresh of the panel replaced the form first."""
+    for _ in range(3):
+        page.evaluate("document.getElementById('toast').textContent = ''")
+        page.fill(field, value)
+        page.click(f"{form} button[type=submit]")
+        try:
+            wait_until(page, f"document.getElementById('toast').textContent.startsWith('{label}:')", 3000)
+        except AssertionError:
+            continue
+        assert page.inner_text("#toast") == f"{label}: done", page.inner_text("#toast")
+        return
+    raise AssertionError(f"{label} was never sent")
+
+
+def _open_row(page, device):
+    page.locator("#grid-body tr[data-id]", has_text=device).first.click()
+    page.wait_for_selector("#detail-reason")
+    wait_until(page, f"document.querySelector('#panel-event').innerText.includes('{device}')")
+
+
+def test_merge_partial_restore_split_and_a_note_to_customers(service, browser):
+    base, tokens, app = service
+    page, errors, foreign = _console(service, browser)
+    _report(base, "ACC-0020")  # farm 1 (transformer TF1)
+    _report(base, "ACC-0000")  # a village home
+    wait_until(page, "document.querySelector('#event-count').textContent === '(2)'", 15_000)
+
+    # merge: the village call belongs to the farm's event (the dispatcher knows better); one event is left
+    _open_row(page, "TF1")
+    farm = page.evaluate("[...window.omsConsole.events.values()].find((r) => r.device_id === 'TF1').id")
+    other = page.evaluate(f"[...window.omsConsole.events.keys()].find((id) => id !== '{farm}')")
+    _act(page, "#f-merge", "#merge", other, "Merge")
+    wait_until(page, "document.querySelector('#event-count').textContent === '(1)'")
+    wait_until(page, f"!window.omsConsole.events.has('{other}')")
+
+    # a note to the customers: sent, and in the event's timeline
+    _act(page, "#f-note", "#note", "A tree is on the line; crews expect to finish by 6 PM.", "Note")
+    wait_until(page, "document.querySelector('#panel-event .timeline').innerText.includes('tree is on the line')")
+
+    # more calls across the village: the engine rolls them up to recloser R1 (23 customers, farms included)
+    for account in ("ACC-0005", "ACC-0010", "ACC-0015", "ACC-0016"):
+        _report(base, account)
+    wait_until(page, "[...window.omsConsole.events.values()].some((r) => r.device_id === 'R1')", 15_000)
+    event_id = page.evaluate("[...window.omsConsole.events.values()].find((r) => r.device_id === 'R1').id")
+    wait_until(page, f"window.omsConsole.events.get('{event_id}').customers_out === 23")
+    _open_row(page, "R1")
+
+    # partial restore: the farms' fuse FF is back by switching; the event stays open with the village's 20
+    _act(page, "#f-restore", "#devices", "FF", "Restore")
+    wait_until(page, f"window.omsConsole.events.get('{event_id}') && "
+                     f"window.omsConsole.events.get('{event_id}').customers_out === 20")
+    row = page.locator(f"#grid-body tr[data-id='{event_id}']")
+    wait_until(page, f"document.querySelector(\"#grid-body tr[data-id='{event_id}']\").innerText.includes('20')")
+    assert "R1" in row.inner_text()
+
+    # split: the outage is really below fuse FV; a new event at FV appears in the grid
+    _open_row(page, "R1")
+    _act(page, "#f-split", "#split", "FV", "Split")
+    wait_until(page, "[...window.omsConsole.events.values()].some((r) => r.device_id === 'FV')")
+    wait_until(page, "document.querySelector('#grid-body').innerText.includes('FV')")
+    assert errors == [], errors
+    assert foreign == [], foreign
+
+
+def test_reject_a_plan_and_resume_after_a_dropped_stream(service, browser):
+    base, tokens, app = service
+    page, errors, foreign = _console(service, browser)
+    _report(base, "ACC-0023")  # town block 1 (TT1)
+    wait_until(page, "document.querySelector('#grid-body').innerText.includes('TT1')", 15_000)
+
+    # propose mode: a plan waits; the dispatcher rejects it; the crews keep what they hold
+    plan_id = _propose_a_plan(page, app)
+    page.wait_for_selector("#plan-reject")
+    page.click("#plan-reject")
+    wait_until(page, "document.querySelector('#panel-plan').innerText.includes('No plan is waiting')")
+    auth = {"Authorization": f"Bearer {tokens['dispatcher']}"}
+    assert httpx.get(f"{base}/plans/{plan_id}/diff", headers=auth).json()["plan"]["status"] == "rejected"
+    assert "C1" not in page.inner_text("#grid-body") and "Crew one" not in page.inner_text("#grid-body")
+
+    # the server drops the stream (as for a client too slow to keep up); what happens meanwhile arrives once the
+    # browser is back on the stream (Last-Event-ID, or the reset's reload), without reloading the page
+    page.keyboard.press("1")
+    page.evaluate("window.__sameDocument = true")
+    broker = app.state.oms.broker
+    assert broker.subscriber_count >= 1
+    for loop, q in list(broker._subscribers):
+        loop.call_soon_threadsafe(q.put_nowait, None)
+    wait_until(page, "document.querySelector('#conn').textContent.startsWith('Reconnecting')", 15_000)
+    _report(base, "ACC-0021")  # farm 2 (TF2), while the console is off the stream
+    wait_until(page, "document.querySelector('#conn').textContent === 'Live'", 20_000)
+    wait_until(page, "document.querySelector('#grid-body').innerText.includes('TF2')", 20_000)
+    assert page.evaluate("window.__sameDocument === true")  # resumed in place, not reloaded
+    assert page.inner_text("#event-count") == "(2)"
+    assert errors == [], errors
+    assert foreign == [], foreign

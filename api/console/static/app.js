@@ -38,8 +38,16 @@ function crewsFrom(list) {
   list.forEach((c, i) => { crewColour(c.id, i); store.crews.set(c.id, c); });
 }
 
-async function loadBoard() {
-  const b = await api('GET', '/console/board.json');
+// The first board comes inside the page (no second round trip); reloads after a reset fetch it.
+function inlineBoard() {
+  const tag = $('console-board');
+  const b = tag ? JSON.parse(tag.textContent) : null;
+  if (tag) tag.remove(); // ~1 MB of text the page no longer needs
+  return b;
+}
+
+async function loadBoard(given) {
+  const b = given || await api('GET', '/console/board.json');
   setServerNow(b.now);
   store.events = new Map(b.events.map((r) => [r.id, r]));
   crewsFrom(b.crews);
@@ -72,17 +80,23 @@ async function flushRefetch() {
 }
 
 // ------------------------------------------------------------------------------------------------ painting
-let frame = null, liveTimer = null;
+// The grid repaints on the next frame; the map (2,000 markers, 200 crews) at most every 300 ms and after the grid,
+// so a storm's stream never holds a new row back behind map drawing.
+let frame = null, liveTimer = null, mapTimer = null, mapReady = false;
 function schedule(mapLive = false) {
-  if (mapLive && !liveTimer) liveTimer = setTimeout(() => { liveTimer = null; map.refreshLive().catch(() => {}); }, 700);
+  if (mapLive && mapReady && !liveTimer) liveTimer = setTimeout(() => { liveTimer = null; map.refreshLive().catch(() => {}); }, 700);
+  if (!mapTimer) mapTimer = setTimeout(drawMap, 300);
   if (frame) return;
   frame = requestAnimationFrame(() => {
     frame = null;
     grid.refresh();
-    map.drawEvents();
-    map.drawCrews();
     if (tab === 'crews') renderRoster(store, $('panel-crews'), select);
   });
+}
+function drawMap() {
+  mapTimer = null;
+  map.drawEvents();
+  map.drawCrews();
 }
 
 // ------------------------------------------------------------------------------------------------ the stream
@@ -146,7 +160,8 @@ const TYPES = ['event_created', 'event_updated', 'event_reclassified', 'event_me
 let source = null, buffered = null;
 
 function connect() {
-  source = new EventSource('/stream');
+  // From the board's seq: what happened between rendering the page and opening the stream is replayed.
+  source = new EventSource(`/console/stream?after=${store.seq}`);
   for (const t of TYPES) {
     source.addEventListener(t, (e) => {
       const data = JSON.parse(e.data), seq = Number(e.lastEventId) || 0;
@@ -161,9 +176,9 @@ function connect() {
   };
 }
 
-async function reload() {
+async function reload(given) {
   buffered = [];
-  try { await loadBoard(); } catch (e) { toast(`Could not load: ${e.message}`, true); }
+  try { await loadBoard(given); } catch (e) { toast(`Could not load: ${e.message}`, true); }
   const queue = buffered; buffered = null;
   for (const [t, d, s] of queue) onMessage(t, d, s);
   schedule(true);
@@ -252,11 +267,22 @@ async function main() {
   $('alert-ack').addEventListener('click', acknowledge);
   $('help-open').addEventListener('click', () => $('help').showModal());
   document.addEventListener('keydown', shortcuts);
-  buffered = [];
-  connect();
-  await reload();
+  const board = inlineBoard();
+  if (board) {
+    await reload(board);
+    grid.refresh(); // paint the rows now, not a frame later
+    connect();
+  } else {
+    buffered = [];
+    connect();
+    await reload();
+  }
   document.body.dataset.ready = 'true';
-  map.load().then(() => map.refreshLive()).catch((e) => toast(`Map: ${e.message}`, true));
+  // The map's layers (feeders, roads: megabytes of GeoJSON) load once the grid is on screen.
+  requestAnimationFrame(() => setTimeout(() => {
+    map.load().then(() => { mapReady = true; drawMap(); return map.refreshRoutes(); })
+      .catch((e) => toast(`Map: ${e.message}`, true));
+  }, 0));
   setInterval(() => { $('clock').textContent = hhmm(new Date(now()).toISOString()); checkTargets(); grid.paint(true); }, 15000);
   checkTargets();
 }

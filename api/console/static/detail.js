@@ -79,6 +79,9 @@ export class Detail {
         'Merge', (f) => this.act('Merge', 'POST', `/events/${enc}/merge`, { event_ids: split(f.get('ids')) })),
       this.form('f-split', 'Split', [el('label', { for: 'split', text: 'Device below that operated' }), el('input', { id: 'split', name: 'device', required: true })],
         'Split', (f) => this.act('Split', 'POST', `/events/${enc}/split`, { device_id: f.get('device') })),
+      this.form('f-note', 'Note to the customers', [el('label', { for: 'note', text: 'Note (sent by text or e-mail to reporters and enrolled customers)' }),
+        el('textarea', { id: 'note', name: 'note', required: true, maxlength: '300', rows: '2', placeholder: 'e.g. a tree is on the line; crews expect to finish by 6 PM' })],
+        'Send to customers', (f) => this.act('Note', 'POST', `/events/${enc}/note`, { text: f.get('note') })),
     ) : el('p', { class: 'muted', text: 'This event is closed.' });
     const calls = el('table', { class: 'mini' }, el('caption', { text: `Calls (${d.calls_total})` }),
       el('thead', {}, el('tr', {}, ...['Time', 'Channel', 'Power', 'Hazards', 'Medical', 'Neighbours out', 'Where'].map((h) => el('th', { scope: 'col', text: h })))),
@@ -89,7 +92,9 @@ export class Detail {
     const pings = Object.entries(d.pings || {}).map(([k, n]) => `${n} ${k}`).join(', ');
     const timeline = el('ol', { class: 'timeline' }, ...d.timeline.map((t) => el('li', {},
       el('time', { text: hhmm(t.at) }), ' ', el('b', { text: t.actor }), ` ${t.action.replace(/_/g, ' ')}`,
-      t.to ? ` → ${stateWords(t.to)}` : '', t.detail && t.detail.crew ? ` (${t.detail.crew})` : '')));
+      t.to ? ` → ${stateWords(t.to)}` : '', t.detail && t.detail.crew ? ` (${t.detail.crew})` : '',
+      t.detail && t.detail.note ? el('q', { class: 'note', text: t.detail.note }) : '',
+      t.detail && t.detail.note ? ` to ${t.detail.recipients} ${t.detail.recipients === 1 ? 'person' : 'people'}` : '')));
     this.panel.replaceChildren(
       el('h3', {}, el('b', { class: `tb t${ev.tier}`, text: `P${ev.tier}` }), ` ${ev.id}`),
       el('p', { class: 'reason-full', id: 'detail-reason', text: ev.priority_reason || row.reason || '' }),

@@ -35,8 +35,9 @@ export class ConsoleMap {
   async load() {
     const [net, roads, dead] = await Promise.all([api('GET', '/console/network.geojson'),
       api('GET', '/console/roads.geojson'), api('GET', '/console/deenergized.json')]);
-    this.roads.addData(roads);
-    this.network.addData(net);
+    // In slices, yielding between them: thousands of road and line features must not hold the main thread
+    // (and with it the stream's next row) for a second.
+    await addInSlices(this.network, net.features);
     this.lines = net.features;
     this.roads.getAttribution = () => roads.attribution || '';
     if (roads.attribution) this.map.attributionControl.addAttribution(roads.attribution);
@@ -51,6 +52,7 @@ export class ConsoleMap {
     this.map.fitBounds([[s, w], [n, e]], { padding: [10, 10] });
     this.drawDead(dead.lines);
     this.deviceVisibility();
+    await addInSlices(this.roads, roads.features); // the faint background last
   }
 
   // Devices from street zoom on: at territory zoom they would hide the feeders.
@@ -70,9 +72,12 @@ export class ConsoleMap {
   }
 
   async refreshLive() {
-    const [dead, routes] = await Promise.all([api('GET', '/console/deenergized.json'),
-      api('GET', '/console/routes.geojson')]);
+    const [dead] = await Promise.all([api('GET', '/console/deenergized.json'), this.refreshRoutes()]);
     this.drawDead(dead.lines);
+  }
+
+  async refreshRoutes() {
+    const routes = await api('GET', '/console/routes.geojson');
     this.routes.clearLayers();
     for (const f of routes.features) {
       const pts = f.geometry.coordinates.map((c) => [c[1], c[0]]);
@@ -135,6 +140,14 @@ export class ConsoleMap {
       interactive: false }).addTo(this.map);
     if (pan) this.map.panTo([r.lat, r.lon]);
     L.popup({ autoPanPadding: [30, 30], maxWidth: 260 }).setLatLng([r.lat, r.lon]).setContent(this.popup(r)).openOn(this.map);
+  }
+}
+
+const SLICE = 400;
+async function addInSlices(layer, features) {
+  for (let i = 0; i < features.length; i += SLICE) {
+    layer.addData({ type: 'FeatureCollection', features: features.slice(i, i + SLICE) });
+    await new Promise((resolve) => setTimeout(resolve, 0));
   }
 }
 

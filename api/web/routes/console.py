@@ -7,12 +7,15 @@ roster, the map layers come from here too, and the SSE stream (``/stream``) keep
 
 from __future__ import annotations
 
+import json
 import threading
-from typing import Annotated, Any
+from datetime import date, datetime
+from typing import Annotated, Any, NamedTuple
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from api.console import console_html, forbidden_html
 from api.console.render import media_type, static_file
@@ -31,6 +34,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 _assets: dict[str, tuple[bytes, str, str]] = {}
 _paths: dict[int, RoutePaths] = {}
 _paths_lock = threading.Lock()
+_routes_body: dict[tuple, str] = {}  # the last routes.geojson, by its legs
 
 
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
@@ -44,7 +48,10 @@ async def console_page(request: Request) -> Response:
                             headers=NO_STORE)
     maps = getattr(request.app.state, "maps", None)
     title = getattr(getattr(maps, "page", None), "utility_name", "") or "Outage management"
-    return HTMLResponse(console_html(user=who.name, role=who.role, csrf=csrf, title=title), headers=NO_STORE)
+    # The board goes inside the page: one round trip to a filled grid instead of two (a storm's board is ~1 MB).
+    board = await run_in_threadpool(lambda: to_json(board_body(request.app.state.oms)))  # off the event loop
+    return HTMLResponse(console_html(user=who.name, role=who.role, csrf=csrf, title=title, board=board),
+                        headers=NO_STORE)
 
 
 @router.get("/assets/{path:path}", include_in_schema=False)
@@ -71,10 +78,40 @@ def _row(e, work: Assignment | None, names: dict[str, str]) -> dict[str, Any]:
                 "status": work.status, "eta": work.eta, "locked": work.locked, "manual": work.manual}}
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def to_json(body: Any) -> str:
+    """Plain ``json.dumps``: FastAPI's generic encoder spends ~0.5 s walking a storm's 2,000-row board."""
+    return json.dumps(body, default=_plain, separators=(",", ":"))
+
+
 @router.get("/board.json", summary="The console's state: open events with their crew and ETA, crews, the plan")
 def board(request: Request, _: Principal = Depends(DISPATCHER),
           ids: Annotated[str | None, Query(max_length=20_000, description="comma-separated event ids")] = None):
+    return Response(to_json(board_body(request.app.state.oms, ids)), media_type="application/json",
+                    headers=NO_STORE)
+
+
+@router.get("/stream", summary="The SSE stream for the console, from sequence number `after` (the page's board)",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}, "description": "an SSE stream"}})
+async def stream(request: Request, _: Principal = Depends(DISPATCHER),
+                 after: Annotated[int | None, Query(ge=0, description="the board's `seq`")] = None,
+                 last_event_id: Annotated[str | None, Header(max_length=20)] = None):
+    """Like ``/stream``, but a page whose board was rendered into it can ask for everything after that board's
+    ``seq`` (``Last-Event-ID``, sent by a reconnecting browser, wins), so nothing falls between page and stream."""
     state = request.app.state.oms
+    last = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+    return StreamingResponse(state.broker.subscribe(last, state.settings.sse_keepalive_s),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def board_body(state, ids: str | None = None) -> dict[str, Any]:
     seq = state.broker.seq  # read first: stream messages after this are applied on top of what we read
     t = Event.__table__  # not the evidence JSON: a storm has thousands of events
     cols = [c for c in t.c if c.name not in ("evidence", "etr_detail", "explanation")]
@@ -127,12 +164,27 @@ def roads(request: Request, _: Principal = Depends(DISPATCHER)) -> Response:
 @router.get("/deenergized.json", summary="Line numbers of network.geojson below an operated device")
 def deenergized(request: Request, _: Principal = Depends(DISPATCHER)) -> dict[str, Any]:
     data = _map_data(request)
-    state = request.app.state.maps.provider.state()
+    # Only the events' devices matter here: one narrow query, not the map provider's full state (which works out
+    # every event's customers, seconds for a storm's first call, and holds the GIL while the stream waits).
+    t = Event.__table__
+    with request.app.state.oms.db.read() as session:
+        devices = session.execute(select(t.c.device_id, t.c.sp_id).where(
+            t.c.state.not_in(CLOSED_STATES), t.c.merged_into.is_(None), t.c.lat.is_not(None))).all()
+    state = _Devices(tuple(_Device(d or sp or "") for d, sp in devices))
     return {"lines": data.deenergized_lines(state).tolist(), "bounds": data.bounds()}
 
 
+class _Device(NamedTuple):
+    device_id: str
+
+
+class _Devices(NamedTuple):
+    """What :meth:`MapData.deenergized_lines` reads of a map state: each open event's device."""
+    events: tuple[_Device, ...]
+
+
 @router.get("/routes.geojson", summary="Each crew's route along the roads: crew -> its jobs in order")
-def routes(request: Request, _: Principal = Depends(DISPATCHER)) -> dict[str, Any]:
+def routes(request: Request, _: Principal = Depends(DISPATCHER)) -> Response:
     live = request.app.state.oms.live
     if live.network is None:
         raise ApiError(503, "unavailable", "no territory is loaded")
@@ -163,7 +215,15 @@ def routes(request: Request, _: Principal = Depends(DISPATCHER)) -> dict[str, An
             legs.append((here, at[a.event_id]))
             owners.append((crew_id, a.event_id, n))
             here = at[a.event_id]
-    features = [{"type": "Feature", "geometry": {"type": "LineString", "coordinates": [list(p) for p in path]},
-                 "properties": {"crew": crew, "event": eid, "leg": n}}
-                for (crew, eid, n), path in zip(owners, paths.legs(legs), strict=True)]
-    return {"type": "FeatureCollection", "features": features}
+    key = (id(live.network), tuple(legs), tuple(owners))
+    with _paths_lock:
+        body = _routes_body.get(key)
+    if body is None:  # the same legs as last time (a new event moves no crew): the same bytes, not re-encoded
+        features = [{"type": "Feature", "geometry": {"type": "LineString", "coordinates": path},
+                     "properties": {"crew": crew, "event": eid, "leg": n}}
+                    for (crew, eid, n), path in zip(owners, paths.legs(legs), strict=True)]
+        body = to_json({"type": "FeatureCollection", "features": features})
+        with _paths_lock:
+            _routes_body.clear()
+            _routes_body[key] = body
+    return Response(body, media_type="application/geo+json", headers=NO_STORE)

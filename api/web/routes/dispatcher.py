@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import select
+from pydantic import Field
+from sqlalchemy import insert, select
 
 from api.errors import ApiError
 from api.store.models import ACTIVE_ASSIGNMENT, Assignment, Crew, Event, EventHistory, Plan, Report
@@ -39,6 +42,76 @@ CREW_VIEW = require("dispatcher", "admin", "crew")
 
 def _live(request: Request):
     return request.app.state.oms.live
+
+
+class NoteIn(In):
+    text: str = Field(min_length=1, max_length=300, description="a short note, sent as written")
+
+
+#: Channels a note may take; the notification worker sends on those it has and records the rest.
+NOTE_CHANNELS = {"sms", "email", "voice", "webhook"}
+_planners: dict[int, Any] = {}  # by id(network): the planner's topology is built once per territory
+_planners_lock = threading.Lock()
+
+
+def _audience_planner(request: Request):
+    """A notification planner used only for its audience (reporters + enrolled contacts downstream)."""
+    from api.notify.config import NotifySettings
+    from api.notify.planner import Planner
+
+    live, db = _live(request), request.app.state.oms.db
+    with _planners_lock:
+        planner = _planners.get(id(live.network))
+        if planner is None:
+            settings = getattr(request.app.state, "notify_settings", None) or NotifySettings()
+            _planners.clear()
+            planner = _planners[id(live.network)] = Planner(db, settings, network=live.network,
+                                                            channels=NOTE_CHANNELS)
+    return planner
+
+
+@router.post("/events/{event_id}/note", status_code=201,
+             summary="Send a note to the event's customers: its reporters and the enrolled contacts it takes out")
+def note_to_customers(event_id: PathId, body: NoteIn, request: Request, who: Principal = Depends(DISPATCHER)):
+    """One outbox message (``dispatcher_note``, in each reader's language) per person, and one timeline entry.
+    Opt-outs are honoured; enrolled contacts' quiet hours hold it back, reporters get it at once."""
+    from api.notify.models import NotifyOptOut, normalize_address
+    from api.notify.policy import quiet_until
+    from api.store.models import OutboxMessage
+
+    live = _live(request)
+    with live.db.read() as session:
+        ev = session.get(Event, event_id)
+        if ev is None:
+            raise ApiError(404, "not_found", f"no event {event_id!r}")
+        if ev.merged_into:
+            raise ApiError(409, "conflict", f"event {event_id} was merged into {ev.merged_into}; write there")
+        if ev.state == "cancelled":
+            raise ApiError(409, "conflict", f"event {event_id} is cancelled: it has no customers to tell")
+        planner = _audience_planner(request)
+        family = [ev.id, *((ev.evidence or {}).get("merged_from") or [])]
+        people = planner._subscribers(session, ev) + planner._reporters(session, family)
+        opted = {(o.channel, o.address) for o in session.scalars(
+            select(NotifyOptOut).where(NotifyOptOut.opted_out.is_(True)))} if people else set()
+    audience = {a.key: a for a in people  # a reporter's entry wins (their language and reference)
+                if (a.channel, normalize_address(a.channel, a.address)) not in opted}
+    now = live.clock()
+    with live.db.write() as session, session.begin():
+        entry = EventHistory(event_id=ev.id, at=now, actor=who.name, action="customer_note",
+                             detail={"note": body.text, "recipients": len(audience)})
+        session.add(entry)
+        session.flush()
+        rows = [{"kind": "dispatcher_note", "event_id": ev.id, "channel": a.channel, "status": "pending",
+                 "attempts": 0, "created_at": now,
+                 "payload": {"to": a.address, "language": a.language,
+                             "context": {"reference": a.reference, "note": body.text}},
+                 "idempotency_key": f"note:{entry.id}:{hashlib.blake2b(k.encode(), digest_size=12).hexdigest()}",
+                 "next_attempt_at": (None if a.reporter else
+                                     quiet_until(now, a.quiet_start, a.quiet_end, a.timezone)) or now}
+                for k, a in audience.items()]
+        if rows:
+            session.execute(insert(OutboxMessage), rows)
+    return {"event_id": ev.id, "recipients": len(audience), "history_id": entry.id}
 
 
 @router.get("/events", response_model=list[EventOut], summary="Events, most urgent first")
