@@ -49,6 +49,27 @@ def serve(app, start_timeout_s: float = 30.0):
 
 
 @contextmanager
+@contextmanager
+def running_service(db_url: str, password: str, page):
+    """The real app on the maps' test territory (users made, each with ``password``), served on a loopback port;
+    yields (base URL, role -> token, app). Needs ``tests/maps`` and ``tests/api`` on ``sys.path``."""
+    from maps_territory import territory
+    from service_helpers import make_users, set_passwords
+
+    from api.settings import Settings
+    from api.web.app import create_app
+
+    tokens = make_users(db_url)
+    set_passwords(db_url, password)
+    settings = Settings(database_url=db_url, replan_debounce_s=3600.0, replan_max_wait_s=3600.0,
+                        replan_time_limit_s=1.0)
+    net = territory()
+    net.road_edges = net.road_edges.iloc[:0]  # its roads are drawing-only (no road nodes): crews go straight
+    app = create_app(settings, network=net, page=page)
+    with serve(app) as base:
+        yield base, tokens, app
+
+
 def launch_browser():
     with playwright_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)

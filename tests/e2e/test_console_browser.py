@@ -16,13 +16,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "maps"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
 import httpx  # noqa: E402
-from browser import launch_browser, serve, wait_until, watch  # noqa: E402  (skips this module without chromium/playwright)
-from maps_territory import territory  # noqa: E402
-from service_helpers import make_users, set_passwords  # noqa: E402
+from browser import launch_browser, running_service, wait_until, watch  # noqa: E402  (skips this module without chromium/playwright)
 
 from api.maps import PageConfig  # noqa: E402
-from api.settings import Settings  # noqa: E402
-from api.web.app import create_app  # noqa: E402
 
 PASSWORD = "storm-night-2026"
 ADDRESS, DEVICE = "1 Market Square", "TT1"
@@ -35,15 +31,8 @@ def grid_text(page) -> str:
 
 @pytest.fixture
 def service(db_url):
-    tokens = make_users(db_url)
-    set_passwords(db_url, PASSWORD)
-    settings = Settings(database_url=db_url, replan_debounce_s=3600.0, replan_max_wait_s=3600.0,
-                        replan_time_limit_s=1.0)
-    net = territory()
-    net.road_edges = net.road_edges.iloc[:0]  # drawing-only roads (no road nodes): crews go straight
-    app = create_app(settings, network=net, page=PageConfig(utility_name="Test co-op"))
-    with serve(app) as base:
-        yield base, tokens, app
+    with running_service(db_url, PASSWORD, PageConfig(utility_name="Test co-op")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "maps"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
 import httpx  # noqa: E402
-from browser import launch_browser, serve, wait_until, watch  # noqa: E402  (skips this module without chromium/playwright)
-from maps_territory import territory  # noqa: E402
-from service_helpers import make_users, set_passwords  # noqa: E402
+from browser import launch_browser, running_service, wait_until, watch  # noqa: E402  (skips this module without chromium/playwright)
 
 from api.maps import PageConfig  # noqa: E402
-from api.settings import Settings  # noqa: E402
-from api.web.app import create_app  # noqa: E402
 
 #: "1 Market Square" is one service point of the test territory: 10 customers on transformer TT1.
 ADDRESS, SP, DEVICE, CUSTOMERS = "1 Market Square", "sp-town0", "TT1", 10
@@ -35,14 +31,7 @@ PASSWORD = "storm-night-2026"
 @pytest.fixture
 def service(db_url):
     """The real app on the maps' test territory, polling every second; yields (base URL, role -> token)."""
-    tokens = make_users(db_url)
-    set_passwords(db_url, PASSWORD)
-    settings = Settings(database_url=db_url, replan_debounce_s=3600.0, replan_max_wait_s=3600.0,
-                        replan_time_limit_s=1.0)
-    net = territory()
-    net.road_edges = net.road_edges.iloc[:0]  # its roads are drawing-only (no road nodes); crews go straight
-    app = create_app(settings, network=net, page=PageConfig(public_interval_s=1, dispatcher_interval_s=1))
-    with serve(app) as base:
+    with running_service(db_url, PASSWORD, PageConfig(public_interval_s=1, dispatcher_interval_s=1)) as (base, tokens, _):
         yield base, tokens
 
 
