@@ -24,6 +24,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from email import quoprimime
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, Protocol
@@ -119,8 +121,32 @@ class SmtpChannel:
         m["Content-Language"] = msg.language
         return m
 
+    def message_bytes(self, msg: Outgoing) -> bytes:
+        """``message(msg).as_bytes()`` without the ``email`` package's header parser and folder (about 1.5 ms of CPU
+        per e-mail, most of a worker's): the same headers written directly, the body quoted-printable unless plain
+        ASCII. Anything unusual (a line break or a non-ASCII address in a header) goes the long way."""
+        to, subject = msg.to, msg.subject or ""
+        if not (to.isascii() and self.sender.isascii()) or any(c in v for v in (to, subject, msg.key, msg.language)
+                                                                 for c in "\r\n"):
+            return self.message(msg).as_bytes()
+        if len(subject) > 500:  # needs folding
+            return self.message(msg).as_bytes()
+        if not subject.isascii():  # RFC 2047 encoded words, folded
+            subject = Header(subject, "utf-8", header_name="Subject").encode()
+        body = msg.body.replace("\r\n", "\n")
+        body = body if body.endswith("\n") else body + "\n"
+        if body.isascii() and max(map(len, body.splitlines()), default=0) <= 78:
+            cte = "7bit"
+        else:
+            cte, body = "quoted-printable", quoprimime.body_encode(body.encode("utf-8").decode("latin-1"))
+        head = (f"From: {self.sender}\nTo: {to}\nSubject: {subject}\nDate: {formatdate(localtime=False, usegmt=True)}\n"
+                f"Message-ID: <{msg.key.replace(':', '.')}@{self.domain}>\nX-OMS-Idempotency-Key: {msg.key}\n"
+                f"Content-Type: text/plain; charset=\"utf-8\"\nContent-Transfer-Encoding: {cte}\nMIME-Version: 1.0\n"
+                f"Content-Language: {msg.language}\n\n")
+        return (head + body).encode("ascii")  # smtplib turns the line ends into CRLF, as for as_bytes()
+
     def send(self, msg: Outgoing) -> str:
-        data = self.message(msg).as_bytes()
+        data = self.message_bytes(msg)
         try:
             conn = self._connection()
             conn.ehlo_or_helo_if_needed()
