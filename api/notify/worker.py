@@ -546,6 +546,8 @@ def _ledger_upsert(dialect: str):
 def serve(args: argparse.Namespace) -> int:
     """Deliver (and with ``--plan``, plan) until SIGTERM or SIGINT; then finish the batch in hand and exit 0."""
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore"):  # one INFO line per provider request: CPU and disk, no news
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     from api.settings import Settings
 
     settings = NotifySettings()
