@@ -161,9 +161,10 @@ class Worker:
     def prepare(self, ids: list[int], now: datetime) -> list[Job]:
         """Load claimed rows with what their messages need and render them (or decide not to send)."""
         with self.db.read() as session:
-            rows = session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).all()
+            # plain rows, not ORM objects: only these columns, and no identity map to fill for a read-only look
+            rows = session.execute(select(*_OUTBOX_COLUMNS).where(OutboxMessage.id.in_(ids))).all()
             report_ids = [r.report_id for r in rows if r.report_id is not None]
-            reports = {r.id: r for r in session.scalars(select(Report).where(Report.id.in_(report_ids)))} \
+            reports = {r.id: r for r in session.execute(select(*_REPORT_COLUMNS).where(Report.id.in_(report_ids)))} \
                 if report_ids else {}
             event_ids = {r.event_id for r in reports.values() if r.event_id}
             events = _resolve_events(session, event_ids)
@@ -517,6 +518,11 @@ def set_opt_out(session, channel: str, address: str, opted_out: bool, source: st
 
 
 _STAT_KEYS = {"accepted": "sent", "retry": "retried"}
+#: What preparing a message reads of its outbox row and its report.
+_OUTBOX_COLUMNS = (OutboxMessage.id, OutboxMessage.kind, OutboxMessage.report_id, OutboxMessage.channel,
+                   OutboxMessage.payload, OutboxMessage.attempts, OutboxMessage.idempotency_key)
+_REPORT_COLUMNS = (Report.id, Report.contact, Report.language, Report.client_id, Report.reference, Report.event_id,
+                   Report.phone)
 _DELIVERY_INSERT = insert(NotifyDelivery.__table__)
 #: One row's new state by id; the SET clause is the parameters' other keys (one statement per shape).
 _OUTBOX_UPDATE = update(OutboxMessage.__table__).where(OutboxMessage.__table__.c.id == bindparam("b_id"))
