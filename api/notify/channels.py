@@ -81,7 +81,31 @@ class VoiceCallback(Protocol):
 
 
 # ------------------------------------------------------------------------------------------------ email
-class SmtpChannel:
+class _PerThread:
+    """One kept connection per sending thread (``_local.conn``), all of them listed for :meth:`close`."""
+
+    def _init_connections(self) -> None:
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _keep(self, conn: Any) -> Any:
+        self._local.conn = conn
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._all.remove(conn)
+            with contextlib.suppress(Exception):  # a broken connection is being discarded anyway
+                conn.close()
+
+
+class SmtpChannel(_PerThread):
     """Email through an SMTP relay (smtplib), one reused connection per sending thread."""
 
     name = "email"
@@ -91,9 +115,7 @@ class SmtpChannel:
         self.host, self.port, self.sender, self.timeout = host, port, sender, timeout
         self.starttls, self.user, self.password = starttls, user, password
         self.domain = sender.rpartition("@")[2] or "oms.local"
-        self._local = threading.local()
-        self._all: list[smtplib.SMTP] = []
-        self._lock = threading.Lock()
+        self._init_connections()
 
     def _connection(self) -> smtplib.SMTP:
         conn = getattr(self._local, "conn", None)
@@ -103,17 +125,8 @@ class SmtpChannel:
                 conn.starttls()
             if self.user:
                 conn.login(self.user, self.password or "")
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
+            self._keep(conn)
         return conn
-
-    def _drop(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            with contextlib.suppress(Exception):  # a broken connection is being discarded anyway
-                conn.close()
 
     def message(self, msg: Outgoing) -> EmailMessage:
         m = EmailMessage()
@@ -217,7 +230,7 @@ class _Answer:
         return json.loads(self.content)
 
 
-class HttpSmsChannel:
+class HttpSmsChannel(_PerThread):
     """SMS through a generic HTTP gateway shaped like common SMS APIs: a form post (Twilio-style ``To``/``From``/
     ``Body``) or a JSON body, basic or bearer auth, the provider's message id read from its JSON answer.
 
@@ -246,9 +259,7 @@ class HttpSmsChannel:
             self._headers["Authorization"] = f"Bearer {bearer}"
         elif user:
             self._headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password or ''}".encode()).decode()
-        self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
+        self._init_connections()
 
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
@@ -261,18 +272,8 @@ class HttpSmsChannel:
             scheme, host, port, _ = self._target
             conn = (http.client.HTTPSConnection(host, port, timeout=self.timeout, context=ssl.create_default_context())
                     if scheme == "https" else http.client.HTTPConnection(host, port, timeout=self.timeout))
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
+            self._keep(conn)
         return conn
-
-    def _drop(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            with self._lock, contextlib.suppress(ValueError):
-                self._all.remove(conn)
-            conn.close()
 
     def send(self, msg: Outgoing) -> str:
         to_f, from_f, body_f = self.fields
