@@ -74,6 +74,9 @@ class NotifySettings(BaseSettings):
     #: Concurrent sends per worker process (I/O bound: SMTP and HTTP round trips).
     threads: int = Field(16, ge=1)
     poll_interval_s: float = Field(0.2, gt=0)
+    #: How long the recorder waits for more sending threads' results before committing a group (it commits at once
+    #: when every busy thread is waiting for it): fewer, bigger transactions for a few ms of acknowledgment latency.
+    record_gather_s: float = Field(0.005, ge=0)
     #: A claim not renewed for this long belongs to a dead worker: the row goes back to pending (same idempotency
     #: key). Live workers renew their claims every ``lease_s / 3``, so this bounds only how long a dead one delays.
     lease_s: float = Field(15.0, gt=0)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from api.notify import channels as channels_mod
 from api.notify import confirm as confirm_mod
@@ -125,6 +125,7 @@ class Worker:
         self._held: set[int] = set()  # claimed and not yet recorded: the rows whose leases renew() extends
         self._confirmed: set[tuple[str, str]] = set()
         self._stats_lock = threading.Lock()
+        self._sending = 0  # sending threads between picking a message and its result's commit
 
     # ---------------------------------------------------------------------------------------------- claiming
     def claim(self, now: datetime, limit: int | None = None) -> list[int]:
@@ -160,9 +161,10 @@ class Worker:
     def prepare(self, ids: list[int], now: datetime) -> list[Job]:
         """Load claimed rows with what their messages need and render them (or decide not to send)."""
         with self.db.read() as session:
-            rows = session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).all()
+            # plain rows, not ORM objects: only these columns, and no identity map to fill for a read-only look
+            rows = session.execute(select(*_OUTBOX_COLUMNS).where(OutboxMessage.id.in_(ids))).all()
             report_ids = [r.report_id for r in rows if r.report_id is not None]
-            reports = {r.id: r for r in session.scalars(select(Report).where(Report.id.in_(report_ids)))} \
+            reports = {r.id: r for r in session.execute(select(*_REPORT_COLUMNS).where(Report.id.in_(report_ids)))} \
                 if report_ids else {}
             event_ids = {r.event_id for r in reports.values() if r.event_id}
             events = _resolve_events(session, event_ids)
@@ -256,75 +258,110 @@ class Worker:
         return job
 
     def record(self, jobs: list[Job], now: datetime) -> None:
-        """One transaction: the delivery log (acceptances first), the rows' new states, opt-outs, ack ledger."""
+        """One transaction: the delivery log (acceptances first), the rows' new states, opt-outs, ack ledger.
+
+        Written with Core ``executemany`` (one statement per shape of update), not the ORM's bulk paths: the
+        recorder runs once per group of results, and the ORM's per-row bookkeeping was most of its CPU."""
         if not jobs:
             return
-        deliveries, updates, optouts, ledger = [], [], [], []
+        deliveries, updates, optouts, ledger, holds = [], {}, set(), {}, []
+        worker, s, stats = self.id, self.s, {}
         for j in jobs:
-            channel = j.msg.channel if j.msg else "-"
+            msg, outcome = j.msg, j.outcome
+            channel = msg.channel if msg is not None else "-"
             deliveries.append({"outbox_id": j.row_id, "idempotency_key": j.key, "attempt": j.attempts,
-                               "channel": channel, "worker": self.id, "outcome": j.outcome,
+                               "channel": channel, "worker": worker, "outcome": outcome,
                                "provider_id": j.provider_id, "error": j.error, "latency_ms": j.latency_ms, "at": now})
-            if j.outcome == "accepted":
-                updates.append({"id": j.row_id, "status": "sent", "sent_at": now, "last_error": None,
-                                "channel": channel})
-                if j.ack_event is not None:
-                    ledger.append((j.audience, j.ack_event, j.ack_etr))
-            elif j.outcome == "retry":
-                delay = backoff_s(j.attempts, base=self.s.backoff_base_s, cap=self.s.backoff_max_s, rng=self.rng)
-                updates.append({"id": j.row_id, "status": "pending", "last_error": j.error, "claimed_by": None,
-                                "next_attempt_at": now + timedelta(seconds=delay)})
+            if outcome == "accepted":
+                updates.setdefault("sent", []).append({"b_id": j.row_id, "status": "sent", "sent_at": now,
+                                                       "last_error": None, "channel": channel})
+                if j.ack_event is not None:  # one row per (audience, event): the last acknowledgment's ETR
+                    ledger[(j.audience, j.ack_event)] = j.ack_etr
+            elif outcome == "retry":
+                delay = backoff_s(j.attempts, base=s.backoff_base_s, cap=s.backoff_max_s, rng=self.rng)
+                updates.setdefault("retry", []).append({"b_id": j.row_id, "status": "pending", "last_error": j.error,
+                                                        "claimed_by": None,
+                                                        "next_attempt_at": now + timedelta(seconds=delay)})
             elif j.hold is not None:
-                updates.append({"id": j.row_id, "status": j.outcome, "last_error": j.error, "claimed_by": None,
-                                "payload": j.hold[4]})
+                holds.append(j)
+                updates.setdefault("hold", []).append({"b_id": j.row_id, "status": outcome, "last_error": j.error,
+                                                       "claimed_by": None, "payload": j.hold[4]})
             else:  # dead or suppressed
-                updates.append({"id": j.row_id, "status": j.outcome, "last_error": j.error})
-            if j.opted_out and j.msg is not None:
-                optouts.append((j.msg.channel, normalize_address(j.msg.channel, j.msg.to)))
-        updates.sort(key=lambda u: u["id"])  # one lock order for every writer
+                updates.setdefault("other", []).append({"b_id": j.row_id, "status": outcome, "last_error": j.error})
+            if j.opted_out and msg is not None:
+                optouts.add((msg.channel, normalize_address(msg.channel, msg.to)))
+            key = _STAT_KEYS.get(outcome, outcome)
+            stats[key] = stats.get(key, 0) + 1
         with self.db.write() as session, session.begin():
-            session.execute(insert(NotifyDelivery), deliveries)
-            session.execute(update(OutboxMessage), updates)
-            for channel, address in set(optouts):
+            conn = session.connection()
+            conn.execute(_DELIVERY_INSERT, deliveries)
+            for shape in ("sent", "retry", "hold", "other"):  # the same order for every writer
+                rows = updates.get(shape)
+                if rows:
+                    rows.sort(key=_by_b_id)  # one lock order for every writer
+                    conn.execute(_OUTBOX_UPDATE, rows)
+            for channel, address in sorted(optouts):
                 set_opt_out(session, channel, address, True, "provider", now)
-            for audience, event_id, etr in ledger:  # the ETR an acknowledgment stated is not news again
-                _ledger_put(session, audience, event_id, "etr_update", etr_digest(etr), etr, None, now)
-            for j in jobs:
-                if j.hold is not None:
-                    channel, to, lang, reference, _ = j.hold
-                    if confirm_mod.request(session, channel, to, lang, reference, now, self.s.confirm_interval_s):
-                        confirm_mod.release(session, channel, to, now)  # confirmed meanwhile
+            if ledger:  # the ETR an acknowledgment stated is not news again
+                conn.execute(_ledger_upsert(conn.dialect.name), [
+                    {"audience": audience, "event_id": event_id, "kind": "etr_update", "digest": etr_digest(etr),
+                     "etr": etr, "outbox_id": None, "at": now} for (audience, event_id), etr in sorted(
+                        ledger.items(), key=lambda kv: kv[0])])
+            for j in holds:
+                channel, to, lang, reference, _ = j.hold
+                if confirm_mod.request(session, channel, to, lang, reference, now, s.confirm_interval_s):
+                    confirm_mod.release(session, channel, to, now)  # confirmed meanwhile
         with self._stats_lock:  # recorded from every sending thread
-            for j in jobs:
-                key = {"accepted": "sent", "retry": "retried"}.get(j.outcome, j.outcome)
-                self.stats[key] = self.stats.get(key, 0) + 1
+            for key, n in stats.items():
+                self.stats[key] = self.stats.get(key, 0) + n
 
     def _deliver(self, job: Job) -> Job:
         """Send one message and record its result at once, before this thread sends another: a crash can then
         re-send only the messages in flight (one per sending thread), never a whole claimed batch."""
-        self._send(job)
-        done = threading.Event()
-        self._results.put((job, done))
-        done.wait()  # committed (or failed: then the lease expires and the row is re-sent with its key)
+        with self._stats_lock:
+            self._sending += 1
+        try:
+            self._send(job)
+            done = threading.Event()
+            self._results.put((job, done))
+            done.wait()  # committed (or failed: then the lease expires and the row is re-sent with its key)
+        finally:
+            with self._stats_lock:
+                self._sending -= 1
         return job
 
+    def _gather(self, first) -> list:
+        """``first`` and the results that follow it within ``record_gather_s`` (at most 500); no waiting once every
+        busy sending thread has handed in its result, since no more can come before this commit."""
+        batch = [first]
+        get, deadline = self._results.get, time.monotonic() + self.s.record_gather_s
+        while len(batch) < 500:
+            try:
+                item = self._results.get_nowait()
+            except queue.Empty:
+                if len(batch) >= self._sending:  # every busy thread is waiting for this commit
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    item = get(timeout=left)
+                except queue.Empty:
+                    break
+            if item is None:
+                self._results.put(None)  # stop after this batch
+                break
+            batch.append(item)
+        return batch
+
     def _recorder(self) -> None:
-        """Group commit: the results waiting when a commit ends go in the next one, so sixteen sending threads cost
-        about one transaction per round instead of sixteen, and each still waits for its own result's commit."""
+        """Group commit: the results that arrive within a few ms go in one transaction, so sixteen sending threads
+        cost about one transaction per round instead of sixteen, and each still waits for its own result's commit."""
         while True:
             first = self._results.get()
             if first is None:
                 return
-            batch = [first]
-            while len(batch) < 500:
-                try:
-                    item = self._results.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._results.put(None)  # stop after this batch
-                    break
-                batch.append(item)
+            batch = self._gather(first)
             jobs = [j for j, _ in batch]
             for attempt in range(3):  # a deadlock or a restarting database is usually gone on the next try
                 try:
@@ -481,22 +518,43 @@ def set_opt_out(session, channel: str, address: str, opted_out: bool, source: st
         row.opted_out, row.source, row.at = opted_out, source, now
 
 
-def _ledger_put(session, audience: str, event_id: str, kind: str, digest: str, etr: datetime | None,
-                outbox_id: int | None, at: datetime) -> None:
-    """Upsert one ledger row: sending threads record concurrently, and two acknowledgments to one person about
-    one event must not collide on the unique key (select-then-insert did, on PostgreSQL)."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
-    values = {"digest": digest, "etr": etr, "outbox_id": outbox_id, "at": at}
-    session.execute(upsert(NotifyLedger).values(audience=audience, event_id=event_id, kind=kind, **values)
-                    .on_conflict_do_update(index_elements=["audience", "event_id", "kind"], set_=values))
+_STAT_KEYS = {"accepted": "sent", "retry": "retried"}
+#: What preparing a message reads of its outbox row and its report.
+_OUTBOX_COLUMNS = (OutboxMessage.id, OutboxMessage.kind, OutboxMessage.report_id, OutboxMessage.channel,
+                   OutboxMessage.payload, OutboxMessage.attempts, OutboxMessage.idempotency_key)
+_REPORT_COLUMNS = (Report.id, Report.contact, Report.language, Report.client_id, Report.reference, Report.event_id,
+                   Report.phone)
+_DELIVERY_INSERT = insert(NotifyDelivery.__table__)
+#: One row's new state by id; the SET clause is the parameters' other keys (one statement per shape).
+_OUTBOX_UPDATE = update(OutboxMessage.__table__).where(OutboxMessage.__table__.c.id == bindparam("b_id"))
+_UPSERTS: dict[str, Any] = {}
+
+
+def _by_b_id(row: dict) -> int:
+    return row["b_id"]
+
+
+def _ledger_upsert(dialect: str):
+    """The ledger upsert for ``executemany``: sending threads record concurrently, and two acknowledgments to one
+    person about one event must not collide on the unique key (select-then-insert did, on PostgreSQL)."""
+    stmt = _UPSERTS.get(dialect)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        ins = upsert(NotifyLedger.__table__)
+        stmt = _UPSERTS[dialect] = ins.on_conflict_do_update(
+            index_elements=["audience", "event_id", "kind"],
+            set_={c: ins.excluded[c] for c in ("digest", "etr", "outbox_id", "at")})
+    return stmt
 
 
 def serve(args: argparse.Namespace) -> int:
     """Deliver (and with ``--plan``, plan) until SIGTERM or SIGINT; then finish the batch in hand and exit 0."""
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore"):  # one INFO line per provider request: CPU and disk, no news
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     from api.settings import Settings
 
     settings = NotifySettings()

@@ -23,6 +23,7 @@ from api.service.stream import Broker
 from api.settings import Settings
 from api.store.db import Database
 from api.store.models import utcnow
+from api.web import docs
 from api.web.auth import TokenCache
 from api.web.fastpath import IntakeFastPath
 from api.web.limits import BodyLimitMiddleware, EdgeGuard, RateLimiter, SecurityHeaders
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
             db.dispose()
 
     app = FastAPI(title="OMS — outage management and crew dispatch", version="0.1.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # api.web.docs serves them, assets included (no CDN)
                   description="Trouble reports, outage events, crews and plans. Errors share one body: "
                               '`{"error": {"status", "code", "message", "details"}}`.')
     app.state.oms = state
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
     for module in (public, intake, dispatcher, crew, admin, reports, stream, session):
         app.include_router(module.router)
     app.include_router(notify_router)
+    docs.install(app)
     app.include_router(landing_router)
     app.include_router(console_router)
     provider = LiveMapProvider(live, min_interval_s=map_refresh_s)
