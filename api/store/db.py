@@ -69,6 +69,14 @@ class Database:
         return self.dialect == "sqlite"
 
     def dispose(self) -> None:
-        self.engine.dispose()
-        if self.read_engine is not self.engine:
-            self.read_engine.dispose()
+        """Close every pooled connection, for good. A thread that outlives the service (a map warm-up, a worker
+        that missed its stop) then gets an error instead of opening a connection nobody will ever close: on
+        PostgreSQL those piled up until the server refused new clients."""
+        for engine in {self.engine, self.read_engine}:
+            engine.dispose()
+            if not event.contains(engine, "do_connect", _refuse_after_dispose):
+                event.listen(engine, "do_connect", _refuse_after_dispose)
+
+
+def _refuse_after_dispose(dialect, conn_rec, cargs, cparams):
+    raise RuntimeError("this database handle was disposed (the service has stopped)")

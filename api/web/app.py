@@ -104,7 +104,8 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
     provider = LiveMapProvider(live, min_interval_s=map_refresh_s)
     if clock is not None:
         provider = ClockedProvider(provider, clock, clock_note)
-    maps = create_router(provider, page=page or PageConfig(), dispatcher_dependencies=[dispatcher_access])
+    maps = create_router(provider, page=page or PageConfig(), dispatcher_dependencies=[dispatcher_access],
+                         public_refresh_s=map_refresh_s)
     app.include_router(maps)
     app.state.maps = maps.map_service  # shared with snapshot writers (same MapData, same caches)
     app.add_middleware(SecurityHeaders)

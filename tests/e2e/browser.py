@@ -49,7 +49,6 @@ def serve(app, start_timeout_s: float = 30.0):
 
 
 @contextmanager
-@contextmanager
 def running_service(db_url: str, password: str, page):
     """The real app on the maps' test territory (users made, each with ``password``), served on a loopback port;
     yields (base URL, role -> token, app). Needs ``tests/maps`` and ``tests/api`` on ``sys.path``."""
@@ -70,6 +69,7 @@ def running_service(db_url: str, password: str, page):
         yield base, tokens, app
 
 
+@contextmanager
 def launch_browser():
     with playwright_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
