@@ -123,10 +123,9 @@ class Planner:
     def plan_event(self, ev: Event, now: datetime) -> int:
         if ev.state == "cancelled":
             return 0
-        family = [ev.id, *((ev.evidence or {}).get("merged_from") or [])]
+        family = event_family(ev)
         with self.db.read() as session:
-            reporters = self._reporters(session, family)
-            subscribers = self._subscribers(session, ev)
+            reporters, subscribers = self.people(session, ev)
             ledger = {(r.audience, r.kind): r for r in session.scalars(
                 select(NotifyLedger).where(NotifyLedger.event_id.in_(family))).all()}
             crew_eta = session.scalar(select(Assignment.eta).where(
@@ -227,6 +226,11 @@ class Planner:
                                      digest=etr_digest(etr), etr=etr, at=at))
 
     # ---------------------------------------------------------------------------------------------- audiences
+    def people(self, session, ev: Event) -> tuple[list[Audience], list[Audience]]:
+        """Who is told about ``ev``: its reporters (those of events merged into it too) and the enrolled proactive
+        contacts downstream of its device. The planner's notices and a dispatcher's note reach the same people."""
+        return self._reporters(session, event_family(ev)), self._subscribers(session, ev)
+
     def _reporters(self, session, family: list[str]) -> list[Audience]:
         rows = session.execute(select(Report.reference, Report.contact, Report.language, Report.phone,
                                       Report.client_id).where(
@@ -281,3 +285,8 @@ class Planner:
         self.stats["parked"] += len(reasons)
         log.warning("parked %d contacts the planner cannot serve: %s", len(reasons),
                     "; ".join(f"{cid}: {r}" for cid, r in list(reasons.items())[:5]))
+
+
+def event_family(ev: Event) -> list[str]:
+    """The event's id and those of the events merged into it: their reporters and ledger rows are its own."""
+    return [ev.id, *((ev.evidence or {}).get("merged_from") or [])]

@@ -89,8 +89,8 @@ def note_to_customers(event_id: PathId, body: NoteIn, request: Request, who: Pri
         if ev.state == "cancelled":
             raise ApiError(409, "conflict", f"event {event_id} is cancelled: it has no customers to tell")
         planner = _audience_planner(request)
-        family = [ev.id, *((ev.evidence or {}).get("merged_from") or [])]
-        people = planner._subscribers(session, ev) + planner._reporters(session, family)
+        reporters, subscribers = planner.people(session, ev)
+        people = subscribers + reporters
         opted = {(o.channel, o.address) for o in session.scalars(
             select(NotifyOptOut).where(NotifyOptOut.opted_out.is_(True)))} if people else set()
     audience = {a.key: a for a in people  # a reporter's entry wins (their language and reference)
