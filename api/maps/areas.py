@@ -57,20 +57,17 @@ class NamedAreas:
 
 def place_column(sp: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(place, postcode) per service point as object arrays ("" when unknown)."""
-    n = len(sp)
     parsed = sp["address"].fillna("").astype(str).str.extract(ADDRESS_PLACE) if "address" in sp else None
-    if "place" in sp:
-        place = sp["place"].fillna("").astype(str).to_numpy(dtype=object)
-    elif parsed is not None:
-        place = parsed[1].fillna("").to_numpy(dtype=object)
-    else:
-        place = np.full(n, "", dtype=object)
-    if "postcode" in sp:
-        postcode = sp["postcode"].fillna("").astype(str).to_numpy(dtype=object)
-    elif parsed is not None:
-        postcode = parsed[0].fillna("").to_numpy(dtype=object)
-    else:
-        postcode = np.full(n, "", dtype=object)
+
+    def column(name: str, group: int) -> np.ndarray:
+        # the column if the data has it, else what the address says, else unknown
+        if name in sp:
+            return sp[name].fillna("").astype(str).to_numpy(dtype=object)
+        if parsed is not None:
+            return parsed[group].fillna("").to_numpy(dtype=object)
+        return np.full(len(sp), "", dtype=object)
+
+    place, postcode = column("place", 1), column("postcode", 0)
     return place, postcode
 
 

@@ -1,6 +1,6 @@
 """The API documentation pages (Swagger UI at ``/docs``, ReDoc at ``/redoc``) with every asset served by the app.
 
-FastAPI's defaults load Swagger UI and ReDoc from cdn.jsdelivr.net (and a favicon and fonts from elsewhere); the
+FastAPI's defaults load Swagger UI and ReDoc (and a favicon and fonts) from public CDNs; the
 project's rule is that nothing is fetched from the internet at run time. The assets come from the
 ``fastapi-offline`` package (Swagger UI 5 and ReDoc 2, which render OpenAPI 3.1), mounted under
 :data:`ASSETS`, so :data:`api.web.limits.DOCS_CSP` can allow only ``'self'``.
