@@ -141,6 +141,8 @@ class MapService:
                     return
                 except LookupError:  # no territory loaded yet
                     time.sleep(poll_s)
+                except Exception:  # noqa: BLE001 - a head start only (e.g. the service stopped meanwhile): the
+                    return         # first viewer builds whatever is missing
         thread = threading.Thread(target=run, name="oms-maps-warm", daemon=True)
         thread.start()
         return thread
