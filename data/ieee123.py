@@ -15,7 +15,8 @@ each added element marked ``synthesized=True``:
   customer per ``kw_per_customer`` kW (default 5 kW: a 40 kW load is 8 homes); the two three-phase loads (S47,
   S48) are one commercial service point each;
 * a fuse ``F-<line>`` at every lateral tap (a line with fewer than three phases leaving the three-phase main line);
-* a recloser ``R-<line>`` on the main line where the downstream customer count is closest to half the feeder's.
+* a recloser ``R-<line>`` on the main line where the downstream customer count is closest to half the feeder's
+  (its main line reaches about 2 km from the breaker: long enough by the rule's 1.5 km).
 
 Placement: the centre of the bus coordinates goes to ``anchor`` (default: the fields north of Bayreuth next to
 the sample territory, lat 49.98, lon 11.60) at ``scale`` metres per unit (default 0.3048: the coordinates are

@@ -11,9 +11,14 @@ added element marked ``synthesized=True`` (so that maps and reports can say it i
    ``NumCust`` above 1; a three-phase load is one commercial service point.
 2. **Fuses at lateral taps** (only if the model has no fuse): where a line with fewer than three phases leaves a
    three-phase node, a fuse ``F-<line>`` is inserted at the tap.
-3. **A recloser mid-feeder** (only if the model has no recloser): on each feeder's three-phase main line, at the
+3. **A recloser mid-feeder on long feeders** (only if the model has no recloser): on each feeder whose three-phase
+   main line reaches at least ``recloser_min_km`` (default 1.5 km, about a mile) from its breaker, at the main-line
    segment whose downstream customer count is closest to half of its feeder's (and below all of them: a recloser
-   that sees everything the breaker sees adds nothing), a recloser ``R-<line>`` is inserted.
+   that sees everything the breaker sees adds nothing), a recloser ``R-<line>`` is inserted. On a shorter feeder
+   the breaker's own reclosing covers the line, and a fault anywhere on it is as near the substation as a
+   mid-line recloser would be. Reach is measured along the line from the breaker: each segment counts its
+   modelled length, and at least the straight distance between its buses' coordinates (a model's lengths can be
+   missing, or in units it does not state).
 """
 
 from __future__ import annotations
@@ -27,10 +32,14 @@ import shapely
 from gis.network import Network
 from gis.opendss_place import offset as _offset
 
+#: rule 3: a feeder whose main line reaches this far from its breaker gets a mid-line recloser
+RECLOSER_MIN_KM = 1.5
+
 
 def complete_feeder(net: Network, loads: list[dict], kw_per_customer: float = 5.0, add_fuses: bool = True,
-                    add_recloser: bool = True, seed: int = 0) -> Network:
-    """Add service points (from ``loads``), lateral fuses and a mid-feeder recloser by the module's rules."""
+                    add_recloser: bool = True, seed: int = 0, recloser_min_km: float = RECLOSER_MIN_KM) -> Network:
+    """Add service points (from ``loads``), lateral fuses and a mid-feeder recloser on long feeders by the module's
+    rules."""
     from gis.topology import KIND_CODE, build
 
     rng = np.random.default_rng(seed)
@@ -91,6 +100,7 @@ def complete_feeder(net: Network, loads: list[dict], kw_per_customer: float = 5.
                 inserts.append((int(s), tap, "fuse"))
     if add_recloser:
         heads = topo.feeder_heads()
+        reach = main_line_reach(topo, seg, xy, main_node, heads)
         cand = np.flatnonzero(three & (topo.seg_kind == KIND_CODE["line"]))
         best: dict[int, tuple[float, int, int]] = {}
         for s in cand:
@@ -98,6 +108,8 @@ def complete_feeder(net: Network, loads: list[dict], kw_per_customer: float = 5.
             if below < 0 or heads[below] < 0:
                 continue
             head = int(heads[below])
+            if reach.get(head, 0.0) < recloser_min_km * 1000.0:
+                continue  # a short feeder: the breaker's reclosing covers it
             total = topo.downstream_customers(head)
             if topo.downstream_customers_node[below] >= total:
                 continue  # it would see exactly what the breaker sees
@@ -131,6 +143,29 @@ def complete_feeder(net: Network, loads: list[dict], kw_per_customer: float = 5.
     out = Network(nodes=nodes, segments=seg, service_points=out.service_points, substations=out.substations,
                   name=out.name)
     return with_feeders(out)
+
+
+def main_line_reach(topo, seg: pd.DataFrame, xy: dict, main_node: np.ndarray, heads: np.ndarray) -> dict[int, float]:
+    """Per feeder breaker (segment index): how far, in metres along the line, its farthest main-line node is from
+    it. A segment counts its modelled ``length_m`` and at least the straight distance between its two nodes."""
+    modelled = seg["length_m"].to_numpy(dtype=float) if "length_m" in seg else np.full(len(seg), np.nan)
+    node_ids = topo.node_ids
+    dist = np.full(topo.n_nodes, np.nan)
+    for src in topo.source_nodes.tolist():
+        order = topo.downstream_nodes(int(src)).tolist()
+        dist[order[0]] = 0.0
+        for n in order[1:]:
+            p, s = int(topo.parent_node[n]), int(topo.parent_seg[n])
+            a, b = xy.get(node_ids[p]), xy.get(node_ids[n])
+            straight = _metres(a, b) if a is not None and b is not None else 0.0
+            given = modelled[s] if s < len(modelled) and np.isfinite(modelled[s]) else 0.0
+            dist[n] = dist[p] + max(given, straight)
+    out: dict[int, float] = {}
+    for n in np.flatnonzero(main_node & (heads >= 0) & np.isfinite(dist)).tolist():
+        h = int(heads[n])
+        start = dist[topo.seg_from[h]] if np.isfinite(dist[topo.seg_from[h]]) else 0.0
+        out[h] = max(out.get(h, 0.0), float(dist[n] - min(start, dist[n])))
+    return out
 
 
 def with_feeders(net: Network) -> Network:

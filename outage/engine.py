@@ -164,6 +164,16 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         self._restored_sp: dict[int, _Track] = {}
         self._carry: dict[int, datetime] = {}  # service point -> start of an interruption carried over
         self._report_track: dict[str, _Track] = {}
+        # when outages of more than one service point began (their first evidence), in order, and since when the
+        # engine hears evidence: how busy the storm is around a lone call (rollup._customer_side)
+        self._onsets: list[datetime] = []
+        self._first_seen: datetime | None = None
+        self._call_times: list[datetime] = []  # out-calls, in order of arrival (the horizon's)
+        self._lone_tracks: dict[
+            str, _Track
+        ] = {}  # open events of one call, judged again as the storm goes on
+        self._next_judge: datetime | None = None
+        self._lone_fit: tuple[float, float] | None = None  # rollup._fit_lone_calls
         self._gasps: dict[int, datetime] = {}  # undeclared last gasps
         self._timers: list[tuple[datetime, int, str, object]] = []
         self._seq = itertools.count()

@@ -44,6 +44,10 @@ class EventClass(StrEnum):
     FEEDER = "feeder"
     COMMUNITY = "community"  # more than one feeder, a substation or source, or a storm cluster spanning feeders
     HAZARD = "hazard"  # a hazard report (wires down, fire) with no outage behind it
+    # one call that is likelier a problem on the customer's side (a tripped main, a blown meter fuse) than an
+    # outage of the utility's: no other outage is starting around it and nothing in the call speaks for one
+    # (rollup._customer_side). Not an outage prediction; verify with the customer before sending a line crew
+    CUSTOMER_SIDE = "customer_side"
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,12 @@ class EvidenceMixin:
                 tr.event.mark_changed()
             if t > (tr.event.last_evidence or t):
                 tr.event.last_evidence = t
+            self._judge(tr, t)
             return tr
+        if self._first_seen is None:
+            self._first_seen = t
+        if report_id is not None:
+            self._call_times.append(t)
         if k in self._sp_on:
             self._remove_on(k)
         nested_parent = None
@@ -97,6 +102,7 @@ class EvidenceMixin:
         self._reevaluate(chain)
         tr = self._place(k, chain, t, ami_t=t if source == "ami" else None)
         self._attach(tr, k, report_id, t, source)
+        self._judge(tr, t)
         if nested_parent is not None:
             self._make_nested(tr, nested_parent, t)
         self._verify(tr, t)
@@ -120,6 +126,7 @@ class EvidenceMixin:
             self._attach_report(tr, k, report_id, t, duplicate=False)
         if ev.last_evidence is None or t > ev.last_evidence:
             ev.last_evidence = t
+        self._note_onset(tr)
         ev.mark_changed()  # counts changed; device, customers and class did not
 
     def _attach_report(self, tr: _Track, k: int, report_id: str, t: datetime, duplicate: bool) -> None:

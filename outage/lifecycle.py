@@ -53,6 +53,8 @@ class _Track:
         "devices",
         "newest_gasp",
         "lone",
+        "onset",
+        "suspect",
     )
 
     def __init__(self, event: OutageEvent, dev: int, sp: int):
@@ -63,6 +65,8 @@ class _Track:
         self.cust = 0  # customers behind ``sps``
         # placed on a transformer by one call, the transformer not predicted (rollup._lone_call_transformer)
         self.lone = False
+        self.onset = False  # counted among the outages that began (rollup._note_onset)
+        self.suspect = False  # one call judged customer-side (rollup._customer_side)
         self.first_gasp: datetime | None = None  # earliest AMI out-evidence
         self.newest_gasp: datetime | None = None  # latest time a meter of this event went dark
         self.frozen = False
@@ -388,6 +392,8 @@ class LifeCycleMixin:
             ev.substation_id = ",".join(sorted(subs))
             multi = len(feeders) > 1 or any(g.community[d] for d in tr.devices) or len(subs) > 1
             ev.event_class = EventClass.COMMUNITY if multi else EventClass.FEEDER
+            if tr.suspect and tr.lone:
+                ev.event_class = EventClass.CUSTOMER_SIDE
         elif tr.hazard_only:
             ev.event_class = EventClass.HAZARD
         else:
@@ -397,7 +403,7 @@ class LifeCycleMixin:
             ev.critical_kinds = {kind: ev.customers} if kind != "none" and ev.customers else {}
             ev.feeders = (g.sp_feeder[k],) if k >= 0 and g.sp_feeder[k] else ()
             ev.substation_id = g.sp_substation[k] if k >= 0 else ""
-            ev.event_class = EventClass.SINGLE_CUSTOMER
+            ev.event_class = EventClass.CUSTOMER_SIDE if tr.suspect else EventClass.SINGLE_CUSTOMER
         ev.critical_customers = sum(ev.critical_kinds.values()) if ev.critical_kinds else 0
         self._explain(tr)
 
@@ -437,12 +443,16 @@ class LifeCycleMixin:
                 )
             if len(tr.devices) > 1:
                 bits.append("merged with " + ", ".join(g.device_ids[x] for x in tr.devices[1:]))
+            if tr.suspect:
+                bits.append("one call while no other outage began near it in time: likely customer-side")
         elif tr.hazard_only:
             bits.append("hazard reported: " + ", ".join(ev.hazards))
         else:
             bits.append(
                 f"one service point out ({g.sp_ids[tr.sp]}); not enough evidence that its transformer is out"
             )
+            if tr.suspect:
+                bits.append("one call while no other outage began near it in time: likely customer-side")
         if ev.last_gasps:
             bits.append(f"{ev.last_gasps} last gasps")
         if ev.pings:
@@ -502,6 +512,8 @@ class LifeCycleMixin:
         heapq.heappush(self._timers, (due, next(self._seq), kind, payload))
 
     def _run_timers(self, now: datetime) -> None:
+        if self._lone_tracks and (self._next_judge is None or now >= self._next_judge):
+            self._judge_lone_calls(now)
         timers = self._timers
         while timers and timers[0][0] <= now:
             due, _, kind, payload = heapq.heappop(timers)

@@ -53,6 +53,8 @@ def base_tier(event: OutageEvent, large_customers: int = LARGE_EVENT_CUSTOMERS) 
         return 2, f"{event.customers} customers out (>= {large_customers})"
     if event.event_class == EventClass.SINGLE_CUSTOMER:
         return 4, "single customer"
+    if event.event_class == EventClass.CUSTOMER_SIDE:
+        return 4, "single call, likely customer-side: verify with the customer"
     if event.event_class == EventClass.HAZARD:
         return 3, "hazard report without outage: " + (", ".join(event.hazards) or "damage")
     return 3, f"{event.device_kind} outage, {event.customers} customers"

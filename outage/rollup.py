@@ -16,9 +16,10 @@ are created, registered and closed by the life cycle (:mod:`outage.lifecycle`).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right, insort
 from datetime import datetime
 
-from outage.events import EventCancelled, EventMerged, EventState
+from outage.events import PREDICTED_STATES, EventCancelled, EventMerged, EventState, EventUpdated
 from outage.lifecycle import ENGINE, _Track
 from outage.meters import PING_OFF, PING_ON
 from outage.rules import lognormal_sf
@@ -117,13 +118,14 @@ class RollUpMixin:
             diff = self._oper[d] - self._below[d]
             if ok and diff < -margin:
                 return False
-            if (
-                not ok
-                and diff > margin
-                and out >= rule.min_calls
-                and (rule.children == "evidence" or self._pred_children[d] > 0)
-            ):
-                return True
+            if not ok and diff > margin:
+                if out >= rule.min_calls and (rule.children == "evidence" or self._pred_children[d] > 0):
+                    return True
+                # opt-in (RuleSet.likelihood_below_floor): below its call floor, a lateral device (fuse,
+                # sectionalizer) still operated when the likelihood clearly says so on pending evidence alone (a
+                # small fuse whose few customers are silent is likelier than its transformer: it fails ten times as
+                # often); a settled, earlier outage never helps it
+                return rs.likelihood_below_floor and rule.children == "evidence" and self._lik_out[d] == out
         return ok
 
     def _reevaluate(self, chain: list[int], t: datetime | None = None) -> None:
@@ -180,10 +182,11 @@ class RollUpMixin:
                     reason = f"one call: transformer {self.grid.device_ids[d]} likelier than the service drop"
                     tr = self._new_track(d, -1, t, EventState.UNCONFIRMED, actor=ENGINE, reason=reason)
                     tr.lone = True
+                    self._lone_tracks[tr.event.event_id] = tr
                 return tr
-            return self._new_track(
-                -1, k, t, EventState.UNCONFIRMED, actor=ENGINE, reason="single-service call"
-            )
+            tr = self._new_track(-1, k, t, EventState.UNCONFIRMED, actor=ENGINE, reason="single-service call")
+            self._lone_tracks[tr.event.event_id] = tr
+            return tr
         return self._gather(top, t, ami_t=ami_t, own=(k, chain))
 
     def _lone_call_transformer(self, d: int, k: int) -> bool:
@@ -293,16 +296,31 @@ class RollUpMixin:
         later = sum(n for _, n, _ in units)
         median = rs.call_delay_median.total_seconds()
         best, onset = math.log(rs.call_separation_p), None
+        # the later group is judged by the callers it will have, not only those it has: the decision is made when
+        # it begins (its first call rolls the earlier events up), so the callers the top's other customers are
+        # expected to make (the call-in rate) count too
+        g, lk = self.grid, rs.likelihood
+        p_call = (self._call_rate_calls + lk.call_rate * lk.call_rate_weight) / (
+            self._call_rate_n + lk.call_rate_weight
+        )
+        span = {id(c): (g.hi[c.dev] - g.lo[c.dev]) if c.dev >= 0 else 1 for c in children}
+        others = g.hi[top] - g.lo[top]
+        starts = sorted(children, key=lambda c: c.event.start)
+        k = 0
         for i in range(1, len(units)):
             if not units[i - 1][2]:
                 break  # the top's own evidence is in the earlier part
             later -= units[i - 1][1]
+            while k < len(starts) and starts[k].event.start <= units[i - 1][0]:
+                others -= span[id(starts[k])]
+                k += 1
             gap = (units[i][0] - units[i - 1][0]).total_seconds()
             if gap <= median:
                 continue
             log_s = math.log(max(1e-300, lognormal_sf(gap, median, rs.call_delay_sigma)))
-            if later * log_s < best:
-                best, onset = later * log_s, units[i][0]
+            m = max(later, p_call * others) if rs.call_separation_expected else later
+            if m * log_s < best:
+                best, onset = m * log_s, units[i][0]
         return onset
 
     def _dissolve(self, tr: _Track) -> None:
@@ -367,6 +385,7 @@ class RollUpMixin:
             into.newest_gasp is None or child.newest_gasp > into.newest_gasp
         ):
             into.newest_gasp = child.newest_gasp
+        self._note_onset(into)
         ev.merged_from.append(cev.event_id)
         ev.merged_from.extend(cev.merged_from)
         if cev.start < ev.start:
@@ -379,6 +398,116 @@ class RollUpMixin:
         cev.merged_into = ev.event_id
         self._transition(child, EventState.CANCELLED, t, actor, f"merged into {ev.event_id}: {reason}")
         self._changes.append(EventMerged(cev.event_id, t, ev.event_id))
+
+    # ================================================================ lone calls: an outage, or customer-side?
+    def _note_onset(self, tr: _Track) -> None:
+        """``tr`` holds more than one service point now: an outage began (at its first evidence), and it is no
+        longer a lone call."""
+        if len(tr.sps) < 2:
+            return
+        tr.suspect = False
+        if not tr.onset:
+            tr.onset = True
+            insort(self._onsets, tr.event.start)
+
+    def _judge(self, tr: _Track, now: datetime) -> None:
+        """Judge an event of one call again (``_customer_side``); its class follows."""
+        suspect = self._customer_side(tr, now)
+        if suspect != tr.suspect:
+            tr.suspect = suspect
+            self._refresh(tr)
+            self._changes.append(EventUpdated(tr.event.event_id, now, "class"))
+
+    def _judge_lone_calls(self, now: datetime) -> None:
+        """Every open event of one call, judged again as the storm goes on (``RuleSet.customer_side_window``), after
+        fitting how lone calls follow the storm (``_fit_lone_calls``)."""
+        rs = self.rules.for_district(None, None)
+        self._next_judge = now + rs.customer_side_window / 4
+        horizon = now - rs.customer_side_horizon - rs.customer_side_window
+        del self._onsets[: bisect_left(self._onsets, horizon)]
+        del self._call_times[: bisect_left(self._call_times, horizon)]
+        for eid, tr in list(self._lone_tracks.items()):
+            if not tr.event.open or len(tr.sps) > 1 or (tr.dev >= 0 and not tr.lone):
+                del self._lone_tracks[eid]
+                if tr.suspect:
+                    tr.suspect = False
+                    if tr.event.open:
+                        self._refresh(tr)
+        self._lone_fit = self._fit_lone_calls(now, rs)
+        for tr in list(self._lone_tracks.values()):
+            if tr.sps:
+                self._judge(tr, now)
+
+    def _lone_call_time(self, tr: _Track) -> datetime | None:
+        """When the one call of ``tr`` came, if it is a call that could be customer-side: one call, no meter that
+        can tell, no hazard, no medical equipment, not "my neighbours are out too"; else None."""
+        ev = tr.event
+        if len(tr.sps) != 1 or tr.hazard_only or (tr.dev >= 0 and not tr.lone) or ev.state not in PREDICTED_STATES:
+            return None
+        ((k, reps),) = tr.sps.items()
+        g = self.grid
+        if len(reps) != 1 or ev.hazards or ev.medical or ev.last_gasps or k not in self._sp_ev:
+            return None
+        if g.metered[k] and (self.meters is not None or self._ami_feeder[self._sp_feeder[k]]):
+            return None  # a ping, or the missing last gasp, tells
+        e, h, _ = self._sp_ev[k]
+        if e == 0.0 or h > 0.0:  # no likelihood kept here (the rule set rolls up otherwise); or "neighbours out too"
+            return None
+        return self._sp_called.get(k, ev.start)
+
+    def _fit_lone_calls(self, now: datetime, rs) -> tuple[float, float] | None:
+        """How lone calls follow the storm: their rate is ``alpha`` per outage beginning nearby (service drops,
+        small transformers that one customer called about, in step with the storm's damage) plus ``beta`` per second
+        at any time (customer-side problems), fitted by expectation-maximization over the open lone calls of the
+        horizon. None until there are a few of each to fit."""
+        times = [t for t in map(self._lone_call_time, self._lone_tracks.values()) if t is not None]
+        start = max(self._first_seen or now, now - rs.customer_side_horizon)
+        span = (now - start).total_seconds()
+        n_all = bisect_right(self._onsets, now) - bisect_left(self._onsets, start)
+        if len(times) < rs.customer_side_min_onsets or n_all < rs.customer_side_min_onsets or span <= 0:
+            return None
+        rho = [r for r in (self._onset_density(t, now, rs) for t in times) if r is not None]
+        if not rho:
+            return None
+        calls = len(self._call_times) - bisect_left(self._call_times, start)
+        beta = max(1e-12, rs.customer_side_share * calls / span)
+        alpha = 0.5 * len(rho) / n_all
+        for _ in range(30):
+            alpha = max(1e-9, sum(alpha * r / (alpha * r + beta) for r in rho) / n_all)
+        return alpha, beta
+
+    def _customer_side(self, tr: _Track, now: datetime) -> bool:
+        """Calls only: whether the one call of ``tr`` is likelier a customer-side problem than an outage: the odds
+        of the fitted rates (``_fit_lone_calls``) at the call's time, against ``RuleSet.customer_side_odds``. Never
+        for the calls ``_lone_call_time`` leaves out."""
+        t = self._lone_call_time(tr)
+        fit = self._lone_fit
+        if t is None or fit is None:
+            return False
+        rs = self._ruleset_sp(tr.sp if tr.dev < 0 else next(iter(tr.sps)))
+        rho = self._onset_density(t, now, rs)
+        if rho is None or rs.customer_side_odds <= 0.0:
+            return False
+        alpha, beta = fit
+        return alpha * rho < rs.customer_side_odds * beta
+
+    def _onset_density(self, t: datetime, now: datetime, rs) -> float | None:
+        """Outages of more than one service point beginning per second around ``t``: those within
+        ``customer_side_window`` of it (up to ``now``), shrunk towards their mean rate over the horizon by one
+        outage's worth (Poisson counts: a quiet window of a small storm means little). None before any began."""
+        onsets, first = self._onsets, self._first_seen
+        if first is None:
+            return None
+        start = max(first, now - rs.customer_side_horizon)
+        span = (now - start).total_seconds()
+        n_all = bisect_right(onsets, now) - bisect_left(onsets, start)
+        a, b = max(start, t - rs.customer_side_window), min(now, t + rs.customer_side_window)
+        width = (b - a).total_seconds()
+        if n_all == 0 or span <= 0 or width <= 0:
+            return None
+        n = bisect_right(onsets, b) - bisect_left(onsets, a)
+        mean = n_all / span
+        return (n + 1.0) / (mean * width + 1.0) * mean
 
     # ================================================================ verification (AMI ping)
     def _verify(self, tr: _Track, t: datetime) -> None:
@@ -440,3 +569,4 @@ class RollUpMixin:
 def _holds(child: _Track, own: tuple[int, list[int]] | None) -> bool:
     """Is ``own`` (a service point and its chain, the evidence being placed) under event ``child``?"""
     return own is not None and (child.sp == own[0] or child.dev in own[1])
+

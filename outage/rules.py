@@ -168,6 +168,11 @@ class RuleSet:
     #: stand alone
     likelihood_check: bool = True
     likelihood_margin: float = 1.0
+    #: calls only, opt-in: the likelihood's second opinion may also lift a lateral device (fuse, sectionalizer)
+    #: below its call floor (``min_calls``), on pending evidence alone: one call under a small fuse whose other
+    #: customers are silent, where the fuse's prior outweighs that silence. Off by default: the engine's contract is
+    #: that one call never lifts a fuse (tests/outage/test_rollup_calls_only.py)
+    likelihood_below_floor: bool = False
     #: unconfirmed -> probable after this long without contrary evidence (ArcFM: 20 min, Oracle-like: 15 min)
     probable_after: timedelta = timedelta(minutes=15)
     #: evidence this far apart under one device is a new outage (time separation)
@@ -195,6 +200,27 @@ class RuleSet:
     call_delay_median: timedelta = timedelta(minutes=12)
     call_delay_sigma: float = 1.0
     call_separation_p: float = 0.001
+    #: opt-in: count the later group's callers as at least those its customers are expected to make (the call-in
+    #: rate times the top's customers outside the earlier events): the split is decided when the later group's
+    #: first call rolls the earlier events up, before its other callers could call. Off by default: the engine's
+    #: contract is that the split is judged on the callers so far (tests/outage/test_rollup.py)
+    call_separation_expected: bool = False
+    #: calls only: a lone call (one service point, no meter to ask) is judged customer-side (EventClass.CUSTOMER_SIDE,
+    #: not an outage prediction) when the odds that an outage explains it fall below ``customer_side_odds``.
+    #: Outages begin in bursts while the weather does its damage; customer-side calls (a tripped main, a meter-base
+    #: fault) come at any time, about ``customer_side_share`` of the storm's callers (a utility sets it from its
+    #: history). Lone calls of outages (service drops, transformers one customer called about) are taken to come at
+    #: ``alpha`` per multi-customer outage beginning nearby (counted within ``customer_side_window`` either side of
+    #: the call, shrunk towards the mean over the last ``customer_side_horizon``), ``alpha`` fitted to the open lone
+    #: calls (rollup._fit_lone_calls); the odds of a call are then alpha x that rate over the customer-side rate.
+    #: Until ``customer_side_min_onsets`` outages have begun (and as many lone calls came) nothing is judged; a
+    #: duplicate call, a hazard, medical equipment or "my neighbours are out too" always speak for an outage.
+    #: Judged again every ``customer_side_window`` / 4 as the storm goes on
+    customer_side_odds: float = 0.5
+    customer_side_window: timedelta = timedelta(minutes=20)
+    customer_side_horizon: timedelta = timedelta(hours=6)
+    customer_side_min_onsets: int = 3
+    customer_side_share: float = 0.03
     #: power-on evidence (a restore message, a ping answer, a "my power is on" call) blocks roll-up this long
     power_on_ttl: timedelta = timedelta(minutes=30)
     #: a "still out" report this long after its event was restored makes a nested (backdated) event
@@ -206,6 +232,8 @@ class RuleSet:
                              f"{self.call_separation_p}")
         if self.call_delay_median <= timedelta(0) or self.call_delay_sigma <= 0:
             raise ValueError(f"RuleSet {self.name!r}: call_delay_median and call_delay_sigma must be > 0")
+        if self.customer_side_odds < 0 or self.customer_side_window <= timedelta(0):
+            raise ValueError(f"RuleSet {self.name!r}: customer_side_odds must be >= 0 and customer_side_window > 0")
         if self.ping_retries < 0:
             raise ValueError(f"RuleSet {self.name!r}: ping_retries must be >= 0, got {self.ping_retries}")
         if self.rollup not in ("likelihood", "rules"):

@@ -312,7 +312,12 @@ def run_storm(engine: OutageEngine, storm: Storm, tick: timedelta = timedelta(mi
     elapsed = time.perf_counter() - started
     # no crew or dispatcher takes part in a simulated storm: every open event is the engine's own (predicted, or
     # confirmed by SCADA)
-    predicted = {ev.key: ev.event_class for ev in engine.events if ev.event_class != EventClass.HAZARD}
+    # a hazard without an outage, and a lone call judged customer-side, predict no outage of the utility's
+    predicted = {
+        ev.key: ev.event_class
+        for ev in engine.events
+        if ev.event_class not in (EventClass.HAZARD, EventClass.CUSTOMER_SIDE)
+    }
     return StormResult(predicted, first, len(msgs), elapsed)
 
 

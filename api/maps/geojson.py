@@ -124,15 +124,20 @@ class MapData:
         return float(np.nanmin(b[:, 0])), float(np.nanmin(b[:, 1])), float(np.nanmax(b[:, 2])), float(np.nanmax(b[:, 3]))
 
     def network_body(self) -> bytes:
-        """The feeders as lines: ``i`` (line number used by ``deenergized``), feeder, kind, normally open."""
+        """The feeders as lines: ``i`` (line number used by ``deenergized``), feeder, kind, normally open, and
+        ``synth`` on elements an importer added by rule rather than took from the utility's data (an OpenDSS model's
+        fuses and recloser, :mod:`gis.opendss_complete`): the dispatcher must know a device may not exist."""
         if self._network_body is None:
             seg = self.network.segments.iloc[self._drawn_rows]
             coords = _line_coords(seg.geometry.to_numpy())
+            synth = seg["synthesized"] if "synthesized" in seg else [False] * len(seg)
             features = [
                 {"type": "Feature", "geometry": {"type": "LineString", "coordinates": c},
-                 "properties": {"i": i, "id": sid, "feeder": fid, "kind": kind, "open": bool(no)}}
-                for i, (c, sid, fid, kind, no) in enumerate(zip(
-                    coords, seg["segment_id"], seg["feeder_id"], seg["kind"], seg["normally_open"], strict=True))
+                 "properties": {"i": i, "id": sid, "feeder": fid, "kind": kind, "open": bool(no),
+                                **({"synth": True} if sy else {})}}
+                for i, (c, sid, fid, kind, no, sy) in enumerate(zip(
+                    coords, seg["segment_id"], seg["feeder_id"], seg["kind"], seg["normally_open"], synth,
+                    strict=True))
             ]
             self._network_body = dumps({"type": "FeatureCollection", "features": features})
         return self._network_body

@@ -175,7 +175,9 @@ class Planner:
             if a.reporter or told_before:
                 yield "restoration", digest("restored")
             return
-        notice_worthy = ev.state in NOTICE_STATES or (ev.state == "unconfirmed" and ev.event_class != "single_customer")
+        # one caller's event (a single customer, or a call judged customer-side) is not announced while unconfirmed
+        notice_worthy = ev.state in NOTICE_STATES or (
+            ev.state == "unconfirmed" and ev.event_class not in ("single_customer", "customer_side"))
         if not notice_worthy:
             return
         if not a.reporter:

@@ -63,7 +63,7 @@ CrewStatus = Literal["available", "en_route", "on_site", "needs_help", "off_shif
 CrewUpdate = Literal["en_route", "on_site", "needs_help", "restored"]
 EventState = Literal["unconfirmed", "probable", "confirmed", "dispatched", "en_route", "on_site", "restored",
                      "cancelled"]
-EventClass = Literal["single_customer", "feeder", "community", "hazard"]
+EventClass = Literal["single_customer", "feeder", "community", "hazard", "customer_side"]
 def latitude(default=...):
     return Field(default, ge=-90.0, le=90.0, description="WGS84 degrees")
 

@@ -400,3 +400,23 @@ def test_buscoords_file_keyword(tmp_path):
     net = read_opendss(master)
     assert len(net.service_points) == 1
     build(net)
+
+
+@pytest.mark.parametrize(("km", "reclosers"), [(0.3, 0), (1.0, 1)])
+def test_synthesized_recloser_only_on_long_feeders(tmp_path, km, reclosers):
+    """Rule 3 of gis.opendss_complete: a mid-line recloser only where the main line reaches 1.5 km (here 3 x km
+    along the line; the buses' coordinates are ~70 m apart, so the modelled lengths decide)."""
+    net = _feeder(tmp_path, f"""
+New Line.M1 bus1=src bus2=a length={km} units=km
+New Line.M2 bus1=a bus2=b length={km} units=km
+New Line.M3 bus1=b bus2=e length={km} units=km
+New Line.LA phases=1 bus1=a.1 bus2=c.1 length=0.1 units=km
+New Line.LB phases=1 bus1=b.2 bus2=d.2 length=0.1 units=km
+New Load.LC bus1=c.1 phases=1 kW=20
+New Load.LD bus1=d.2 phases=1 kW=20
+New Load.LE bus1=e phases=3 kW=20
+""")
+    seg = _segs(net)
+    synth = seg[seg["synthesized"]]
+    assert (synth["kind"] == "recloser").sum() == reclosers
+    assert (synth["kind"] == "fuse").sum() == 2  # the lateral fuses do not depend on length

@@ -10,6 +10,7 @@ from maps_territory import storm_state, territory
 
 from api.maps.geojson import MapData, MapOptions, dumps
 from api.maps.render import PageConfig, dispatcher_html, public_html
+from gis.network import Network
 
 URL = re.compile(r"""(?:https?:)?//[^\s"'<>)]+""")
 
@@ -116,3 +117,16 @@ def test_network_layer_marks_normally_open_points(data):
     tie = next(f for f in lines if f["properties"]["id"] == "TIE")
     assert tie["properties"]["open"] is True
     assert [f["properties"]["i"] for f in lines] == list(range(len(lines)))
+
+
+def test_network_layer_flags_synthesized_devices():
+    """An importer's rule-made device (an OpenDSS model's fuses and recloser) is flagged on the network layer the
+    dispatcher map and the console draw, so nobody sends a crew to a fuse the utility may not have."""
+    net = territory()
+    seg = net.segments.copy()
+    seg["synthesized"] = seg["segment_id"] == "FV"
+    data = MapData(Network(nodes=net.nodes, segments=seg, service_points=net.service_points,
+                           substations=net.substations, name=net.name))
+    props = {f["properties"]["id"]: f["properties"] for f in json.loads(data.network_body())["features"]}
+    assert props["FV"]["synth"] is True
+    assert all("synth" not in p for sid, p in props.items() if sid != "FV")

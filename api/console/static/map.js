@@ -44,8 +44,11 @@ export class ConsoleMap {
     for (const f of net.features) {
       if (!DEVICE_KINDS.has(f.properties.kind)) continue;
       const c = f.geometry.coordinates[Math.floor(f.geometry.coordinates.length / 2)];
+      // a synthesized device (added by rule, not in the utility's data) is drawn hollow and says so
+      const synth = Boolean(f.properties.synth);
       L.circleMarker([c[1], c[0]], { renderer: this.renderer, radius: 4, color: '#111827', weight: 1.5,
-        fillColor: '#fde047', fillOpacity: 1 }).bindTooltip(`${f.properties.kind} ${f.properties.id}`)
+        dashArray: synth ? '2 2' : null, fillColor: synth ? '#ffffff' : '#fde047', fillOpacity: 1 })
+        .bindTooltip(`${f.properties.kind} ${f.properties.id}${synth ? ' (synthesized: not in the utility\'s data)' : ''}`)
         .addTo(this.devices);
     }
     const [w, s, e, n] = dead.bounds;

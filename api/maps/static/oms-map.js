@@ -92,7 +92,9 @@
       onEachFeature: function (f, layer) {
         layer.omsKey = 'line:' + f.properties.id;
         layer.bindTooltip(esc(f.properties.id) + ' (' + esc(f.properties.kind) + ', feeder ' +
-                          esc(f.properties.feeder) + ')' + (f.properties.open ? ' normally open' : ''), {sticky: true});
+                          esc(f.properties.feeder) + ')' + (f.properties.open ? ' normally open' : '') +
+                          (f.properties.synth ? ' - synthesized: added by rule, not in the utility\'s data' : ''),
+                          {sticky: true});
       }
     },
     events: {
