@@ -1,7 +1,8 @@
 """The demo on its storm clock: one seed, one storm, at any speed; and one set of figures everywhere.
 
-Runs the demo in-process (real service, crews, notifications) on a small storm: the event list after the same
-number of steps is identical at 60x and 600x, and the whole storm is identical at 600x and 6000x. At every step of
+Runs the demo in-process (real service, crews, notifications) on a small storm, each step lasting its wall-clock
+time as in ``oms demo``: the event list after the same number of steps is identical interactive at 60x and
+headless at 600x, and the whole storm is identical interactive at 600x and headless at 6000x. At every step of
 the full run, the console's customers out and events equal both maps' GeoJSON and the stream's ``figures``, and
 every notice states the customers the stream said of its event; at the end summary.json, the console summary and
 summary.html state the same peak, events and restored, and the stream carried every change of the figures.
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from api.simulation.demo import Demo, DemoOptions
+from api.simulation.demo import STEP_S, Demo, DemoOptions
 from api.simulation.results import print_summary, write_results
 
 START = datetime(2026, 3, 14, 18, 0, tzinfo=UTC)
@@ -41,8 +43,11 @@ def _events(demo: Demo) -> list[tuple]:
     return [tuple(r) for r in rows]
 
 
-def _run(tmp_path, network, speed: float, steps: int | None = None, each_step=None, started=None):
-    demo = Demo(DemoOptions(out=tmp_path, faults=3, seed=3, crews=4, speed=speed, headless=True, port=0),
+def _run(tmp_path, network, speed: float, steps: int | None = None, each_step=None, started=None,
+         headless: bool = True, paced: bool = False):
+    """The demo, step by step; ``paced``: each step lasts ``STEP_S / speed`` wall-clock seconds, as in
+    :meth:`Demo.run_storm` (the service's threads run meanwhile, as they do for a person watching)."""
+    demo = Demo(DemoOptions(out=tmp_path, faults=3, seed=3, crews=4, speed=speed, headless=headless, port=0),
                 network, start=START)
     demo.setup()
     try:
@@ -51,10 +56,13 @@ def _run(tmp_path, network, speed: float, steps: int | None = None, each_step=No
             started(demo)
         n = 0
         while not demo.done and (steps is None or n < steps) and n < 3000:
+            t0 = time.monotonic()
             demo.step()
             n += 1
             if each_step is not None:
                 each_step(demo, n)
+            if paced:
+                time.sleep(max(0.0, STEP_S / speed - (time.monotonic() - t0)))
         return demo, _events(demo), n
     finally:
         if each_step is None:
@@ -62,11 +70,13 @@ def _run(tmp_path, network, speed: float, steps: int | None = None, each_step=No
 
 
 def test_one_seed_one_storm_at_any_speed(tmp_path, network):
-    _, slow, _ = _run(tmp_path / "60x", network, 60.0, steps=25)
-    _, fast, _ = _run(tmp_path / "600x", network, 600.0, steps=25)
+    # a person watching at 60x (a step a second) and a headless run at 600x: the same events after 25 steps
+    _, slow, _ = _run(tmp_path / "60x", network, 60.0, steps=25, headless=False, paced=True)
+    _, fast, _ = _run(tmp_path / "600x", network, 600.0, steps=25, paced=True)
     assert slow and slow == fast
-    _, full_a, n_a = _run(tmp_path / "600x-full", network, 600.0)
-    _, full_b, n_b = _run(tmp_path / "6000x-full", network, 6000.0)
+    # the whole storm, interactive at 600x and headless at 6000x: the same events, restored at the same times
+    _, full_a, n_a = _run(tmp_path / "600x-full", network, 600.0, headless=False, paced=True)
+    _, full_b, n_b = _run(tmp_path / "6000x-full", network, 6000.0, paced=True)
     assert n_a == n_b and full_a == full_b
     assert all(e[3] in ("restored", "cancelled") or e[8] for e in full_a)  # the storm ran to the end
 
