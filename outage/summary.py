@@ -454,7 +454,7 @@ def _time_axis(ax, tz, both: bool = False) -> None:
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
     for axis in (ax.xaxis, ax.yaxis) if both else (ax.xaxis,):
-        locator = AutoDateLocator(minticks=3, maxticks=6, tz=tz)
+        locator = AutoDateLocator(minticks=3, tz=tz)
         axis.set_major_locator(locator)
         axis.set_major_formatter(ConciseDateFormatter(locator, tz=tz, show_offset=False))
 
