@@ -50,6 +50,8 @@ class ServiceState:
     writer: IntakeWriter
     #: The service's clock: intake stamps and time checks, the engine, plans, the maps (a replay injects one).
     clock: Callable[[], datetime] = utcnow
+    #: What that clock is, when it is not the wall clock ("storm time, 120x"): the maps and the console say so.
+    clock_note: str = ""
 
 
 def create_app(settings: Settings | None = None, *, network=None, page: PageConfig | None = None,
@@ -68,7 +70,8 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
     live = LiveEngine(settings, db, broker, clock=clock or utcnow)
     writer = IntakeWriter(db, batch_max=settings.intake_batch_max, on_committed=live.submit,
                           request_timeout=settings.intake_request_timeout_s, clock=clock or utcnow)
-    state = ServiceState(settings, db, TokenCache(), RateLimiter(), broker, live, writer, clock or utcnow)
+    state = ServiceState(settings, db, TokenCache(), RateLimiter(), broker, live, writer, clock or utcnow,
+                         clock_note if clock is not None else "")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -352,3 +352,7 @@ def test_an_injected_clock_drives_intake_checks_plans_and_maps(db_url, tokens):
         assert live.replan_if_dirty() is None and live.stats["replans"] == replans + 1  # nothing changed since
         state = app.state.maps.provider.state()
         assert state.updated_at == now and state.clock_note == "test time" and state.events
+        # the console's clock: the service's time and what it is (its board, and the light board it re-reads)
+        for path in ("/console/board.json", "/console/board.json?ids="):
+            board = c.get(path, headers=c.as_(D)).json()
+            assert board["now"].startswith("2031-01-02T03:04") and board["clock"] == "test time"

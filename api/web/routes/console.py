@@ -129,6 +129,8 @@ def board_body(state, ids: str | None = None) -> dict[str, Any]:
             select(Plan).where(Plan.status == "proposed").order_by(Plan.id.desc()).limit(1))
     body: dict[str, Any] = {"seq": seq, "now": state.live.clock(), "events": [_row(e, work.get(e.id), names)
                                                                              for e in events]}
+    if state.clock_note:  # a replay's storm clock: the console says so next to its time ("storm time 14:20, 120x")
+        body["clock"] = state.clock_note
     if ids is None:
         jobs: dict[str, list[Assignment]] = {}
         for a in sorted(work.values(), key=lambda a: (a.sequence, a.id)):
