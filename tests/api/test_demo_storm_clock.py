@@ -43,6 +43,21 @@ def _events(demo: Demo) -> list[tuple]:
     return [tuple(r) for r in rows]
 
 
+def _notices(demo: Demo) -> list[tuple]:
+    """Every notice the storm planned: kind, event, channel, when it was planned and due, and what it states (but
+    the report's reference, a random code)."""
+    from sqlalchemy import select
+
+    from api.store.models import OutboxMessage
+
+    with demo.db.read() as session:
+        rows = session.execute(select(OutboxMessage.kind, OutboxMessage.event_id, OutboxMessage.channel,
+                                      OutboxMessage.created_at, OutboxMessage.next_attempt_at, OutboxMessage.status,
+                                      OutboxMessage.payload)).all()
+    return sorted((*r[:-1], repr(sorted((k, v) for k, v in ((r[-1] or {}).get("context") or {}).items()
+                                        if k != "reference"))) for r in rows)
+
+
 def _run(tmp_path, network, speed: float, steps: int | None = None, each_step=None, started=None,
          headless: bool = True, paced: bool = False):
     """The demo, step by step; ``paced``: each step lasts ``STEP_S / speed`` wall-clock seconds, as in
@@ -63,6 +78,7 @@ def _run(tmp_path, network, speed: float, steps: int | None = None, each_step=No
                 each_step(demo, n)
             if paced:
                 time.sleep(max(0.0, STEP_S / speed - (time.monotonic() - t0)))
+        demo.notices = _notices(demo)  # (read while the service runs)
         return demo, _events(demo), n
     finally:
         if each_step is None:
@@ -75,9 +91,10 @@ def test_one_seed_one_storm_at_any_speed(tmp_path, network):
     _, fast, _ = _run(tmp_path / "600x", network, 600.0, steps=25, paced=True)
     assert slow and slow == fast
     # the whole storm, interactive at 600x and headless at 6000x: the same events, restored at the same times
-    _, full_a, n_a = _run(tmp_path / "600x-full", network, 600.0, headless=False, paced=True)
-    _, full_b, n_b = _run(tmp_path / "6000x-full", network, 6000.0, paced=True)
+    demo_a, full_a, n_a = _run(tmp_path / "600x-full", network, 600.0, headless=False, paced=True)
+    demo_b, full_b, n_b = _run(tmp_path / "6000x-full", network, 6000.0, paced=True)
     assert n_a == n_b and full_a == full_b
+    assert demo_a.notices == demo_b.notices  # and every notice, to the minute and the number it states
     assert all(e[3] in ("restored", "cancelled") or e[8] for e in full_a)  # the storm ran to the end
 
 
