@@ -85,6 +85,13 @@ def _run(tmp_path, network, speed: float, steps: int | None = None, each_step=No
             demo.stop()
 
 
+def test_a_storm_started_any_minute_of_an_hour_starts_at_its_top():
+    from api.simulation.clock import storm_start
+
+    for minute in (0, 5, 25, 59):
+        assert storm_start(START.replace(hour=7, minute=minute, second=13)) == START.replace(hour=7)
+
+
 def test_one_seed_one_storm_at_any_speed(tmp_path, network):
     # a person watching at 60x (a step a second) and a headless run at 600x: the same events after 25 steps
     _, slow, _ = _run(tmp_path / "60x", network, 60.0, steps=25, headless=False, paced=True)
