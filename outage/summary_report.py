@@ -3,7 +3,8 @@
 Human labels with units, local times (the summary's ``tz``), rounded numbers; the event's IEEE 1366 contribution
 (CMI, SAIFI, SAIDI, CAIDI); breakdowns by feeder, area and cause in customers and customer-minutes; one row per
 event (device, feeder, crews, reports, ETR accuracy); the restoration curve; a map of the events drawn as SVG over
-the feeders. It reads on a phone (tables become cards below 40em) and prints to A4 (``@media print``).
+the feeders. It reads on a phone (tables become cards below 40em) and prints a 100-event storm on two pages,
+A4 or Letter (``@media print``: 6.5 pt tables, one line per event, the charts beside the map, breakdowns side by side).
 The CSVs and ``summary.json`` keep the raw figures for scripts.
 """
 
