@@ -33,10 +33,10 @@ class LiveFigures:
     def now(self) -> Figures:
         """The figures at this moment, from the maps' state (open events and their service points) and the
         events table (every event, by state)."""
+        # the territory first: without one, LookupError (nothing to count, and no service points to read)
+        sp_customers = self.maps.data().sp_customers
         state = self.maps.provider.state()
-        out = customers_out(
-            ((e.sp_indices, e.customers_out) for e in state.events), self.maps.data().sp_customers
-        )
+        out = customers_out(((e.sp_indices, e.customers_out) for e in state.events), sp_customers)
         with self.db.read() as session:
             states = dict(
                 session.execute(
