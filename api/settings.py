@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     #: The live loop runs the engine's timers this often (wall-clock seconds); 0: only ``LiveEngine.tick`` runs
     #: them (a replay that drives its own clock).
     engine_tick_s: float = Field(1.0, ge=0.0)
+    #: The stream's ``figures`` message (customers out, events, open, restored) follows event changes at most
+    #: this often (seconds); 0: only when the driver asks (a replay samples them at every step of its clock).
+    figures_interval_s: float = Field(2.0, ge=0.0)
 
     #: Intake: requests per minute per client (token or, for anonymous members, IP address) and burst size.
     rate_limit_per_minute: float = Field(60.0, gt=0.0)

@@ -6,17 +6,22 @@ summary) takes them from here, so they agree at every moment:
 * **customers out** (:func:`customers_out`): the customers of the distinct service points behind the open events.
   Nested events (a fuse under an open recloser) share service points; each customer counts once. An event whose
   service points are unknown adds its own count.
-* **events**: events the storm created, less those merged into another or cancelled (false alarms);
-  **open** / **restored**: of those, still out / restored.
+* **one event's customers** (:func:`event_customers`): what the engine counts as interrupted by that event now
+  (parts already restored left out). The console's grid, the stream's event messages, the maps' events, the
+  status page and the notices ("an outage affecting about 40 customers") state this number.
+* **events** (:func:`event_counts`): events the storm created, less those merged into another or cancelled (false
+  alarms); **open** / **restored**: of those, still out / restored.
 * **peak** (:class:`FigureLog`): the largest customers-out sample, with its time; the samples are the restoration
   curve. The demo samples at every step of its storm clock, where all changes happen, so the curve is exact.
+
+:meth:`Figures.message` is what the stream (``GET /stream``, type ``figures``) says when they change.
 
 Pure: numpy arrays in, numbers out; the caller supplies the time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -40,6 +45,22 @@ def customers_out(events: Iterable[tuple[Sequence[int] | np.ndarray, int]], sp_c
     return int(sp_customers[mask].sum()) + unplaced
 
 
+def event_customers(count: int | None) -> int:
+    """One event's customers out, from the engine's count for it (``None`` while unknown: 0)."""
+    return max(int(count or 0), 0)
+
+
+#: Event states that are not an outage after all (a false alarm, a customer-side problem).
+NOT_AN_OUTAGE = frozenset({"cancelled"})
+
+
+def event_counts(states: Mapping[str, int]) -> tuple[int, int, int]:
+    """(events, open, restored) from the number of events in each state, events merged into another left out."""
+    events = sum(int(n) for state, n in states.items() if state not in NOT_AN_OUTAGE)
+    restored = int(states.get("restored", 0))
+    return events, events - restored, restored
+
+
 @dataclass(frozen=True)
 class Figures:
     """The headline figures at one moment."""
@@ -49,6 +70,22 @@ class Figures:
     events: int
     open: int
     restored: int
+
+    def same_as(self, other: Figures | None) -> bool:
+        """The same figures (at any time)."""
+        return other is not None and self.message()["figures"] == other.message()["figures"]
+
+    def message(self) -> dict:
+        """What the stream says: ``{"at": ISO time, "figures": {customers_out, events, open, restored}}``."""
+        return {
+            "at": self.at.isoformat(),
+            "figures": {
+                "customers_out": self.customers_out,
+                "events": self.events,
+                "open": self.open,
+                "restored": self.restored,
+            },
+        }
 
 
 @dataclass

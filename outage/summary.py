@@ -392,51 +392,71 @@ def write_csv(s: PostEventSummary, folder: str | os.PathLike) -> list[Path]:
 
 def _png(fig) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=150, bbox_inches="tight")  # 150 dpi: sharp on paper, small on screen
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+#: Small figures with 8 pt text: the report shows them a column wide on screen and about 6 cm wide on paper, where
+#: a larger figure scaled down would leave its labels unreadable. The titles are the report's headings.
+PLOT_STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
+              "legend.fontsize": 7}
 
 
 def plots(s: PostEventSummary) -> dict[str, str]:
     """Base64 PNGs: the restoration curve, ETR predicted vs actual, and minutes to restore by tier."""
+    import matplotlib
     from matplotlib.figure import Figure  # no pyplot: no global state, safe in a server thread
 
+    with matplotlib.rc_context(PLOT_STYLE):
+        return _plots(s, Figure)
+
+
+def _plots(s: PostEventSummary, Figure) -> dict[str, str]:
     out = {}
-    fig = Figure(figsize=(8, 3.2))
+    fig = Figure(figsize=(6, 2.2))
     ax = fig.add_subplot()
     times = list(s.curve["time"].map(lambda t: t.to_pydatetime())) + [s.window_end]
     values = list(s.curve["customers_out"]) + [s.curve["customers_out"].iloc[-1]]
     ax.step(times, values, where="post", color="#b22222")
     ax.set_ylabel("customers out")
-    ax.set_title("Restoration curve")
     ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
+    _time_axis(ax, s.tz)
     out["curve"] = _png(fig)
     if len(s.etr_events):
-        fig = Figure(figsize=(5, 4))
+        fig = Figure(figsize=(3.4, 2.6))
         ax = fig.add_subplot()
         t = s.etr_events
         actual = t["restored"].map(lambda x: x.to_pydatetime() if hasattr(x, "to_pydatetime") else x)
-        ax.scatter(t["first_etr"].tolist(), actual.tolist(), label="first ETR", alpha=0.7)
-        ax.scatter(t["last_etr"].tolist(), actual.tolist(), label="last ETR", alpha=0.7, marker="x")
+        ax.scatter(t["first_etr"].tolist(), actual.tolist(), label="first ETR", alpha=0.7, s=12)
+        ax.scatter(t["last_etr"].tolist(), actual.tolist(), label="last ETR", alpha=0.7, marker="x", s=12)
         lo, hi = min(min(t["first_etr"]), min(actual)), max(max(t["first_etr"]), max(actual))
         ax.plot([lo, hi], [lo, hi], color="grey", lw=1, label="on time")
-        ax.set_xlabel("predicted (ETR)")
-        ax.set_ylabel("actual restoration")
-        ax.set_title("ETR accuracy")
+        ax.set_xlabel("promised (ETR)")
+        ax.set_ylabel("restored")
         ax.legend()
-        fig.autofmt_xdate()
+        _time_axis(ax, s.tz, both=True)
         out["etr"] = _png(fig)
     restored = s.events.dropna(subset=["minutes_to_restore"])
     if len(restored):
-        fig = Figure(figsize=(6, 3.2))
+        fig = Figure(figsize=(3.4, 2.6))
         ax = fig.add_subplot()
         tiers = sorted(restored["tier"].unique())
-        ax.boxplot([restored.loc[restored["tier"] == k, "minutes_to_restore"].to_numpy() for k in tiers],
+        ax.boxplot([restored.loc[restored["tier"] == k, "minutes_to_restore"].to_numpy() / 60.0 for k in tiers],
                    tick_labels=[k or "(none)" for k in tiers])
-        ax.set_ylabel("minutes to restore")
-        ax.set_title("Time to restoration by tier")
+        ax.set_ylabel("hours to restore")
+        ax.grid(alpha=0.3, axis="y")
         out["ttr"] = _png(fig)
     return out
+
+
+def _time_axis(ax, tz, both: bool = False) -> None:
+    """Local clock times (the summary's ``tz``) on the time axes: HH:MM, with the day where it changes."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    for axis in (ax.xaxis, ax.yaxis) if both else (ax.xaxis,):
+        locator = AutoDateLocator(minticks=3, tz=tz)
+        axis.set_major_locator(locator)
+        axis.set_major_formatter(ConciseDateFormatter(locator, tz=tz, show_offset=False))
 
 
 def write_html(s: PostEventSummary, path: str | os.PathLike, network=None) -> Path:

@@ -3,7 +3,8 @@
 Human labels with units, local times (the summary's ``tz``), rounded numbers; the event's IEEE 1366 contribution
 (CMI, SAIFI, SAIDI, CAIDI); breakdowns by feeder, area and cause in customers and customer-minutes; one row per
 event (device, feeder, crews, reports, ETR accuracy); the restoration curve; a map of the events drawn as SVG over
-the feeders. It reads on a phone (tables become cards below 40em) and prints to A4 (``@media print``).
+the feeders. It reads on a phone (tables become cards below 40em) and prints a 100-event storm on two pages,
+A4 or Letter (``@media print``: 6.5 pt tables, one line per event, the charts beside the map, breakdowns side by side).
 The CSVs and ``summary.json`` keep the raw figures for scripts.
 """
 
@@ -23,17 +24,19 @@ CSS = """
 *{box-sizing:border-box}
 body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;padding:1em;max-width:62em;color:#1a1a1a}
 h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.4em 0 .4em;border-bottom:2px solid #ddd}
+h3{font-size:1em;margin:.8em 0 .3em}
 .when{color:#444;margin:0 0 1em}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(9.5em,1fr));gap:.5em;margin:0;padding:0}
 .cards div{border:1px solid #ccc;border-radius:6px;padding:.4em .6em}
 .cards dt{font-size:.8em;color:#444}.cards dd{margin:0;font-size:1.3em;font-weight:600}
-.cards dd small{font-size:.6em;font-weight:400;color:#444}
+.cards dd small{display:block;font-size:.6em;font-weight:400;color:#444;line-height:1.3}
 table{border-collapse:collapse;width:100%;font-size:.9em}
 th,td{padding:3px 6px;text-align:left;border-bottom:1px solid #ddd;vertical-align:top}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:0 0 1em}figure img,figure svg{max-width:100%;height:auto;display:block}
-figcaption{font-size:.85em;color:#444}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(17em,1fr));gap:1em}
+figcaption,.legend{font-size:.85em;color:#444}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(17em,1fr));gap:0 1em}
+.figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(24em,100%),1fr));gap:0 1em}
 .tier{display:inline-block;min-width:2em;text-align:center;border-radius:3px;color:#fff;font-size:.85em}
 @media (max-width:40em){
  table.cardlist thead{position:absolute;left:-9999px}
@@ -42,12 +45,28 @@ figcaption{font-size:.85em;color:#444}
  table.cardlist td::before{content:attr(data-label);color:#444;text-align:left}
 }
 @media print{
- @page{size:A4;margin:12mm}
- body{font-size:9pt;max-width:none;padding:0}
- h2{break-after:avoid;margin-top:.6em}table{font-size:6.5pt;line-height:1.2}th,td{padding:0 2px}
- figure img,figure svg{max-height:62mm;width:auto}.when{margin:0}
- tr,figure,.cards div{break-inside:avoid}.cards{grid-template-columns:repeat(6,1fr)}
- .grid{grid-template-columns:1fr 1fr}
+ @page{margin:8mm}
+ body{font-size:7.5pt;line-height:1.25;max-width:none;padding:0}
+ h1{font-size:12pt;margin:0}h2{font-size:8.5pt;margin:1.2mm 0 .6mm;border-bottom-width:1px;break-after:avoid}
+ h3{font-size:7.5pt;margin:.5mm 0}.when{margin:0 0 1mm}
+ .cards{grid-template-columns:repeat(6,1fr);gap:1mm}.cards div{padding:.3mm 1.2mm;border-radius:2px}
+ .cards dt{font-size:6.5pt;line-height:1.15}.cards dd{font-size:9.5pt;line-height:1.2}.cards dd small{font-size:6.5pt}
+ .figs{grid-template-columns:1fr 1fr 1.15fr;grid-template-areas:"curve curve map" "etr ttr map";gap:0 3mm}
+ .f-curve{grid-area:curve}.f-map{grid-area:map}.f-etr{grid-area:etr}.f-ttr{grid-area:ttr}
+ figure{margin:0}figure img{max-height:32mm;max-width:100%;width:auto}
+ .f-map svg{max-height:62mm;width:100%}
+ figcaption,.legend{font-size:6.5pt;line-height:1.2}
+ .breakdowns{grid-template-columns:1fr 2fr;grid-template-areas:"feeder area" "cause area";gap:0 3mm;
+  align-items:start}
+ .b-feeder{grid-area:feeder}.b-cause{grid-area:cause}.b-area{grid-area:area;columns:2;column-gap:3mm}
+ .b-area h3{column-span:all}
+ table{font-size:6.5pt;line-height:1.1}th,td{padding:0 .9mm 0 0;border-bottom:.2mm solid #ddd}
+ td{white-space:nowrap}th{vertical-align:bottom;line-height:1.05}
+ th[data-short] span{display:none}th[data-short]::after{content:attr(data-short)}
+ td.dev{white-space:normal;overflow-wrap:anywhere;max-width:30mm}
+ .events .w{display:none}.tier{min-width:1.6em;border-radius:1px;font-size:inherit;line-height:inherit}
+ tr,figure,.cards div{break-inside:avoid}thead{display:table-header-group}
+ *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 }
 """
 
@@ -88,7 +107,7 @@ def render(s, events: Sequence, network=None, images: dict[str, str] | None = No
                 if key in images else "")
 
     storm_map = event_map(inside, network, tz) if inside else ""
-    breakdowns = "".join(f"<div><h3>By {label}</h3>{_breakdown(inside, key, s.window_end, label)}</div>"
+    breakdowns = "".join(f'<div class="b-{key}"><h3>By {label}</h3>{_breakdown(inside, key, s.window_end, label)}</div>'
                          for label, key in (("feeder", "feeder"), ("area", "area"), ("cause", "cause")))
     notes = "".join(f"<li>{esc(n)}</li>" for n in s.notes)
     return f"""<!doctype html>
@@ -97,13 +116,14 @@ def render(s, events: Sequence, network=None, images: dict[str, str] | None = No
 <header><h1>{esc(s.title)}</h1><p class="when">{esc(when)}</p></header>
 <main>
 <section aria-labelledby="h-head"><h2 id="h-head">At a glance</h2><dl class="cards">{card_html}</dl></section>
-<section aria-labelledby="h-curve" class="grid"><div><h2 id="h-curve">Customers out over time</h2>{img("curve")}</div>
-<div><h2>Map of the events</h2>{storm_map}</div></section>
-<section class="grid"><div><h2>ETR promised and kept</h2>{img("etr") or "<p>No ETR was issued.</p>"}</div>
-<div><h2>Time to restore by priority</h2>{img("ttr")}</div></section>
+<section aria-label="Charts and map" class="figs">
+<div class="f-curve"><h2>Customers out over time</h2>{img("curve")}</div>
+<div class="f-map"><h2>Map of the events</h2>{storm_map}</div>
+<div class="f-etr"><h2>ETR promised and kept</h2>{img("etr") or "<p>No ETR was issued.</p>"}</div>
+<div class="f-ttr"><h2>Time to restore by priority</h2>{img("ttr")}</div></section>
 <section aria-labelledby="h-break"><h2 id="h-break">Where and why (customers, customer-minutes)</h2>
-<div class="grid">{breakdowns}</div></section>
-<section aria-labelledby="h-events"><h2 id="h-events">Events</h2>{_event_table(inside, s.window_end, tz)}</section>
+<div class="grid breakdowns">{breakdowns}</div></section>
+<section aria-labelledby="h-events" class="events"><h2 id="h-events">Events</h2>{_event_table(inside, s.window_end, tz)}</section>
 {f'<section><h2>Notes</h2><ul>{notes}</ul></section>' if notes else ''}
 </main></body></html>
 """
@@ -137,17 +157,27 @@ def _event_table(events: Sequence, as_of: datetime, tz) -> str:
                  ("Area", e.area), ("Cause", e.cause or "unknown"), ("Crews", ", ".join(e.crews) or "–"),
                  ("Reports", str(e.reports)), ("First ETR", first), ("Last ETR", last)]
         rows.append("<tr>" + "".join(
-            f'<td{" class=n" if k in _NUMERIC else ""} data-label="{k}">'
-            f'{v if k == "Priority" else html.escape(v)}</td>' for k, v in cells) + "</tr>")
-    head = "".join(f'<th{" class=n" if k in _NUMERIC else ""} scope="col">{k}</th>' for k in _COLUMNS)
-    return (f'<p>ETR columns: how far the restoration was from the first and the last ETR promised '
-            f'("+25 min late", "10 min early").</p><table class="cardlist"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+            f'<td{" class=n" if k in _NUMERIC else " class=dev" if k == "Device" else ""} data-label="{k}">'
+            f'{v if k in _MARKUP else html.escape(v)}</td>' for k, v in cells) + "</tr>")
+    head = "".join(f'<th{" class=n" if k in _NUMERIC else ""} scope="col"{_short(k)}><span>{k}</span></th>'
+                   for k in _COLUMNS)
+    return (f'<p class="legend">ETR columns: how far the restoration was from the first and the last ETR '
+            f'promised (+25 min: 25 min late; \u221210 min: 10 min early).</p><table class="cardlist"><thead><tr>'
+            f'{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
 _COLUMNS = ("#", "Event", "Priority", "Started", "Restored", "Out for", "Customers", "Customer-min", "Device",
             "Feeder", "Area", "Cause", "Crews", "Reports", "First ETR", "Last ETR")
 _NUMERIC = {"#", "Out for", "Customers", "Customer-min", "Reports"}
+#: Print: narrower column heads (the page is 16 columns wide), the full words on screen and in the cards of a phone
+_SHORT = {"Priority": "Pri.", "Started": "Start", "Restored": "Back", "Customers": "Cust.", "Customer-min": "Cust-min",
+          "Reports": "Rep."}
+_MARKUP = {"Priority", "First ETR", "Last ETR"}  # built here from numbers and fixed words (escaped already)
+_W = '<span class="w">'  # words print leaves out (the legend says what the sign means)
+
+
+def _short(column: str) -> str:
+    return f' data-short="{_SHORT[column]}"' if column in _SHORT else ""
 
 
 def _etr_errors(e) -> tuple[str, str]:
@@ -159,7 +189,7 @@ def _etr_errors(e) -> tuple[str, str]:
 
     def word(etr: datetime) -> str:
         m = round((e.restored - etr).total_seconds() / 60.0)
-        return "on time" if m == 0 else (f"+{m} min late" if m > 0 else f"{-m} min early")
+        return "on time" if m == 0 else (f"+{m} min{_W} late</span>" if m > 0 else f"\u2212{-m} min{_W} early</span>")
 
     return word(issued[0][1]), word(issued[-1][1])
 

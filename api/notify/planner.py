@@ -36,6 +36,7 @@ from api.notify.policy import (
 )
 from api.store.db import Database
 from api.store.models import ACTIVE_ASSIGNMENT, Assignment, Event, OutboxMessage, Report, utcnow
+from outage.figures import event_customers
 
 log = logging.getLogger("oms.notify.planner")
 
@@ -143,7 +144,7 @@ class Planner:
         for a in subscribers + reporters:  # a reporter's entry wins (their language and reference)
             if (a.channel, normalize_address(a.channel, a.address)) not in opted:
                 audience[a.key] = a
-        context = {"customers": ev.customers_out, "cause": ev.cause if ev.cause_confirmed else None,
+        context = {"customers": event_customers(ev.customers_out), "cause": ev.cause if ev.cause_confirmed else None,
                    "etr_earliest": ev.etr_earliest.isoformat() if ev.etr_earliest else None,
                    "etr_latest": ev.etr_latest.isoformat() if ev.etr_latest else None,
                    "crew_eta": crew_eta.isoformat() if crew_eta else None}

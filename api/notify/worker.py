@@ -49,6 +49,7 @@ from api.notify.policy import backoff_s, choose_route, etr_digest
 from api.notify.templates import Context, render
 from api.store.db import Database
 from api.store.models import Event, OutboxMessage, Report, utcnow
+from outage.figures import event_customers
 
 log = logging.getLogger("oms.notify.worker")
 
@@ -209,7 +210,7 @@ class Worker:
             ev = events.get(report.event_id or "")
             ctx = Context(s.utility_name, s.help_phone, reference=report.reference,
                           status_url=s.status_url.format(reference=report.reference),
-                          customers=ev.customers_out if ev is not None else None,
+                          customers=event_customers(ev.customers_out) if ev is not None else None,
                           etr_earliest=ev.etr_earliest if ev is not None else None,
                           etr_latest=ev.etr_latest if ev is not None else None)
             if ev is not None and route_channel != "log":

@@ -1,10 +1,12 @@
-"""What the event stream (SSE) says about events, assignments and crews: one shape for every publisher."""
+"""What the event stream (SSE) says about events, assignments and crews: one shape for every publisher. An event's
+customers out is :func:`outage.figures.event_customers`, as everywhere else."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from api.store.models import CLOSED_STATES, Assignment, Crew
+from outage.figures import event_customers
 
 
 def event_message(row: dict[str, Any]) -> dict[str, Any]:
@@ -12,6 +14,7 @@ def event_message(row: dict[str, Any]) -> dict[str, Any]:
     msg = {k: row[k] for k in ("id", "state", "tier", "weight", "device_id", "device_kind", "feeder_id",
                                "customers_out", "critical_count", "hazards", "cause", "lat", "lon",
                                "etr_earliest", "etr_latest", "merged_into", "explanation")}
+    msg["customers_out"] = event_customers(row["customers_out"])
     msg["class"] = row["event_class"]
     msg["closed"] = row["state"] in CLOSED_STATES
     return msg

@@ -19,7 +19,7 @@ from typing import Any
 
 #: Message types on the stream (issue 7's maps and issue 6's notifier subscribe to these).
 TYPES = ("event_created", "event_updated", "event_reclassified", "event_merged", "event_restored",
-         "event_cancelled", "assignment", "etr", "plan", "crew", "report", "reset")
+         "event_cancelled", "assignment", "etr", "plan", "crew", "report", "reset", "figures")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,12 @@ class Broker:
         self._seq = 0
         self._buffer: deque[Message] = deque(maxlen=replay)
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = set()
+        self._listeners: list = []
         self.queue_size = queue_size
+
+    def listen(self, callback) -> None:
+        """Call ``callback(message)`` after each publish, in the publishing thread (keep it short)."""
+        self._listeners.append(callback)
 
     @property
     def seq(self) -> int:
@@ -64,6 +69,8 @@ class Broker:
                 loop.call_soon_threadsafe(_offer, self, loop, q, msg)
             except RuntimeError:  # loop closed
                 self._drop(loop, q)
+        for listen in self._listeners:
+            listen(msg)
         return msg
 
     def _drop(self, loop, q) -> None:

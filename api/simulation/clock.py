@@ -60,7 +60,10 @@ class StormClock:
 
 
 def storm_start(now: datetime | None = None) -> datetime:
-    """The storm starts at the current minute (UTC): its times read like today's."""
+    """The storm starts at the top of the current hour (UTC): its times read like today's, and two runs started in
+    different minutes are the same storm to the notice (ETRs and their updates are rounded on the clock's quarter
+    hours and five minutes, so a storm started at 07:05 and one started at 07:25 would word and time them
+    differently)."""
     now = now or datetime.now(UTC)
-    return now.replace(second=0, microsecond=0)
+    return now.replace(minute=0, second=0, microsecond=0)
 

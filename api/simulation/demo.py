@@ -36,10 +36,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import func, select
 
 from api.simulation.clock import StormClock, storm_start
-from outage.figures import FigureLog, Figures, customers_out
+from outage.figures import FigureLog, Figures
 
 log = logging.getLogger("oms.demo")
 
@@ -169,12 +168,12 @@ class Demo:
         from api.simulation.storm import StormFeed, storm_messages
         from api.web.app import create_app
 
-        # timers and re-plans are the driver's (each step), never the live loop's wall-clock timer and debounce;
-        # plans stop by solution count, so they do not depend on how busy the machine is
+        # timers, re-plans and the stream's figures are the driver's (each step), never the live loop's wall-clock
+        # timer and debounce; plans stop by solution count, so they do not depend on how busy the machine is
         settings = Settings(database_url=self.db_url, engine_tick_s=0.0, replan_debounce_s=1e9,
                             replan_max_wait_s=1e9, replan_time_limit_s=self.o.replan_time_limit_s,
                             replan_deterministic=True, replan_solution_limit=200, rate_limit_per_minute=60_000.0,
-                            rate_limit_burst=10_000)
+                            rate_limit_burst=10_000, figures_interval_s=0.0)  # the figures: sampled each step
         page = PageConfig(utility_name="Sample Electric Cooperative (demo)", public_interval_s=5.0,
                           dispatcher_interval_s=2.0)
         # the maps rebuild on every read: the driver samples once per step; the browsers poll every few seconds
@@ -280,10 +279,9 @@ class Demo:
         return self.sample()
 
     def sample(self) -> Figures:
-        """The figures now, from the maps' own state (so console, maps and summary count alike), and what a closed
-        event no longer shows (its customers, its ETRs)."""
-        from api.store.models import Event
-
+        """The figures now, as the service counts them for the stream (:class:`api.web.figures.LiveFigures`: from the
+        maps' own state, so console, maps, stream and summary count alike; published on the stream when they
+        changed), and what a closed event no longer shows (its customers, its ETRs)."""
         state = self.provider.state()
         now = self.clock()
         for e in state.events:
@@ -291,14 +289,7 @@ class Demo:
             etr = e.etr_high or e.etr_low
             if etr is not None and (not self.etrs.get(e.event_id) or self.etrs[e.event_id][-1][1] != etr):
                 self.etrs.setdefault(e.event_id, []).append((now, etr))
-        with self.db.read() as session:
-            counts = dict(session.execute(select(Event.state, func.count()).where(Event.merged_into.is_(None))
-                                          .group_by(Event.state)).all())
-        total = sum(n for st, n in counts.items() if st != "cancelled")
-        restored = counts.get("restored", 0)
-        out = customers_out(((e.sp_indices, e.customers_out) for e in state.events), self.sp_customers)
-        return self.figures.record(Figures(at=now, customers_out=out, events=total, open=total - restored,
-                                           restored=restored))
+        return self.figures.record(self.app.state.figures.publish())
 
     @property
     def done(self) -> bool:

@@ -26,6 +26,7 @@ from api.store.models import utcnow
 from api.web import docs
 from api.web.auth import TokenCache
 from api.web.fastpath import IntakeFastPath
+from api.web.figures import LiveFigures
 from api.web.limits import BodyLimitMiddleware, EdgeGuard, RateLimiter, SecurityHeaders
 from api.web.maps_provider import LiveMapProvider, dispatcher_access
 from api.web.routes import admin, crew, dispatcher, intake, public, reports, session, stream
@@ -49,6 +50,8 @@ class ServiceState:
     writer: IntakeWriter
     #: The service's clock: intake stamps and time checks, the engine, plans, the maps (a replay injects one).
     clock: Callable[[], datetime] = utcnow
+    #: What that clock is, when it is not the wall clock ("storm time, 120x"): the maps and the console say so.
+    clock_note: str = ""
 
 
 def create_app(settings: Settings | None = None, *, network=None, page: PageConfig | None = None,
@@ -67,15 +70,18 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
     live = LiveEngine(settings, db, broker, clock=clock or utcnow)
     writer = IntakeWriter(db, batch_max=settings.intake_batch_max, on_committed=live.submit,
                           request_timeout=settings.intake_request_timeout_s, clock=clock or utcnow)
-    state = ServiceState(settings, db, TokenCache(), RateLimiter(), broker, live, writer, clock or utcnow)
+    state = ServiceState(settings, db, TokenCache(), RateLimiter(), broker, live, writer, clock or utcnow,
+                         clock_note if clock is not None else "")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         live.start(network)
         writer.start()
+        figures.start()
         try:
             yield
         finally:
+            figures.stop()
             # Bounded: a writer stuck on a held lock must not keep SIGTERM from ending the process (its threads
             # are daemons; whatever it had not committed was never acknowledged).
             writer.stop(timeout=2.0)
@@ -108,6 +114,9 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
                          public_refresh_s=map_refresh_s)
     app.include_router(maps)
     app.state.maps = maps.map_service  # shared with snapshot writers (same MapData, same caches)
+    # the headline figures on the stream, counted like the maps count them
+    figures = app.state.figures = LiveFigures(maps.map_service, db, broker, clock or utcnow,
+                                              settings.figures_interval_s)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(EdgeGuard, settings=settings, limiter=state.limiter,
                        body_overrides={"/admin/territory": max(settings.body_timeout_s, 600.0)})

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from api.maps.state import MapCrew, MapEvent, MapState
 from api.store.models import ACTIVE_ASSIGNMENT, CLOSED_STATES, Assignment, Crew, Event
 from api.web.auth import Principal, check_role, resolve_principal, session_principal
+from outage.figures import event_customers
 
 #: Assignment status -> the maps' crew status words.
 CREW_STATUS = {"assigned": "assigned", "en_route": "en route", "on_site": "on site"}
@@ -89,7 +90,7 @@ class LiveMapProvider:
     def _event(self, ev: Event, crew_status: str) -> MapEvent:
         return MapEvent(event_id=ev.id, device_id=ev.device_id or ev.sp_id or "", lon=float(ev.lon),
                         lat=float(ev.lat), tier=min(max(int(ev.tier or 4), 1), 4),
-                        event_class=ev.event_class or "", customers_out=max(int(ev.customers_out or 0), 0),
+                        event_class=ev.event_class or "", customers_out=event_customers(ev.customers_out),
                         sp_indices=self._service_points(ev), cause=ev.cause or "", crew_status=crew_status,
                         etr_low=_utc(ev.etr_earliest), etr_high=_utc(_later(ev.etr_earliest, ev.etr_latest)),
                         explanation=ev.explanation or "", status=ev.state, started=_utc(ev.started_at))

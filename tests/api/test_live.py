@@ -234,7 +234,9 @@ def server(db_url, tokens):
     thread.join(timeout=10)
 
 
-def _read_events(response, want: int, timeout: float = 10.0):
+def _read_events(response, want: int, timeout: float = 10.0, types: tuple[str, ...] | None = None, until=None):
+    """The next ``want`` messages (of ``types``; default: all but the headline ``figures``), or up to the first
+    for which ``until(message)`` holds."""
     got, current = [], {}
     deadline = time.monotonic() + timeout
     for line in response.iter_lines():
@@ -245,9 +247,10 @@ def _read_events(response, want: int, timeout: float = 10.0):
         elif line.startswith("data:"):
             current["data"] = json.loads(line[5:])
         elif line == "" and "event" in current:
-            got.append(current)
+            if current["event"] in types if types else current["event"] != "figures":
+                got.append(current)
             current = {}
-            if len(got) >= want:
+            if len(got) >= want or (until is not None and got and until(got[-1])):
                 break
         if time.monotonic() > deadline:
             break
@@ -273,6 +276,25 @@ def test_sse_stream_publishes_changes_and_resumes(server):
         with http.stream("GET", "/stream", headers={**auth, "Last-Event-ID": str(first_id)}) as resp:
             missed = _read_events(resp, 1)
         assert missed and missed[0]["id"] > first_id and missed[0]["data"]["state"] == "confirmed"
+
+
+def test_the_stream_states_the_headline_figures_the_maps_state(server):
+    url, tokens = server
+    auth = {"Authorization": f"Bearer {tokens['dispatcher']}"}
+    with httpx.Client(base_url=url, timeout=10) as http:
+        with http.stream("GET", "/stream", headers=auth) as resp:
+            assert http.post("/reports", json={"account": "A-sp3"}).status_code == 202
+            # the figures follow the event's change within figures_interval_s (2 s by default); the first ones
+            # (counted at start-up, before the report) may come first
+            got = _read_events(resp, 3, types=("event_created", "figures"), until=lambda m: m["event"] == "figures"
+                               and m["data"]["figures"]["events"] == 1)
+        created = [m for m in got if m["event"] == "event_created"]
+        figures = got[-1]["data"]["figures"]
+        public = http.get("/maps/public.geojson").json()["summary"]
+        dispatcher = http.get("/maps/dispatcher.geojson", headers=auth).json()["summary"]
+    assert len(created) == 1 and created[0]["data"]["customers_out"] > 0
+    assert figures == {"customers_out": public["customers_out"], "events": 1, "open": 1, "restored": 0}
+    assert dispatcher["customers_out"] == figures["customers_out"] and dispatcher["events"] == figures["open"]
 
 
 def test_a_burst_of_1000_reports_is_one_replan(db_url, tokens):
@@ -330,3 +352,7 @@ def test_an_injected_clock_drives_intake_checks_plans_and_maps(db_url, tokens):
         assert live.replan_if_dirty() is None and live.stats["replans"] == replans + 1  # nothing changed since
         state = app.state.maps.provider.state()
         assert state.updated_at == now and state.clock_note == "test time" and state.events
+        # the console's clock: the service's time and what it is (its board, and the light board it re-reads)
+        for path in ("/console/board.json", "/console/board.json?ids="):
+            board = c.get(path, headers=c.as_(D)).json()
+            assert board["now"].startswith("2031-01-02T03:04") and board["clock"] == "test time"

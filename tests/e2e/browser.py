@@ -49,9 +49,10 @@ def serve(app, start_timeout_s: float = 30.0):
 
 
 @contextmanager
-def running_service(db_url: str, password: str, page):
+def running_service(db_url: str, password: str, page, clock=None, clock_note: str = ""):
     """The real app on the maps' test territory (users made, each with ``password``), served on a loopback port;
-    yields (base URL, role -> token, app). Needs ``tests/maps`` and ``tests/api`` on ``sys.path``."""
+    yields (base URL, role -> token, app). Needs ``tests/maps`` and ``tests/api`` on ``sys.path``. ``clock``: a
+    replay's clock (``create_app(clock=..., clock_note=...)``)."""
     from maps_territory import territory
     from service_helpers import make_users, set_passwords
 
@@ -64,7 +65,7 @@ def running_service(db_url: str, password: str, page):
                         replan_time_limit_s=1.0)
     net = territory()
     net.road_edges = net.road_edges.iloc[:0]  # its roads are drawing-only (no road nodes): crews go straight
-    app = create_app(settings, network=net, page=page)
+    app = create_app(settings, network=net, page=page, clock=clock, clock_note=clock_note)
     with serve(app) as base:
         yield base, tokens, app
 

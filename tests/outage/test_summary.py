@@ -132,3 +132,21 @@ def test_bad_event_is_named():
         EventSummary("E9", at(10), at(0))
     with pytest.raises(ReliabilityError, match="timezone-aware"):
         EventSummary("E9", datetime(2024, 1, 1))
+
+
+@pytest.mark.parametrize("span_min,n", [(20, 2), (200, 5), (3000, 100), (3 * 24 * 60, 30)])
+def test_plots_of_any_storm_length_draw_without_warnings(span_min, n, recwarn):
+    import random
+
+    from outage.summary import plots
+
+    rng = random.Random(1)
+    events = []
+    for i in range(n):
+        start = at(rng.uniform(0, span_min / 2))
+        out = timedelta(minutes=rng.uniform(1, span_min / 2))
+        events.append(EventSummary(f"E{i}", start, start + out, 3, "P2", "feeder", "tree",
+                                   etrs=((start, start + out * 1.1),)))
+    s = post_event_summary(at(0), at(span_min + 1), events)
+    assert sorted(plots(s)) == ["curve", "etr", "ttr"]
+    assert [str(w.message) for w in recwarn] == []  # a time axis that cannot pick its ticks warns on stderr

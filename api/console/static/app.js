@@ -11,6 +11,9 @@ const store = { events: new Map(), crews: new Map(), plan: null, mode: 'auto', s
 window.omsConsole = store; // for tests and the curious: read-only use
 const $ = (id) => document.getElementById(id);
 let grid, map, detail, tab = 'event';
+// Set while a replay runs on a storm clock ("storm time, 120x"): the clock says so, and is read from the service
+// every 2 s (storm time runs faster than the browser's, and stops when the replay does).
+let clockNote = '';
 
 // ------------------------------------------------------------------------------------------------ selection
 function select(id, from) {
@@ -49,6 +52,7 @@ function inlineBoard() {
 async function loadBoard(given) {
   const b = given || await api('GET', '/console/board.json');
   setServerNow(b.now);
+  clockNote = b.clock || '';
   store.events = new Map(b.events.map((r) => [r.id, r]));
   crewsFrom(b.crews);
   store.plan = b.plan;
@@ -283,8 +287,25 @@ async function main() {
     map.load().then(() => { mapReady = true; drawMap(); return map.refreshRoutes(); })
       .catch((e) => toast(`Map: ${e.message}`, true));
   }, 0));
-  setInterval(() => { $('clock').textContent = hhmm(new Date(now()).toISOString()); checkTargets(); grid.paint(true); }, 15000);
+  showClock();
+  setInterval(tick, clockNote ? 2000 : 15000);
   checkTargets();
+}
+
+function showClock() {
+  const t = hhmm(new Date(now()).toISOString());
+  if (!clockNote) $('clock').textContent = t;
+  else $('clock').textContent = clockNote.startsWith('storm time') ? clockNote.replace('storm time', `storm time ${t}`)
+    : `${t} (${clockNote})`;
+}
+
+async function tick() {
+  if (clockNote) {
+    try { setServerNow((await api('GET', '/console/board.json?ids=')).now); } catch (e) { /* the next tick */ }
+  }
+  showClock();
+  checkTargets();
+  grid.paint(true);
 }
 
 main();

@@ -26,6 +26,7 @@ from api.maps.geojson import etag_of
 from api.maps.router import conditional
 from api.store.models import ACTIVE_ASSIGNMENT, CLOSED_STATES, Assignment, Crew, Event, Plan
 from api.web.auth import SESSION_COOKIE, Principal, csrf_of, current_principal, require
+from outage.figures import event_customers
 
 router = APIRouter(prefix="/console", tags=["console"])
 DISPATCHER = require("dispatcher", "admin")
@@ -70,7 +71,7 @@ def asset(path: str, request: Request) -> Response:
 def _row(e, work: Assignment | None, names: dict[str, str]) -> dict[str, Any]:
     return {"id": e.id, "state": e.state, "tier": e.tier, "reason": e.priority_reason, "weight": e.weight,
             "class": e.event_class, "device_id": e.device_id, "device_kind": e.device_kind, "feeder_id": e.feeder_id,
-            "customers_out": e.customers_out, "critical_count": e.critical_count, "hazards": e.hazards,
+            "customers_out": event_customers(e.customers_out), "critical_count": e.critical_count, "hazards": e.hazards,
             "cause": e.cause, "calls": e.report_count, "started_at": e.started_at, "lat": e.lat, "lon": e.lon,
             "etr_earliest": e.etr_earliest, "etr_latest": e.etr_latest, "closed": e.state in CLOSED_STATES,
             "assignment": None if work is None else {
@@ -128,6 +129,8 @@ def board_body(state, ids: str | None = None) -> dict[str, Any]:
             select(Plan).where(Plan.status == "proposed").order_by(Plan.id.desc()).limit(1))
     body: dict[str, Any] = {"seq": seq, "now": state.live.clock(), "events": [_row(e, work.get(e.id), names)
                                                                              for e in events]}
+    if state.clock_note:  # a replay's storm clock: the console says so next to its time ("storm time 14:20, 120x")
+        body["clock"] = state.clock_note
     if ids is None:
         jobs: dict[str, list[Assignment]] = {}
         for a in sorted(work.values(), key=lambda a: (a.sequence, a.id)):

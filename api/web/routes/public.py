@@ -14,6 +14,7 @@ from api.maps.geojson import etr_confidence
 from api.store.models import ACTIVE_ASSIGNMENT, Assignment, Event, Report
 from api.web.auth import Principal, require
 from api.web.schemas import CONTROL, Health, PublicEvent, ReportAccepted, ReportIn, ReportStatus
+from outage.figures import event_customers
 
 router = APIRouter(tags=["public"])
 ANYONE = require("member", "crew", "integration", "dispatcher", "admin")
@@ -128,7 +129,7 @@ def public_event(session, ev: Event) -> PublicEventStatus:
     stage = ("crew_assigned", "crew_en_route", "crew_on_site")[furthest] if furthest >= 0 else STAGE.get(
         ev.state, "assessing")
     confidence = etr_confidence(ev.etr_earliest, ev.etr_latest)
-    return PublicEventStatus(state=ev.state, stage=stage, customers_out=ev.customers_out, cause=cause,
+    return PublicEventStatus(state=ev.state, stage=stage, customers_out=event_customers(ev.customers_out), cause=cause,
                              etr_earliest=ev.etr_earliest, etr_latest=ev.etr_latest, crew_assigned=bool(crews),
                              etr_confidence=confidence)
 
