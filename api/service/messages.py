@@ -12,6 +12,7 @@ def event_message(row: dict[str, Any]) -> dict[str, Any]:
     msg = {k: row[k] for k in ("id", "state", "tier", "weight", "device_id", "device_kind", "feeder_id",
                                "customers_out", "critical_count", "hazards", "cause", "lat", "lon",
                                "etr_earliest", "etr_latest", "merged_into", "explanation")}
+    msg["etr_probability"] = (row.get("etr_detail") or {}).get("probability") if row.get("etr_latest") else None
     msg["class"] = row["event_class"]
     msg["closed"] = row["state"] in CLOSED_STATES
     return msg

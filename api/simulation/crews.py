@@ -139,7 +139,7 @@ class CrewSimulator:
             crew.pos = (crew.origin[0] + share * (crew.target[0] - crew.origin[0]),
                         crew.origin[1] + share * (crew.target[1] - crew.origin[1]))
             crew.http.post("/crew/position", json={"lon": crew.pos[0], "lat": crew.pos[1]}).raise_for_status()
-            if now >= crew.phase_end and self._status(crew, "on_site"):
+            if now >= crew.phase_end and self._status(crew, "on_site", crew.cause):  # the cause it found
                 crew.phase, crew.phase_start = "work", now
                 crew.phase_end = now + timedelta(minutes=crew.repair_minutes)
         elif crew.phase == "work" and now >= crew.phase_end:
