@@ -493,13 +493,11 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         from outage.etr_policy import Published, decide
 
         ev = self._track(event_id).event
+        if ev.etr is not None and ev.etr.source == "crew" and proposed.source != "crew":
+            return False  # a crew's ETR stands
         current, facts, stage = self._etr_state.get(ev.event_id, (None, 0, None))
         if fact or (stage is not None and proposed.source != stage) or (stage is None and ev.etr is not None):
             return True
-        if current is None and ev.etr is not None:
-            current = Published(ev.etr, facts)
-        if current is not None and current.etr.source == "crew":
-            return False
         _, publish = decide(current, proposed, now, facts, holds=holds)
         return publish
 

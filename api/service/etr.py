@@ -47,6 +47,8 @@ class LiveEtr:
         #: event -> the cause a crew or dispatcher reported (the engine's own guess is not a report)
         self.causes: dict[str, str] = {}
         self.learned = {"repairs": 0, "waits": 0}
+        #: events partly restored since their last estimate: a new fact for the next one (docs/etr.md)
+        self.new_facts: set[str] = set()
 
     # ------------------------------------------------------------------------------------------------ learning
     def note_action(self, a: dict[str, Any], now: datetime) -> None:
@@ -66,7 +68,10 @@ class LiveEtr:
         for c in changes:
             if isinstance(c, (EventCancelled, EventMerged)):
                 self.entries.pop(c.event_id, None)
+                self.new_facts.discard(c.event_id)
                 continue
+            if isinstance(c, EventRestored) and c.partial:
+                self.new_facts.add(c.event_id)
             if not isinstance(c, EventRestored) or c.partial:
                 continue
             try:
@@ -75,6 +80,7 @@ class LiveEtr:
                 continue
             on_site = next((t.time for t in ev.history if t.state == EventState.ON_SITE), None)
             entries = self.entries.pop(c.event_id, {})
+            self.new_facts.discard(c.event_id)
             if on_site is None or c.time < on_site:
                 continue  # restored without a crew on site (switching, meters back): no repair time to learn
             cause = self.causes.pop(c.event_id, "") or ev.cause or ""
@@ -108,6 +114,7 @@ class LiveEtr:
 
         if ev.etr is not None and ev.etr.source == "crew":
             return None
+        fact = fact or ev.event_id in self.new_facts
         kind = ev.device_kind or "*"
         elapsed = 0.0
         if stage == "on_site":
@@ -140,6 +147,7 @@ class LiveEtr:
         )
         if not engine.etr_news(ev.event_id, new, now, holds=holds, fact=fact):
             return None
+        self.new_facts.discard(ev.event_id)
         return {
             "action": "etr",
             "event_id": ev.event_id,

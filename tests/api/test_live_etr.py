@@ -135,3 +135,14 @@ def test_a_crew_etr_is_kept_as_entered_and_never_replaced(db_url, tokens):
             live.replan()
             ev = c.get(f"/events/{mine['event_id']}/evidence", headers=c.as_("dispatcher")).json()
             assert ev["etr"]["source"] == "crew" and ev["event"]["etr_latest"].startswith(at.isoformat()[:16])
+
+
+def test_a_bad_history_setting_is_said_and_the_service_still_estimates(tmp_path):
+    from api.service.etr import LiveEtr
+
+    bad = tmp_path / "history.csv"
+    bad.write_text("event_id,when\nE1,yesterday\n")
+    for path in (str(tmp_path / "missing.csv"), str(bad)):
+        e = LiveEtr(path)
+        assert e.history == 0 and "not learned" in e.status and path in e.status
+        assert e.model.estimate(T0, "storm", "fuse", wait_minutes=60).probability == 0.8
