@@ -490,7 +490,7 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
                  fact: bool = False) -> bool:
         """Whether :meth:`update_etr` with ``proposed`` would change anything (publish it, or count a new fact or
         stage); the engine is not changed. A service asks before journaling an estimate nobody would see."""
-        from outage.etr_policy import Published, decide
+        from outage.etr_policy import decide
 
         ev = self._track(event_id).event
         if ev.etr is not None and ev.etr.source == "crew" and proposed.source != "crew":
