@@ -147,6 +147,12 @@ class LiveEtr:
         )
         if not engine.etr_news(ev.event_id, new, now, holds=holds, fact=fact):
             return None
+        if not first and new.latest > ev.etr.latest:  # a slip: the renewed promise states FIRST too (wider)
+            wide = m.estimate(
+                now, stage, kind, wait_minutes=wait, cause=cause, elapsed=elapsed, probability=FIRST
+            )
+            if engine.etr_news(ev.event_id, wide, now, holds=holds, fact=fact):
+                new = wide
         self.new_facts.discard(ev.event_id)
         return {
             "action": "etr",
