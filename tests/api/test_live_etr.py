@@ -120,6 +120,8 @@ def test_a_crew_etr_is_kept_as_entered_and_never_replaced(db_url, tokens):
         live.settle()
         live.replan()
         mine = c.get("/crew/assignments", headers=c.as_("crew")).json()
+        assert mine or c.get("/crew/assignments", headers=c.as_("crew2")).json(), (
+            live.replanner.last, c.get("/events", headers=c.as_("dispatcher")).json())
         mine = mine[0] if mine else c.get("/crew/assignments", headers=c.as_("crew2")).json()[0]
         who = "crew" if mine["crew_id"] == "C1" else "crew2"
         past = c.post(f"/crew/assignments/{mine['id']}/status",
