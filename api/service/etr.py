@@ -189,11 +189,3 @@ class LiveEtr:
             if a is not None:
                 out.append(a)
         return out
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "history": self.history,
-            "status": self.status,
-            "learned": dict(self.learned),
-            "probability": self.model.probability,
-        }

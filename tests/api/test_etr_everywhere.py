@@ -32,16 +32,28 @@ def test_notifications_maps_console_and_stream_show_the_same_etr(db_url, tokens)
     with db.write() as s, s.begin():
         s.execute(update(Crew).where(Crew.id == "C2").values(status="off_shift"))
     clock = [T0]
-    settings = Settings(database_url=db_url, engine_tick_s=0.0, replan_debounce_s=3600.0, replan_max_wait_s=3600.0,
-                        replan_time_limit_s=1.0, replan_deterministic=True, replan_solution_limit=20)
+    settings = Settings(
+        database_url=db_url,
+        engine_tick_s=0.0,
+        replan_debounce_s=3600.0,
+        replan_max_wait_s=3600.0,
+        replan_time_limit_s=1.0,
+        replan_deterministic=True,
+        replan_solution_limit=20,
+    )
     app = create_app(settings, network=small_feeder(), clock=lambda: clock[0], map_refresh_s=0)
     with Client(app) as c:
         c.tokens = tokens
         live = app.state.oms.live
-        for account in ("A-sp3", "A-sp1", "A-sp5"):  # a small storm: one crew, three outages
-            r = c.post("/reports", json={"account": account, "contact": {"sms": "+15552000001", "prefer": "sms"}},
-                       headers=c.as_("member"))  # a signed-in member: no address confirmation first
+        # a small storm: one crew, three outages, reported by signed-in members (no address confirmation first)
+        for account in ("A-sp3", "A-sp1", "A-sp5"):
+            r = c.post(
+                "/reports",
+                json={"account": account, "contact": {"sms": "+15552000001", "prefer": "sms"}},
+                headers=c.as_("member"),
+            )
             assert r.status_code == 202, r.text
+        c.wait_processed()
         live.settle()
         live.replan()
         clock[0] += timedelta(minutes=20)
@@ -50,28 +62,41 @@ def test_notifications_maps_console_and_stream_show_the_same_etr(db_url, tokens)
         events = {e["id"]: e for e in c.get("/events", headers=c.as_("dispatcher")).json()}
         sp3 = next(e for e in events.values() if e["device_id"] in ("T2", "F2") or e["sp_id"] == "sp3")
         eid = sp3["id"]
-        lo, hi, p = (datetime.fromisoformat(sp3["etr_earliest"]), datetime.fromisoformat(sp3["etr_latest"]),
-                     sp3["etr_probability"])
+        lo, hi, p = (
+            datetime.fromisoformat(sp3["etr_earliest"]),
+            datetime.fromisoformat(sp3["etr_latest"]),
+            sp3["etr_probability"],
+        )
         assert lo < hi and p in (0.8, 0.9)
 
         # the console: the events list (above) and the event's ETR with its basis
         etr = c.get(f"/events/{eid}/evidence", headers=c.as_("dispatcher")).json()["etr"]
-        assert (datetime.fromisoformat(etr["earliest"]), datetime.fromisoformat(etr["latest"]),
-                etr["probability"]) == (lo, hi, p)
+        assert (
+            datetime.fromisoformat(etr["earliest"]),
+            datetime.fromisoformat(etr["latest"]),
+            etr["probability"],
+        ) == (lo, hi, p)
         # the stream: the last message about the event says the same
         said = [m.data for m in live.broker.since(0) if m.data.get("id") == eid and "etr_latest" in m.data]
         last = json.loads(json.dumps(said[-1], default=str))
-        assert (datetime.fromisoformat(last["etr_earliest"]), datetime.fromisoformat(last["etr_latest"]),
-                last["etr_probability"]) == (lo, hi, p)
+        assert (
+            datetime.fromisoformat(last["etr_earliest"]),
+            datetime.fromisoformat(last["etr_latest"]),
+            last["etr_probability"],
+        ) == (lo, hi, p)
         # the maps: the dispatcher's event, and the public area the event's customers are in (its only outage)
         disp = c.get("/maps/dispatcher.geojson", headers=c.as_("dispatcher")).json()
         feature = next(f["properties"] for f in disp["features"] if f["properties"].get("id") == eid)
-        assert (datetime.fromisoformat(feature["etr_low"]), datetime.fromisoformat(feature["etr_high"]),
-                feature["etr_probability"]) == (lo, hi, p)
+        assert (
+            datetime.fromisoformat(feature["etr_low"]),
+            datetime.fromisoformat(feature["etr_high"]),
+            feature["etr_probability"],
+        ) == (lo, hi, p)
         public = c.get("/maps/public.geojson").json()
         areas = [f["properties"] for f in public["features"] if f["properties"]["outages"]]
         assert areas
-        for a in areas:  # an area's range holds each of its outages' ranges; it states the smallest probability
+        # an area's range holds each of its outages' ranges; it states the smallest probability
+        for a in areas:
             mine = [e for e in disp["features"] if e["properties"].get("layer") == "event"]
             assert a["outages"] == len(mine) == len(events)  # the small feeder is one public area (k = 10)
             assert a["etr_from"] == min(e["properties"]["etr_low"] for e in mine)
@@ -87,8 +112,12 @@ def test_notifications_maps_console_and_stream_show_the_same_etr(db_url, tokens)
         with db.read() as s:
             rows = {r.id: r for r in s.scalars(select(OutboxMessage).where(OutboxMessage.event_id == eid))}
         jobs = worker.prepare(list(rows), clock[0])
-        texts = [j.msg.body for j in jobs if j.msg is not None  # every message that states the ETR
-                 and rows[j.row_id].kind in ("etr_update", "crew_dispatched", "outage_notice")]
+        texts = [
+            j.msg.body
+            for j in jobs
+            if j.msg is not None  # every message that states the ETR
+            and rows[j.row_id].kind in ("etr_update", "crew_dispatched", "outage_notice")
+        ]
         assert texts, [(rows[j.row_id].kind, j.msg and j.msg.body) for j in jobs]
         words = f"between {_clock(lo)} and {_clock(hi)}"
         assert any(words in t and f"({p:.0%} likely)" in t for t in texts), (words, texts)

@@ -17,8 +17,16 @@ T0 = datetime(2031, 3, 4, 15, 0, tzinfo=UTC)
 
 
 def _client(db_url, tokens, clock, **settings) -> Client:
-    s = Settings(database_url=db_url, engine_tick_s=0.0, replan_debounce_s=3600.0, replan_max_wait_s=3600.0,
-                 replan_time_limit_s=1.0, replan_deterministic=True, replan_solution_limit=20, **settings)
+    s = Settings(
+        database_url=db_url,
+        engine_tick_s=0.0,
+        replan_debounce_s=3600.0,
+        replan_max_wait_s=3600.0,
+        replan_time_limit_s=1.0,
+        replan_deterministic=True,
+        replan_solution_limit=20,
+        **settings,
+    )
     c = Client(create_app(s, network=small_feeder(), clock=lambda: clock[0], map_refresh_s=0))
     c.tokens = tokens
     return c
@@ -30,8 +38,10 @@ def _history(tmp_path, n=40):
     for i in range(n):
         kind = ("fuse", "transformer", "service")[i % 3]
         on_site = datetime(2030, 6, 1, 8, 0, tzinfo=UTC) + timedelta(hours=i)
-        rows.append(f"H{i},{on_site.isoformat()},{(on_site + timedelta(minutes=40 + 3 * i)).isoformat()},"
-                    f"{('tree', 'equipment')[i % 2]},{kind},{on_site.isoformat()}")
+        rows.append(
+            f"H{i},{on_site.isoformat()},{(on_site + timedelta(minutes=40 + 3 * i)).isoformat()},"
+            f"{('tree', 'equipment')[i % 2]},{kind},{on_site.isoformat()}"
+        )
     path = tmp_path / "history.csv"
     path.write_text("\n".join(rows) + "\n")
     return path
@@ -65,6 +75,7 @@ def test_a_storms_events_get_every_stage_from_the_learned_model(db_url, tokens, 
         assert live.etr.history == 40 and live.etr.model.restored == 40
         for account in ("A-sp1", "A-sp3", "A-sp5"):
             assert c.post("/reports", json={"account": account}).status_code == 202
+        c.wait_processed()
         live.settle()
         live.replan()  # no crew on shift: every event gets the storm stage
         events = c.get("/events", headers=c.as_("dispatcher")).json()
@@ -81,11 +92,18 @@ def test_a_storms_events_get_every_stage_from_the_learned_model(db_url, tokens, 
 
         mine = c.get("/crew/assignments", headers=c.as_("crew")).json()[0]
         clock[0] += timedelta(minutes=2)
-        assert c.post(f"/crew/assignments/{mine['id']}/status", json={"status": "en_route"},
-                      headers=c.as_("crew")).status_code == 200
+        assert (
+            c.post(
+                f"/crew/assignments/{mine['id']}/status", json={"status": "en_route"}, headers=c.as_("crew")
+            ).status_code
+            == 200
+        )
         clock[0] += timedelta(minutes=20)
-        r = c.post(f"/crew/assignments/{mine['id']}/status", json={"status": "on_site", "cause": "tree"},
-                   headers=c.as_("crew"))
+        r = c.post(
+            f"/crew/assignments/{mine['id']}/status",
+            json={"status": "on_site", "cause": "tree"},
+            headers=c.as_("crew"),
+        )
         assert r.status_code == 200, r.text
         eid = mine["event_id"]
         assert "on_site" in _stages(db_url)[eid]
@@ -93,13 +111,20 @@ def test_a_storms_events_get_every_stage_from_the_learned_model(db_url, tokens, 
         assert detail["cause"] == "tree" and detail["cause_confirmed"]
         db = Database(db_url)
         with db.read() as s:
-            on_site = [j.payload for j in s.scalars(select(JournalEntry).where(JournalEntry.kind == "action"))
-                       if j.payload.get("stage") == "on_site" and j.payload["event_id"] == eid]
-        assert "tree" in on_site[-1]["args"]["etr"]["basis"] and on_site[-1]["args"]["fact"]  # the cause is a fact
+            on_site = [
+                j.payload
+                for j in s.scalars(select(JournalEntry).where(JournalEntry.kind == "action"))
+                if j.payload.get("stage") == "on_site" and j.payload["event_id"] == eid
+            ]
+        # the on-site estimate uses the reported cause, a new fact
+        assert "tree" in on_site[-1]["args"]["etr"]["basis"] and on_site[-1]["args"]["fact"]
 
         clock[0] += timedelta(minutes=75)
-        r = c.post(f"/crew/assignments/{mine['id']}/status", json={"status": "restored", "cause": "tree"},
-                   headers=c.as_("crew"))
+        r = c.post(
+            f"/crew/assignments/{mine['id']}/status",
+            json={"status": "restored", "cause": "tree"},
+            headers=c.as_("crew"),
+        )
         assert r.status_code == 200, r.text
         assert live.etr.learned["repairs"] == 1 and live.etr.model.restored == 41
         assert list(live.etr.model.repair[(live.engine.event(eid).device_kind, "tree")])[-1] == 75.0
@@ -107,7 +132,8 @@ def test_a_storms_events_get_every_stage_from_the_learned_model(db_url, tokens, 
         with db.read() as s:
             assert s.get(Event, eid).state == "restored"
         db.dispose()
-    with _client(db_url, tokens, clock, etr_history=str(_history(tmp_path))) as c:  # a restart learns it again
+    # a restart learns it all again, from the history and the journal
+    with _client(db_url, tokens, clock, etr_history=str(_history(tmp_path))) as c:
         live = c.app.state.oms.live
         assert live.etr.learned["repairs"] == 1 and live.etr.model.restored == 41
 
@@ -117,21 +143,31 @@ def test_a_crew_etr_is_kept_as_entered_and_never_replaced(db_url, tokens):
     with _client(db_url, tokens, clock) as c:
         live = c.app.state.oms.live
         assert c.post("/reports", json={"account": "A-sp3"}).status_code == 202
+        c.wait_processed()
         live.settle()
         live.replan()
         mine = c.get("/crew/assignments", headers=c.as_("crew")).json()
         assert mine or c.get("/crew/assignments", headers=c.as_("crew2")).json(), (
-            live.replanner.last, c.get("/events", headers=c.as_("dispatcher")).json())
+            live.replanner.last,
+            c.get("/events", headers=c.as_("dispatcher")).json(),
+        )
         mine = mine[0] if mine else c.get("/crew/assignments", headers=c.as_("crew2")).json()[0]
         who = "crew" if mine["crew_id"] == "C1" else "crew2"
-        past = c.post(f"/crew/assignments/{mine['id']}/status",
-                      json={"status": "on_site", "etr": (T0 - timedelta(hours=1)).isoformat()}, headers=c.as_(who))
+        past = c.post(
+            f"/crew/assignments/{mine['id']}/status",
+            json={"status": "on_site", "etr": (T0 - timedelta(hours=1)).isoformat()},
+            headers=c.as_(who),
+        )
         assert past.status_code == 422 and "past" in past.text
         at = T0 + timedelta(hours=3, minutes=10)
-        r = c.post(f"/crew/assignments/{mine['id']}/status", json={"status": "on_site", "etr": at.isoformat()},
-                   headers=c.as_(who))
+        r = c.post(
+            f"/crew/assignments/{mine['id']}/status",
+            json={"status": "on_site", "etr": at.isoformat()},
+            headers=c.as_(who),
+        )
         assert r.status_code == 200, r.text
-        for minutes in (10, 200, 400):  # estimates keep coming (re-plans); the crew's word stands, even overdue
+        # estimates keep coming (re-plans); the crew's word stands, even once overdue
+        for minutes in (10, 200, 400):
             clock[0] = T0 + timedelta(minutes=minutes)
             live._dirty()
             live.replan()

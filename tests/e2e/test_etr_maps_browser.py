@@ -19,10 +19,12 @@ from api.maps import MapOptions, PageConfig, StaticProvider, create_router  # no
 def _click_popup(page, lat: float, lon: float, zoom: str = "map_oms.getZoom()"):
     popup = page.locator(".leaflet-popup-content")
     for _ in range(10):  # a live update may redraw or move the view between the aim and the click: re-aim
-        x, y = page.evaluate(f"(() => {{ map_oms.setView([{lat}, {lon}], {zoom}, {{animate: false}});"
-                             f" const p = map_oms.latLngToContainerPoint([{lat}, {lon}]);"
-                             " const r = document.getElementById('map_oms').getBoundingClientRect();"
-                             " return [r.left + p.x, r.top + p.y]; })()")
+        x, y = page.evaluate(
+            f"(() => {{ map_oms.setView([{lat}, {lon}], {zoom}, {{animate: false}});"
+            f" const p = map_oms.latLngToContainerPoint([{lat}, {lon}]);"
+            " const r = document.getElementById('map_oms').getBoundingClientRect();"
+            " return [r.left + p.x, r.top + p.y]; })()"
+        )
         page.wait_for_timeout(300)
         page.mouse.click(x, y)
         try:
@@ -39,8 +41,13 @@ def test_both_maps_state_the_etr_with_its_probability(tmp_path):
     village = replace(state.events[0], etr_probability=0.8)  # 20:00-21:30 UTC, 80%
     state = replace(state, events=(village, *state.events[1:]))
     app = FastAPI()
-    app.include_router(create_router(StaticProvider(net, state), options=MapOptions(min_customers=10),
-                                     page=PageConfig(public_interval_s=60, dispatcher_interval_s=60)))
+    app.include_router(
+        create_router(
+            StaticProvider(net, state),
+            options=MapOptions(min_customers=10),
+            page=PageConfig(public_interval_s=60, dispatcher_interval_s=60),
+        )
+    )
     with serve(app) as base, launch_browser() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 800}, timezone_id="UTC")
         errors, _ = watch(page, base)
@@ -50,7 +57,9 @@ def test_both_maps_state_the_etr_with_its_probability(tmp_path):
         assert village.event_id in text and "(80%)" in text, text
         page.goto(f"{base}/maps/public")
         page.wait_for_function("document.querySelector('#oms-customers-out').textContent === '21'")
-        area = page.evaluate("(() => { const c = oms_layer_areas.getLayers()[0].getCenter(); return [c.lat, c.lng]; })()")
+        area = page.evaluate(
+            "(() => { const c = oms_layer_areas.getLayers()[0].getCenter(); return [c.lat, c.lng]; })()"
+        )
         text = _click_popup(page, area[0], area[1])
         assert "Power back between" in text and "(80% likely)" in text, text
         assert errors == []
