@@ -378,7 +378,8 @@ class LiveEngine(DispatchActions, QueueThread):
                 note(c.event_id, "etr")
             else:
                 note(c.event_id, "event_updated")
-        self.etr.observe(self.engine, changes)
+        if self.etr is not None:
+            self.etr.observe(self.engine, changes)
         if not kinds:
             return []
         before, written = self._write_events(session, list(kinds), now)
@@ -538,7 +539,8 @@ class LiveEngine(DispatchActions, QueueThread):
                 changes += eng.tick(j.at)
             elif j.kind == "action":
                 changes += self._apply_action(j.payload, j.at)
-        self.etr.observe(eng, changes)  # what the journal restored teaches the ETR model, as it did live
+        if self.etr is not None:  # what the journal restored teaches the ETR model, as it did live
+            self.etr.observe(eng, changes)
 
     # ================================================================ plans
     def _dirty(self) -> None:
