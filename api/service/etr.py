@@ -49,6 +49,7 @@ class LiveEtr:
         self.learned = {"repairs": 0, "waits": 0}
         #: events partly restored since their last estimate: a new fact for the next one (docs/etr.md)
         self.new_facts: set[str] = set()
+        self._passed: dict[str, object] = {}  # event -> its passed estimate, already flagged for a re-plan
 
     # ------------------------------------------------------------------------------------------------ learning
     def note_action(self, a: dict[str, Any], now: datetime) -> None:
@@ -164,9 +165,9 @@ class LiveEtr:
         }
 
     def storm_actions(self, engine, now: datetime, planned: set[str], crews: int, actor: str) -> list[dict]:
-        """``storm`` ETRs for every open event not in the plan (``planned``: events with a crew's ETA) and no crew
-        on site: wait = the open backlog's crew-minutes (expected
-        repair of every open event, + a drive for those not reached yet) per crew on shift."""
+        """``storm`` ETRs for every open event not in the plan (``planned``: events with a crew's ETA): wait = the
+        open backlog's crew-minutes (expected repair of every open event, + a drive for those not reached yet) per
+        crew on shift; and ``on_site`` ones for every event a crew works on (the time on site grows)."""
         events = [e for e in engine.events if not e.merged_into]
         backlog = 0.0
         m = self.model
@@ -183,9 +184,26 @@ class LiveEtr:
         wait = m.storm_wait(backlog, max(crews, 1))
         out, cache = [], {}
         for e in events:
-            if e.event_id in planned or e.state.value == "on_site":
+            if e.state.value == "on_site":  # its crew's estimate, also when the plan does not list the job
+                a = self.action(engine, e, now, "on_site", actor)
+                if a is not None:
+                    out.append(a)
+                continue
+            if e.event_id in planned:
                 continue
             a = self.action(engine, e, now, "storm", actor, wait=wait, cache=cache)
             if a is not None:
                 out.append(a)
         return out
+
+    def overdue(self, engine, now: datetime) -> bool:
+        """Whether an open event's published estimate has passed since the last look (a crew's own ETR is its
+        word, not renewed): the service then re-plans once, and the next estimate replaces it (rule 2)."""
+        passed = {
+            e.event_id: e.etr
+            for e in engine.events
+            if e.etr is not None and e.etr.source != "crew" and e.etr.latest < now
+        }
+        new = any(self._passed.get(eid) != etr for eid, etr in passed.items())
+        self._passed = passed
+        return new

@@ -197,6 +197,8 @@ class LiveEngine(DispatchActions, QueueThread):
                 if self.role == "leader":  # what the other processes committed
                     self._catch_up(window=10_000)
                 self.tick()
+                if self.etr is not None and self.etr.overdue(self.engine, self.clock()):
+                    self._dirty()  # a promise has passed: the next plan renews it (docs/etr.md, rule 2)
             due = self._replan_due()
             if due is not None and time.monotonic() >= due:
                 try:

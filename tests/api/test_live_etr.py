@@ -184,3 +184,21 @@ def test_a_bad_history_setting_is_said_and_the_service_still_estimates(tmp_path)
         e = LiveEtr(path)
         assert e.history == 0 and "not learned" in e.status and path in e.status
         assert e.model.estimate(T0, "storm", "fuse", wait_minutes=60).probability == 0.8
+
+
+def test_a_passed_promise_asks_for_one_replan_that_renews_it(db_url, tokens):
+    clock = [T0]
+    with _client(db_url, tokens, clock) as c:
+        live = c.app.state.oms.live
+        assert c.post("/reports", json={"account": "A-sp5"}).status_code == 202
+        c.wait_processed()
+        live.settle()
+        live.replan()
+        (ev,) = live.engine.events
+        first = ev.etr
+        assert first is not None and not live.etr.overdue(live.engine, clock[0])
+        clock[0] = first.latest + timedelta(minutes=1)  # the promise has passed
+        assert live.etr.overdue(live.engine, clock[0])
+        assert not live.etr.overdue(live.engine, clock[0])  # flagged once, not at every tick
+        live.replan()
+        assert ev.etr.latest > clock[0] and not live.etr.overdue(live.engine, clock[0])
