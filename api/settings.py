@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     #: waiting for the search.
     replan_deterministic: bool = False
     replan_solution_limit: int = Field(200, ge=1)
+    #: An events CSV of past restorations (``device_kind``, ``cause``, ``on_site``, ``restored``: the format
+    #: ``EtrModel.learn_history`` reads) the ETR model learns from at start-up, before the service's own journal.
+    etr_history: str | None = None
     #: The live loop runs the engine's timers this often (wall-clock seconds); 0: only ``LiveEngine.tick`` runs
     #: them (a replay that drives its own clock).
     engine_tick_s: float = Field(1.0, ge=0.0)

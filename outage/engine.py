@@ -106,6 +106,9 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         self._ids = itertools.count(1)
         self._events: dict[str, _Track] = {}
         self._changes: list[Change] = []
+        #: per event: what the no-churn rule (outage.etr_policy) published, the count of new facts, the last stage
+        #: proposed (a stage change is a new fact)
+        self._etr_state: dict[str, tuple] = {}
         g = self.grid
         n = g.n_devices
         # pending roll-up counters per device
@@ -452,41 +455,61 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         crews: int | None = None,
         etr: etr_mod.Etr | dict | None = None,
         holds: float | None = None,
+        fact: bool = False,
     ) -> list[Change]:
-        """Recompute an event's ETR: crew-entered (``crew_at``), assigned (``eta_minutes`` from dispatch), or
-        from the storm backlog (``backlog_repair_minutes`` and ``crews``). Small changes are not churned.
+        """Recompute an event's ETR: crew-entered (``crew_at``), a ready-made estimate (``etr``), assigned
+        (``eta_minutes`` from dispatch), or from the storm backlog (``backlog_repair_minutes`` and ``crews``).
 
-        ``etr``: a ready-made estimate (the learned model's, :mod:`outage.etr_model`; an :class:`~outage.etr.Etr`
-        or its journal form, :func:`outage.etr.etr_from_dict`), published through the no-churn rule of
-        :mod:`outage.etr_policy` (a change of its ``source``, the stage, is a new fact; ``holds`` is the published
-        range's probability under it)."""
+        ``etr``: the learned model's estimate (:mod:`outage.etr_model`; an :class:`~outage.etr.Etr` or its journal
+        form, :func:`outage.etr.etr_from_dict`). Every estimate is published through the one no-churn rule,
+        :func:`outage.etr_policy.decide`: ``holds`` is the published range's probability under the new estimate,
+        ``fact`` says a new fact arrived (the cause reported, part of the customers restored); a change of stage
+        (the estimate's ``source``) is one too. A crew-entered ETR is published as entered and never replaced by an
+        estimate."""
+        from outage.etr_policy import Published, decide
+
         tr = self._track(event_id)
         now = now or self.clock()
         ev = tr.event
         kind = ev.device_kind
         if etr is not None:
-            from outage.etr_policy import Published, decide
-
             proposed = etr_mod.etr_from_dict(etr) if isinstance(etr, dict) else etr
-            current = None if ev.etr is None else Published(ev.etr, 0)
-            fact = int(ev.etr is not None and ev.etr.source != proposed.source)
-            state, publish = decide(current, proposed, now, fact, holds=holds)
-            new = state.etr if publish else ev.etr
         elif crew_at is not None:
             proposed = etr_mod.crew_etr(now, crew_at)
-            new = proposed
+        elif eta_minutes is not None:
+            proposed = etr_mod.assigned_etr(now, eta_minutes, kind, ev.cause)
+        elif backlog_repair_minutes is not None and crews:
+            proposed = etr_mod.backlog_etr(now, kind, backlog_repair_minutes, crews, ev.cause)
+        else:  # nothing known yet: travel + repair by device kind, low confidence
+            proposed = etr_mod.backlog_etr(now, kind, 0.0, 1, ev.cause)
+        current, facts, stage = self._etr_state.get(ev.event_id, (None, 0, None))
+        if current is None and ev.etr is not None:
+            current = Published(ev.etr, facts)
+        facts += int(fact or (stage is not None and proposed.source != stage))
+        if proposed.source == "crew":  # as entered: a crew's word is a fact, and outranks every estimate
+            state, publish = Published(proposed, facts), True
         else:
-            if eta_minutes is not None:
-                proposed = etr_mod.assigned_etr(now, eta_minutes, kind, ev.cause)
-            elif backlog_repair_minutes is not None and crews:
-                proposed = etr_mod.backlog_etr(now, kind, backlog_repair_minutes, crews, ev.cause)
-            else:  # nothing known yet: travel + repair by device kind, low confidence
-                proposed = etr_mod.backlog_etr(now, kind, 0.0, 1, ev.cause)
-            new = etr_mod.update(ev.etr, proposed, now)
-        if new is not ev.etr:
-            ev.etr = new
+            state, publish = decide(current, proposed, now, facts, holds=holds)
+        self._etr_state[ev.event_id] = (state, facts, proposed.source)
+        if publish and state.etr != ev.etr:
+            ev.etr = state.etr
             self._changes.append(EventUpdated(ev.event_id, now, "etr"))
         return self._flush()
+
+    def etr_news(self, event_id: str, proposed: etr_mod.Etr, now: datetime, *, holds: float | None = None,
+                 fact: bool = False) -> bool:
+        """Whether :meth:`update_etr` with ``proposed`` would change anything (publish it, or count a new fact or
+        stage); the engine is not changed. A service asks before journaling an estimate nobody would see."""
+        from outage.etr_policy import decide
+
+        ev = self._track(event_id).event
+        if ev.etr is not None and ev.etr.source == "crew" and proposed.source != "crew":
+            return False  # a crew's ETR stands
+        current, facts, stage = self._etr_state.get(ev.event_id, (None, 0, None))
+        if fact or (stage is not None and proposed.source != stage) or (stage is None and ev.etr is not None):
+            return True
+        _, publish = decide(current, proposed, now, facts, holds=holds)
+        return publish
 
     # ================================================================ public API: queries
     @property

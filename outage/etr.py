@@ -119,8 +119,10 @@ def crew_etr(now: datetime, at: datetime) -> Etr:
 
 
 def update(previous: Etr | None, proposed: Etr, now: datetime, threshold: timedelta = CHURN_THRESHOLD) -> Etr:
-    """The ETR to publish: a crew's ETR is never replaced by an estimate; a change of the middle smaller than
-    ``threshold`` keeps the previous range (no churn) unless the previous one has become past."""
+    """The previous no-churn rule, kept only as the benchmark's "today" baseline (``bench/etr.py``,
+    :mod:`api.simulation.restoration`): a crew's ETR is never replaced by an estimate; a change of the middle smaller
+    than ``threshold`` keeps the previous range unless the previous one has become past. What is published is
+    decided by :func:`outage.etr_policy.decide` (the engine, and through it notifications, maps and the console)."""
     if previous is None:
         return proposed
     if previous.source == "crew" and proposed.source != "crew":

@@ -114,6 +114,8 @@ class EtrModel:
     labelled: deque = field(default_factory=lambda: deque(maxlen=KEEP_POOLED))
     _fit: tuple | None = field(default=None, repr=False, compare=False)
     _prior: tuple = field(default=(0.0, 0.0, 0.0), repr=False, compare=False)
+    #: totals already computed since the last sample (a service asks the same question for many events at once)
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.probability < 1.0:
@@ -129,6 +131,7 @@ class EtrModel:
             self.repair.setdefault(key, deque(maxlen=KEEP)).append(float(minutes))
         self.labelled.append((kind, cause, float(minutes)))
         self.restored += 1
+        self._memo.clear()
 
     def learn_wait(self, stage: str, planned_minutes: float, actual_minutes: float) -> None:
         """At ``stage`` the wait for a crew was planned as ``planned_minutes``; it took ``actual_minutes``."""
@@ -136,6 +139,7 @@ class EtrModel:
             raise ValueError(f"learn_wait: stage must be one of {STAGES[:3]}, got {stage!r}")
         r = (max(actual_minutes, 0.0) + _WAIT_PAD) / (max(planned_minutes, 0.0) + _WAIT_PAD)
         self.ratio.setdefault(stage, deque(maxlen=KEEP)).append(r)
+        self._memo.clear()
 
     def learn_history(self, path: str | os.PathLike, columns: dict[str, str] | None = None,
                       tz: str = "UTC") -> int:
@@ -270,6 +274,15 @@ class EtrModel:
         """A sample of the minutes to restoration at ``stage`` (wait + repair, independent: sum of quantile grids)."""
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+        key = (stage, float(wait_minutes), kind, cause, float(elapsed))
+        hit = self._memo.get(key)
+        if hit is None:
+            if len(self._memo) > 1024:
+                self._memo.clear()
+            hit = self._memo[key] = self._total(stage, wait_minutes, kind, cause, elapsed)
+        return hit
+
+    def _total(self, stage: str, wait_minutes: float, kind: str, cause: str, elapsed: float) -> np.ndarray:
         rep = np.quantile(self.repair_shape(kind, cause, elapsed), _LEVELS)
         if stage == "on_site":
             return rep

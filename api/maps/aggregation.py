@@ -164,6 +164,9 @@ class AreaOutage:
     etr_low: datetime | None
     etr_high: datetime | None
     etr_pending: bool  # some outage here has no ETR yet
+    #: the smallest stated probability of the area's ETRs: each member's own outage's range lies inside the area's
+    #: range, so each member's restoration falls in it with at least this probability (None: none stated)
+    etr_probability: float | None = None
 
     @property
     def percent_out(self) -> float:
@@ -223,6 +226,9 @@ def aggregate_outages(partition: AreaPartition, sp_customers: np.ndarray,
     np.fmin.at(area_low, pair_area, low[pair_event])
     np.fmax.at(area_high, pair_area, high[pair_event])
     pending = np.bincount(pair_area, weights=np.isnan(low[pair_event]), minlength=n_areas) > 0
+    prob = np.array([e.etr_probability if e.etr_probability is not None else np.nan for e in events], dtype=float)
+    area_prob = np.full(n_areas, np.inf)
+    np.fmin.at(area_prob, pair_area, prob[pair_event])
     crew_rank = np.array([CREW_STATUSES.index(e.crew_status) for e in events], dtype=np.int64)
     area_crew = np.zeros(n_areas, dtype=np.int64)
     np.maximum.at(area_crew, pair_area, crew_rank[pair_event])
@@ -245,6 +251,7 @@ def aggregate_outages(partition: AreaPartition, sp_customers: np.ndarray,
             etr_low=_from_epoch(area_low[a]),
             etr_high=_from_epoch(area_high[a]),
             etr_pending=bool(pending[a]),
+            etr_probability=float(area_prob[a]) if np.isfinite(area_prob[a]) else None,
         ))
     summary = OutageSummary(
         customers_out=figures.customers_out(((e.sp_indices, e.customers_out) for e in events), sp_customers),

@@ -258,13 +258,14 @@ class MapData:
             "place": areas.place_names[place], "postcode": areas.postcodes[place] or None,
             "customers_out": 0, "customers_served": served, "percent_out": 0.0, "outages": 0,
             "cause": None, "crew": None, "etr_from": None, "etr_by": None, "etr_confidence": None,
-            "etr_pending": False, "restored_at": iso(restored_at),
+            "etr_probability": None, "etr_pending": False, "restored_at": iso(restored_at),
         }
         if a is not None:
             props.update(customers_out=a.customers_out, percent_out=round(a.percent_out, 1), outages=a.events,
                          cause=", ".join(a.causes) if a.causes else None, crew=a.crew_status or None,
                          etr_from=iso(a.etr_low), etr_by=iso(a.etr_high),
-                         etr_confidence=etr_confidence(a.etr_low, a.etr_high), etr_pending=a.etr_pending)
+                         etr_confidence=etr_confidence(a.etr_low, a.etr_high), etr_pending=a.etr_pending,
+                         etr_probability=a.etr_probability)
         return props
 
     def _track_restored(self, out_keys: set[tuple[str, int]], now: datetime) -> dict[tuple[str, int], datetime]:
@@ -305,7 +306,8 @@ class MapData:
                     "layer": "event", "id": e.event_id, "device": e.device_id, "tier": e.tier,
                     "class": e.event_class, "status": e.status, "customers_out": e.customers_out,
                     "cause": e.cause or None, "crew_status": e.crew_status or None,
-                    "etr_low": iso(e.etr_low), "etr_high": iso(e.etr_high), "started": iso(e.started),
+                    "etr_low": iso(e.etr_low), "etr_high": iso(e.etr_high),
+                    "etr_probability": e.etr_probability, "started": iso(e.started),
                     "explanation": e.explanation,
                 },
             })

@@ -43,6 +43,8 @@ class MapEvent:
     crew_status: str = ""
     etr_low: datetime | None = None
     etr_high: datetime | None = None
+    #: the ETR range's stated probability (0.8: 80% of similar outages were restored within it); None: not stated
+    etr_probability: float | None = None
     explanation: str = ""
     status: str = "predicted"
     started: datetime | None = None

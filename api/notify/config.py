@@ -88,10 +88,5 @@ class NotifySettings(BaseSettings):
     ack_sla_s: float = Field(900.0, gt=0)
     ack_at_risk_s: float = Field(300.0, gt=0)
 
-    #: ETR updates: only when the ETR moves earlier by this much, or later by ``etr_later_min`` ...
-    etr_threshold_min: float = Field(30.0, ge=0)
-    etr_later_min: float = Field(15.0, ge=0)
-    #: ... and at most one per customer per event in this interval (a newer ETR replaces a waiting one).
-    etr_min_interval_min: float = Field(30.0, ge=0)
     #: How often the planner looks for changed events.
     plan_interval_s: float = Field(1.0, gt=0)

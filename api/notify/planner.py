@@ -6,7 +6,8 @@ updated since its last look (with an overlap: a transaction may commit an older 
 merges to the surviving event, finds the audience — the event's reporters who left contact details, and every
 opted-in contact downstream of the event's device — and asks :func:`api.notify.policy.decide` per audience and
 kind. Decisions are written with the ledger in one transaction; idempotency keys (kind, event, audience, content)
-make a rescan, a restart or a second planner harmless.
+make a rescan, a restart or a second planner harmless. An ETR update goes out when the event's published ETR changes:
+the engine decided that by the one no-churn rule (:mod:`outage.etr_policy`); the planner adds no threshold.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from api.notify.policy import (
     decide,
     digest,
     etr_digest,
+    etr_probability,
     quiet_until,
 )
 from api.store.db import Database
@@ -147,6 +149,7 @@ class Planner:
         context = {"customers": event_customers(ev.customers_out), "cause": ev.cause if ev.cause_confirmed else None,
                    "etr_earliest": ev.etr_earliest.isoformat() if ev.etr_earliest else None,
                    "etr_latest": ev.etr_latest.isoformat() if ev.etr_latest else None,
+                   "etr_probability": etr_probability(ev.etr_detail),
                    "crew_eta": crew_eta.isoformat() if crew_eta else None}
         plans = []
         for a in audience.values():
@@ -157,9 +160,7 @@ class Planner:
                 last = ledger.get((a.key, kind))
                 sent = Sent(last.digest, last.etr, last.at) if last is not None else None
                 quiet = quiet_until(now, a.quiet_start, a.quiet_end, a.timezone) if not a.reporter else None
-                d = decide(kind, sent, dig, ev.etr_latest, now, quiet_end=quiet,
-                           etr_earlier_min=self.s.etr_threshold_min, etr_later_min=self.s.etr_later_min,
-                           etr_min_interval_min=self.s.etr_min_interval_min)
+                d = decide(kind, sent, dig, now, quiet_end=quiet)
                 if d.send:
                     plans.append((a, kind, dig, d.at, last))
                     states_etr = states_etr or kind in ("outage_notice", "crew_dispatched")
@@ -186,7 +187,7 @@ class Planner:
         if ev.state in CREW_STATES and crew:
             yield "crew_dispatched", digest("crew")
         if ev.etr_latest is not None:
-            yield "etr_update", etr_digest(ev.etr_latest)
+            yield "etr_update", published_etr(ev)
 
     def _write(self, session, ev: Event, a: Audience, kind: str, dig: str, at: datetime, last, context) -> None:
         payload = {"to": a.address, "language": a.language,
@@ -215,18 +216,18 @@ class Planner:
             for k, v in values.items():
                 setattr(row, k, v)
         if kind in ("outage_notice", "crew_dispatched") and etr is not None:
-            # the notice states the ETR: an ETR update is only news once the ETR moves
-            self._ledger_etr(session, a.key, ev.id, etr, at)
+            # the notice states the ETR: an ETR update is only news once the published ETR changes
+            self._ledger_etr(session, a.key, ev.id, etr, published_etr(ev), at)
         session.flush()
 
     @staticmethod
-    def _ledger_etr(session, audience: str, event_id: str, etr: datetime, at: datetime) -> None:
+    def _ledger_etr(session, audience: str, event_id: str, etr: datetime, dig: str, at: datetime) -> None:
         row = session.scalar(select(NotifyLedger).where(NotifyLedger.audience == audience,
                                                         NotifyLedger.event_id == event_id,
                                                         NotifyLedger.kind == "etr_update"))
         if row is None:
             session.add(NotifyLedger(audience=audience, event_id=event_id, kind="etr_update",
-                                     digest=etr_digest(etr), etr=etr, at=at))
+                                     digest=dig, etr=etr, at=at))
 
     # ---------------------------------------------------------------------------------------------- audiences
     def people(self, session, ev: Event) -> tuple[list[Audience], list[Audience]]:
@@ -288,6 +289,11 @@ class Planner:
         self.stats["parked"] += len(reasons)
         log.warning("parked %d contacts the planner cannot serve: %s", len(reasons),
                     "; ".join(f"{cid}: {r}" for cid, r in list(reasons.items())[:5]))
+
+
+def published_etr(ev) -> str:
+    """The digest of an ``events`` row's published ETR (range and stated probability)."""
+    return etr_digest(ev.etr_earliest, ev.etr_latest, etr_probability(ev.etr_detail))
 
 
 def event_family(ev: Event) -> list[str]:

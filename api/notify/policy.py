@@ -7,8 +7,10 @@ Rules, after what utilities do and what customers complain about (research: noti
 - Every opted-in customer downstream of a predicted or confirmed outage gets a proactive notice, not only reporters.
 - At most one message per customer per event per kind unless its content changed (the ledger's digest); events
   merged into another carry their ledger along, so a merge never notifies twice.
-- ETR updates only when the ETR moves earlier by ``etr_threshold_min`` or later by ``etr_later_min``, and at most
-  one per ``etr_min_interval_min``: a change inside the interval waits, and a newer one replaces it.
+- ETR updates when the published ETR changes, and only then. What is published is decided once, by the engine's
+  no-churn rule (:func:`outage.etr_policy.decide`, stated in docs/etr.md): a range that no longer overlaps, ends
+  more than 30 min later, or has passed. Notifications add no threshold of their own; a waiting update is replaced
+  by a newer one (the planner coalesces), so a member is never sent a range that is no longer the published one.
 - Quiet hours (per contact, local time) hold non-urgent messages until they end; acknowledgments, restoration
   notices and keyword answers are never held.
 - SMS keywords: the opt-out words of the big SMS platforms (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE,
@@ -114,14 +116,6 @@ def quiet_until(now: datetime, start_min: int | None, end_min: int | None, tz: s
     return end_local.astimezone(now.tzinfo)
 
 
-def etr_change_matters(old: datetime | None, new: datetime | None, *, earlier_min: float, later_min: float) -> bool:
-    """Whether an ETR moved enough to tell people: first ETR, ETR withdrawn, or a move past the thresholds."""
-    if old is None or new is None:
-        return old is not new
-    delta = (new - old).total_seconds() / 60.0
-    return delta >= later_min or -delta >= earlier_min
-
-
 @dataclass(frozen=True, slots=True)
 class Sent:
     """What the ledger says one audience was last told about an event, for one kind."""
@@ -138,17 +132,13 @@ class Decision:
     reason: str = ""
 
 
-def decide(kind: str, last: Sent | None, digest: str, etr: datetime | None, now: datetime, *,
-           quiet_end: datetime | None, etr_earlier_min: float = 30.0, etr_later_min: float = 15.0,
-           etr_min_interval_min: float = 30.0) -> Decision:
-    """Whether to send a message of ``kind`` with content ``digest`` now, later (``at``) or not at all."""
+def decide(kind: str, last: Sent | None, digest: str, now: datetime, *, quiet_end: datetime | None) -> Decision:
+    """Whether to send a message of ``kind`` with content ``digest`` now, later (``at``) or not at all. An
+    ``etr_update``'s digest is the published range (:func:`etr_digest`): a new range is news, the same one is not;
+    whether a new estimate becomes a new published range was decided by :mod:`outage.etr_policy`."""
     if last is not None and last.digest == digest:
         return Decision(False, reason="already told")
     at = now
-    if kind == "etr_update" and last is not None:
-        if not etr_change_matters(last.etr, etr, earlier_min=etr_earlier_min, later_min=etr_later_min):
-            return Decision(False, reason="ETR change below threshold")
-        at = max(at, last.at + timedelta(minutes=etr_min_interval_min))
     if kind not in URGENT_KINDS and quiet_end is not None and quiet_end > at:
         at = quiet_end
     return Decision(True, at, "")
@@ -159,11 +149,18 @@ def digest(*parts: object) -> str:
     return hashlib.blake2b("|".join("" if p is None else str(p) for p in parts).encode(), digest_size=8).hexdigest()
 
 
-def etr_digest(etr_latest: datetime | None) -> str:
-    """ETR content rounded to 5 minutes: a recomputation that moves nothing is not news."""
-    if etr_latest is None:
+def etr_digest(etr_earliest: datetime | None, etr_latest: datetime | None, probability: float | None = None) -> str:
+    """The published ETR as content: its range and stated probability (a new published range is news)."""
+    if etr_latest is None and etr_earliest is None:
         return "none"
-    return str(int(etr_latest.timestamp() // 300))
+    return digest(*(int(t.timestamp()) if t is not None else None for t in (etr_earliest, etr_latest)),
+                  None if probability is None else round(float(probability), 3))
+
+
+def etr_probability(detail: dict | None) -> float | None:
+    """The stated probability of an ``events`` row's ETR (its ``etr_detail``), if the estimate states one."""
+    p = (detail or {}).get("probability")
+    return float(p) if p is not None else None
 
 
 def parse_keyword(body: str) -> str:

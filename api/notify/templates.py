@@ -39,6 +39,8 @@ class Context:
     area: str | None = None
     etr_earliest: datetime | None = None
     etr_latest: datetime | None = None
+    #: the ETR's stated probability (0.8: 80% of similar outages were restored within the range); None: not stated
+    etr_probability: float | None = None
     crew_eta: datetime | None = None
     cause: str | None = None
     #: ``confirm_request``: the link that confirms an e-mail address (``status_url`` is not used then).
@@ -84,18 +86,21 @@ def _day(t: datetime, now: datetime, tz: ZoneInfo, lang: str) -> str:
 
 
 def _when(c: Context, now: datetime, tz: ZoneInfo, lang: str) -> str | None:
-    """The ETR as words: 'by 5:00 PM', 'between 3:30 PM and 5:00 PM tomorrow'."""
+    """The ETR as words with its stated probability: 'by 5:00 PM (80% likely)', 'between 3:30 PM and 5:00 PM
+    tomorrow (80% likely)' -- the range and number the maps and the console show."""
     lo, hi = c.etr_earliest, c.etr_latest
     if lo is None and hi is None:
         return None
     hi = hi or lo
     day = _day(hi, now, tz, lang)
+    p = c.etr_probability
+    odds = "" if p is None else (f" (probabilidad {p:.0%})" if lang == "es" else f" ({p:.0%} likely)")
     if lo is None or abs((hi - lo).total_seconds()) < 15 * 60:
-        return (f"hacia las {_clock(hi, tz, lang)}{day}" if lang == "es"
-                else f"by {_clock(hi, tz, lang)}{day}")
+        return (f"hacia las {_clock(hi, tz, lang)}{day}{odds}" if lang == "es"
+                else f"by {_clock(hi, tz, lang)}{day}{odds}")
     if lang == "es":
-        return f"entre las {_clock(lo, tz, lang)} y las {_clock(hi, tz, lang)}{day}"
-    return f"between {_clock(lo, tz, lang)} and {_clock(hi, tz, lang)}{day}"
+        return f"entre las {_clock(lo, tz, lang)} y las {_clock(hi, tz, lang)}{day}{odds}"
+    return f"between {_clock(lo, tz, lang)} and {_clock(hi, tz, lang)}{day}{odds}"
 
 
 def _scope(c: Context, lang: str) -> str:

@@ -45,7 +45,8 @@ from api.notify import confirm as confirm_mod
 from api.notify.channels import Channel, DeliveryError, Outgoing
 from api.notify.config import NotifySettings
 from api.notify.models import SUPPRESSED, NotifyDelivery, NotifyLedger, NotifyOptOut, normalize_address
-from api.notify.policy import backoff_s, choose_route, etr_digest
+from api.notify.planner import published_etr
+from api.notify.policy import backoff_s, choose_route, etr_probability
 from api.notify.templates import Context, render
 from api.store.db import Database
 from api.store.models import Event, OutboxMessage, Report, utcnow
@@ -85,7 +86,7 @@ class Job:
     msg: Outgoing | None
     audience: str | None = None
     ack_event: str | None = None
-    ack_etr: datetime | None = None
+    ack_etr: tuple[datetime | None, str] | None = None  # the acknowledged event's ETR (latest, digest)
     outcome: str = ""
     provider_id: str | None = None
     error: str | None = None
@@ -212,10 +213,11 @@ class Worker:
                           status_url=s.status_url.format(reference=report.reference),
                           customers=event_customers(ev.customers_out) if ev is not None else None,
                           etr_earliest=ev.etr_earliest if ev is not None else None,
-                          etr_latest=ev.etr_latest if ev is not None else None)
+                          etr_latest=ev.etr_latest if ev is not None else None,
+                          etr_probability=etr_probability(ev.etr_detail) if ev is not None else None)
             if ev is not None and route_channel != "log":
                 job.audience = f"{route_channel}:{normalize_address(route_channel, to)}"
-                job.ack_event, job.ack_etr = ev.id, ev.etr_latest
+                job.ack_event, job.ack_etr = ev.id, (ev.etr_latest, published_etr(ev))
             kind = "acknowledgment"
         else:
             route_channel, to = row.channel or "log", payload.get("to") or ""
@@ -231,6 +233,7 @@ class Worker:
                           status_url=s.status_url.format(reference=c["reference"]) if c.get("reference") else None,
                           customers=c.get("customers"), area=c.get("area"), cause=c.get("cause"),
                           etr_earliest=_dt(c.get("etr_earliest")), etr_latest=_dt(c.get("etr_latest")),
+                          etr_probability=c.get("etr_probability"),
                           crew_eta=_dt(c.get("crew_eta")),
                           confirm_url=s.confirm_url.format(code=c["confirm_code"]) if c.get("confirm_code") else None,
                           note=c.get("note"))
@@ -305,8 +308,8 @@ class Worker:
                 set_opt_out(session, channel, address, True, "provider", now)
             if ledger:  # the ETR an acknowledgment stated is not news again
                 conn.execute(_ledger_upsert(conn.dialect.name), [
-                    {"audience": audience, "event_id": event_id, "kind": "etr_update", "digest": etr_digest(etr),
-                     "etr": etr, "outbox_id": None, "at": now} for (audience, event_id), etr in sorted(
+                    {"audience": audience, "event_id": event_id, "kind": "etr_update", "digest": dig,
+                     "etr": etr, "outbox_id": None, "at": now} for (audience, event_id), (etr, dig) in sorted(
                         ledger.items(), key=lambda kv: kv[0])])
             for j in holds:
                 channel, to, lang, reference, _ = j.hold

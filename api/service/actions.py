@@ -42,6 +42,11 @@ class DispatchActions:
         from outage.events import EventState
 
         eng, kind, eid, actor = self.engine, a["action"], a.get("event_id"), a.get("actor", "?")
+        if self.etr is not None:
+            self.etr.note_action(a, now)
+        if kind == "cause":  # a crew or dispatcher reports what caused it (the on-site ETR uses it)
+            eng.event(eid).cause = a["cause"]
+            return []
         if kind == "confirm":
             changes = []
             if eng.event(eid).state.value in ("unconfirmed", "probable"):
@@ -64,7 +69,10 @@ class DispatchActions:
         if kind == "state":
             return self._advance(eid, a["state"], actor, now)
         if kind == "etr":
-            return eng.update_etr(eid, now, **a["args"])
+            args = dict(a["args"])
+            if isinstance(args.get("crew_at"), str):  # the journal's JSON form
+                args["crew_at"] = datetime.fromisoformat(args["crew_at"])
+            return eng.update_etr(eid, now, **args)
         raise ValueError(f"journal: unknown action {kind!r}")
 
     def _advance(self, eid: str, target: str, actor: str, now: datetime) -> list:
@@ -143,7 +151,7 @@ class DispatchActions:
         """The rows an action changes besides its events: a confirmed cause, reports after a split, the
         assignments of a closed event, and the event's history line."""
         eid, kind = action.get("event_id"), action["action"]
-        if kind in ("confirm", "restore") and action.get("cause"):
+        if kind in ("confirm", "restore", "cause") and action.get("cause"):
             session.execute(update(Event).where(Event.id == eid).values(cause=action["cause"], cause_confirmed=True))
         if kind == "split":
             self._resync_reports(session, [c.event_id for c in changes] + [eid])
@@ -178,8 +186,19 @@ class DispatchActions:
         return row
 
     def confirm(self, eid: str, actor: str, cause: str | None = None, note: str | None = None):
-        self.act({"action": "confirm", "event_id": eid, "actor": actor, "cause": cause, "reason": note})
+        action = {"action": "confirm", "event_id": eid, "actor": actor, "cause": cause, "reason": note}
+        with self._lock:  # a cause reported while the crew is on site: the on-site ETR uses it at once
+            ev = self._engine_event(eid) if cause else None
+            e = None if ev is None or ev.state.value != "on_site" or self.etr is None else self.etr.action(
+                self.engine, ev, self.clock(), "on_site", actor, cause=cause, fact=True)
+            self.act_many([action] + ([e] if e is not None else []))
         return self._event_row(eid)
+
+    def _engine_event(self, eid: str):
+        try:
+            return None if self.engine is None else self.engine.event(eid)
+        except KeyError:
+            return None  # act_many says 404
 
     def cancel(self, eid: str, actor: str, reason: str):
         self.act({"action": "cancel", "event_id": eid, "actor": actor, "reason": reason})
@@ -281,13 +300,18 @@ class DispatchActions:
         return a
 
     def crew_update(self, assignment_id: int, crew_id: str, status: str, *, cause: str | None, note: str | None,
-                    actor: str) -> Assignment:
+                    actor: str, etr: datetime | None = None) -> Assignment:
+        """A crew's status. ``cause``: what the crew found (on site: the on-site ETR uses it); ``etr``: the crew's
+        own restoration time, published as entered and never replaced by an estimate."""
         with self.db.read() as session:
             a = session.get(Assignment, assignment_id)
         if a is None or a.crew_id != crew_id:
             raise ApiError(404, "not_found", f"your crew has no assignment {assignment_id}")
         if a.status not in ACTIVE_ASSIGNMENT:
             raise ApiError(409, "conflict", f"assignment {assignment_id} is {a.status}")
+        if etr is not None and etr < self.clock():
+            raise ApiError(422, "invalid", f"etr {etr.isoformat()} is in the past",
+                           [{"field": "body.etr", "message": "in the past"}])
         result: list[Assignment] = []
 
         def work(session, now):
@@ -316,8 +340,38 @@ class DispatchActions:
                       "note": f"crew {crew_id} needs help" + (f": {note}" if note else "")}
         else:
             action = {"action": "state", "event_id": a.event_id, "actor": actor, "state": status}
-        self.act(action, session_work=work)
+        with self._lock:
+            actions = [action] + ([] if status == "restored" else self._crew_etr_actions(a, status, cause, etr, actor))
+            self.act_many(actions, session_work=work)
         return result[0]
+
+    def _crew_etr_actions(self, a: Assignment, status: str, cause: str | None, etr: datetime | None,
+                          actor: str) -> list[dict]:
+        """What a crew's status says about the ETR: the cause it reports, its own ETR, or the stage it starts
+        (``assigned`` on the way, from the plan's ETA; ``on_site`` on arrival, with the cause when reported)."""
+        if self.engine is None or self.etr is None:
+            return []
+        try:
+            ev = self.engine.event(a.event_id)
+        except KeyError:
+            return []  # act_many says 404
+        now = self.clock()
+        out: list[dict] = []
+        if cause:
+            out.append({"action": "cause", "event_id": a.event_id, "actor": actor, "cause": cause})
+        if etr is not None:
+            out.append({"action": "etr", "event_id": a.event_id, "actor": actor,
+                        "args": {"crew_at": etr.isoformat()}})
+            return out
+        on_site = status == "on_site" or (ev.state.value == "on_site" and status != "en_route")
+        if on_site:
+            e = self.etr.action(self.engine, ev, now, "on_site", actor, cause=cause or None, fact=bool(cause))
+        elif status == "en_route" and a.eta is not None:
+            eta = a.eta if a.eta.tzinfo else a.eta.replace(tzinfo=now.tzinfo)
+            e = self.etr.action(self.engine, ev, now, "assigned", actor, wait=(eta - now).total_seconds() / 60.0)
+        else:
+            e = None
+        return out + ([e] if e is not None else [])
 
     def crew_position(self, crew_id: str, lat: float, lon: float, at: datetime | None) -> Crew:
         now = self.clock()

@@ -76,6 +76,7 @@ class LiveEngine(DispatchActions, QueueThread):
         self._first_dirty: float | None = None
         self._last_dirty: float | None = None
         self.replanner = None
+        self.etr = None  # api.service.etr.LiveEtr, with the territory
         self.stats = {"processed": 0, "replans": 0, "batches": 0, "resyncs": 0}
         self._resync_at: float | None = None  # monotonic time of the next resync attempt; None: in sync
         self._resync_failures = 0
@@ -137,7 +138,10 @@ class LiveEngine(DispatchActions, QueueThread):
         if self.rules_name != "normal":
             self.engine.switch_rules(None, self.rules_name)
         self._hist_n = {}
+        from api.service.etr import LiveEtr
         from api.service.replan import Replanner
+
+        self.etr = LiveEtr(self.settings.etr_history)  # learns again from the journal as it is replayed
 
         if self.replanner is not None:
             self.replanner.close()
@@ -193,6 +197,8 @@ class LiveEngine(DispatchActions, QueueThread):
                 if self.role == "leader":  # what the other processes committed
                     self._catch_up(window=10_000)
                 self.tick()
+                if self.etr is not None and self.etr.overdue(self.engine, self.clock()):
+                    self._dirty()  # a promise has passed: the next plan renews it (docs/etr.md, rule 2)
             due = self._replan_due()
             if due is not None and time.monotonic() >= due:
                 try:
@@ -374,6 +380,8 @@ class LiveEngine(DispatchActions, QueueThread):
                 note(c.event_id, "etr")
             else:
                 note(c.event_id, "event_updated")
+        if self.etr is not None:
+            self.etr.observe(self.engine, changes)
         if not kinds:
             return []
         before, written = self._write_events(session, list(kinds), now)
@@ -517,22 +525,24 @@ class LiveEngine(DispatchActions, QueueThread):
             if j.kind in by_kind:
                 by_kind[j.kind].extend(j.payload["ids"])
         rows = {kind: {r.id: r for r in _rows(session, MODELS[kind], ids)} for kind, ids in by_kind.items()}
-        eng = self.engine
+        eng, changes = self.engine, []
         for j in chunk:
             if j.kind == "report":
                 for i in j.payload["ids"]:
-                    eng.ingest_report(_domain_report(rows["report"][i]))
+                    changes += eng.ingest_report(_domain_report(rows["report"][i]))
             elif j.kind == "meter":
-                eng.ingest_ami([AmiEvent(m.meter, m.kind, m.at) for m in (rows["meter"][i]
-                                                                         for i in j.payload["ids"])])
+                changes += eng.ingest_ami([AmiEvent(m.meter, m.kind, m.at) for m in (rows["meter"][i]
+                                                                                    for i in j.payload["ids"])])
             elif j.kind == "scada":
                 for i in j.payload["ids"]:
                     s = rows["scada"][i]
-                    eng.ingest_scada(ScadaEvent(s.device_id, s.kind, s.at))
+                    changes += eng.ingest_scada(ScadaEvent(s.device_id, s.kind, s.at))
             elif j.kind == "tick":
-                eng.tick(j.at)
+                changes += eng.tick(j.at)
             elif j.kind == "action":
-                self._apply_action(j.payload, j.at)
+                changes += self._apply_action(j.payload, j.at)
+        if self.etr is not None:  # what the journal restored teaches the ETR model, as it did live
+            self.etr.observe(eng, changes)
 
     # ================================================================ plans
     def _dirty(self) -> None:

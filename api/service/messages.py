@@ -15,6 +15,7 @@ def event_message(row: dict[str, Any]) -> dict[str, Any]:
                                "customers_out", "critical_count", "hazards", "cause", "lat", "lon",
                                "etr_earliest", "etr_latest", "merged_into", "explanation")}
     msg["customers_out"] = event_customers(row["customers_out"])
+    msg["etr_probability"] = (row.get("etr_detail") or {}).get("probability") if row.get("etr_latest") else None
     msg["class"] = row["event_class"]
     msg["closed"] = row["state"] in CLOSED_STATES
     return msg

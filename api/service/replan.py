@@ -6,7 +6,8 @@ priority — and crews come from the database with their positions, shifts and c
 are never undone: a locked or manual assignment pins its crew to that event (the crew's ``current_job``) and the
 optimizer plans everything else around it. In ``auto`` mode the plan replaces only unlocked, not yet started
 assignments; in ``propose`` mode it is stored for a dispatcher to accept. Each assignment's ETA becomes the event's
-ETR (through the engine, journaled like any other action).
+learned ETR at its stage (queued, assigned, on site), and every open event without a crew's ETA gets the storm
+stage's (:mod:`api.service.etr`; through the engine's no-churn rule, journaled like any other action).
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ class PlanHost(Protocol):
     db: Any
     broker: Any
     plan_mode: str
+    etr: Any  # api.service.etr.LiveEtr: the learned model and the ETR actions it proposes
+    _lock: Any
 
     def clock(self) -> datetime: ...
 
@@ -174,6 +177,7 @@ class Replanner:
             problem, excluded, pinned = self.build(session, now)
         if problem is None or not problem.jobs:
             if not excluded:
+                self.storm_etrs(now)
                 self.last = {"jobs": 0, "excluded": {}, "seconds": time.monotonic() - started}
                 return None  # nothing open, or no crew on shift: no plan to show
             # open events but nothing to plan: store that, with the reasons, so the dispatcher sees why
@@ -206,9 +210,26 @@ class Replanner:
                                            created_at=now, updated_at=now))
         if status == "applied":
             self._apply(plan_id, rows, now)
+        self.storm_etrs(now)
         live.broker.publish("plan", {"id": plan_id, "status": status, "solver": solver, **{
             k: v for k, v in detail.items() if k != "excluded"}})
         return plan_id
+
+    def storm_etrs(self, now: datetime) -> None:
+        """The ``storm`` stage: an ETR for every open event without a crew's ETA (not planned, dropped, or no crew
+        on shift), from the backlog per crew on shift (:meth:`api.service.etr.LiveEtr.storm_actions`)."""
+        live = self.live
+        if live.engine is None or getattr(live, "etr", None) is None:
+            return
+        with live.db.read() as session:
+            planned = set(session.scalars(select(Assignment.event_id).where(
+                Assignment.status.in_(ACTIVE_ASSIGNMENT), Assignment.eta.is_not(None))))
+            crews = sum(1 for c in session.scalars(select(Crew).where(Crew.status != "off_shift"))
+                        if c.shift_end is None or c.shift_end > now)
+        with live._lock:
+            actions = live.etr.storm_actions(live.engine, now, planned, crews, "etr")
+        if actions:
+            live.act_many(actions, replan=False, skip_invalid=True)
 
     def _solve(self, problem):
         """OR-Tools in a worker process, warm-started from the previous plan; the greedy baseline if it fails.
@@ -299,13 +320,13 @@ class Replanner:
             session.flush()
             messages += [("assignment", _msg(a)) for a in out if a.id is not None]
         live.publish(messages)
-        actions = []
+        actions, cache = [], {}
         for a in out:
             if live.engine.event(a.event_id).state.value in ("unconfirmed", "probable", "confirmed"):
                 actions.append({"action": "state", "event_id": a.event_id, "state": "dispatched", "actor": actor,
                                 "verb": "dispatch a crew to"})
-            if a.eta is not None:
-                actions.append(_etr_action(live, a, now, actor))
+            if a.eta is not None and (e := _etr_action(live, a, now, actor, cache)) is not None:
+                actions.append(e)
         # one engine pass and one transaction for the whole plan; an event closed meanwhile is skipped
         live.act_many(actions, replan=False, skip_invalid=True)
         return out
@@ -351,26 +372,17 @@ def _travel_source(network):
     return graph.travel_time_matrix
 
 
-def _etr_action(live: PlanHost, a: Assignment, now: datetime, actor: str) -> dict:
-    """The ETR a planned job gets: the learned model's (``live.etr_model``, an :class:`outage.etr_model.EtrModel`,
-    when the service keeps one) at its stage -- ``assigned`` for a crew's first stop, ``queued`` behind it -- with
-    its stated probability, through the engine's no-churn rule; else today's (ETA + the table's repair)."""
-    eta = max(0.0, (a.eta - now).total_seconds() / 60.0)
-    model = getattr(live, "etr_model", None)
-    if model is None:
-        return {"action": "etr", "event_id": a.event_id, "actor": actor, "args": {"eta_minutes": eta}}
-    from outage.etr import etr_to_dict
-
+def _etr_action(live: PlanHost, a: Assignment, now: datetime, actor: str, cache: dict) -> dict | None:
+    """The ETR a planned job gets from the service's learned model (:class:`api.service.etr.LiveEtr`) at its
+    stage: ``on_site`` while its crew works there, ``assigned`` for a crew's next stop (or a crew on its way),
+    ``queued`` behind it; None when it changes nothing members would see."""
     ev = live.engine.event(a.event_id)
-    stage = "assigned" if a.sequence == 0 else "queued"
-    kind = ev.device_kind or "*"
-    first = ev.etr is None
-    from outage.etr_policy import FIRST
-
-    new = model.estimate(now, stage, kind, wait_minutes=eta, probability=FIRST if first else None)
-    holds = None if first else model.holds(ev.etr, now, stage, kind, wait_minutes=eta)
-    return {"action": "etr", "event_id": a.event_id, "actor": actor,
-            "args": {"etr": etr_to_dict(new), "holds": holds}}
+    eta = max(0.0, (a.eta - now).total_seconds() / 60.0)
+    if ev.state.value == "on_site":
+        stage = "on_site"
+    else:
+        stage = "assigned" if a.sequence == 0 or a.status == "en_route" else "queued"
+    return live.etr.action(live.engine, ev, now, stage, actor, wait=eta, cache=cache)
 
 
 def _msg(a: Assignment) -> dict:

@@ -139,7 +139,7 @@ class CrewSimulator:
             crew.pos = (crew.origin[0] + share * (crew.target[0] - crew.origin[0]),
                         crew.origin[1] + share * (crew.target[1] - crew.origin[1]))
             crew.http.post("/crew/position", json={"lon": crew.pos[0], "lat": crew.pos[1]}).raise_for_status()
-            if now >= crew.phase_end and self._status(crew, "on_site"):
+            if now >= crew.phase_end and self._status(crew, "on_site", crew.cause):  # the cause it found
                 crew.phase, crew.phase_start = "work", now
                 crew.phase_end = now + timedelta(minutes=crew.repair_minutes)
         elif crew.phase == "work" and now >= crew.phase_end:
@@ -161,6 +161,37 @@ class CrewSimulator:
         return self._rng(event_id).choices(causes, weights)[0]
 
     def _repair_minutes(self, event_id: str, device_kind: str | None, cause: str) -> float:
-        from api.service.replan import service_minutes
+        return repair_minutes(self._rng(event_id + ":repair"), device_kind, cause)
 
-        return service_minutes(device_kind, cause) * self._rng(event_id + ":repair").uniform(0.6, 1.4)
+
+#: Device kinds of last season's outages (most are a transformer or one customer's service drop).
+PAST_KINDS = (("service", 6), ("transformer", 5), ("fuse", 3), ("recloser", 1), ("switch", 1), ("breaker", 1))
+
+
+def repair_minutes(rng: random.Random, device_kind: str | None, cause: str) -> float:
+    """The demo's truth of a repair (crew on site -> restored): the planner's estimate x a factor 0.6-1.4."""
+    from api.service.replan import service_minutes
+
+    return service_minutes(device_kind, cause) * rng.uniform(0.6, 1.4)
+
+
+def past_season(path, seed: int, events: int = 300) -> str:
+    """Write last season's restored outages as an events CSV (the format ``EtrModel.learn_history`` reads, with
+    ``device_kind`` and ``on_site``), drawn from the demo's own crews -- another seed, not this storm's draws. The
+    demo's service learns its ETRs from it (``OMS_ETR_HISTORY``), as a utility imports its outage history."""
+    from datetime import UTC
+
+    rng = random.Random(f"past-season:{seed}")
+    kinds, kw = zip(*PAST_KINDS, strict=True)
+    causes, cw = zip(*FOUND_CAUSES, strict=True)
+    t = datetime(2025, 4, 1, 6, 0, tzinfo=UTC)
+    rows = ["event_id,start,on_site,restored,device_kind,cause"]
+    for i in range(events):
+        t += timedelta(hours=rng.uniform(2, 40))
+        kind, cause = rng.choices(kinds, kw)[0], rng.choices(causes, cw)[0]
+        on_site = t + timedelta(minutes=rng.uniform(20, 120))
+        done = on_site + timedelta(minutes=repair_minutes(rng, kind, cause))
+        rows.append(f"P{i + 1},{t.isoformat()},{on_site.isoformat()},{done.isoformat()},{kind},{cause}")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(rows) + "\n")
+    return str(path)

@@ -164,7 +164,7 @@ class Demo:
 
         from api.maps import PageConfig
         from api.settings import Settings
-        from api.simulation.crews import CrewSimulator
+        from api.simulation.crews import CrewSimulator, past_season
         from api.simulation.storm import StormFeed, storm_messages
         from api.web.app import create_app
 
@@ -173,7 +173,8 @@ class Demo:
         settings = Settings(database_url=self.db_url, engine_tick_s=0.0, replan_debounce_s=1e9,
                             replan_max_wait_s=1e9, replan_time_limit_s=self.o.replan_time_limit_s,
                             replan_deterministic=True, replan_solution_limit=200, rate_limit_per_minute=60_000.0,
-                            rate_limit_burst=10_000, figures_interval_s=0.0)  # the figures: sampled each step
+                            rate_limit_burst=10_000, figures_interval_s=0.0,  # the figures: sampled each step
+                            etr_history=past_season(self.out / "etr-history.csv", self.o.seed))  # last season
         page = PageConfig(utility_name="Sample Electric Cooperative (demo)", public_interval_s=5.0,
                           dispatcher_interval_s=2.0)
         # the maps rebuild on every read: the driver samples once per step; the browsers poll every few seconds

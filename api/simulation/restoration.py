@@ -362,7 +362,14 @@ class Restoration:
                                                                 cause=cause, elapsed=elapsed)
         offer = proposed if ev.state is not None else self.model.estimate(
             t, stage, ev.kind, wait_minutes=wait, cause=cause, elapsed=elapsed, probability=FIRST)
-        ev.state, publish = decide(ev.state, offer, t, ev.facts, holds=holds)
+        state, publish = decide(ev.state, offer, t, ev.facts, holds=holds)
+        if publish and ev.state is not None and offer.latest > ev.state.etr.latest:  # a slip: renew it wider
+            wide = self.model.estimate(t, stage, ev.kind, wait_minutes=wait, cause=cause, elapsed=elapsed,
+                                       probability=FIRST)
+            state_w, publish_w = decide(ev.state, wide, t, ev.facts, holds=holds)
+            if publish_w:
+                state, offer = state_w, wide
+        ev.state = state
         if publish:
             ev.published.append((t, offer))
         if entering:

@@ -205,6 +205,12 @@ class Event(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     restored_at: Mapped[datetime | None] = mapped_column(default=None)
 
+    @property
+    def etr_probability(self) -> float | None:
+        """The ETR range's stated probability (``etr_detail``), what every surface shows beside the range."""
+        p = (self.etr_detail or {}).get("probability") if self.etr_latest is not None else None
+        return float(p) if p is not None else None
+
 
 class EventHistory(Base):
     """Every transition of an event with time and actor (``engine``, ``optimizer`` or a user name)."""

@@ -93,6 +93,7 @@ class LiveMapProvider:
                         event_class=ev.event_class or "", customers_out=event_customers(ev.customers_out),
                         sp_indices=self._service_points(ev), cause=ev.cause or "", crew_status=crew_status,
                         etr_low=_utc(ev.etr_earliest), etr_high=_utc(_later(ev.etr_earliest, ev.etr_latest)),
+                        etr_probability=(ev.etr_detail or {}).get("probability") if ev.etr_latest else None,
                         explanation=ev.explanation or "", status=ev.state, started=_utc(ev.started_at))
 
     @staticmethod
@@ -153,7 +154,7 @@ def _digest(events: tuple[MapEvent, ...], crews: tuple[MapCrew, ...]) -> str:
     h = hashlib.blake2b(digest_size=12)
     for e in events:
         h.update(repr((e.event_id, e.device_id, e.tier, e.event_class, e.customers_out, e.cause, e.crew_status,
-                       e.etr_low, e.etr_high, e.status, e.explanation, len(e.sp_indices))).encode())
+                       e.etr_low, e.etr_high, e.etr_probability, e.status, e.explanation, len(e.sp_indices))).encode())
     for c in crews:
         h.update(repr((c.crew_id, round(c.lon, 6), round(c.lat, 6), c.status, c.route)).encode())
     return h.hexdigest()

@@ -140,6 +140,8 @@ class PublicEvent(BaseModel):
     cause: str | None
     etr_earliest: datetime | None
     etr_latest: datetime | None
+    etr_probability: float | None = Field(None, description="the stated chance that power is back within the "
+                                                            "range (0.8: 80% of similar outages were)")
     crew_assigned: bool
 
 
@@ -209,6 +211,7 @@ class EventOut(BaseModel):
     lon: float | None
     etr_earliest: datetime | None
     etr_latest: datetime | None
+    etr_probability: float | None = None
     merged_into: str | None
     started_at: datetime
     updated_at: datetime
@@ -300,11 +303,17 @@ class CrewOut(BaseModel):
 
 class CrewStatusIn(In):
     status: CrewUpdate
-    cause: str | None = Field(None, min_length=1, max_length=64, description="required with 'restored'")
+    cause: str | None = Field(None, min_length=1, max_length=64,
+                              description="what the crew found; required with 'restored'. On site it sets the "
+                                          "on-site ETR (the repair of this kind and cause)")
     note: str | None = Field(None, max_length=500)
+    etr: Stamp | None = Field(None, description="the crew's own restoration time: published as entered, "
+                                                        "never replaced by an estimate")
 
     @model_validator(mode="after")
     def _cause(self):
+        if self.status == "restored" and self.etr is not None:
+            raise ValueError("a restored job has no ETR")
         if self.status == "restored" and not self.cause:
             raise ValueError("status 'restored' needs a cause")
         return self

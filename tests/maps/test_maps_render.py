@@ -41,7 +41,7 @@ def test_public_geojson_has_areas_and_no_personal_data(data):
         assert f["geometry"]["type"] in ("Polygon", "MultiPolygon")
         assert set(p) == {"id", "level", "name", "place", "postcode", "customers_out", "customers_served",
                           "percent_out", "outages", "cause", "crew", "etr_from", "etr_by", "etr_confidence",
-                          "etr_pending", "restored_at"}
+                          "etr_probability", "etr_pending", "restored_at"}
         assert p["level"] in ("place", "area")
     for secret in personal_strings(data.network) | {"EV-100", "EV-101", "FV", "TF1", "C-7", "Line crew 7"}:
         assert secret not in body, f"{secret!r} leaked into the public GeoJSON"

@@ -60,20 +60,22 @@ def test_proactive_notice_goes_to_every_opted_in_contact_downstream_only(db):
     assert p.scan() == 0
 
 
-def test_crew_etr_and_restoration_with_threshold_and_no_churn(db):
+def test_crew_etr_and_restoration_without_a_threshold_of_its_own(db):
     _contacts(db, [{"sp_id": "sp3", "sms": "+15551000003"}])
     add_reports(db, [{"sms": "+15552000001", "prefer": "sms"}], sp_id="sp4")
     with db.write() as s, s.begin():
         s.execute(update(Report).values(event_id="E1"))
     etr = utcnow() + timedelta(hours=3)
     _event(db, etr_latest=etr)
-    p = _planner(db, etr_min_interval_min=0)
+    p = _planner(db)
     p.scan()
     kinds = sorted((r.kind, r.payload["to"]) for r in _outbox(db))
     # the subscriber's notice carries the ETR (no separate update); the reporter gets the ETR as an update
     assert kinds == [("etr_update", "+15552000001"), ("outage_notice", "+15551000003")]
-    _event(db, etr_latest=etr + timedelta(minutes=10))  # below the 15-minute "later" threshold
+    _event(db, customers_out=5)  # not an ETR change
     assert p.scan() == 0
+    _event(db, etr_latest=etr + timedelta(minutes=10))  # the engine published a new range (outage.etr_policy)
+    assert p.scan() == 2  # both hear it: notifications add no threshold to the engine's rule
     _event(db, etr_latest=etr + timedelta(minutes=50))
     assert p.scan() == 2  # both hear the new ETR
     with db.write() as s, s.begin():
@@ -124,7 +126,7 @@ def test_a_waiting_etr_update_is_replaced_by_the_newer_one(db):
         s.execute(update(Report).values(event_id="E1"))
     etr = utcnow() + timedelta(hours=3)
     _event(db, etr_latest=etr)
-    p = _planner(db, etr_min_interval_min=60)
+    p = _planner(db)
     p.scan()
     with db.write() as s, s.begin():  # the first update has gone out
         s.execute(update(OutboxMessage).where(OutboxMessage.kind == "etr_update").values(status="sent"))
@@ -165,3 +167,44 @@ def test_an_event_whose_planning_fails_is_retried_after_the_watermark_moved(db, 
     monkeypatch.setattr(p, "plan_event", real)
     assert p.scan(utcnow() + timedelta(hours=1)) == 1  # far past the watermark's overlap: retried by id
     assert p.retry == set()
+
+
+def test_members_hear_exactly_the_ranges_the_engine_published(db):
+    """One rule: the engine publishes an estimate only when it matters (outage.etr_policy.decide), and the planner
+    sends every published range and nothing else -- no threshold or interval of its own."""
+    import random
+
+    from outage.engine import OutageEngine
+    from outage.etr import Etr
+    from outage.reports import Report as DomainReport
+
+    rng = random.Random(22)
+    t0 = utcnow().replace(second=0, microsecond=0)
+    eng = OutageEngine.from_network(small_feeder(), clock=lambda: t0)
+    eng.ingest_report(DomainReport("r1", t0, sp_id="sp4", neighbours_out=True))
+    (ev,) = eng.events
+    add_reports(db, [{"sms": "+15552000001", "prefer": "sms"}], sp_id="sp4")  # a reporter: no outage notice
+    with db.write() as s, s.begin():
+        s.execute(update(Report).values(event_id="E1"))
+    _event(db)
+    p = _planner(db)
+    p.scan()
+    published, proposals = [], 60
+    for i in range(proposals):
+        now = t0 + timedelta(minutes=10 * i)
+        lo = now + timedelta(minutes=15 * rng.randint(1, 16))
+        proposed = Etr(lo, lo + timedelta(minutes=15 * rng.randint(1, 8)), "low",
+                       rng.choice(["storm", "queued", "assigned", "on_site"]), "", probability=rng.choice([0.8, 0.9]))
+        before = ev.etr
+        eng.update_etr(ev.event_id, now, etr=proposed, holds=rng.random(), fact=rng.random() < 0.1)
+        if ev.etr != before:  # what the live engine persists: the published range and its probability
+            published.append(ev.etr)
+            _event(db, etr_earliest=ev.etr.earliest, etr_latest=ev.etr.latest,
+                   etr_detail={"probability": ev.etr.probability, "source": ev.etr.source})
+        p.scan()
+        with db.write() as s, s.begin():  # delivered: the next one is a message of its own, not a coalesced one
+            s.execute(update(OutboxMessage).where(OutboxMessage.kind == "etr_update").values(status="sent"))
+    sent = [r.payload["context"] for r in _outbox(db) if r.kind == "etr_update"]
+    assert 1 < len(published) < proposals  # the rule held some estimates back, and let others through
+    assert [(c["etr_earliest"][:16], c["etr_latest"][:16], c["etr_probability"]) for c in sent] == [
+        (e.earliest.isoformat()[:16], e.latest.isoformat()[:16], e.probability) for e in published]

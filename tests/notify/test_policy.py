@@ -9,7 +9,7 @@ from api.notify.policy import (
     backoff_s,
     choose_route,
     decide,
-    etr_change_matters,
+    etr_digest,
     parse_keyword,
     quiet_until,
 )
@@ -39,25 +39,30 @@ def test_quiet_hours_wrap_midnight_in_local_time():
 
 def test_same_content_is_not_sent_twice_but_changed_content_is():
     last = Sent("abc", None, NOW - timedelta(hours=1))
-    assert not decide("crew_dispatched", last, "abc", None, NOW, quiet_end=None).send
-    assert decide("outage_notice", None, "abc", None, NOW, quiet_end=None).send
+    assert not decide("crew_dispatched", last, "abc", NOW, quiet_end=None).send
+    assert decide("outage_notice", None, "abc", NOW, quiet_end=None).send
 
 
-def test_etr_updates_need_a_real_change_and_respect_the_interval():
-    etr = NOW + timedelta(hours=2)
-    last = Sent("x", etr, NOW - timedelta(minutes=10))
-    assert not decide("etr_update", last, "y", etr + timedelta(minutes=10), NOW, quiet_end=None).send
-    assert not decide("etr_update", last, "y", etr - timedelta(minutes=20), NOW, quiet_end=None).send
-    later = decide("etr_update", last, "y", etr + timedelta(minutes=45), NOW, quiet_end=None)
-    assert later.send and later.at == last.at + timedelta(minutes=30)  # waits out the interval
-    assert etr_change_matters(None, etr, earlier_min=30, later_min=15)
+def test_an_etr_update_is_news_exactly_when_the_published_range_changes():
+    """Notifications add no threshold of their own: the engine's no-churn rule (outage.etr_policy) decided what
+    is published; any change of the published range or its stated probability is sent, the same one never."""
+    lo, hi = NOW + timedelta(hours=1), NOW + timedelta(hours=2)
+    told = etr_digest(lo, hi, 0.9)
+    last = Sent(told, hi, NOW - timedelta(minutes=1))
+    assert not decide("etr_update", last, etr_digest(lo, hi, 0.9), NOW, quiet_end=None).send
+    for new in (etr_digest(lo, hi - timedelta(minutes=15), 0.9),  # 15 min earlier: the old rule held it back
+                etr_digest(lo + timedelta(minutes=15), hi, 0.9),  # only the start moved
+                etr_digest(lo, hi, 0.8)):  # the same times, another stated probability
+        d = decide("etr_update", last, new, NOW, quiet_end=None)
+        assert d.send and d.at == NOW  # at once: no interval of its own either
+    assert etr_digest(None, None) == "none"
 
 
 def test_quiet_hours_hold_updates_but_never_urgent_messages():
     end = NOW + timedelta(hours=5)
-    assert decide("outage_notice", None, "a", None, NOW, quiet_end=end).at == end
-    assert decide("restoration", None, "a", None, NOW, quiet_end=end).at == NOW
-    assert decide("acknowledgment", None, "a", None, NOW, quiet_end=end).at == NOW
+    assert decide("outage_notice", None, "a", NOW, quiet_end=end).at == end
+    assert decide("restoration", None, "a", NOW, quiet_end=end).at == NOW
+    assert decide("acknowledgment", None, "a", NOW, quiet_end=end).at == NOW
 
 
 def test_sms_keywords():

@@ -193,3 +193,37 @@ def test_the_engine_takes_a_ready_made_etr_through_the_no_churn_rule():
                 probability=0.8)
     eng.update_etr(ev.event_id, NOW, etr=later, holds=0.1)
     assert ev.etr == later
+
+
+def test_the_engine_keeps_no_zigzag_across_calls_until_a_new_fact():
+    """The engine remembers what it published, the facts and the stage per event (not just the last range), so
+    a range moved earlier is not moved later again by the same stage's next estimate; a new fact lets it."""
+    from outage_feeders import tree_feeder
+
+    from outage.engine import OutageEngine
+    from outage.reports import Report
+
+    eng = OutageEngine.from_network(tree_feeder(), clock=lambda: NOW)
+    eng.ingest_report(Report("r1", NOW, sp_id="sp1.1.1.1", neighbours_out=True))
+    (ev,) = eng.events
+
+    def etr(a, b, stage="queued"):
+        return Etr(NOW + timedelta(minutes=a), NOW + timedelta(minutes=b), "low", stage, "", probability=0.8)
+
+    eng.update_etr(ev.event_id, NOW, etr=etr(120, 240))
+    earlier = etr(30, 90)  # no overlap, earlier: published, and remembered as a move earlier
+    eng.update_etr(ev.event_id, NOW, etr=earlier, holds=0.1)
+    assert ev.etr == earlier
+    again_later = etr(150, 300)
+    assert not eng.etr_news(ev.event_id, again_later, NOW, holds=0.1)
+    eng.update_etr(ev.event_id, NOW, etr=again_later, holds=0.1)
+    assert ev.etr == earlier  # no zig-zag without a new fact
+    assert eng.etr_news(ev.event_id, again_later, NOW, holds=0.1, fact=True)
+    eng.update_etr(ev.event_id, NOW, etr=again_later, holds=0.1, fact=True)  # e.g. the crew reported the cause
+    assert ev.etr == again_later
+    crew = Etr(NOW + timedelta(hours=5), NOW + timedelta(hours=5), "high", "crew", "entered by crew")
+    eng.update_etr(ev.event_id, NOW, crew_at=crew.latest)
+    assert ev.etr.source == "crew"
+    assert not eng.etr_news(ev.event_id, etr(10, 20, "on_site"), NOW + timedelta(hours=6), fact=True)
+    eng.update_etr(ev.event_id, NOW + timedelta(hours=6), etr=etr(400, 420, "on_site"), fact=True)
+    assert ev.etr.source == "crew"  # never replaced by an estimate, even once passed

@@ -105,7 +105,8 @@ function drawMap() {
 
 // ------------------------------------------------------------------------------------------------ the stream
 const EVENT_FIELDS = ['state', 'tier', 'weight', 'device_id', 'device_kind', 'feeder_id', 'customers_out', 'critical_count',
-  'hazards', 'cause', 'lat', 'lon', 'etr_earliest', 'etr_latest'];
+  'hazards', 'cause', 'lat', 'lon', 'etr_earliest', 'etr_latest',
+  'etr_probability'];
 
 function onEvent(m) {
   const old = store.events.get(m.id);

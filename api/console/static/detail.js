@@ -59,7 +59,7 @@ export class Detail {
       el('dt', { text: 'Crew' }), el('dd', { id: 'detail-crew' }, w ? [el('span', { class: 'chip', style: `background:${crewColour(w.crew_id)}`, text: w.crew_name || w.crew_id }),
         ` ${w.status.replace('_', ' ')}, ETA `, el('b', { id: 'detail-eta', text: hhmm(w.eta) || '—' }), w.locked ? ' · locked' : ''] : 'none'),
       el('dt', { text: 'ETR' }), el('dd', { id: 'detail-etr', text: etr({ etr_earliest: d.etr.earliest, etr_latest: d.etr.latest }) ?
-        `${etr({ etr_earliest: d.etr.earliest, etr_latest: d.etr.latest })} — ${d.etr.basis || d.etr.source || ''}` : 'not yet' }));
+        `${etr({ etr_earliest: d.etr.earliest, etr_latest: d.etr.latest, etr_probability: d.etr.probability })} — ${d.etr.basis || d.etr.source || ''}` : 'not yet' }));
     const actions = open ? el('div', { class: 'actions' },
       this.form('f-confirm', 'Confirm', [el('label', { for: 'cause', text: 'Cause' }),
         el('select', { id: 'cause', name: 'cause' }, el('option', { value: '', text: '(not known yet)' }), ...CAUSES.map((c) => el('option', { value: c, text: c })))],

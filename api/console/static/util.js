@@ -37,7 +37,8 @@ export function age(iso) {
 export function etr(row) {
   if (!row.etr_earliest) return '';
   const a = hhmm(row.etr_earliest), b = hhmm(row.etr_latest);
-  return b && b !== a ? `${a}–${b}` : a;
+  const p = row.etr_probability != null ? ` (${Math.round(100 * row.etr_probability)}%)` : '';
+  return (b && b !== a ? `${a}–${b}` : a) + p;
 }
 
 // Event states in plain words.

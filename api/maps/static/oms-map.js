@@ -44,6 +44,7 @@
   function fmtEtr(p) {
     if (!p.etr_low && !p.etr_high) { return 'Assessing'; }
     var text = p.etr_low === p.etr_high ? fmtTime(p.etr_low) : fmtTime(p.etr_low) + ' – ' + fmtTime(p.etr_high);
+    if (p.etr_probability != null) { text += ' (' + Math.round(100 * p.etr_probability) + '%)'; }
     return p.etr_pending ? text + ' (some still being assessed)' : text;
   }
 

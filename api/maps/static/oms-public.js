@@ -15,6 +15,8 @@
     en: {
       out_of: '{out} of {served} customers out ({pct}%)', all_on: 'Power is on for all {served} customers',
       etr_by: 'Power back by {time}', etr_by_conf: 'Power back by {time} ({conf})',
+      etr_by_p: 'Power back by {time} ({pct}% likely)',
+      etr_between_p: 'Power back between {from} and {time} ({pct}% likely)',
       conf_high: 'likely', conf_medium: 'estimate', conf_low: 'rough estimate',
       assessing: 'Assessing damage – no estimate yet', some_assessing: 'some outages still being assessed',
       restored_at: 'Power restored at {time}', short_restored: 'restored {time}', short_by: 'by {time}',
@@ -46,6 +48,8 @@
     es: {
       out_of: '{out} de {served} clientes sin luz ({pct}%)', all_on: 'Hay luz para los {served} clientes',
       etr_by: 'Luz de vuelta antes de las {time}', etr_by_conf: 'Luz de vuelta antes de las {time} ({conf})',
+      etr_by_p: 'Luz de vuelta hacia las {time} (probabilidad {pct}%)',
+      etr_between_p: 'Luz de vuelta entre las {from} y las {time} (probabilidad {pct}%)',
       conf_high: 'probable', conf_medium: 'estimación', conf_low: 'estimación aproximada',
       assessing: 'Evaluando daños – aún sin estimación', some_assessing: 'algunos cortes aún en evaluación',
       restored_at: 'Luz restablecida a las {time}', short_restored: 'restablecida {time}',
@@ -118,7 +122,12 @@
     if (p.restored_at && !p.customers_out) { return t('restored_at', {time: fmtClock(p.restored_at)}); }
     if (!p.customers_out && !p.outages) { return t('all_on', {served: fmtInt(p.customers_served)}); }
     if (!p.etr_by) { return t('assessing'); }
-    var text = p.etr_confidence ? t('etr_by_conf', {time: fmtClock(p.etr_by), conf: t('conf_' + p.etr_confidence)})
+    // the range and stated probability the notifications and the console show (one record: the event's ETR)
+    var pct = p.etr_probability != null ? Math.round(100 * p.etr_probability) : null;
+    var from = p.etr_from && p.etr_from !== p.etr_by ? fmtClock(p.etr_from) : null;
+    var text = pct != null ? (from ? t('etr_between_p', {from: from, time: fmtClock(p.etr_by), pct: pct})
+      : t('etr_by_p', {time: fmtClock(p.etr_by), pct: pct}))
+      : p.etr_confidence ? t('etr_by_conf', {time: fmtClock(p.etr_by), conf: t('conf_' + p.etr_confidence)})
       : t('etr_by', {time: fmtClock(p.etr_by)});
     return p.etr_pending ? text + '; ' + t('some_assessing') : text;
   }

@@ -32,10 +32,11 @@ def my_assignments(request: Request, who: Principal = Depends(CREW)):
 
 
 @router.post("/assignments/{assignment_id}/status", response_model=AssignmentOut,
-             summary="En route, on site, needs help, or restored (with cause)")
+             summary="En route, on site (with the cause found), needs help, or restored (with cause); "
+                     "optionally the crew's own ETR")
 def update_status(assignment_id: DbId, body: CrewStatusIn, request: Request, who: Principal = Depends(CREW)):
     return request.app.state.oms.live.crew_update(assignment_id, _crew_id(who), body.status, cause=body.cause,
-                                                  note=body.note, actor=who.name)
+                                                  note=body.note, actor=who.name, etr=body.etr)
 
 
 @router.post("/position", response_model=CrewOut, summary="Where my crew is now")

@@ -131,7 +131,7 @@ def public_event(session, ev: Event) -> PublicEventStatus:
     confidence = etr_confidence(ev.etr_earliest, ev.etr_latest)
     return PublicEventStatus(state=ev.state, stage=stage, customers_out=event_customers(ev.customers_out), cause=cause,
                              etr_earliest=ev.etr_earliest, etr_latest=ev.etr_latest, crew_assigned=bool(crews),
-                             etr_confidence=confidence)
+                             etr_confidence=confidence, etr_probability=ev.etr_probability)
 
 
 @router.get("/health", response_model=Health, summary="Liveness and backlog",
