@@ -49,6 +49,8 @@ class ServiceState:
     writer: IntakeWriter
     #: The service's clock: intake stamps and time checks, the engine, plans, the maps (a replay injects one).
     clock: Callable[[], datetime] = utcnow
+    #: What the clock is when it is not the wall clock ("storm time, 120x"): the console shows it by the time.
+    clock_note: str = ""
 
 
 def create_app(settings: Settings | None = None, *, network=None, page: PageConfig | None = None,
@@ -67,7 +69,8 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
     live = LiveEngine(settings, db, broker, clock=clock or utcnow)
     writer = IntakeWriter(db, batch_max=settings.intake_batch_max, on_committed=live.submit,
                           request_timeout=settings.intake_request_timeout_s, clock=clock or utcnow)
-    state = ServiceState(settings, db, TokenCache(), RateLimiter(), broker, live, writer, clock or utcnow)
+    state = ServiceState(settings, db, TokenCache(), RateLimiter(), broker, live, writer, clock or utcnow,
+                         clock_note)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -50,8 +50,10 @@ async def console_page(request: Request) -> Response:
     title = getattr(getattr(maps, "page", None), "utility_name", "") or "Outage management"
     # The board goes inside the page: one round trip to a filled grid instead of two (a storm's board is ~1 MB).
     board = await run_in_threadpool(lambda: to_json(board_body(request.app.state.oms)))  # off the event loop
-    return HTMLResponse(console_html(user=who.name, role=who.role, csrf=csrf, title=title, board=board),
-                        headers=NO_STORE)
+    state = request.app.state.oms
+    return HTMLResponse(console_html(user=who.name, role=who.role, csrf=csrf, title=title, board=board,
+                                     p1_response_minutes=state.settings.p1_response_minutes,
+                                     clock_note=state.clock_note), headers=NO_STORE)
 
 
 @router.get("/assets/{path:path}", include_in_schema=False)
