@@ -562,10 +562,17 @@ class LiveEngine(DispatchActions, QueueThread):
         return self.replanner.run()
 
     def accept_plan(self, plan_id: int, actor: str) -> list[Assignment]:
+        return self._planner().accept(plan_id, actor)
+
+    def reject_plan(self, plan_id: int, actor: str) -> dict[str, Any]:
+        return self._planner().reject(plan_id, actor)
+
+    def _planner(self):
+        """The re-planner, for a dispatcher's decision on a plan: only the leader decides, and only with a territory."""
         self._check_leader()
         if self.replanner is None:
             raise ApiError(503, "unavailable", "no territory is loaded; nothing to plan")
-        return self.replanner.accept(plan_id, actor)
+        return self.replanner
 
     # ================================================================ settings, territory
     def _load_operator_settings(self) -> None:
