@@ -32,6 +32,7 @@ from api.service.actions import DispatchActions
 from api.service.intake import Committed
 from api.service.messages import event_message
 from api.service.queue_thread import QueueThread
+from api.service.review import unmatched_messages
 from api.service.stream import Broker
 from api.service.territory import Directory
 from api.settings import Settings
@@ -318,7 +319,7 @@ class LiveEngine(DispatchActions, QueueThread):
             _mark_reports(session, {r.id: report_event.get(r.id) for r in reports}, now)
             _mark_processed(session, MeterMessage, [m.id for m in meters], now)
             _mark_processed(session, ScadaMessage, [s.id for s in scada], now)
-            messages = self._persist_events(session, changes, now)
+            messages = self._persist_events(session, changes, now) + unmatched_messages(reports, report_event)
         self.stats["processed"] += len(reports) + len(meters) + len(scada)
         for kind, rows in (("meter", meters), ("scada", scada)):
             if rows:
