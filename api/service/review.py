@@ -33,10 +33,15 @@ WAITING = (
 SEARCH_LIMIT = 20
 
 
+def waiting_count(session) -> int:
+    """How many reports wait for review."""
+    return session.scalar(select(func.count()).select_from(Report).where(*WAITING)) or 0
+
+
 def unmatched(db, limit: int = 200, offset: int = 0) -> tuple[int, list[Report]]:
     """How many reports wait for review, and the newest ``limit`` of them (after ``offset``)."""
     with db.read() as session:
-        total = session.scalar(select(func.count()).select_from(Report).where(*WAITING)) or 0
+        total = waiting_count(session)
         rows = session.scalars(
             select(Report)
             .where(*WAITING)

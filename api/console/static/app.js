@@ -4,6 +4,7 @@ import { Detail } from './detail.js';
 import { Grid } from './grid.js';
 import { ConsoleMap } from './map.js';
 import { renderPlan, renderRoster } from './panels.js';
+import { Review } from './review.js';
 import { api, crewColour, hhmm, now, setServerNow, toast } from './util.js';
 
 const config = JSON.parse(document.getElementById('console-config').textContent);
@@ -11,7 +12,7 @@ const store = { events: new Map(), crews: new Map(), plan: null, mode: 'auto', s
   p1ResponseMinutes: config.p1ResponseMinutes };
 window.omsConsole = store; // for tests and the curious: read-only use
 const $ = (id) => document.getElementById(id);
-let grid, map, detail, tab = 'event';
+let grid, map, detail, review, tab = 'event';
 
 // ------------------------------------------------------------------------------------------------ selection
 function select(id, from) {
@@ -24,14 +25,16 @@ function select(id, from) {
 
 function showTab(name) {
   tab = name;
-  for (const t of ['event', 'crews', 'plan']) {
+  for (const t of TABS) {
     $(`tab-${t}`).setAttribute('aria-selected', String(t === name));
     $(`tab-${t}`).tabIndex = t === name ? 0 : -1;
     $(`panel-${t}`).hidden = t !== name;
   }
   if (name === 'crews') renderRoster(store, $('panel-crews'), select);
   if (name === 'plan') { $('plan-badge').hidden = true; renderPlan(store, $('panel-plan'), afterAction); }
+  if (name === 'review') review.render();
 }
+const TABS = ['event', 'crews', 'plan', 'review'];
 
 // ------------------------------------------------------------------------------------------------ loading
 function crewsFrom(list) {
@@ -57,6 +60,7 @@ async function loadBoard(given) {
   store.seq = b.seq;
   showMode();
   if (b.plan) $('plan-badge').hidden = false;
+  if (b.unmatched != null) review.setTotal(b.unmatched);
   return b;
 }
 
@@ -153,6 +157,9 @@ function onMessage(type, data, seq) {
       toast(`Plan ${data.id} proposed: see the Plan tab (3)`);
     } else if (data.id && store.plan && data.id >= store.plan.id) store.plan = null;
     if (tab === 'plan') renderPlan(store, $('panel-plan'), afterAction);
+  } else if (type === 'report') {
+    review.onMessage(data, tab === 'review');
+    return;
   }
   schedule(type === 'assignment' || type.startsWith('event_') || type === 'crew');
 }
@@ -278,6 +285,7 @@ function shortcuts(e) {
   else if (k === '1') showTab('event');
   else if (k === '2') showTab('crews');
   else if (k === '3') showTab('plan');
+  else if (k === '4') showTab('review');
   else if (k === 'A') acknowledge();
   else if (k === '?') $('help').showModal();
   else return;
@@ -288,7 +296,8 @@ async function main() {
   grid = new Grid(store, select);
   map = new ConsoleMap(store, select);
   detail = new Detail(store, $('panel-event'), afterAction);
-  for (const t of ['event', 'crews', 'plan']) $(`tab-${t}`).addEventListener('click', () => showTab(t));
+  review = new Review($('panel-review'), $('review-badge'));
+  for (const t of TABS) $(`tab-${t}`).addEventListener('click', () => showTab(t));
   $('mode-auto').addEventListener('click', () => setMode('auto'));
   $('mode-propose').addEventListener('click', () => setMode('propose'));
   $('alert-ack').addEventListener('click', acknowledge);

@@ -1,7 +1,7 @@
 // The console map: roads (faint), feeders and protective devices (strong), de-energized sections, events by tier,
 // crews as labelled markers in their colour, and each crew's route along the roads in the same colour.
 /* global L */
-import { api, classWords, crewColour, el, stateWords } from './util.js';
+import { api, classWords, crewColour, el, eta, etr, stateWords } from './util.js';
 
 const TIER_COLOUR = { 1: '#b91c1c', 2: '#c2410c', 3: '#a16207', 4: '#1d4ed8' };
 const DEVICE_KINDS = new Set(['breaker', 'recloser', 'fuse', 'switch', 'sectionalizer', 'sectionaliser']);
@@ -29,6 +29,7 @@ export class ConsoleMap {
       'De-energized': this.dead, 'Routes': this.routes, 'Events': this.events, 'Crews': this.crews },
     { collapsed: true }).addTo(this.map);
     this.map.on('zoomend', () => this.deviceVisibility());
+    legend().addTo(this.map);
     this.map.setView([50, 11.5], 12);
   }
 
@@ -96,7 +97,8 @@ export class ConsoleMap {
       el('b', { text: `P${r.tier} ${classWords(r.class)} · ${r.device_id || r.id}` }),
       el('div', { text: r.reason || '' }),
       el('div', { text: `${r.customers_out} out · ${stateWords(r.state)}` }),
-      el('div', { text: w ? `Crew: ${w.crew_name}` : 'No crew yet' }),
+      el('div', { text: w ? `Crew: ${w.crew_name}${w.status === 'on_site' ? ', on site' : `, ETA ${eta(w) || '—'}`}` : 'No crew yet' }),
+      el('div', { text: `ETR: ${etr(r) || 'not yet'}` }),
       el('button', { type: 'button', class: 'link', text: 'Open', onclick: () => this.onSelect(r.id, 'map') }));
   }
 
@@ -141,6 +143,16 @@ export class ConsoleMap {
     if (pan) this.map.panTo([r.lat, r.lon]);
     L.popup({ autoPanPadding: [30, 30], maxWidth: 260 }).setLatLng([r.lat, r.lon]).setContent(this.popup(r)).openOn(this.map);
   }
+}
+
+// What the colours mean, in the map's corner (a dispatcher new to the console should not have to ask).
+function legend() {
+  const c = L.control({ position: 'bottomleft' });
+  c.onAdd = () => el('div', { class: 'legend', 'aria-label': 'Map legend' },
+    ...[1, 2, 3, 4].map((t) => [el('i', { class: 'dot', style: `background:${TIER_COLOUR[t]}` }), `P${t} `]), el('br'),
+    el('i', { style: 'border-color:#0f3d7a' }), 'feeder ', el('i', { style: 'border-color:#dc2626' }), 'de-energized ',
+    el('i', { style: 'border-top-style:dashed;border-color:#374151' }), 'crew route (crew colour)');
+  return c;
 }
 
 const SLICE = 400;

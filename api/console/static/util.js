@@ -59,6 +59,28 @@ export function crewColour(id, index) {
   return colours.get(id) || '#374151';
 }
 
+// A padlock drawn in SVG: the emoji needs a colour-emoji font that dispatch PCs and Debian's chromium lack (it
+// showed as an empty box). The label says it for screen readers.
+const SVG = 'http://www.w3.org/2000/svg';
+export function lockIcon() {
+  const s = document.createElementNS(SVG, 'svg');
+  s.setAttribute('viewBox', '0 0 12 14'); s.setAttribute('width', '10'); s.setAttribute('height', '12');
+  s.setAttribute('class', 'lock'); s.setAttribute('role', 'img'); s.setAttribute('aria-label', 'locked');
+  const t = document.createElementNS(SVG, 'title'); t.textContent = 'locked (the optimizer keeps it)';
+  const body = document.createElementNS(SVG, 'rect');
+  for (const [k, v] of Object.entries({ x: 1, y: 6, width: 10, height: 8, rx: 1.5, fill: 'currentColor' })) body.setAttribute(k, v);
+  const shackle = document.createElementNS(SVG, 'path');
+  for (const [k, v] of Object.entries({ d: 'M3.2 6V4a2.8 2.8 0 0 1 5.6 0v2', fill: 'none', stroke: 'currentColor', 'stroke-width': 1.6 })) shackle.setAttribute(k, v);
+  s.append(t, body, shackle);
+  return s;
+}
+
+// The ETA a dispatcher reads: the arrival time, or "on site" once the crew is there (its ETA is then history).
+export function eta(w) {
+  if (!w) return '';
+  return w.status === 'on_site' ? 'on site' : hhmm(w.eta);
+}
+
 export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {

@@ -24,6 +24,7 @@ from api.errors import ApiError
 from api.maps.assets import resolve as maps_asset
 from api.maps.geojson import etag_of
 from api.maps.router import conditional
+from api.service.review import waiting_count
 from api.store.models import ACTIVE_ASSIGNMENT, CLOSED_STATES, Assignment, Crew, Event, Plan
 from api.web.auth import SESSION_COOKIE, Principal, csrf_of, current_principal, require
 
@@ -128,6 +129,7 @@ def board_body(state, ids: str | None = None) -> dict[str, Any]:
             select(Assignment).where(Assignment.status.in_(ACTIVE_ASSIGNMENT)).order_by(Assignment.id))}
         plan = None if ids is not None else session.scalar(
             select(Plan).where(Plan.status == "proposed").order_by(Plan.id.desc()).limit(1))
+        unmatched = None if ids is not None else waiting_count(session)
     body: dict[str, Any] = {"seq": seq, "now": state.live.clock(), "events": [_row(e, work.get(e.id), names)
                                                                              for e in events]}
     if ids is None:
@@ -140,6 +142,7 @@ def board_body(state, ids: str | None = None) -> dict[str, Any]:
                                     "locked": a.locked} for a in jobs.get(c.id, [])]} for c in crews]
         body["plan"] = None if plan is None else {"id": plan.id, "status": plan.status, "created_at": plan.created_at}
         body["mode"] = state.live.plan_mode
+        body["unmatched"] = unmatched  # public reports waiting for a person to match them (the Reports tab)
     return body
 
 
