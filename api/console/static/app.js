@@ -21,6 +21,8 @@ function select(id, from) {
   map.select(id, from !== 'map');
   showTab('event');
   detail.open(id);
+  // one column (a tablet): the details are below the grid and the map; bring them into view
+  if (from === 'grid' && matchMedia('(max-width: 1000px)').matches) $('panel-event').scrollIntoView({ block: 'start' });
 }
 
 function showTab(name) {
@@ -152,9 +154,10 @@ function onMessage(type, data, seq) {
   } else if (type === 'plan') {
     if (data.mode) { store.mode = data.mode; showMode(); }
     if (data.status === 'proposed') {
+      // said once: a newer proposal replacing a waiting one (every re-plan) only refreshes the Plan tab
+      if (!store.plan && tab !== 'plan') toast(`Plan ${data.id} proposed: see the Plan tab (3)`);
       store.plan = { id: data.id, status: 'proposed' };
       $('plan-badge').hidden = false;
-      toast(`Plan ${data.id} proposed: see the Plan tab (3)`);
     } else if (data.id && store.plan && data.id >= store.plan.id) store.plan = null;
     if (tab === 'plan') renderPlan(store, $('panel-plan'), afterAction);
   } else if (type === 'report') {

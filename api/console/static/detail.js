@@ -112,7 +112,10 @@ export class Detail {
     const dueText = `crew on site by ${hhmm(new Date(due).toISOString())} (${mins} min)`;
     if (w && w.status === 'on_site') return [`${dueText}: crew on site`];
     const late = Math.round((now() - due) / 60000);
-    return late > 0 ? [`${dueText}: `, el('span', { class: 'late', text: `${late} min late` })] : [`${dueText}: ${-late} min left`];
+    if (late > 0) return [`${dueText}: `, el('span', { class: 'late', text: `${late} min late` })];
+    // a crew is coming, but its ETA is past the target: say so now, while there is time to send another
+    const etaLate = w && w.eta ? Math.round((Date.parse(w.eta) - due) / 60000) : 0;
+    return [`${dueText}: ${-late} min left`, etaLate > 0 ? el('span', { class: 'late', text: ` · the crew's ETA is ${etaLate} min past it` }) : ''];
   }
 
   focus(what) {

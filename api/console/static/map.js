@@ -122,6 +122,16 @@ export class ConsoleMap {
       }
     }
     for (const [id, m] of this.markers) if (!seen.has(id)) { m.remove(); this.markers.delete(id); }
+    this.refreshPopup();
+  }
+
+  // The open popup follows its event (a new ETA, a crew assigned); rebuilt only when its text would change, so a
+  // click on its button is not lost to a redraw.
+  refreshPopup() {
+    const r = this.pop && this.map.hasLayer(this.pop) ? this.store.events.get(this.popupFor) : null;
+    if (!r) return;
+    const content = this.popup(r);
+    if (content.textContent !== this.pop.getContent().textContent) this.pop.setContent(content);
   }
 
   drawCrews() {
@@ -141,7 +151,9 @@ export class ConsoleMap {
     this.ring = L.circleMarker([r.lat, r.lon], { radius: 16, color: '#0ea5e9', weight: 4, fill: false,
       interactive: false }).addTo(this.map);
     if (pan) this.map.panTo([r.lat, r.lon]);
-    L.popup({ autoPanPadding: [30, 30], maxWidth: 260 }).setLatLng([r.lat, r.lon]).setContent(this.popup(r)).openOn(this.map);
+    this.popupFor = id;
+    this.pop = L.popup({ autoPanPadding: [30, 30], maxWidth: 260 }).setLatLng([r.lat, r.lon]).setContent(this.popup(r))
+      .openOn(this.map);
   }
 }
 

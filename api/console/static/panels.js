@@ -42,12 +42,16 @@ export async function renderPlan(store, panel, after) {
       after();
     } catch (e) { toast(e.message, true); }
   };
+  const n = (x) => Math.round(x).toLocaleString('en-US');
+  const moves = diff.moves.length;
   panel.replaceChildren(mode,
     el('h3', { text: `Proposed plan ${plan.id}` }),
-    el('p', { id: 'plan-summary' }, `${diff.moves.length} jobs change crews. Weighted customer-minutes until crews arrive: `,
-      el('b', { text: `${Math.round(diff.weighted_customer_minutes_before)} → ${Math.round(diff.weighted_customer_minutes_after)}` }),
-      ` (${delta <= 0 ? '' : '+'}${Math.round(delta)}; ${delta <= 0 ? 'better' : 'worse'}).`),
-    el('table', { class: 'mini' }, el('caption', { text: 'Who moves' }),
+    el('p', { id: 'plan-summary' }, moves ? `${moves} ${moves === 1 ? 'job changes crew' : 'jobs change crews'}. `
+      : 'No job changes crew; only the order of the work and the ETAs change. ',
+    'Weighted customer-minutes until crews arrive: ',
+    el('b', { text: `${n(diff.weighted_customer_minutes_before)} → ${n(diff.weighted_customer_minutes_after)}` }),
+    ` (${delta <= 0 ? '' : '+'}${n(delta)}; ${delta < 0 ? 'better' : delta > 0 ? 'worse' : 'the same'}).`),
+    !moves ? '' : el('table', { class: 'mini' }, el('caption', { text: 'Who moves' }),
       el('thead', {}, el('tr', {}, ...['Event', 'Tier', 'Out', 'From', 'To', 'ETA now', 'ETA then'].map((h) => el('th', { scope: 'col', text: h })))),
       el('tbody', {}, ...diff.moves.map((m) => el('tr', {}, el('td', { class: 'mono', text: m.event_id }),
         el('td', { text: m.tier ? `P${m.tier}` : '' }), el('td', { text: String(m.customers_out ?? '') }),

@@ -41,7 +41,7 @@ export function etr(row) {
 }
 
 // Event states in plain words.
-const STATES = { unconfirmed: 'Reported, not confirmed', probable: 'Probable', confirmed: 'Confirmed',
+const STATES = { unconfirmed: 'Reported', probable: 'Probable', confirmed: 'Confirmed',
   dispatched: 'Crew assigned', en_route: 'Crew driving', on_site: 'Crew on site', restored: 'Restored',
   cancelled: 'Cancelled' };
 export const stateWords = (s) => STATES[s] || s;
@@ -49,12 +49,16 @@ const CLASSES = { single_customer: 'Single', transformer: 'Transformer', lateral
   substation: 'Substation' };
 export const classWords = (c) => CLASSES[c] || (c || '').replace(/_/g, ' ');
 
-// One colour per crew, far apart in hue (golden angle), dark enough for white label text (WCAG AA).
+// One colour per crew, dark enough for white label text (WCAG AA): first ten picked by hand to be told apart on
+// the map and to stay clear of the map's own reds (P1, de-energized lines) and navy (feeders); then far apart in
+// hue (golden angle) for bigger fleets.
+const PALETTE = ['#1d4ed8', '#047857', '#7c3aed', '#b45309', '#0e7490', '#a21caf', '#4d7c0f', '#78350f', '#3730a3',
+  '#be185d'];
 const colours = new Map();
 export function crewColour(id, index) {
   if (!colours.has(id) && index !== undefined) {
-    const hue = (index * 137.508) % 360;
-    colours.set(id, `hsl(${hue.toFixed(0)}, 80%, 27%)`);
+    const hue = (30 + index * 137.508) % 360;
+    colours.set(id, index < PALETTE.length ? PALETTE[index] : `hsl(${hue.toFixed(0)}, 80%, 27%)`);
   }
   return colours.get(id) || '#374151';
 }
