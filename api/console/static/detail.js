@@ -57,7 +57,7 @@ export class Detail {
       el('dt', { text: 'Critical' }), el('dd', { id: 'critical', text: crit || (ev.critical_count ? String(ev.critical_count) : 'none') }),
       el('dt', { text: 'Cause' }), el('dd', { text: ev.cause ? `${ev.cause}${ev.cause_confirmed ? ' (confirmed)' : ' (predicted)'}` : 'unknown' }),
       el('dt', { text: 'Crew' }), el('dd', { id: 'detail-crew' }, w ? [el('span', { class: 'chip', style: `background:${crewColour(w.crew_id)}`, text: w.crew_name || w.crew_id }),
-        ` ${w.status.replace('_', ' ')}, ${w.status === 'on_site' ? 'arrived' : 'ETA'} `, el('b', { id: 'detail-eta', text: hhmm(w.eta) || '—' }),
+        ` ${w.status.replace('_', ' ')}`, w.status === 'on_site' ? '' : [', ETA ', el('b', { id: 'detail-eta', text: hhmm(w.eta) || '—' })],
         w.locked ? [' · ', lockIcon(), ' locked'] : ''] : 'none'),
       ...(ev.tier === 1 && open ? [el('dt', { text: 'Response target' }), el('dd', { id: 'detail-target' }, ...this.target(ev, w))] : []),
       el('dt', { text: 'ETR' }), el('dd', { id: 'detail-etr', text: etr({ etr_earliest: d.etr.earliest, etr_latest: d.etr.latest }) ?

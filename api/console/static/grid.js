@@ -3,7 +3,9 @@
 import { age, classWords, crewColour, el, eta, etr, lockIcon, stateWords } from './util.js';
 
 const ROW_H = 44;   // px; matches .grid tbody tr in console.css
-const OVERSCAN = 8;
+// Rows drawn beyond the view on each side. A scroll that stays inside them repaints nothing; one that leaves them
+// redraws the window around the new view (a repaint's cost is mostly the layout of the new rows: fewer is faster).
+const OVERSCAN = 6;
 
 export class Grid {
   constructor(store, onSelect) {
@@ -85,9 +87,10 @@ export class Grid {
 
   paint(force = false) {
     const top = this.scroll.scrollTop, h = this.scroll.clientHeight || 600;
-    const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
-    const last = Math.min(this.rows.length, Math.ceil((top + h) / ROW_H) + OVERSCAN);
-    if (!force && first === this._first && last === this._last) return;
+    const viewFirst = Math.floor(top / ROW_H), viewLast = Math.min(this.rows.length, Math.ceil((top + h) / ROW_H));
+    if (!force && viewFirst >= this._first && viewLast <= this._last) return; // still inside the drawn rows
+    const first = Math.max(0, viewFirst - OVERSCAN);
+    const last = Math.min(this.rows.length, viewLast + OVERSCAN);
     this._first = first; this._last = last;
     const frag = document.createDocumentFragment();
     frag.append(el('tr', { class: 'spacer', 'aria-hidden': 'true', style: `height:${first * ROW_H}px` }));
