@@ -196,6 +196,6 @@ def test_the_p1_response_target_is_a_setting_shown_on_the_page(db_url, tokens, m
     with make_client(db_url, tokens, p1_response_minutes=45) as c:
         _, token = sign_in(c, "dispatcher-user")
         page = c.get("/console", headers=cookie(token)).text
-        assert "P1 target: crew on site in 45 min" in page
+        assert "P1 target: on site in 45 min" in page
         config = json.loads(re.search(r'id="console-config" type="application/json">([^<]+)<', page).group(1))
         assert config["p1ResponseMinutes"] == 45  # the alert's limit (app.js) is the same figure

@@ -29,8 +29,9 @@ def _waiting(c) -> dict:
 def test_a_dispatcher_matches_one_report_and_dismisses_another(client):
     c = client
     seq0 = c.app.state.oms.broker.seq
-    ref_barn = _member_report(c, account="A-nobody", comment="the line is down by the barn",
-                              hazards=["wires_down"])
+    ref_barn = _member_report(
+        c, account="A-nobody", comment="the line is down by the barn", hazards=["wires_down"]
+    )
     ref_prank = _member_report(c, phone="+1 555 0199", address="7 Nowhere Lane")
     _member_report(c, account="A-sp1")  # located: not for review
     c.wait_processed()
@@ -45,7 +46,8 @@ def test_a_dispatcher_matches_one_report_and_dismisses_another(client):
     sent = [m.data for m in c.app.state.oms.broker.since(seq0) if m.type == "report"]
     assert {json.dumps(d, sort_keys=True) for d in sent} == {
         json.dumps({"id": barn["id"], "unmatched": True}, sort_keys=True),
-        json.dumps({"id": prank["id"], "unmatched": True}, sort_keys=True)}
+        json.dumps({"id": prank["id"], "unmatched": True}, sort_keys=True),
+    }
 
     # find the service point the member meant, then match: the engine takes the report as a located one
     hits = c.get("/review/service-points", params={"q": "A-sp3"}, headers=c.as_(D)).json()
@@ -53,7 +55,9 @@ def test_a_dispatcher_matches_one_report_and_dismisses_another(client):
     assert c.get(f"/reports/{ref_barn}").json()["status"] != "linked"
     r = c.post(f"/review/reports/{barn['id']}/match", json={"sp_id": "sp3"}, headers=c.as_(D))
     assert r.status_code == 200, r.text
-    assert r.json()["review"] == "matched" and r.json()["sp_id"] == "sp3" and r.json()["by"] == "dispatcher-user"
+    assert (
+        r.json()["review"] == "matched" and r.json()["sp_id"] == "sp3" and r.json()["by"] == "dispatcher-user"
+    )
     c.wait_processed()
     status = c.get(f"/reports/{ref_barn}").json()
     assert status["status"] == "linked" and status["event"]["customers_out"] >= 3, status
@@ -84,8 +88,12 @@ def test_a_dispatcher_matches_one_report_and_dismisses_another(client):
     assert _waiting(c) == {"total": 0, "reports": []}
     with c.app.state.oms.db.read() as s:
         row = s.get(Report, prank["id"])
-        assert (row.review, row.reviewed_by, row.review_note, row.sp_id) == ("dismissed", "dispatcher-user",
-                                                                              "prank call", None)
+        assert (row.review, row.reviewed_by, row.review_note, row.sp_id) == (
+            "dismissed",
+            "dispatcher-user",
+            "prank call",
+            None,
+        )
     assert c.get(f"/reports/{ref_prank}").status_code == 200  # the member's reference still answers
 
 
@@ -98,15 +106,21 @@ def test_a_matched_report_survives_a_restart_and_a_standby_cannot_match(db_url, 
         r = c.post(f"/review/reports/{rid}/match", json={"sp_id": "sp5"}, headers=c.as_(D))
         assert r.status_code == 503 and _waiting(c)["total"] == 1  # the leader's engine decides
         c.app.state.oms.live.role = "single"
-        assert c.post(f"/review/reports/{rid}/match", json={"sp_id": "sp5"}, headers=c.as_(D)).status_code == 200
+        assert (
+            c.post(f"/review/reports/{rid}/match", json={"sp_id": "sp5"}, headers=c.as_(D)).status_code == 200
+        )
         c.wait_processed()
         before = c.get(f"/reports/{ref}").json()
         assert before["status"] == "linked"
-        engine_before = sorted((e.event_id, e.sp_id or e.device_id, len(e.reports))
-                               for e in c.app.state.oms.live.engine.all_events())
+        engine_before = sorted(
+            (e.event_id, e.sp_id or e.device_id, len(e.reports))
+            for e in c.app.state.oms.live.engine.all_events()
+        )
     with make_client(db_url, tokens) as c:  # rebuilt from the journal: the matched report is in it, located
-        engine_after = sorted((e.event_id, e.sp_id or e.device_id, len(e.reports))
-                              for e in c.app.state.oms.live.engine.all_events())
+        engine_after = sorted(
+            (e.event_id, e.sp_id or e.device_id, len(e.reports))
+            for e in c.app.state.oms.live.engine.all_events()
+        )
         assert engine_after == engine_before and engine_after
         assert c.get(f"/reports/{ref}").json() == before
         assert _waiting(c)["total"] == 0
@@ -117,10 +131,16 @@ def test_service_point_search_by_words_ids_and_phone():
     from shapely.geometry import Point
 
     class Net:
-        service_points = gpd.GeoDataFrame({
-            "sp_id": ["sp-1", "sp-2", "sp-3"], "address": ["10 Elm Street", "12 Elm Street", "3 Oak Road"],
-            "account": ["ACC-0001", "ACC-0002", "ACC-0003"], "meter": ["M1", "M2", None],
-            "phone": ["+49 921 5550001", None, "0921 5550003"]}, geometry=[Point(0, 0)] * 3)
+        service_points = gpd.GeoDataFrame(
+            {
+                "sp_id": ["sp-1", "sp-2", "sp-3"],
+                "address": ["10 Elm Street", "12 Elm Street", "3 Oak Road"],
+                "account": ["ACC-0001", "ACC-0002", "ACC-0003"],
+                "meter": ["M1", "M2", None],
+                "phone": ["+49 921 5550001", None, "0921 5550003"],
+            },
+            geometry=[Point(0, 0)] * 3,
+        )
 
     s = ServicePointSearch(Net(), {"sp-1": "F1", "sp-2": "F1", "sp-3": "F2"})
     assert [h["sp_id"] for h in s.search("elm st")] == ["sp-1", "sp-2"]  # street words spelled one way

@@ -188,7 +188,7 @@ def strict_service(db_url):
 def test_the_p1_response_target_is_shown_and_alerted_on(strict_service, browser):
     base, tokens, app = strict_service
     page, errors, foreign, _ = _console(browser, base)
-    assert page.inner_text("#p1-target") == "P1 target: crew on site in 45 min"
+    assert page.inner_text("#p1-target") == "P1 target: on site in 45 min"
     r = httpx.post(f"{base}/reports", json={"address": "1 Market Square", "medical_equipment": True})
     assert r.status_code == 202, r.text
     wait_until(page, "[...window.omsConsole.events.values()].some((r) => r.tier === 1)", 15_000)
