@@ -139,12 +139,14 @@ def main() -> int:
             # alternating rounds of 20 scroll steps, so a busy moment of the machine does not fall on one only.
             scroll = """(layout) => {
                 document.getElementById('grid').style.tableLayout = layout;
+                document.body.offsetHeight;  // the switch's own relayout is not a scroll step's
                 const s = document.getElementById('grid-scroll'), out = [];
                 for (let i = 1; i <= 20; i++) {
                   const t = performance.now(); s.scrollTop = ((i * 7) % 41) * s.scrollHeight / 41;
                   s.dispatchEvent(new Event('scroll')); document.body.offsetHeight;
                   out.push(performance.now() - t); }
                 document.getElementById('grid').style.tableLayout = '';
+                document.body.offsetHeight;
                 return out; }"""
             page.evaluate(scroll, "")
             times: dict[str, list[float]] = {"": [], "auto": []}
