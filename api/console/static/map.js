@@ -28,7 +28,7 @@ export class ConsoleMap {
     L.control.layers(null, { 'Roads': this.roads, 'Feeders': this.network, 'Protective devices': this.devices,
       'De-energized': this.dead, 'Routes': this.routes, 'Events': this.events, 'Crews': this.crews },
     { collapsed: true }).addTo(this.map);
-    this.map.on('zoomend', () => this.deviceVisibility());
+    this.map.on('zoomend', () => { this.deviceVisibility(); this.drawCrews(); });
     legend().addTo(this.map);
     this.map.setView([50, 11.5], 12);
   }
@@ -134,12 +134,19 @@ export class ConsoleMap {
     if (content.textContent !== this.pop.getContent().textContent) this.pop.setContent(content);
   }
 
+  // Crews as labels in their colour. Labels that would cover one another (crews at one depot, or one job) are
+  // stacked downwards, so every crew's name stays readable.
   drawCrews() {
     this.crews.clearLayers();
+    const placed = [];
     for (const c of this.store.crews.values()) {
       if (c.lat == null || c.lon == null) continue;
+      const p = this.map.latLngToLayerPoint([c.lat, c.lon]);
+      let dy = 0;
+      while (placed.some((q) => Math.abs(q.x - p.x) < 70 && Math.abs(q.y - (p.y + dy)) < 19)) dy += 19;
+      placed.push({ x: p.x, y: p.y + dy });
       const icon = L.divIcon({ className: 'crew-icon', iconSize: null,
-        html: `<span class="chip" style="background:${crewColour(c.id)}">${escapeHtml(c.name)}</span>` });
+        html: `<span class="chip" style="background:${crewColour(c.id)};position:relative;top:${dy}px">${escapeHtml(c.name)}</span>` });
       L.marker([c.lat, c.lon], { icon, keyboard: false, title: `${c.name}: ${c.status.replace('_', ' ')}` }).addTo(this.crews);
     }
   }
