@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     #: Device and meter messages (and crew positions) older than this are refused: a stale clock, or a replay.
     max_message_age_hours: float = Field(24.0 * 7, gt=0.0)
 
+    # ---- the dispatcher's console
+    #: A P1 event should have a crew on site within this many minutes of its start; past it the console raises an
+    #: alert (banner and sound) and says how late. 60 is a co-op's usual target; set your own regulator's figure.
+    p1_response_minutes: int = Field(60, ge=1, le=24 * 60)
+
     # ---- sessions
     #: API tokens expire this many days after they are issued (0: never; not recommended).
     token_ttl_days: float = Field(90.0, ge=0.0)

@@ -13,8 +13,6 @@ import xstatic.pkg.leaflet as xleaflet
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
-#: P1 events get a crew on site within this many minutes, or the console raises an alert (a co-op's usual target).
-P1_RESPONSE_MINUTES = 60
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -40,11 +38,13 @@ def _script_json(text: str) -> str:
     return text.replace("<", "\\u003c")
 
 
-def console_html(*, user: str, role: str, csrf: str, title: str = "Outage management",
-                 p1_response_minutes: int = P1_RESPONSE_MINUTES, board: str = "null") -> str:
-    """The console page; ``board`` is the board's JSON text (``board.json``), inlined so the grid fills at once."""
+def console_html(*, user: str, role: str, csrf: str, p1_response_minutes: int, title: str = "Outage management",
+                 clock_note: str = "", board: str = "null") -> str:
+    """The console page; ``board`` is the board's JSON text (``board.json``), inlined so the grid fills at once.
+    ``p1_response_minutes``: the P1 response target (``OMS_P1_RESPONSE_MINUTES``), shown and alerted on."""
     config = {"user": user, "role": role, "p1ResponseMinutes": p1_response_minutes, "version": asset_version()}
     return _env.get_template("console.html").render(user=user, role=role, csrf=csrf, title=title,
+                                                    p1_response_minutes=p1_response_minutes, clock_note=clock_note,
                                                     config=_script_json(json.dumps(config)),
                                                     board=_script_json(board), v=asset_version())
 

@@ -32,6 +32,7 @@ from api.service.actions import DispatchActions
 from api.service.intake import Committed
 from api.service.messages import event_message
 from api.service.queue_thread import QueueThread
+from api.service.review import unmatched_messages
 from api.service.stream import Broker
 from api.service.territory import Directory
 from api.settings import Settings
@@ -324,7 +325,7 @@ class LiveEngine(DispatchActions, QueueThread):
             _mark_reports(session, {r.id: report_event.get(r.id) for r in reports}, now)
             _mark_processed(session, MeterMessage, [m.id for m in meters], now)
             _mark_processed(session, ScadaMessage, [s.id for s in scada], now)
-            messages = self._persist_events(session, changes, now)
+            messages = self._persist_events(session, changes, now) + unmatched_messages(reports, report_event)
         self.stats["processed"] += len(reports) + len(meters) + len(scada)
         for kind, rows in (("meter", meters), ("scada", scada)):
             if rows:
@@ -572,10 +573,17 @@ class LiveEngine(DispatchActions, QueueThread):
         return self.replanner.run()
 
     def accept_plan(self, plan_id: int, actor: str) -> list[Assignment]:
+        return self._planner().accept(plan_id, actor)
+
+    def reject_plan(self, plan_id: int, actor: str) -> dict[str, Any]:
+        return self._planner().reject(plan_id, actor)
+
+    def _planner(self):
+        """The re-planner, for a dispatcher's decision on a plan: only the leader decides, and only with a territory."""
         self._check_leader()
         if self.replanner is None:
             raise ApiError(503, "unavailable", "no territory is loaded; nothing to plan")
-        return self.replanner.accept(plan_id, actor)
+        return self.replanner
 
     # ================================================================ settings, territory
     def _load_operator_settings(self) -> None:

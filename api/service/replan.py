@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta
@@ -99,6 +100,7 @@ class Replanner:
         self.last: dict[str, Any] = {}
         self.previous = None  # the last plan: warm start for the next
         self._executor: ProcessPoolExecutor | None = None
+        self._decide = threading.Lock()  # one decision on a proposed plan at a time: accept or reject, not both
 
     # -------------------------------------------------------------------------------------------------- build
     def build(self, session, now: datetime):
@@ -275,22 +277,33 @@ class Replanner:
     def accept(self, plan_id: int, actor: str) -> list[Assignment]:
         live = self.live
         now = live.clock()
-        with live.db.read() as session:
-            plan = session.get(Plan, plan_id)
-            if plan is None:
-                raise ApiError(404, "not_found", f"no plan {plan_id}")
-            if plan.status != "proposed":
-                raise ApiError(409, "conflict", f"plan {plan_id} is {plan.status}; only a proposed plan can be "
-                                                "accepted")
-            rows = [{"event_id": a.event_id, "crew_id": a.crew_id, "sequence": a.sequence, "eta": a.eta}
-                    for a in session.scalars(select(Assignment).where(Assignment.plan_id == plan_id,
-                                                                      Assignment.status == "proposed"))]
-        with live.db.write() as session, session.begin():
-            session.get(Plan, plan_id).status = "applied"
-            for a in session.scalars(select(Assignment).where(Assignment.plan_id == plan_id,
-                                                              Assignment.status == "proposed")):
-                a.status = "cancelled"  # replaced by the applied copies below (keeps one code path)
-        return self._apply(plan_id, rows, now, actor=actor)
+        with self._decide:
+            with live.db.read() as session:
+                _proposed(session, plan_id, "accepted")
+                rows = [{"event_id": a.event_id, "crew_id": a.crew_id, "sequence": a.sequence, "eta": a.eta}
+                        for a in session.scalars(select(Assignment).where(Assignment.plan_id == plan_id,
+                                                                          Assignment.status == "proposed"))]
+            with live.db.write() as session, session.begin():
+                session.get(Plan, plan_id).status = "applied"
+                for a in session.scalars(select(Assignment).where(Assignment.plan_id == plan_id,
+                                                                  Assignment.status == "proposed")):
+                    a.status = "cancelled"  # replaced by the applied copies below (keeps one code path)
+            return self._apply(plan_id, rows, now, actor=actor)
+
+    def reject(self, plan_id: int, actor: str) -> dict[str, Any]:
+        """Reject a proposed plan: its proposed assignments are cancelled, crews keep the work they hold, and the
+        stream says so (the consoles drop the plan)."""
+        live = self.live
+        with self._decide:
+            with live.db.write() as session, session.begin():
+                plan = _proposed(session, plan_id, "rejected")
+                plan.status = "rejected"
+                plan.detail = {**(plan.detail or {}), "rejected_by": actor}
+                for a in session.scalars(select(Assignment).where(Assignment.plan_id == plan_id,
+                                                                  Assignment.status == "proposed")):
+                    a.status, a.updated_at = "cancelled", live.clock()
+            live.publish([("plan", {"id": plan_id, "status": "rejected", "by": actor})])
+        return {"id": plan_id, "status": "rejected"}
 
     def _apply(self, plan_id: int, rows: list[dict], now: datetime, actor: str = "optimizer") -> list[Assignment]:
         """Make the plan's assignments current for unlocked work; set events dispatched and their ETRs."""
@@ -330,6 +343,16 @@ class Replanner:
         # one engine pass and one transaction for the whole plan; an event closed meanwhile is skipped
         live.act_many(actions, replan=False, skip_invalid=True)
         return out
+
+
+def _proposed(session, plan_id: int, verb: str) -> Plan:
+    """The plan, if it is still a proposal; else 404 (no such plan) or 409 (already decided or superseded)."""
+    plan = session.get(Plan, plan_id)
+    if plan is None:
+        raise ApiError(404, "not_found", f"no plan {plan_id}")
+    if plan.status != "proposed":
+        raise ApiError(409, "conflict", f"plan {plan_id} is {plan.status}; only a proposed plan can be {verb}")
+    return plan
 
 
 def _solve_worker(problem, travel, time_limit_s: float, previous, solution_limit: int | None = None):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 import socket
 import sys
 import threading
@@ -110,6 +111,8 @@ class Demo:
         self.db_url = f"sqlite:///{(self.out / 'oms.db').resolve()}"
         self.tokens: dict[str, str] = {}
         self.crew_tokens: dict[str, str] = {}
+        #: The console's sign-in for ``demo-dispatcher``: fresh each run, printed with the URLs.
+        self.console_password = secrets.token_urlsafe(12)
         self.clock = StormClock(start or storm_start(), options.speed)
         self.zone = local_zone_name()
         self.tz = ZoneInfo(self.zone)
@@ -127,7 +130,7 @@ class Demo:
         from api.store.db import Database
         from api.store.migrate import upgrade
         from api.store.models import Crew
-        from api.web.auth import create_user
+        from api.web.auth import create_user, set_password
 
         self.out.mkdir(parents=True, exist_ok=True)
         for suffix in ("", "-wal", "-shm"):  # the demo always starts from an empty database
@@ -139,6 +142,8 @@ class Demo:
             with db.write() as session, session.begin():
                 for role in ("dispatcher", "integration", "admin"):
                     _, self.tokens[role] = create_user(session, f"demo-{role}", role)
+                session.flush()
+                set_password(session, "demo-dispatcher", self.console_password)
                 for i in range(self.o.crews):
                     cid = f"crew-{i + 1}"
                     depot_id, (lon, lat) = depots[i % len(depots)]
@@ -364,6 +369,8 @@ def run_demo(options: DemoOptions, network, sock: socket.socket | None = None,
         demo.start(sock)
         print(f"\nOMS service on {demo.url}  (start page: {demo.url}/ ; API docs: {demo.url}/docs)", flush=True)
         print(f"  public outage map : {demo.url}/maps/public", flush=True)
+        print(f"  dispatch console  : {demo.url}/console  (sign in as demo-dispatcher, password "
+              f"{demo.console_password})", flush=True)
         print(f"  dispatcher map    : {demo.url}/maps/dispatcher?token={demo.tokens['dispatcher']}", flush=True)
         print(f"  dispatcher token  : {demo.tokens['dispatcher']}", flush=True)
         print(f"  notifications     : {Path(options.out) / 'notifications.log'} (log channel)", flush=True)

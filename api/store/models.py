@@ -141,6 +141,12 @@ class Report(Base):
     #: Set by the live engine once the report has gone through trouble-call analysis.
     processed_at: Mapped[datetime | None] = mapped_column(default=None)
     event_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    #: A person's decision on a report that matched no service point (``sp_id`` None, kept for review):
+    #: ``matched`` (they set ``sp_id``; the engine then takes the report) or ``dismissed``; None: not reviewed.
+    review: Mapped[str | None] = mapped_column(String(16), default=None)
+    reviewed_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    reviewed_at: Mapped[datetime | None] = mapped_column(default=None)
+    review_note: Mapped[str | None] = mapped_column(String(200), default=None)
 
 
 Index("ix_reports_unprocessed", Report.processed_at, Report.id)

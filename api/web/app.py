@@ -29,7 +29,7 @@ from api.web.fastpath import IntakeFastPath
 from api.web.figures import LiveFigures
 from api.web.limits import BodyLimitMiddleware, EdgeGuard, RateLimiter, SecurityHeaders
 from api.web.maps_provider import LiveMapProvider, dispatcher_access
-from api.web.routes import admin, crew, dispatcher, intake, public, reports, session, stream
+from api.web.routes import admin, crew, dispatcher, intake, public, reports, review, session, stream
 from api.web.routes.console import router as console_router
 from api.web.routes.landing import router as landing_router
 from api.web.routes.notify import router as notify_router
@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
         ("POST", "/ami"): (intake.INTEGRATION.roles, intake.accept_ami)})
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        overrides={"/admin/territory": 512 * 1024 * 1024})
-    for module in (public, intake, dispatcher, crew, admin, reports, stream, session):
+    for module in (public, intake, dispatcher, crew, admin, reports, review, stream, session):
         app.include_router(module.router)
     app.include_router(notify_router)
     docs.install(app)

@@ -174,3 +174,28 @@ def test_a_note_to_customers_reaches_reporters_and_enrolled_contacts_and_the_tim
     timeline = c.get(f"/events/{eid}/evidence", headers=d).json()["timeline"]
     entry = [t for t in timeline if t["action"] == "customer_note"]
     assert entry and entry[0]["detail"] == {"note": note, "recipients": 2} and entry[0]["actor"] == "dispatcher-user"
+
+
+def test_the_p1_response_target_is_a_setting_shown_on_the_page(db_url, tokens, monkeypatch):
+    import json
+
+    from pydantic import ValidationError
+    from service_helpers import make_client
+
+    from api.settings import Settings
+
+    monkeypatch.setenv("OMS_P1_RESPONSE_MINUTES", "45")
+    assert Settings().p1_response_minutes == 45
+    for bad in ("0", "-5", "soon"):
+        monkeypatch.setenv("OMS_P1_RESPONSE_MINUTES", bad)
+        with pytest.raises(ValidationError, match="p1_response_minutes"):
+            Settings()
+    monkeypatch.delenv("OMS_P1_RESPONSE_MINUTES")
+    assert Settings().p1_response_minutes == 60  # a co-op's usual target unless told otherwise
+    set_passwords(db_url, PASSWORD)
+    with make_client(db_url, tokens, p1_response_minutes=45) as c:
+        _, token = sign_in(c, "dispatcher-user")
+        page = c.get("/console", headers=cookie(token)).text
+        assert "P1 target: on site in 45 min" in page
+        config = json.loads(re.search(r'id="console-config" type="application/json">([^<]+)<', page).group(1))
+        assert config["p1ResponseMinutes"] == 45  # the alert's limit (app.js) is the same figure

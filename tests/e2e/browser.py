@@ -10,7 +10,7 @@ import shutil
 import socket
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -49,10 +49,11 @@ def serve(app, start_timeout_s: float = 30.0):
 
 
 @contextmanager
-def running_service(db_url: str, password: str, page, clock=None, clock_note: str = ""):
+def running_service(db_url: str, password: str, page, clock=None, clock_note: str = "", **settings):
     """The real app on the maps' test territory (users made, each with ``password``), served on a loopback port;
-    yields (base URL, role -> token, app). Needs ``tests/maps`` and ``tests/api`` on ``sys.path``. ``clock``: a
-    replay's clock (``create_app(clock=..., clock_note=...)``)."""
+    yields (base URL, role -> token, app). ``clock``: a replay's clock (``create_app(clock=..., clock_note=...)``);
+    ``settings``: more :class:`api.settings.Settings` fields. Needs ``tests/maps`` and ``tests/api`` on
+    ``sys.path``."""
     from maps_territory import territory
     from service_helpers import make_users, set_passwords
 
@@ -61,8 +62,8 @@ def running_service(db_url: str, password: str, page, clock=None, clock_note: st
 
     tokens = make_users(db_url)
     set_passwords(db_url, password)
-    settings = Settings(database_url=db_url, replan_debounce_s=3600.0, replan_max_wait_s=3600.0,
-                        replan_time_limit_s=1.0)
+    settings = Settings(**{"database_url": db_url, "replan_debounce_s": 3600.0, "replan_max_wait_s": 3600.0,
+                           "replan_time_limit_s": 1.0, **settings})
     net = territory()
     net.road_edges = net.road_edges.iloc[:0]  # its roads are drawing-only (no road nodes): crews go straight
     app = create_app(settings, network=net, page=page, clock=clock, clock_note=clock_note)
@@ -95,3 +96,79 @@ def wait_until(page, expression: str, timeout: float = 10_000) -> None:
     while not page.evaluate(expression):
         assert time.monotonic() < deadline, f"timed out waiting for {expression}"
         time.sleep(0.05)
+
+
+class Relay:
+    """A TCP relay in front of the service, for dropping a browser's connections as a failing network would:
+    :meth:`down` cuts every open connection (the SSE stream too) and refuses new ones until :meth:`up` (or answers
+    them with an HTTP error, as a proxy does for a missing backend). The service itself notices nothing but closed
+    sockets. ``base`` is the URL the browser should use."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.removeprefix("http://").split(":")
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.base = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.is_up = True
+        self.answer: int | None = None
+        self.refused = 0  # connections refused (or answered) while down
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            if not self.is_up:
+                self.refused += 1
+                if self.answer:
+                    try:
+                        client.recv(65536)
+                        client.sendall(f"HTTP/1.1 {self.answer} Unavailable\r\nContent-Length: 0\r\n"
+                                       "Connection: close\r\n\r\n".encode())
+                    except OSError:
+                        pass
+                client.close()
+                continue
+            try:
+                server = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open |= {client, server}
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._cut(src, dst)
+
+    def _cut(self, *socks: socket.socket) -> None:
+        for s in socks:
+            with self._lock:
+                self._open.discard(s)
+            with suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def down(self, answer: int | None = None) -> None:
+        self.is_up, self.answer = False, answer
+        with self._lock:
+            socks = list(self._open)
+        self._cut(*socks)
+
+    def up(self) -> None:
+        self.is_up = True
+
+    def close(self) -> None:
+        self.listener.close()
+        self.down()

@@ -105,7 +105,7 @@ def test_a_dispatcher_runs_an_event_from_report_to_restoration(service, browser,
     assert "Weighted customer-minutes" in page.inner_text("#plan-summary")
     page.click("#plan-accept")
     wait_until(page, "document.querySelector('#panel-plan').innerText.includes('No plan is waiting')")
-    wait_until(page, "[...document.querySelectorAll('#grid-body tr[data-id] td')][9].textContent.includes(':')")
+    wait_until(page, "[...document.querySelectorAll('#grid-body tr[data-id] td')][8].textContent.includes(':')")
     page.keyboard.press("1")
     page.wait_for_selector("#detail-eta")
     wait_until(page, "document.querySelector('#detail-eta').textContent.includes(':')")
@@ -275,19 +275,21 @@ def test_reject_a_plan_and_resume_after_a_dropped_stream(service, browser):
     assert httpx.get(f"{base}/plans/{plan_id}/diff", headers=auth).json()["plan"]["status"] == "rejected"
     assert "C1" not in page.inner_text("#grid-body") and "Crew one" not in page.inner_text("#grid-body")
 
-    # the server drops the stream (as for a client too slow to keep up); what happens meanwhile arrives once the
-    # browser is back on the stream (Last-Event-ID, or the reset's reload), without reloading the page
+    # the server drops the stream (as for a client too slow to keep up): the console reconnects from its cursor and
+    # what happened meanwhile is replayed, without reloading the page or the board (more in
+    # test_console_resume_browser.py, the network dropping too)
     page.keyboard.press("1")
     page.evaluate("window.__sameDocument = true")
     broker = app.state.oms.broker
     assert broker.subscriber_count >= 1
     for loop, q in list(broker._subscribers):
         loop.call_soon_threadsafe(q.put_nowait, None)
-    wait_until(page, "document.querySelector('#conn').textContent.startsWith('Reconnecting')", 15_000)
     _report(base, "ACC-0021")  # farm 2 (TF2), while the console is off the stream
+    wait_until(page, "window.omsConsole.live.resumes >= 1", 20_000)
     wait_until(page, "document.querySelector('#conn').textContent === 'Live'", 20_000)
     wait_until(page, "document.querySelector('#grid-body').innerText.includes('TF2')", 20_000)
     assert page.evaluate("window.__sameDocument === true")  # resumed in place, not reloaded
+    assert page.evaluate("window.omsConsole.live.boardReloads") == 0
     assert page.inner_text("#event-count") == "(2)"
     assert errors == [], errors
     assert foreign == [], foreign

@@ -4,13 +4,15 @@ import { Detail } from './detail.js';
 import { Grid } from './grid.js';
 import { ConsoleMap } from './map.js';
 import { renderPlan, renderRoster } from './panels.js';
+import { Review } from './review.js';
 import { api, crewColour, hhmm, now, setServerNow, toast } from './util.js';
 
 const config = JSON.parse(document.getElementById('console-config').textContent);
-const store = { events: new Map(), crews: new Map(), plan: null, mode: 'auto', seq: 0, ready: false };
+const store = { events: new Map(), crews: new Map(), plan: null, mode: 'auto', seq: 0, ready: false,
+  p1ResponseMinutes: config.p1ResponseMinutes };
 window.omsConsole = store; // for tests and the curious: read-only use
 const $ = (id) => document.getElementById(id);
-let grid, map, detail, tab = 'event';
+let grid, map, detail, review, tab = 'event';
 // Set while a replay runs on a storm clock ("storm time, 120x"): the clock says so, and is read from the service
 // every 2 s (storm time runs faster than the browser's, and stops when the replay does).
 let clockNote = '';
@@ -22,18 +24,22 @@ function select(id, from) {
   map.select(id, from !== 'map');
   showTab('event');
   detail.open(id);
+  // one column (a tablet): the details are below the grid and the map; bring them into view
+  if (from === 'grid' && matchMedia('(max-width: 1000px)').matches) $('panel-event').scrollIntoView({ block: 'start' });
 }
 
 function showTab(name) {
   tab = name;
-  for (const t of ['event', 'crews', 'plan']) {
+  for (const t of TABS) {
     $(`tab-${t}`).setAttribute('aria-selected', String(t === name));
     $(`tab-${t}`).tabIndex = t === name ? 0 : -1;
     $(`panel-${t}`).hidden = t !== name;
   }
   if (name === 'crews') renderRoster(store, $('panel-crews'), select);
   if (name === 'plan') { $('plan-badge').hidden = true; renderPlan(store, $('panel-plan'), afterAction); }
+  if (name === 'review') review.render();
 }
+const TABS = ['event', 'crews', 'plan', 'review'];
 
 // ------------------------------------------------------------------------------------------------ loading
 function crewsFrom(list) {
@@ -41,7 +47,7 @@ function crewsFrom(list) {
   list.forEach((c, i) => { crewColour(c.id, i); store.crews.set(c.id, c); });
 }
 
-// The first board comes inside the page (no second round trip); reloads after a reset fetch it.
+// The first board comes inside the page (no second round trip); a board reload (a gap the stream cannot replay) fetches it.
 function inlineBoard() {
   const tag = $('console-board');
   const b = tag ? JSON.parse(tag.textContent) : null;
@@ -60,6 +66,7 @@ async function loadBoard(given) {
   store.seq = b.seq;
   showMode();
   if (b.plan) $('plan-badge').hidden = false;
+  if (b.unmatched != null) review.setTotal(b.unmatched);
   return b;
 }
 
@@ -74,13 +81,14 @@ async function flushRefetch() {
   pendingTimer = pending.size ? setTimeout(flushRefetch, 150) : null;
   try {
     const b = await api('GET', `/console/board.json?ids=${ids.map(encodeURIComponent).join(',')}`);
+    setServerNow(b.now); // keeps ages and the clock on the service's time (a replay's storm clock runs fast)
     for (const r of b.events) {
       if (r.closed) store.events.delete(r.id); else store.events.set(r.id, { ...r, _fresh: store.events.get(r.id)?._fresh });
     }
     for (const id of ids) if (!b.events.some((r) => r.id === id)) store.events.delete(id);
     schedule();
     if (detail.id && ids.includes(detail.id)) detail.refresh();
-  } catch (e) { /* the next message or reload catches up */ }
+  } catch (e) { /* the next message about it catches up */ }
 }
 
 // ------------------------------------------------------------------------------------------------ painting
@@ -140,9 +148,9 @@ function onAssignment(a) {
 }
 
 function onMessage(type, data, seq) {
-  if (seq && seq <= store.seq) return; // already in the board we loaded
+  if (type === 'reset') { onReset(); return; } // its id is no message of ours: the cursor stays where it is
+  if (seq && seq <= store.seq) return; // already in the board we loaded (or replayed twice)
   if (seq) store.seq = seq;
-  if (type === 'reset') { reload(); return; }
   if (type.startsWith('event_') || type === 'etr') onEvent(data);
   else if (type === 'assignment') onAssignment(data);
   else if (type === 'crew') {
@@ -151,37 +159,66 @@ function onMessage(type, data, seq) {
   } else if (type === 'plan') {
     if (data.mode) { store.mode = data.mode; showMode(); }
     if (data.status === 'proposed') {
+      // said once: a newer proposal replacing a waiting one (every re-plan) only refreshes the Plan tab
+      if (!store.plan && tab !== 'plan') toast(`Plan ${data.id} proposed: see the Plan tab (3)`);
       store.plan = { id: data.id, status: 'proposed' };
       $('plan-badge').hidden = false;
-      toast(`Plan ${data.id} proposed: see the Plan tab (3)`);
     } else if (data.id && store.plan && data.id >= store.plan.id) store.plan = null;
     if (tab === 'plan') renderPlan(store, $('panel-plan'), afterAction);
+  } else if (type === 'report') {
+    review.onMessage(data, tab === 'review');
+    return;
   }
   schedule(type === 'assignment' || type.startsWith('event_') || type === 'crew');
 }
 
 const TYPES = ['event_created', 'event_updated', 'event_reclassified', 'event_merged', 'event_restored',
   'event_cancelled', 'assignment', 'etr', 'plan', 'crew', 'report', 'reset'];
-let source = null, buffered = null;
+// Resuming. The console keeps a cursor, store.seq: the last stream message it applied (the board's seq at first).
+// Every connection asks for what came after it (?after=; a browser retrying by itself sends Last-Event-ID, the
+// same number), and the service replays the rest from its buffer of recent messages, so a dropped connection
+// costs nothing but the wait: no page reload, no board reload. Only when the gap is older than that buffer does
+// the service answer with a reset as its first message, and then the board is fetched again.
+let source = null, buffered = null, heard = 0, retry = null, retries = 0;
+const live = { connects: 0, resumes: 0, boardReloads: 0 };
+store.live = live; // for tests: how the console got back on the stream
 
 function connect() {
-  // From the board's seq: what happened between rendering the page and opening the stream is replayed.
-  source = new EventSource(`/console/stream?after=${store.seq}`);
+  clearTimeout(retry); retry = null;
+  if (source) source.close();
+  const es = source = new EventSource(`/console/stream?after=${store.seq}`);
+  live.connects += 1;
+  heard = 0;
   for (const t of TYPES) {
-    source.addEventListener(t, (e) => {
+    es.addEventListener(t, (e) => {
+      if (es !== source) return; // a message from a connection we have replaced
+      heard += 1;
       const data = JSON.parse(e.data), seq = Number(e.lastEventId) || 0;
-      if (buffered) buffered.push([t, data, seq]); else onMessage(t, data, seq);
+      if (buffered && t !== 'reset') buffered.push([t, data, seq]); else onMessage(t, data, seq);
     });
   }
-  source.onopen = () => { $('conn').textContent = 'Live'; $('conn').className = 'conn ok'; };
-  source.onerror = () => {
+  es.onopen = () => { heard = 0; retries = 0; $('conn').textContent = 'Live'; $('conn').className = 'conn ok'; };
+  es.onerror = () => {
+    if (es !== source) return;
     $('conn').textContent = 'Reconnecting…'; $('conn').className = 'conn bad';
-    // The browser retries by itself (with Last-Event-ID) unless the answer was an error; then start afresh.
-    if (source.readyState === EventSource.CLOSED) setTimeout(() => { connect(); reload(); }, 3000);
+    // The browser retries by itself unless the answer was an error or it gave up (network down); then we do,
+    // from our cursor, waiting a little longer each time (3 s to 30 s).
+    if (es.readyState === EventSource.CLOSED && !retry) {
+      retry = setTimeout(() => { retry = null; live.resumes += 1; connect(); }, Math.min(30000, 3000 * 2 ** retries++));
+    }
   };
 }
 
-async function reload(given) {
+// A reset as the first message of a connection: the service cannot replay from our cursor (too old), so fetch the
+// board. Later in a connection (the service dropped us for falling behind): reconnect from the cursor and replay.
+function onReset() {
+  if (heard <= 1) { reloadBoard(); return; }
+  live.resumes += 1;
+  connect();
+}
+
+async function reloadBoard(given) {
+  if (!given) live.boardReloads += 1;
   buffered = [];
   try { await loadBoard(given); } catch (e) { toast(`Could not load: ${e.message}`, true); }
   const queue = buffered; buffered = null;
@@ -256,6 +293,7 @@ function shortcuts(e) {
   else if (k === '1') showTab('event');
   else if (k === '2') showTab('crews');
   else if (k === '3') showTab('plan');
+  else if (k === '4') showTab('review');
   else if (k === 'A') acknowledge();
   else if (k === '?') $('help').showModal();
   else return;
@@ -266,7 +304,8 @@ async function main() {
   grid = new Grid(store, select);
   map = new ConsoleMap(store, select);
   detail = new Detail(store, $('panel-event'), afterAction);
-  for (const t of ['event', 'crews', 'plan']) $(`tab-${t}`).addEventListener('click', () => showTab(t));
+  review = new Review($('panel-review'), $('review-badge'));
+  for (const t of TABS) $(`tab-${t}`).addEventListener('click', () => showTab(t));
   $('mode-auto').addEventListener('click', () => setMode('auto'));
   $('mode-propose').addEventListener('click', () => setMode('propose'));
   $('alert-ack').addEventListener('click', acknowledge);
@@ -274,13 +313,13 @@ async function main() {
   document.addEventListener('keydown', shortcuts);
   const board = inlineBoard();
   if (board) {
-    await reload(board);
+    await reloadBoard(board);
     grid.refresh(); // paint the rows now, not a frame later
     connect();
   } else {
     buffered = [];
     connect();
-    await reload();
+    await reloadBoard();
   }
   document.body.dataset.ready = 'true';
   // The map's layers (feeders, roads: megabytes of GeoJSON) load once the grid is on screen.

@@ -1,6 +1,6 @@
 // The event panel: facts, priority reason, critical customers, ETR and its basis, the evidence (calls with their
 // answers, last gasps, pings, SCADA), the timeline (who did what), and every action on the event.
-import { api, classWords, crewColour, el, etr, hhmm, stateWords, toast } from './util.js';
+import { api, classWords, crewColour, el, etr, hhmm, lockIcon, now, stateWords, toast } from './util.js';
 
 const CAUSES = ['tree', 'wind', 'lightning', 'equipment', 'animal', 'vehicle', 'ice', 'overload', 'unknown'];
 
@@ -57,7 +57,9 @@ export class Detail {
       el('dt', { text: 'Critical' }), el('dd', { id: 'critical', text: crit || (ev.critical_count ? String(ev.critical_count) : 'none') }),
       el('dt', { text: 'Cause' }), el('dd', { text: ev.cause ? `${ev.cause}${ev.cause_confirmed ? ' (confirmed)' : ' (predicted)'}` : 'unknown' }),
       el('dt', { text: 'Crew' }), el('dd', { id: 'detail-crew' }, w ? [el('span', { class: 'chip', style: `background:${crewColour(w.crew_id)}`, text: w.crew_name || w.crew_id }),
-        ` ${w.status.replace('_', ' ')}, ETA `, el('b', { id: 'detail-eta', text: hhmm(w.eta) || '—' }), w.locked ? ' · locked' : ''] : 'none'),
+        ` ${w.status.replace('_', ' ')}`, w.status === 'on_site' ? '' : [', ETA ', el('b', { id: 'detail-eta', text: hhmm(w.eta) || '—' })],
+        w.locked ? [' · ', lockIcon(), ' locked'] : ''] : 'none'),
+      ...(ev.tier === 1 && open ? [el('dt', { text: 'Response target' }), el('dd', { id: 'detail-target' }, ...this.target(ev, w))] : []),
       el('dt', { text: 'ETR' }), el('dd', { id: 'detail-etr', text: etr({ etr_earliest: d.etr.earliest, etr_latest: d.etr.latest }) ?
         `${etr({ etr_earliest: d.etr.earliest, etr_latest: d.etr.latest, etr_probability: d.etr.probability })} — ${d.etr.basis || d.etr.source || ''}` : 'not yet' }));
     const actions = open ? el('div', { class: 'actions' },
@@ -102,6 +104,18 @@ export class Detail {
       el('h4', { text: 'Evidence' }),
       el('p', { id: 'evidence-summary', text: `${d.calls_total} calls · ${d.last_gasps} last gasps · pings: ${pings || 'none'} · SCADA: ${(d.scada || []).join(', ') || 'none'}${d.medical ? ` · ${d.medical} medical` : ''}` }),
       calls, el('h4', { text: 'Timeline' }), timeline);
+  }
+
+  // A P1's response target (OMS_P1_RESPONSE_MINUTES): a crew on site by start + target; met, due, or late.
+  target(ev, w) {
+    const mins = this.store.p1ResponseMinutes, due = Date.parse(ev.started_at) + mins * 60000;
+    const dueText = `crew on site by ${hhmm(new Date(due).toISOString())} (${mins} min)`;
+    if (w && w.status === 'on_site') return [`${dueText}: crew on site`];
+    const late = Math.round((now() - due) / 60000);
+    if (late > 0) return [`${dueText}: `, el('span', { class: 'late', text: `${late} min late` })];
+    // a crew is coming, but its ETA is past the target: say so now, while there is time to send another
+    const etaLate = w && w.eta ? Math.round((Date.parse(w.eta) - due) / 60000) : 0;
+    return [`${dueText}: ${-late} min left`, etaLate > 0 ? el('span', { class: 'late', text: ` · the crew's ETA is ${etaLate} min past it` }) : ''];
   }
 
   focus(what) {

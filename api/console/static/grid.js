@@ -1,9 +1,11 @@
 // The events grid: sorted and filtered rows, drawn in a window (only the rows in view exist in the DOM), so
 // 2,000 events scroll and filter without stutter.
-import { age, classWords, crewColour, el, etr, hhmm, stateWords } from './util.js';
+import { age, classWords, crewColour, el, eta, etr, lockIcon, stateWords } from './util.js';
 
 const ROW_H = 44;   // px; matches .grid tbody tr in console.css
-const OVERSCAN = 8;
+// Rows drawn beyond the view on each side. A scroll that stays inside them repaints nothing; one that leaves them
+// redraws the window around the new view (a repaint's cost is mostly the layout of the new rows: fewer is faster).
+const OVERSCAN = 6;
 
 export class Grid {
   constructor(store, onSelect) {
@@ -47,7 +49,8 @@ export class Grid {
     const w = r.assignment;
     switch (key) {
       case 'crew': return w ? w.crew_name : '';
-      case 'eta': return w && w.eta ? w.eta : '~';
+      case 'eta': return w && w.eta && w.status !== 'on_site' ? w.eta : '~';
+      case 'device_id': return `${r.device_id || '~'} ${r.class || ''}`;
       case 'etr': return r.etr_earliest || '~';
       default: return r[key] ?? '';
     }
@@ -84,9 +87,10 @@ export class Grid {
 
   paint(force = false) {
     const top = this.scroll.scrollTop, h = this.scroll.clientHeight || 600;
-    const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
-    const last = Math.min(this.rows.length, Math.ceil((top + h) / ROW_H) + OVERSCAN);
-    if (!force && first === this._first && last === this._last) return;
+    const viewFirst = Math.floor(top / ROW_H), viewLast = Math.min(this.rows.length, Math.ceil((top + h) / ROW_H));
+    if (!force && viewFirst >= this._first && viewLast <= this._last) return; // still inside the drawn rows
+    const first = Math.max(0, viewFirst - OVERSCAN);
+    const last = Math.min(this.rows.length, viewLast + OVERSCAN);
     this._first = first; this._last = last;
     const frag = document.createDocumentFragment();
     frag.append(el('tr', { class: 'spacer', 'aria-hidden': 'true', style: `height:${first * ROW_H}px` }));
@@ -98,20 +102,20 @@ export class Grid {
   rowEl(r, i) {
     const w = r.assignment;
     const crew = w ? el('span', { class: 'chip', style: `background:${crewColour(w.crew_id)}` },
-      w.crew_name, w.locked ? el('span', { class: 'lock', title: 'locked', 'aria-label': 'locked', text: ' 🔒' }) : null) : '';
+      w.crew_name, w.locked ? [' ', lockIcon()] : null) : '';
     return el('tr', { 'data-id': r.id, 'aria-rowindex': String(i + 2), 'aria-selected': String(r.id === this.selected),
       class: `t${r.tier}${r.id === this.selected ? ' sel' : ''}${r._fresh ? ' fresh' : ''}` },
       el('td', { class: 'tier' }, el('b', { class: `tb t${r.tier}`, text: `P${r.tier}` }),
         el('span', { class: 'reason', title: r.reason || '', text: r.reason || '' })),
-      el('td', { text: classWords(r.class) }),
-      el('td', { class: 'mono', text: r.device_id || '' }),
+      el('td', { class: 'dev', title: r.device_id || '' }, el('span', { class: 'mono', text: r.device_id || '' }),
+        el('span', { class: 'reason', text: classWords(r.class) })),
       el('td', { class: 'mono', text: r.feeder_id || '' }),
       el('td', { class: 'num', text: String(r.customers_out) }),
       el('td', { class: r.critical_count ? 'num crit' : 'num', text: String(r.critical_count || 0) }),
       el('td', { text: age(r.started_at) }),
-      el('td', { text: stateWords(r.state) }),
-      el('td', {}, crew),
-      el('td', { text: w ? hhmm(w.eta) : '' }),
+      el('td', { text: stateWords(r.state), title: stateWords(r.state) }),
+      el('td', { title: w ? w.crew_name : '' }, crew),
+      el('td', { class: w && w.status === 'on_site' ? 'muted' : '', text: eta(w) }),
       el('td', { text: etr(r) }),
       el('td', { class: 'num', text: String(r.calls ?? '') }));
   }

@@ -1,7 +1,7 @@
 // The console map: roads (faint), feeders and protective devices (strong), de-energized sections, events by tier,
 // crews as labelled markers in their colour, and each crew's route along the roads in the same colour.
 /* global L */
-import { api, classWords, crewColour, el, stateWords } from './util.js';
+import { api, classWords, crewColour, el, eta, etr, stateWords } from './util.js';
 
 const TIER_COLOUR = { 1: '#b91c1c', 2: '#c2410c', 3: '#a16207', 4: '#1d4ed8' };
 const DEVICE_KINDS = new Set(['breaker', 'recloser', 'fuse', 'switch', 'sectionalizer', 'sectionaliser']);
@@ -28,7 +28,8 @@ export class ConsoleMap {
     L.control.layers(null, { 'Roads': this.roads, 'Feeders': this.network, 'Protective devices': this.devices,
       'De-energized': this.dead, 'Routes': this.routes, 'Events': this.events, 'Crews': this.crews },
     { collapsed: true }).addTo(this.map);
-    this.map.on('zoomend', () => this.deviceVisibility());
+    this.map.on('zoomend', () => { this.deviceVisibility(); this.drawCrews(); });
+    legend().addTo(this.map);
     this.map.setView([50, 11.5], 12);
   }
 
@@ -99,7 +100,8 @@ export class ConsoleMap {
       el('b', { text: `P${r.tier} ${classWords(r.class)} · ${r.device_id || r.id}` }),
       el('div', { text: r.reason || '' }),
       el('div', { text: `${r.customers_out} out · ${stateWords(r.state)}` }),
-      el('div', { text: w ? `Crew: ${w.crew_name}` : 'No crew yet' }),
+      el('div', { text: w ? `Crew: ${w.crew_name}${w.status === 'on_site' ? ', on site' : `, ETA ${eta(w) || '—'}`}` : 'No crew yet' }),
+      el('div', { text: `ETR: ${etr(r) || 'not yet'}` }),
       el('button', { type: 'button', class: 'link', text: 'Open', onclick: () => this.onSelect(r.id, 'map') }));
   }
 
@@ -123,14 +125,31 @@ export class ConsoleMap {
       }
     }
     for (const [id, m] of this.markers) if (!seen.has(id)) { m.remove(); this.markers.delete(id); }
+    this.refreshPopup();
   }
 
+  // The open popup follows its event (a new ETA, a crew assigned); rebuilt only when its text would change, so a
+  // click on its button is not lost to a redraw.
+  refreshPopup() {
+    const r = this.pop && this.map.hasLayer(this.pop) ? this.store.events.get(this.popupFor) : null;
+    if (!r) return;
+    const content = this.popup(r);
+    if (content.textContent !== this.pop.getContent().textContent) this.pop.setContent(content);
+  }
+
+  // Crews as labels in their colour. Labels that would cover one another (crews at one depot, or one job) are
+  // stacked downwards, so every crew's name stays readable.
   drawCrews() {
     this.crews.clearLayers();
+    const placed = [];
     for (const c of this.store.crews.values()) {
       if (c.lat == null || c.lon == null) continue;
+      const p = this.map.latLngToLayerPoint([c.lat, c.lon]);
+      let dy = 0;
+      while (placed.some((q) => Math.abs(q.x - p.x) < 70 && Math.abs(q.y - (p.y + dy)) < 19)) dy += 19;
+      placed.push({ x: p.x, y: p.y + dy });
       const icon = L.divIcon({ className: 'crew-icon', iconSize: null,
-        html: `<span class="chip" style="background:${crewColour(c.id)}">${escapeHtml(c.name)}</span>` });
+        html: `<span class="chip" style="background:${crewColour(c.id)};position:relative;top:${dy}px">${escapeHtml(c.name)}</span>` });
       L.marker([c.lat, c.lon], { icon, keyboard: false, title: `${c.name}: ${c.status.replace('_', ' ')}` }).addTo(this.crews);
     }
   }
@@ -142,8 +161,20 @@ export class ConsoleMap {
     this.ring = L.circleMarker([r.lat, r.lon], { radius: 16, color: '#0ea5e9', weight: 4, fill: false,
       interactive: false }).addTo(this.map);
     if (pan) this.map.panTo([r.lat, r.lon]);
-    L.popup({ autoPanPadding: [30, 30], maxWidth: 260 }).setLatLng([r.lat, r.lon]).setContent(this.popup(r)).openOn(this.map);
+    this.popupFor = id;
+    this.pop = L.popup({ autoPanPadding: [30, 30], maxWidth: 260 }).setLatLng([r.lat, r.lon]).setContent(this.popup(r))
+      .openOn(this.map);
   }
+}
+
+// What the colours mean, in the map's corner (a dispatcher new to the console should not have to ask).
+function legend() {
+  const c = L.control({ position: 'bottomleft' });
+  c.onAdd = () => el('div', { class: 'legend', 'aria-label': 'Map legend' },
+    ...[1, 2, 3, 4].map((t) => [el('i', { class: 'dot', style: `background:${TIER_COLOUR[t]}` }), `P${t} `]), el('br'),
+    el('i', { style: 'border-color:#0f3d7a' }), 'feeder ', el('i', { style: 'border-color:#dc2626' }), 'de-energized ',
+    el('i', { style: 'border-top-style:dashed;border-color:#374151' }), 'crew route (crew colour)');
+  return c;
 }
 
 const SLICE = 400;

@@ -42,7 +42,7 @@ export function etr(row) {
 }
 
 // Event states in plain words.
-const STATES = { unconfirmed: 'Reported, not confirmed', probable: 'Probable', confirmed: 'Confirmed',
+const STATES = { unconfirmed: 'Reported', probable: 'Probable', confirmed: 'Confirmed',
   dispatched: 'Crew assigned', en_route: 'Crew driving', on_site: 'Crew on site', restored: 'Restored',
   cancelled: 'Cancelled' };
 export const stateWords = (s) => STATES[s] || s;
@@ -50,14 +50,40 @@ const CLASSES = { single_customer: 'Single', transformer: 'Transformer', lateral
   substation: 'Substation' };
 export const classWords = (c) => CLASSES[c] || (c || '').replace(/_/g, ' ');
 
-// One colour per crew, far apart in hue (golden angle), dark enough for white label text (WCAG AA).
+// One colour per crew, dark enough for white label text (WCAG AA): first ten picked by hand to be told apart on
+// the map and to stay clear of the map's own reds (P1, de-energized lines) and navy (feeders); then far apart in
+// hue (golden angle) for bigger fleets.
+const PALETTE = ['#1d4ed8', '#047857', '#7c3aed', '#b45309', '#0e7490', '#a21caf', '#4d7c0f', '#78350f', '#3730a3',
+  '#be185d'];
 const colours = new Map();
 export function crewColour(id, index) {
   if (!colours.has(id) && index !== undefined) {
-    const hue = (index * 137.508) % 360;
-    colours.set(id, `hsl(${hue.toFixed(0)}, 80%, 27%)`);
+    const hue = (30 + index * 137.508) % 360;
+    colours.set(id, index < PALETTE.length ? PALETTE[index] : `hsl(${hue.toFixed(0)}, 80%, 27%)`);
   }
   return colours.get(id) || '#374151';
+}
+
+// A padlock drawn in SVG: the emoji needs a colour-emoji font that dispatch PCs and Debian's chromium lack (it
+// showed as an empty box). The label says it for screen readers.
+const SVG = 'http://www.w3.org/2000/svg';
+export function lockIcon() {
+  const s = document.createElementNS(SVG, 'svg');
+  s.setAttribute('viewBox', '0 0 12 14'); s.setAttribute('width', '10'); s.setAttribute('height', '12');
+  s.setAttribute('class', 'lock'); s.setAttribute('role', 'img'); s.setAttribute('aria-label', 'locked');
+  const t = document.createElementNS(SVG, 'title'); t.textContent = 'locked (the optimizer keeps it)';
+  const body = document.createElementNS(SVG, 'rect');
+  for (const [k, v] of Object.entries({ x: 1, y: 6, width: 10, height: 8, rx: 1.5, fill: 'currentColor' })) body.setAttribute(k, v);
+  const shackle = document.createElementNS(SVG, 'path');
+  for (const [k, v] of Object.entries({ d: 'M3.2 6V4a2.8 2.8 0 0 1 5.6 0v2', fill: 'none', stroke: 'currentColor', 'stroke-width': 1.6 })) shackle.setAttribute(k, v);
+  s.append(t, body, shackle);
+  return s;
+}
+
+// The ETA a dispatcher reads: the arrival time, or "on site" once the crew is there (its ETA is then history).
+export function eta(w) {
+  if (!w) return '';
+  return w.status === 'on_site' ? 'on site' : hhmm(w.eta);
 }
 
 export function el(tag, attrs = {}, ...children) {
@@ -69,7 +95,7 @@ export function el(tag, attrs = {}, ...children) {
     else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v === true ? '' : v);
   }
-  for (const c of children.flat()) if (c !== null && c !== undefined) e.append(c);
+  for (const c of children.flat(Infinity)) if (c !== null && c !== undefined) e.append(c);
   return e;
 }
 

@@ -24,6 +24,7 @@ from api.errors import ApiError
 from api.maps.assets import resolve as maps_asset
 from api.maps.geojson import etag_of
 from api.maps.router import conditional
+from api.service.review import waiting_count
 from api.store.models import ACTIVE_ASSIGNMENT, CLOSED_STATES, Assignment, Crew, Event, Plan
 from api.web.auth import SESSION_COOKIE, Principal, csrf_of, current_principal, require
 from outage.figures import event_customers
@@ -51,8 +52,10 @@ async def console_page(request: Request) -> Response:
     title = getattr(getattr(maps, "page", None), "utility_name", "") or "Outage management"
     # The board goes inside the page: one round trip to a filled grid instead of two (a storm's board is ~1 MB).
     board = await run_in_threadpool(lambda: to_json(board_body(request.app.state.oms)))  # off the event loop
-    return HTMLResponse(console_html(user=who.name, role=who.role, csrf=csrf, title=title, board=board),
-                        headers=NO_STORE)
+    state = request.app.state.oms
+    return HTMLResponse(console_html(user=who.name, role=who.role, csrf=csrf, title=title, board=board,
+                                     p1_response_minutes=state.settings.p1_response_minutes,
+                                     clock_note=state.clock_note), headers=NO_STORE)
 
 
 @router.get("/assets/{path:path}", include_in_schema=False)
@@ -127,6 +130,7 @@ def board_body(state, ids: str | None = None) -> dict[str, Any]:
             select(Assignment).where(Assignment.status.in_(ACTIVE_ASSIGNMENT)).order_by(Assignment.id))}
         plan = None if ids is not None else session.scalar(
             select(Plan).where(Plan.status == "proposed").order_by(Plan.id.desc()).limit(1))
+        unmatched = None if ids is not None else waiting_count(session)
     body: dict[str, Any] = {"seq": seq, "now": state.live.clock(), "events": [_row(e, work.get(e.id), names)
                                                                              for e in events]}
     if state.clock_note:  # a replay's storm clock: the console says so next to its time ("storm time 14:20, 120x")
@@ -141,6 +145,7 @@ def board_body(state, ids: str | None = None) -> dict[str, Any]:
                                     "locked": a.locked} for a in jobs.get(c.id, [])]} for c in crews]
         body["plan"] = None if plan is None else {"id": plan.id, "status": plan.status, "created_at": plan.created_at}
         body["mode"] = state.live.plan_mode
+        body["unmatched"] = unmatched  # public reports waiting for a person to match them (the Reports tab)
     return body
 
 

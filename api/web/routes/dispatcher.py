@@ -349,18 +349,7 @@ def plan_diff(plan_id: DbId, request: Request, _: Principal = Depends(DISPATCHER
 
 @router.post("/plans/{plan_id}/reject", summary="Reject a proposed plan: crews keep the work they hold")
 def reject_plan(plan_id: DbId, request: Request, who: Principal = Depends(DISPATCHER)) -> dict[str, Any]:
-    live = request.app.state.oms.live
-    with live.db.write() as session, session.begin():
-        plan = _plan_or_404(session, plan_id)
-        if plan.status != "proposed":
-            raise ApiError(409, "conflict", f"plan {plan_id} is {plan.status}; only a proposed plan can be rejected")
-        plan.status = "rejected"
-        plan.detail = {**(plan.detail or {}), "rejected_by": who.name}
-        for a in session.scalars(select(Assignment).where(Assignment.plan_id == plan_id,
-                                                          Assignment.status == "proposed")):
-            a.status = "cancelled"
-    live.broker.publish("plan", {"id": plan_id, "status": "rejected", "by": who.name})
-    return {"id": plan_id, "status": "rejected"}
+    return _live(request).reject_plan(plan_id, who.name)
 
 
 @router.put("/plans/mode", summary="Re-planning: 'auto' applies each plan, 'propose' waits for a dispatcher")
