@@ -62,6 +62,10 @@ def test_a_dispatcher_runs_an_event_from_report_to_restoration(service, browser,
     shown_s = time.monotonic() - t0
     wait_until(page, "document.querySelector('#grid-body .reason') && "
                      "document.querySelector('#grid-body .reason').textContent.length > 0")
+    # the bar states the storm's figures as the public map does (one definition: outage/figures.py)
+    wait_until(page, "document.querySelector('#figures').textContent.includes('1 open of 1 events')", 15_000)
+    public_out = httpx.get(f"{base}/maps/public.geojson").json()["summary"]["customers_out"]
+    assert page.inner_text("#figures").startswith(f"{public_out:,} customers out"), page.inner_text("#figures")
     row = page.locator("#grid-body tr[data-id]").first
     event_id = row.get_attribute("data-id")
     assert "P1" in row.inner_text(), row.inner_text()  # medical equipment: life safety first

@@ -67,6 +67,7 @@ async function loadBoard(given) {
   showMode();
   if (b.plan) $('plan-badge').hidden = false;
   if (b.unmatched != null) review.setTotal(b.unmatched);
+  if (b.figures) showFigures(b.figures);
   return b;
 }
 
@@ -165,6 +166,9 @@ function onMessage(type, data, seq) {
       $('plan-badge').hidden = false;
     } else if (data.id && store.plan && data.id >= store.plan.id) store.plan = null;
     if (tab === 'plan') renderPlan(store, $('panel-plan'), afterAction);
+  } else if (type === 'figures') {
+    showFigures(data.figures);
+    return;
   } else if (type === 'report') {
     review.onMessage(data, tab === 'review');
     return;
@@ -173,7 +177,7 @@ function onMessage(type, data, seq) {
 }
 
 const TYPES = ['event_created', 'event_updated', 'event_reclassified', 'event_merged', 'event_restored',
-  'event_cancelled', 'assignment', 'etr', 'plan', 'crew', 'report', 'reset'];
+  'event_cancelled', 'assignment', 'etr', 'plan', 'crew', 'report', 'figures', 'reset'];
 // Resuming. The console keeps a cursor, store.seq: the last stream message it applied (the board's seq at first).
 // Every connection asks for what came after it (?after=; a browser retrying by itself sends Last-Event-ID, the
 // same number), and the service replays the rest from its buffer of recent messages, so a dropped connection
@@ -330,6 +334,12 @@ async function main() {
   showClock();
   setInterval(tick, clockNote ? 2000 : 15000);
   checkTargets();
+}
+
+// The storm's headline figures (outage/figures.py), as both maps and the stream state them.
+function showFigures(f) {
+  const n = (x) => Number(x).toLocaleString();
+  $('figures').textContent = `${n(f.customers_out)} customers out · ${n(f.open)} open of ${n(f.events)} events`;
 }
 
 function showClock() {

@@ -51,7 +51,7 @@ async def console_page(request: Request) -> Response:
     maps = getattr(request.app.state, "maps", None)
     title = getattr(getattr(maps, "page", None), "utility_name", "") or "Outage management"
     # The board goes inside the page: one round trip to a filled grid instead of two (a storm's board is ~1 MB).
-    board = await run_in_threadpool(lambda: to_json(board_body(request.app.state.oms)))  # off the event loop
+    board = await run_in_threadpool(lambda: to_json(board_body(request.app.state.oms, figures=_figures(request))))  # off the event loop
     state = request.app.state.oms
     return HTMLResponse(console_html(user=who.name, role=who.role, csrf=csrf, title=title, board=board,
                                      p1_response_minutes=state.settings.p1_response_minutes,
@@ -96,7 +96,7 @@ def to_json(body: Any) -> str:
 @router.get("/board.json", summary="The console's state: open events with their crew and ETA, crews, the plan")
 def board(request: Request, _: Principal = Depends(DISPATCHER),
           ids: Annotated[str | None, Query(max_length=20_000, description="comma-separated event ids")] = None):
-    return Response(to_json(board_body(request.app.state.oms, ids)), media_type="application/json",
+    return Response(to_json(board_body(request.app.state.oms, ids, _figures(request))), media_type="application/json",
                     headers=NO_STORE)
 
 
@@ -115,7 +115,13 @@ async def stream(request: Request, _: Principal = Depends(DISPATCHER),
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def board_body(state, ids: str | None = None) -> dict[str, Any]:
+def _figures(request: Request) -> dict[str, Any] | None:
+    """The headline figures last published on the stream (:mod:`api.web.figures`), for the console's bar."""
+    last = getattr(getattr(request.app.state, "figures", None), "last", None)
+    return last.message()["figures"] if last is not None else None
+
+
+def board_body(state, ids: str | None = None, figures: dict[str, Any] | None = None) -> dict[str, Any]:
     seq = state.broker.seq  # read first: stream messages after this are applied on top of what we read
     t = Event.__table__  # not the evidence JSON: a storm has thousands of events
     cols = [c for c in t.c if c.name not in ("evidence", "etr_detail", "explanation")]
@@ -133,6 +139,8 @@ def board_body(state, ids: str | None = None) -> dict[str, Any]:
         unmatched = None if ids is not None else waiting_count(session)
     body: dict[str, Any] = {"seq": seq, "now": state.live.clock(), "events": [_row(e, work.get(e.id), names)
                                                                              for e in events]}
+    if figures is not None:  # the storm's headline figures, as the maps and the stream state them
+        body["figures"] = figures
     if state.clock_note:  # a replay's storm clock: the console says so next to its time ("storm time 14:20, 120x")
         body["clock"] = state.clock_note
     if ids is None:
