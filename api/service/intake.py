@@ -199,13 +199,15 @@ class IntakeWriter(QueueThread):
             for item in batch:
                 done, _ = self._attempt([item])
                 committed += done
-        for item in batch:
-            item.loop.call_soon_threadsafe(_resolve, item)
+        # The engine's queue first, the answers after: a driver that settles the engine after a 202 (a replay on
+        # its own clock) must find the input already queued.
         if committed and self.on_committed is not None:
             try:
                 self.on_committed(committed)
             except Exception:  # noqa: BLE001 - stored is what matters; the engine catches up on restart
                 log.exception("handing committed intake to the engine failed")
+        for item in batch:
+            item.loop.call_soon_threadsafe(_resolve, item)
 
     def _attempt(self, batch: list[_Item]) -> tuple[list[Committed], BaseException | None]:
         """Commit ``batch``; on failure give each item its refusal. Returns what committed and the error."""
