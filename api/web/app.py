@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.maps import PageConfig, create_router
+from api.maps.fastpath import MapFastPath
 from api.maps.state import ClockedProvider
 from api.service.intake import IntakeWriter
 from api.service.live import LiveEngine
@@ -95,7 +96,8 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
     app.state.oms = state
     errors.install(app)
     # Starlette runs the last-added middleware first: the edge guard (addresses, control characters, public rate
-    # limit, body deadline) wraps the security headers, which wrap the body limit, the storm path and FastAPI.
+    # limit, body deadline) wraps the security headers, which wrap the members' map path, the body limit, the
+    # storm path and FastAPI.
     app.add_middleware(IntakeFastPath, state=state, routes={
         ("POST", "/reports"): (public.ANYONE.roles, public.accept_report),
         ("POST", "/ami"): (intake.INTEGRATION.roles, intake.accept_ami)})
@@ -117,6 +119,8 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
     # the headline figures on the stream, counted like the maps count them
     figures = app.state.figures = LiveFigures(maps.map_service, db, broker, clock or utcnow,
                                               settings.figures_interval_s)
+    # what every member's browser fetches, from memory on the event loop (no framework, no thread hand-off)
+    app.add_middleware(MapFastPath, service=maps.map_service, prefix=maps.prefix)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(EdgeGuard, settings=settings, limiter=state.limiter,
                        body_overrides={"/admin/territory": max(settings.body_timeout_s, 600.0)})
