@@ -164,6 +164,8 @@ class MapService:
         self._live: dict[str, tuple[object, Served, float]] = {}  # version, body, when checked
         self._live_locks = {"public": threading.Lock(), "dispatcher": threading.Lock()}
         self._assets: dict[str, tuple[Served, str]] = {}  # URL path -> body, media type
+        #: Set once :meth:`warm` has built the layers and the search index (or given up).
+        self.warmed = threading.Event()
 
     def data(self) -> MapData:
         """The MapData of the provider's current network (rebuilt only when the network object changes; a new
@@ -185,17 +187,22 @@ class MapService:
 
     def warm(self, wait_s: float = 600.0, poll_s: float = 1.0) -> threading.Thread:
         """Build the map layers and the search index in a daemon thread as soon as the provider has a network
-        (polling for ``wait_s`` at most), so the first member does not wait for them."""
+        (polling for ``wait_s`` at most), so the first member does not wait for them. ``warmed`` is set when it
+        is done (or has given up)."""
         def run() -> None:
             deadline = time.monotonic() + wait_s
-            while time.monotonic() < deadline:
-                try:
-                    self.prepare()
-                    return
-                except LookupError:  # no territory loaded yet
-                    time.sleep(poll_s)
-                except Exception:  # noqa: BLE001 - a head start only (e.g. the service stopped meanwhile): the
-                    return         # first viewer builds whatever is missing
+            try:
+                while time.monotonic() < deadline:
+                    try:
+                        self.prepare()
+                        self.data().search_index()  # (already building in the background: wait for it)
+                        return
+                    except LookupError:  # no territory loaded yet
+                        time.sleep(poll_s)
+                    except Exception:  # noqa: BLE001 - a head start only (e.g. the service stopped meanwhile):
+                        return         # the first viewer builds whatever is missing
+            finally:
+                self.warmed.set()
         thread = threading.Thread(target=run, name="oms-maps-warm", daemon=True)
         thread.start()
         return thread
