@@ -39,8 +39,14 @@ print(json.dumps({{"frozen": frozen, "public": public}}))
 def test_the_heap_is_frozen_once_warm_only_when_asked(tmp_path, freeze):
     url = f"sqlite:///{tmp_path / 'oms.db'}"
     code = CHILD.format(tests=str(REPO / "tests" / "api"), repo=str(REPO), url=url, freeze=freeze)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["public"] == 200

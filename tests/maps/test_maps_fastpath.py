@@ -14,9 +14,16 @@ from maps_territory import storm_state, territory
 from api.maps import MapOptions, StaticProvider, create_router
 from api.maps.fastpath import MapFastPath
 
-PUBLIC = ("/maps/public", "/maps/public.geojson", "/maps/roads.geojson", "/maps/basemap.geojson",
-          "/maps/assets/leaflet/leaflet.js", "/maps/assets/leaflet/leaflet.css", "/maps/assets/oms/oms-map.js",
-          "/maps/assets/leaflet/images/layers.png")
+PUBLIC = (
+    "/maps/public",
+    "/maps/public.geojson",
+    "/maps/roads.geojson",
+    "/maps/basemap.geojson",
+    "/maps/assets/leaflet/leaflet.js",
+    "/maps/assets/leaflet/leaflet.css",
+    "/maps/assets/oms/oms-map.js",
+    "/maps/assets/leaflet/images/layers.png",
+)
 
 
 def require_dispatcher(x_role: str | None = Header(default=None)):
@@ -41,8 +48,13 @@ def build(provider, refresh_s: float = 60.0):
     apps = []
     for _ in range(2):
         app = FastAPI()
-        router = create_router(provider, options=MapOptions(min_customers=10), public_refresh_s=refresh_s,
-                               dispatcher_dependencies=[require_dispatcher], warm=False)
+        router = create_router(
+            provider,
+            options=MapOptions(min_customers=10),
+            public_refresh_s=refresh_s,
+            dispatcher_dependencies=[require_dispatcher],
+            warm=False,
+        )
         app.include_router(router)
         apps.append((app, router.map_service))
     (plain, _), (inner, service) = apps
@@ -74,7 +86,9 @@ def test_fast_answers_are_the_routes_answers(net):
             assert want.status_code == 304 and answer(got) == answer(want), (path, encoding)
     assert reached.paths == []  # every one of them came from memory
     js = fast.get("/maps/assets/leaflet/leaflet.js", headers={"Accept-Encoding": "gzip"})
-    assert js.headers["content-encoding"] == "gzip" and b"Leaflet" in js.content[:500]  # (httpx decompressed it)
+    assert (
+        js.headers["content-encoding"] == "gzip" and b"Leaflet" in js.content[:500]
+    )  # (httpx decompressed it)
     assert fast.get("/maps/public.geojson").json()["summary"]["outages"] == 2
 
 
@@ -94,8 +108,11 @@ def test_what_it_must_not_answer_goes_to_the_routes(net):
     assert fast.post("/maps/public.geojson").status_code == 405
     assert fast.get("/maps/public/", follow_redirects=False).status_code == 307  # the router redirects it
     assert len(reached.paths) == 8  # every one of them went to the routes
-    assert [p for _, p in reached.paths[:3]] == ["/maps/dispatcher", "/maps/dispatcher.geojson",
-                                                 "/maps/network.geojson"]
+    assert [p for _, p in reached.paths[:3]] == [
+        "/maps/dispatcher",
+        "/maps/dispatcher.geojson",
+        "/maps/network.geojson",
+    ]
 
 
 def test_a_refresh_that_is_due_goes_to_the_route_and_the_change_shows(net):
@@ -109,7 +126,9 @@ def test_a_refresh_that_is_due_goes_to_the_route_and_the_change_shows(net):
     after = fast.get("/maps/public.geojson", headers={"If-None-Match": first.headers["etag"]})
     assert after.status_code == 200 and after.json()["summary"]["outages"] == 1
     assert reached.paths == [("GET", "/maps/public.geojson")]  # the route asked the provider, in a thread
-    assert fast.get("/maps/public.geojson", headers={"If-None-Match": after.headers["etag"]}).status_code == 304
+    assert (
+        fast.get("/maps/public.geojson", headers={"If-None-Match": after.headers["etag"]}).status_code == 304
+    )
     assert reached.paths == [("GET", "/maps/public.geojson")]  # and the next one came from memory
 
 
