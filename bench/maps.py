@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import gzip
 import json
+import os
 import random
 import sys
 import tempfile
@@ -199,9 +200,12 @@ def _get(path: str, etag: str | None) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-async def _viewer(port: int, start_s: float, polls: int, interval_s: float, deadline: float, rng, out: list) -> None:
+async def _viewer(port: int, start_s: float, polls: int, interval_s: float, deadline: float, rng, out: list,
+                  connects: list | None = None) -> None:
     """One browser: after ``start_s``, loads the page and its data (gzip, keeping ETags), then revalidates the
-    live GeoJSON ``polls`` times every ``interval_s`` (jittered) with If-None-Match, as the page's poller does."""
+    live GeoJSON ``polls`` times every ``interval_s`` (jittered) with If-None-Match, as the page's poller does.
+    A request's time includes opening its connection when it needs one (as a browser's does); ``connects`` gets
+    the connection set-up times alone."""
     await asyncio.sleep(start_s)
     etags: dict[str, str] = {}
     plan = list(VIEWER_PATHS) + ["/maps/public.geojson"] * polls
@@ -216,6 +220,8 @@ async def _viewer(port: int, start_s: float, polls: int, interval_s: float, dead
             try:
                 if writer is None:
                     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    if connects is not None:
+                        connects.append(time.perf_counter() - t0)
                 status, headers, _ = await _exchange(reader, writer, _get(path, etags.get(path)))
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 if writer is not None:
@@ -330,26 +336,38 @@ def _drive(server, token, accounts, viewers, polls, interval_s, ramp_s, reports,
     rate = max(reports, 1) / max(polls * interval_s, 1.0)  # the reports span the viewers' polling
     asyncio.run(_intake(server.port, token, accounts, 20, 2, "warm", [], rate))
     alone: list = []
+    server_cpu0, t = server.cpu_seconds(), time.perf_counter()
     asyncio.run(_intake(server.port, token, accounts, reports, report_connections, "alone", alone, rate))
+    server_cpu_alone, alone_s = server.cpu_seconds() - server_cpu0, time.perf_counter() - t
 
     seen: list = []
     together: list = []
+    connects: list = []
+    ramp_cpu: dict[str, float] = {}
 
     async def both() -> float:
         deadline = time.monotonic() + max_s
         starts = np.sort(rng.uniform(0, ramp_s, viewers))
         tasks = [asyncio.create_task(_viewer(server.port, float(s), polls, interval_s, deadline,
-                                             random.Random(int(rng.integers(1 << 30))), seen)) for s in starts]
+                                             random.Random(int(rng.integers(1 << 30))), seen, connects))
+                 for s in starts]
         await asyncio.sleep(ramp_s)  # every viewer has arrived: post reports while they poll
+        ramp_cpu.update(generator=time.process_time() - gen_cpu0, server=server.cpu_seconds() - server_cpu0)
         t = time.perf_counter()
         await _intake(server.port, token, accounts, reports, report_connections, "viewers", together, rate)
         intake_s = time.perf_counter() - t
         await asyncio.gather(*tasks)
         return intake_s
 
-    t = time.perf_counter()
+    # What each side burnt: the load generator (this process) must not be what is measured, and on a shared
+    # machine the server's CPU seconds per request say what the service costs whatever share of a core it got.
+    load_before = os.getloadavg()[0]
+    gen_cpu0, server_cpu0, t = time.process_time(), server.cpu_seconds(), time.perf_counter()
     intake_s = asyncio.run(both())
     elapsed = time.perf_counter() - t
+    gen_cpu, server_cpu = time.process_time() - gen_cpu0, server.cpu_seconds() - server_cpu0
+    # the viewers' share of the server's CPU: all of it less what the same reports cost without viewers
+    viewer_cpu = max(server_cpu - server_cpu_alone * intake_s / max(alone_s, 1e-9), 0.0)
     ok = [s for _, status, s in seen if status in (200, 304)]
     polls_done = [(status, s) for path, status, s in seen if path == "poll"]
     i_alone = [s for status, s in alone if status == 202]
@@ -371,6 +389,13 @@ def _drive(server, token, accounts, viewers, polls, interval_s, ramp_s, reports,
         "intake_with_viewers_p50_ms": _p(i_with, 50), "intake_with_viewers_p99_ms": w99,
         "intake_with_viewers_s": round(intake_s, 1), "intake_rate_per_s": round(rate, 1),
         "intake_errors": (reports - len(i_alone)) + (reports - len(i_with)),
+        "viewer_connect_p99_ms": _p(connects, 99),
+        "generator_cpu_s": round(gen_cpu, 1), "generator_cpu_share_of_a_core": round(gen_cpu / elapsed, 2),
+        "generator_cpu_share_during_ramp": round(ramp_cpu["generator"] / ramp_s, 2),
+        "server_cpu_s": round(server_cpu, 1), "server_cpu_share_during_ramp": round(ramp_cpu["server"] / ramp_s, 2),
+        "server_cpu_ms_per_viewer_request": round(1000 * viewer_cpu / max(len(seen), 1), 2),
+        "server_cpu_ms_per_report_alone": round(1000 * server_cpu_alone / max(len(alone), 1), 2),
+        "load_average_1m_before": round(load_before, 2), "load_average_1m_after": round(os.getloadavg()[0], 2),
         "goal_viewers_p99_under_200ms": p99 < 200 and len(ok) == len(seen),
         "goal_intake_p99_unaffected": w99 <= max(1.5 * a99, a99 + 20),
     }

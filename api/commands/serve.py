@@ -96,7 +96,9 @@ def _serve(args) -> int:
     # Our own protocol class bounds header time and connections per client; X-Forwarded-For is read by the app
     # (api.web.limits.EdgeGuard) from the proxies named in settings only, so uvicorn's own reading is off.
     # SIGTERM: stop accepting, give open requests (and SSE streams) shutdown_grace_s, then stop the workers.
-    uvicorn.run(create_app(settings, network=network), host=args.host, port=args.port, log_level=args.log_level,
+    # freeze_heap: no full garbage collection walks the territory again once it is loaded (see create_app)
+    uvicorn.run(create_app(settings, network=network, freeze_heap=True), host=args.host, port=args.port,
+                log_level=args.log_level,
                 access_log=False, http=guarded_protocol(settings), proxy_headers=False,
                 timeout_keep_alive=settings.keep_alive_s, timeout_graceful_shutdown=settings.shutdown_grace_s)
     return 0

@@ -7,6 +7,7 @@ publishable as static snapshots.
 * :mod:`api.maps.render`      the folium pages
 * :mod:`api.maps.assets`      Leaflet and our JS/CSS, served locally (never from a CDN)
 * :mod:`api.maps.router`      the FastAPI router
+* :mod:`api.maps.fastpath`    what every member's browser fetches, from memory on the event loop (ASGI)
 * :mod:`api.maps.snapshot`    the static snapshot publisher
 """
 

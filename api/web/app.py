@@ -6,7 +6,9 @@ record, so a restarted process rebuilds the engine from it before it serves. Ope
 
 from __future__ import annotations
 
+import gc
 import logging
+import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.maps import PageConfig, create_router
+from api.maps.fastpath import MapFastPath
 from api.maps.state import ClockedProvider
 from api.service.intake import IntakeWriter
 from api.service.live import LiveEngine
@@ -56,14 +59,15 @@ class ServiceState:
 
 def create_app(settings: Settings | None = None, *, network=None, page: PageConfig | None = None,
                clock: Callable[[], datetime] | None = None, clock_note: str = "",
-               map_refresh_s: float = 1.0) -> FastAPI:
+               map_refresh_s: float = 1.0, freeze_heap: bool = False) -> FastAPI:
     """Build the app. ``network`` (a :class:`gis.network.Network`) overrides ``settings.territory``; ``page``
     configures the maps at ``/maps`` (utility name, polling intervals, tiles).
 
     ``clock`` (default the wall clock) is the service's time: received_at stamps and the intake time checks, the
     live engine and its plans, and the maps' time (labelled ``clock_note``, e.g. "storm time, 120x"). A replay
     injects its storm clock here. ``map_refresh_s``: the maps rebuild their state at most this often (0: on every
-    read, for a driver that samples once per step)."""
+    read, for a driver that samples once per step). ``freeze_heap``: once started and warmed up, keep the
+    long-lived heap out of the garbage collector's full collections (:func:`freeze_heap_when_warm`)."""
     settings = settings or Settings()
     db = Database(settings.database_url)
     broker = Broker()
@@ -78,6 +82,8 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
         live.start(network)
         writer.start()
         figures.start()
+        if freeze_heap:
+            freeze_heap_when_warm(app)
         try:
             yield
         finally:
@@ -95,7 +101,8 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
     app.state.oms = state
     errors.install(app)
     # Starlette runs the last-added middleware first: the edge guard (addresses, control characters, public rate
-    # limit, body deadline) wraps the security headers, which wrap the body limit, the storm path and FastAPI.
+    # limit, body deadline) wraps the security headers, which wrap the members' map path, the body limit, the
+    # storm path and FastAPI.
     app.add_middleware(IntakeFastPath, state=state, routes={
         ("POST", "/reports"): (public.ANYONE.roles, public.accept_report),
         ("POST", "/ami"): (intake.INTEGRATION.roles, intake.accept_ami)})
@@ -117,11 +124,34 @@ def create_app(settings: Settings | None = None, *, network=None, page: PageConf
     # the headline figures on the stream, counted like the maps count them
     figures = app.state.figures = LiveFigures(maps.map_service, db, broker, clock or utcnow,
                                               settings.figures_interval_s)
+    # what every member's browser fetches, from memory on the event loop (no framework, no thread hand-off)
+    app.add_middleware(MapFastPath, service=maps.map_service, prefix=maps.prefix)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(EdgeGuard, settings=settings, limiter=state.limiter,
                        body_overrides={"/admin/territory": max(settings.body_timeout_s, 600.0)})
     _hoist_schemas(app)
     return app
+
+
+def freeze_heap_when_warm(app: FastAPI, wait_s: float = 600.0) -> threading.Thread:
+    """Once the maps have warmed up (territory, map layers, search index: the bulk of a long-lived heap), collect
+    garbage once and move everything that is left out of the cyclic garbage collector's reach (``gc.freeze``).
+
+    Without it every full collection walks the whole territory again: with the sample territory's ~400,000
+    tracked objects a collection stopped every thread of the service (event loop, intake writer, engine) for
+    0.1-1.1 s on the shared 2-core machine, several times at start-up and again in the middle of a storm, which
+    is what set the p99 of map polls and of intake under ``bench/maps.py``'s viewers. A long-running service
+    (``oms serve``) asks for it; tests do not (it would keep every earlier test's objects from the collector).
+    The territory of a later upload stays in reach of the collector (it is built after the freeze)."""
+    def run() -> None:
+        app.state.maps.warmed.wait(wait_s)
+        gc.collect()
+        gc.freeze()
+        log.info("heap frozen after warm-up: %d objects out of the collector's reach", gc.get_freeze_count())
+
+    thread = threading.Thread(target=run, name="oms-heap-freeze", daemon=True)
+    thread.start()
+    return thread
 
 
 #: The one error body (api.errors.error_body), and the failures any route may answer with.
