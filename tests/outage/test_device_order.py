@@ -4,7 +4,7 @@ after them, and never make an event "restored before it started"."""
 
 from __future__ import annotations
 
-from outage_feeders import T0, at, call, engine
+from outage_feeders import at, call, engine
 
 from outage.events import EventState
 from outage.reports import AmiEvent, ScadaEvent
@@ -83,7 +83,7 @@ def test_scada_operations_older_than_the_devices_latest_change_nothing():
     assert again.start == at(50) and again.event_id != ev.event_id
     eng.ingest_scada(ScadaEvent("R1", "close", at(45)))  # before that lockout: stale
     assert eng.event(again.event_id).open
-    assert eng.stats["stale_device_messages"] == 2 and T0 < at(45)
+    assert eng.stats["stale_device_messages"] == 2
 
 
 def test_a_restore_inside_a_lockout_stamped_before_it_leaves_the_prediction_alone():
