@@ -63,6 +63,7 @@ def test_sms_inbound_refuses_non_objects_and_long_fields(client):
     _refused(client.post("/notify/sms/inbound", json={"from": "+1555\x000100", "text": "HELP"},
                          headers=client.as_(G)))
     _refused(client.post("/notify/sms/inbound", json={"from": {"a": 1}, "text": "HELP"}, headers=client.as_(G)))
+    _refused(client.post("/notify/sms/inbound", json={"from": "+15550100", "Body": None}, headers=client.as_(G)))
     r = client.post("/notify/sms/inbound", json={"from": "+15550100", "text": "HELP", "id": "SM1"},
                     headers=client.as_(G))
     assert r.status_code == 200, r.text
@@ -168,3 +169,18 @@ def test_reliability_reports_name_bad_stored_rows_instead_of_failing(client, db_
         assert r.json()["bad_rows"] and "before its start" in r.json()["bad_rows"][0]["problem"]
     r = client.get("/reliability/event-summary", params={**params, "format": "csv"}, headers=client.as_(D))
     assert r.status_code == 200, r.text
+
+
+def test_405_lists_every_method_of_the_path_and_the_schema_states_what_the_edge_refuses(client):
+    """Schemathesis (all checks): a 405 named only the first route's method in Allow, and the schema allowed the
+    control characters and tiers the edge refuses."""
+    r = client.request("OPTIONS", "/admin/settings", headers=client.as_("admin"))
+    assert r.status_code == 405 and r.headers["allow"] == "GET, PUT"
+    assert client.request("PATCH", "/session").headers["allow"] == "DELETE, GET, POST"
+    schema = client.get("/openapi.json").json()
+    params = {p["name"]: p["schema"] for p in schema["paths"]["/events"]["get"]["parameters"]}
+    assert params["tier"]["anyOf"][0]["items"] == {"type": "integer", "maximum": 4, "minimum": 1}
+    feeder = params["feeder"]["anyOf"][0]
+    assert feeder["type"] == "string" and feeder["pattern"].startswith("^[^\\u0000")
+    _refused(client.get("/events?tier=0", headers=client.as_(D)))
+    assert client.request("OPTIONS", "/crews/roster", headers=client.as_(D)).headers["allow"] == "GET"
