@@ -64,6 +64,7 @@ def test_sms_inbound_refuses_non_objects_and_long_fields(client):
                          headers=client.as_(G)))
     _refused(client.post("/notify/sms/inbound", json={"from": {"a": 1}, "text": "HELP"}, headers=client.as_(G)))
     _refused(client.post("/notify/sms/inbound", json={"from": "+15550100", "Body": None}, headers=client.as_(G)))
+    _refused(client.post("/crew/position", json={"lat": True, "lon": 11.5}, headers=client.as_("crew")))
     r = client.post("/notify/sms/inbound", json={"from": "+15550100", "text": "HELP", "id": "SM1"},
                     headers=client.as_(G))
     assert r.status_code == 200, r.text
