@@ -79,6 +79,22 @@ def json_body(model: type[BaseModel], description: str) -> dict:
             "x-components": defs}
 
 
+def allowed_methods(request: Request) -> list[str] | None:
+    """Every method the OpenAPI document lists for this request's path (None for a path it does not describe)."""
+    import re
+
+    path, found = request.url.path, []
+    for template, ops in request.app.openapi().get("paths", {}).items():
+        parts = re.split(r"(\{[^}]+\})", template)
+        pattern = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+        if re.fullmatch(pattern, path):
+            found.append((template.count("{"), ops))  # /crews/roster before /crews/{crew_id}
+    if not found:
+        return None
+    ops = min(found, key=lambda f: f[0])[1]
+    return sorted(m.upper() for m in ops if m in ("get", "put", "post", "delete", "patch", "head", "options"))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError):
@@ -89,10 +105,13 @@ def install(app: FastAPI) -> None:
         return validation_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException):
+    async def _http(request: Request, exc: StarletteHTTPException):
         code = CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405 and (methods := allowed_methods(request)):  # Starlette names one route's only
+            headers = {**(headers or {}), "Allow": ", ".join(methods)}
+        return error_response(exc.status_code, code, message, headers=headers)
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(_request: Request, _exc: ClientDisconnect):

@@ -9,12 +9,19 @@ Idempotency-Key, whatever was not answered 202):
 - ``terminate``: ``pg_terminate_backend`` every connection of the server, three times (PostgreSQL).
 - ``sqlite_lock``: another connection holds ``BEGIN EXCLUSIVE`` on the SQLite file for ``--lock-seconds``.
 - ``leader_kill``: two processes in hot standby; kill -9 the leader (PostgreSQL).
+- ``notify_kill``: reports with an SMS number or e-mail address; kill -9 the notification worker (``oms notify
+  worker``, default settings but a 3 s lease) three times mid-storm, restarting it at once, against local providers
+  (an SMTP server, and an SMS gateway that honours ``Idempotency-Key``); then the outbox drains.
 
 Each reports: acknowledged (answered 202), lost (acknowledged but not stored), duplicated (a key answered with two
 references, or stored twice), unlinked (stored but not in an event after the engine caught up), refused (503s and
 lost connections, all retried), the longest intake stall (longest gap between two 202s), recovery (from the end of
 the fault to the next 202) and, for the standby, takeover (kill to the standby leading).
-Goals: 0 lost; intake back within 5 s of the database; takeover within 15 s.
+``notify_kill`` adds: notifications sent and lost (a contact's acknowledgment never delivered), received twice (at
+the providers, what a person would get twice), re-sent but folded by the gateway's key, and the longest gap between
+two deliveries (the worker's restart and lease).
+Goals: 0 lost; intake back within 5 s of the database; takeover within 15 s; notifications received twice at most
+one per worker kill.
 """
 
 from __future__ import annotations
@@ -22,15 +29,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import secrets
+import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "gis"))
 
 import httpx  # noqa: E402
@@ -39,7 +50,7 @@ from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from api.simulation.loadgen import ServerProcess, fresh_database  # noqa: E402
 from api.store.db import Database, normalize_url  # noqa: E402
 from api.store.migrate import upgrade  # noqa: E402
-from api.store.models import Report  # noqa: E402
+from api.store.models import OutboxMessage, Report  # noqa: E402
 from api.web.auth import create_user  # noqa: E402
 
 ACCOUNTS = [f"A-sp{i}" for i in range(1, 6)]
@@ -49,8 +60,8 @@ class Storm:
     """``concurrency`` gateways, each sending reports with fresh keys and retrying a refused one (same key)
     after ``Retry-After``, against whichever of ``servers`` answers."""
 
-    def __init__(self, servers: list[ServerProcess], token: str, concurrency: int = 8) -> None:
-        self.servers, self.token, self.concurrency = servers, token, concurrency
+    def __init__(self, servers: list[ServerProcess], token: str, concurrency: int = 8, contacts: bool = False) -> None:
+        self.servers, self.token, self.concurrency, self.contacts = servers, token, concurrency, contacts
         self.acks: list[tuple[float, str, str]] = []  # (time, key, reference)
         self.refused = 0
         self._stop = threading.Event()
@@ -78,7 +89,11 @@ class Storm:
                 server = self.servers[(g + n + attempt) % len(self.servers)]
                 attempt += 1
                 try:
-                    r = await client.post(server.url + "/reports", json={"account": ACCOUNTS[n % 5]},
+                    body = {"account": ACCOUNTS[n % 5]}
+                    if self.contacts:  # half by SMS, half by e-mail; one person per report
+                        body["contact"] = ({"sms": f"+1555{g:02d}{n:05d}", "prefer": "sms"} if n % 2 else
+                                           {"email": f"g{g}n{n}@example.org", "prefer": "email"})
+                    r = await client.post(server.url + "/reports", json=body,
                                           headers={"Authorization": f"Bearer {self.token}", "Idempotency-Key": key})
                 except httpx.HTTPError:
                     self.refused += 1
@@ -230,6 +245,77 @@ def leader_kill(url: str, tmp: Path, seconds: float) -> dict:
         b.stop()
 
 
+def notify_kill(url: str, tmp: Path, seconds: float, kills: int = 3) -> dict:
+    from api.notify.receivers import SmsGateway, SmtpReceiver
+
+    territory, token = _setup(url, tmp)
+    smtp, gateway = SmtpReceiver().start(), SmsGateway().start()
+    for provider in (smtp, gateway):  # 5 ms to accept each message: a kill can land while one is in flight
+        provider.faults.mode, provider.faults.delay = "slow", 0.005
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OMS_NOTIFY_")}, "PYTHONPATH": str(ROOT),
+           "OMS_NOTIFY_SMTP_HOST": "127.0.0.1", "OMS_NOTIFY_SMTP_PORT": str(smtp.port),
+           "OMS_NOTIFY_SMS_URL": gateway.url, "OMS_NOTIFY_LEASE_S": "3"}
+    cmd = [sys.executable, "-m", "api.commands", "notify", "worker", "--database-url", url, "--log-level", "warning"]
+    log = open(tmp / "notify-worker.log", "ab")  # noqa: SIM115 - closed below
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    server = ServerProcess(url, territory, log_path=tmp / "notify-kill.log").start()
+    worker = start()
+    storm = Storm([server], token, contacts=True).start()
+    db = Database(url)
+    try:
+        for _ in range(kills):
+            time.sleep(seconds / (kills + 1))
+            base, deadline = _delivered(smtp, gateway), time.monotonic() + 60
+            while _delivered(smtp, gateway) < base + 20 and time.monotonic() < deadline:
+                time.sleep(0.005)  # the (restarted) worker is delivering
+            worker.send_signal(signal.SIGKILL)  # mid-send: the rest of its claim stays 'claimed' until the lease
+            worker.wait()
+            worker = start()  # as a supervisor would
+        time.sleep(seconds / (kills + 1))
+        storm.stop()
+        outcome = _outcome(url, storm, server, None)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 180:
+            with db.read() as s:
+                open_rows = s.scalar(select(func.count()).select_from(OutboxMessage).where(
+                    OutboxMessage.status.in_(("pending", "claimed"))))
+            if open_rows == 0:
+                break
+            time.sleep(0.5)
+        drain = time.monotonic() - t0
+        with db.read() as s:
+            keys = [k for k, contact in s.execute(
+                select(OutboxMessage.idempotency_key, Report.contact).join(Report, OutboxMessage.report_id == Report.id)
+                .where(OutboxMessage.kind == "acknowledgment")) if contact]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
+        server.stop()
+        db.dispose()
+        smtp.stop()
+        gateway.stop()
+    delivered = set(gateway.received.deliveries) | set(smtp.received.deliveries)
+    times = sorted([*gateway.received.first_at.values(), *smtp.received.first_at.values()])
+    return {**outcome, "worker_kills": kills, "notifications_sent": len(delivered & set(keys)),
+            "notifications_lost": sum(1 for k in keys if k not in delivered),
+            "received_twice": gateway.received.duplicates + smtp.received.duplicates,
+            "resent_folded_by_key": gateway.received.resubmitted,
+            "longest_delivery_stall_s": round(max((b - a for a, b in zip(times, times[1:], strict=False)),
+                                                  default=0.0), 2),
+            "outbox_drain_s": round(drain, 1)}
+
+
+def _delivered(*providers) -> int:
+    return sum(p.received.total for p in providers)
+
+
 def run(url: str | None, *, seconds: float = 12.0, lock_seconds: float = 60.0, only: str | None = None) -> dict:
     """All scenarios that the backend allows; ``url`` None: SQLite only (kill9, sqlite_lock)."""
     out = {}
@@ -239,7 +325,8 @@ def run(url: str | None, *, seconds: float = 12.0, lock_seconds: float = 60.0, o
         plan = [("kill9", lambda: _fresh(url, tmp, kill9, seconds)),
                 ("terminate", (lambda: _fresh(url, tmp, terminate, seconds)) if pg else None),
                 ("sqlite_lock", lambda: sqlite_lock(tmp, seconds, lock_seconds)),
-                ("leader_kill", (lambda: _fresh(url, tmp, leader_kill, seconds)) if pg else None)]
+                ("leader_kill", (lambda: _fresh(url, tmp, leader_kill, seconds)) if pg else None),
+                ("notify_kill", lambda: _fresh(url, tmp, notify_kill, seconds))]
         for name, fn in plan:
             if fn is None or (only and name != only):
                 continue
@@ -258,7 +345,7 @@ def main(argv=None) -> int:
     p.add_argument("--database-url", help="PostgreSQL (adds terminate and leader_kill); default: SQLite only")
     p.add_argument("--seconds", type=float, default=12.0, help="storm length around each fault")
     p.add_argument("--lock-seconds", type=float, default=60.0)
-    p.add_argument("--only", choices=["kill9", "terminate", "sqlite_lock", "leader_kill"])
+    p.add_argument("--only", choices=["kill9", "terminate", "sqlite_lock", "leader_kill", "notify_kill"])
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     result = run(args.database_url, seconds=args.seconds, lock_seconds=args.lock_seconds, only=args.only)
@@ -267,7 +354,7 @@ def main(argv=None) -> int:
     else:
         for name, figures in result.items():
             print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
-    lost = sum(f["lost"] for f in result.values())
+    lost = sum(f["lost"] + f.get("notifications_lost", 0) for f in result.values())
     return 1 if lost else 0
 
 

@@ -17,7 +17,12 @@ provider accepted) p50/p99/max, acknowledgments over the 15-minute SLA (goal 0),
 duplicates at the providers (goal 0), lost (goal 0), dead letters. Everything — service, workers, providers and the
 load generator — shares one machine, so on 2 cores the rates are bounded by the CPU figures.
 
-    .venv/bin/python bench/notifications.py [--reports 50000] [--workers 2] [--database-url URL] [--json]
+Delivery: the SMS gateway honours ``Idempotency-Key`` (a repeated key gets the first message's id), so by default
+the workers are told so (``--keyed sms``) and send SMS on their threads; e-mail (SMTP has no keys) goes one
+message at a time per worker process, which bounds what a killed worker can make a person receive twice to one
+message. ``--keyed ""`` puts SMS on the one-at-a-time lane too.
+
+    .venv/bin/python bench/notifications.py [--reports 50000] [--workers 2] [--threads 16] [--keyed sms] [--database-url URL] [--json]
 """
 
 from __future__ import annotations
@@ -121,13 +126,14 @@ def _faults(smtp: SmtpReceiver, gateway: SmsGateway, log: list[str], start_after
 
 
 def run(reports: int, workers: int, concurrency: int, faults: bool, database_url: str | None, territory: str | None,
-        seed: int, drain_timeout: float) -> dict:
+        seed: int, drain_timeout: float, keyed: str = "sms", threads: int = 16) -> dict:
     with tempfile.TemporaryDirectory(prefix="oms-notify-bench-") as tmp, fresh_database(database_url, Path(tmp)) as url:
-        return _run(Path(tmp), url, reports, workers, concurrency, faults, territory, seed, drain_timeout)
+        return _run(Path(tmp), url, reports, workers, concurrency, faults, territory, seed, drain_timeout, keyed,
+                    threads)
 
 
 def _run(tmp: Path, url: str, reports: int, workers: int, concurrency: int, faults: bool, territory: str | None,
-         seed: int, drain_timeout: float) -> dict:
+         seed: int, drain_timeout: float, keyed: str, threads: int) -> dict:
     upgrade(url)
     db = Database(url)
     with db.write() as s, s.begin():
@@ -138,7 +144,8 @@ def _run(tmp: Path, url: str, reports: int, workers: int, concurrency: int, faul
            "OMS_NOTIFY_SMTP_HOST": "127.0.0.1", "OMS_NOTIFY_SMTP_PORT": str(smtp.port),
            "OMS_NOTIFY_SMTP_TIMEOUT_S": "2", "OMS_NOTIFY_SMS_URL": gateway.url, "OMS_NOTIFY_SMS_TIMEOUT_S": "2",
            "OMS_NOTIFY_BACKOFF_BASE_S": "0.5", "OMS_NOTIFY_BACKOFF_MAX_S": "5", "OMS_NOTIFY_RATE_SMS": "5000",
-           "OMS_NOTIFY_RATE_EMAIL": "5000", "OMS_NOTIFY_BATCH_SIZE": "200", "OMS_NOTIFY_THREADS": "16"}
+           "OMS_NOTIFY_RATE_EMAIL": "5000", "OMS_NOTIFY_BATCH_SIZE": "200", "OMS_NOTIFY_THREADS": str(threads),
+           "OMS_NOTIFY_IDEMPOTENT_CHANNELS": json.dumps([c for c in keyed.split(",") if c])}
     server = ServerProcess(url, territory, env=env, log_path=tmp / "server.log")
     procs: list[subprocess.Popen] = []
     fault_log: list[str] = []
@@ -191,8 +198,8 @@ def _run(tmp: Path, url: str, reports: int, workers: int, concurrency: int, faul
     lost = sum(1 for r in with_contact if r.idempotency_key not in received)
     span = float(sent_times.max() - sent_times.min()) if sent_times.size > 1 else float("nan")
     return {
-        "reports": reports, "accepted": sent, "intake_failed": failed, "storm_s": round(storm_s, 1),
-        "intake_per_s": round(sent / storm_s, 1), "workers": workers, "faults": fault_log,
+        "reports": reports, "keyed_channels": keyed, "accepted": sent, "intake_failed": failed, "storm_s": round(storm_s, 1),
+        "intake_per_s": round(sent / storm_s, 1), "workers": workers, "threads": threads, "faults": fault_log,
         "server_cpu_ms_per_report": round(server_cpu * 1000 / max(sent, 1), 3),
         "server_cpu_share": round(server_cpu / storm_s, 2),
         "worker_cpu_ms_per_message": round(worker_cpu * 1000 / max(len(rows), 1), 3),
@@ -216,6 +223,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--reports", type=int, default=50_000)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=16, help="sending threads per worker (keyed channels)")
+    p.add_argument("--keyed", default="sms", help="channels the workers are told honour Idempotency-Key (comma "
+                                                   "separated; the bench's SMS gateway does; \"\": none)")
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--no-faults", action="store_true")
     p.add_argument("--database-url")
@@ -225,11 +235,13 @@ def main() -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     out = run(args.reports, args.workers, args.concurrency, not args.no_faults, args.database_url, args.territory,
-              args.seed, args.drain_timeout)
+              args.seed, args.drain_timeout, args.keyed, args.threads)
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"notification storm: {out['reports']:,} reports, {out['workers']} workers, {out['database']}")
+    print(f"notification storm: {out['reports']:,} reports, {out['workers']} workers x {out['threads']} threads, "
+          f"{out['database']}, "
+          f"keyed channels: {out['keyed_channels'] or 'none'}")
     for line in out["faults"]:
         print(f"  fault: {line}")
     rows = [("reports accepted (202)", f"{out['accepted']:,} in {out['storm_s']} s ({out['intake_per_s']}/s)"),

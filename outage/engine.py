@@ -178,6 +178,11 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         self._next_judge: datetime | None = None
         self._lone_fit: tuple[float, float] | None = None  # rollup._fit_lone_calls
         self._gasps: dict[int, datetime] = {}  # undeclared last gasps
+        # device messages by their own time: a meter's latest last gasp and power restore, a device's latest SCADA
+        # operation; a message stamped before the latest one of the other kind (or operation) is stale
+        self._meter_gasp_latest: dict[int, datetime] = {}  # service point -> its meter's latest last gasp
+        self._meter_restore_latest: dict[int, datetime] = {}  # service point -> its meter's latest power restore
+        self._scada_latest: dict[int, datetime] = {}  # device -> its latest SCADA operation
         self._timers: list[tuple[datetime, int, str, object]] = []
         self._seq = itertools.count()
         self.stats = {
@@ -191,6 +196,7 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
             "scada": 0,
             "pings": 0,
             "momentary_reports": 0,
+            "stale_device_messages": 0,
         }
 
     @classmethod
@@ -256,7 +262,12 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
 
     def ingest_ami(self, events: Iterable[AmiEvent]) -> list[Change]:
         """Take AMI messages (any order, duplicates allowed). A last gasp counts once its declaration delay has
-        passed without a matching restore (see :meth:`tick`); restores inside the delay cancel it."""
+        passed without a matching restore (see :meth:`tick`); restores inside the delay cancel it.
+
+        Each message counts by its own time, not its arrival: a power restore stamped before the meter's latest last
+        gasp (or before a call from that service point) says nothing about the outage since, and a last gasp stamped
+        before the meter's latest power restore is of an outage already over; both are stale and change nothing
+        (``stats["stale_device_messages"]``)."""
         g = self.grid
         for e in events:
             self._run_timers(e.time)
@@ -266,6 +277,9 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
             rs = self._ruleset_sp(k)
             if rs.ami_bellwether_only and e.meter not in self.bellwethers:
                 self.stats["gasps_ignored_storm"] += 1
+                continue
+            if self._stale_meter_message(k, e.kind, e.time):
+                self.stats["stale_device_messages"] += 1
                 continue
             if e.kind == "last_gasp":
                 self.stats["last_gasps"] += 1
@@ -294,10 +308,24 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
 
     def ingest_scada(self, event: ScadaEvent) -> list[Change]:
         """A lockout or commanded open creates a confirmed event at the device (reports received before stay in
-        their own events until merged; later ones fold in). A close restores it and marks the device closed."""
+        their own events until merged; later ones fold in). A close restores it and marks the device closed.
+
+        By its own time: an operation stamped before the device's latest one, or a close stamped before the start of
+        the open event at the device, is stale and changes nothing (``stats["stale_device_messages"]``): it never
+        restores an outage that started after it."""
         self._run_timers(event.time)
         self.stats["scada"] += 1
         d = self._dev(event.device_id)
+        latest = self._scada_latest.get(d)
+        if latest is not None and event.time < latest:
+            self.stats["stale_device_messages"] += 1
+            return self._flush()
+        if event.kind == "close":
+            tr = self._frozen_at.get(d) or self._event_at.get(d)
+            if tr is not None and tr.event.open and event.time < tr.event.start:
+                self.stats["stale_device_messages"] += 1
+                return self._flush()
+        self._scada_latest[d] = event.time
         if event.kind in ("lockout", "commanded_open"):
             self._set_telemetered_closed(d, False)
             existing = self._frozen_at.get(d) or self._event_at.get(d)

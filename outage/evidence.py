@@ -233,6 +233,33 @@ class EvidenceMixin:
         self._rebuild_reports(tr)
         self._transition(tr, EventState.CANCELLED, tr.event.start, ENGINE, "service point has power")
 
+    def _stale_meter_message(self, k: int, kind: str, t: datetime) -> bool:
+        """Whether a meter message at service point ``k`` stamped ``t`` is older than what is known since: a last gasp
+        before the meter's latest restore (that outage is over); a restore before the meter's latest last gasp,
+        before the latest call holding ``k`` out, or before the start of an open event over ``k`` (it tells of the
+        time before that outage). Otherwise it becomes the meter's latest message of its kind."""
+        if kind == "last_gasp":
+            restored = self._meter_restore_latest.get(k)
+            if restored is not None and t < restored:
+                return True
+            if k not in self._meter_gasp_latest or t > self._meter_gasp_latest[k]:
+                self._meter_gasp_latest[k] = t
+            return False
+        gasp = self._meter_gasp_latest.get(k)
+        if gasp is not None and t < gasp:
+            return True
+        tr = self._sp_track.get(k)
+        if tr is not None and tr.event.open and t < self._sp_last.get(k, tr.event.start):
+            return True
+        for d in self.grid.chain(k):
+            for at in (self._event_at, self._frozen_at):
+                over = at.get(d)
+                if over is not None and over.event.open and t < over.event.start:
+                    return True
+        if k not in self._meter_restore_latest or t > self._meter_restore_latest[k]:
+            self._meter_restore_latest[k] = t
+        return False
+
     # ================================================================ counters
     def _uncount(self, k: int, chain: list[int], rules: bool = True, likelihood: bool = True) -> None:
         """Take ``k``'s out-evidence off the counters along ``chain``: the count rules' (``rules``) and the

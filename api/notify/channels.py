@@ -21,6 +21,7 @@ import http.client
 import ipaddress
 import json
 import logging
+import re
 import select
 import smtplib
 import socket
@@ -163,8 +164,16 @@ class SmtpChannel(_PerThread):
         return (head + body).encode("ascii")  # smtplib turns the line ends into CRLF, as for as_bytes()
 
     def send(self, msg: Outgoing) -> str:
+        return self.finish(self.stage(msg))
+
+    def stage(self, msg: Outgoing) -> smtplib.SMTP:
+        """The first phase of a send, on this thread's connection: MAIL, RCPT, DATA and the whole text but its final
+        line. The server has accepted nothing yet: a connection lost now aborts the mail transaction (RFC 5321
+        4.1.1.4: the mail is delivered only after the ``<CRLF>.<CRLF>``). :meth:`finish` on the same thread sends that
+        line; the server's 250 to it is the acceptance. So many e-mails can be on their way at once while the worker
+        lets only one at a time be accepted-but-not-yet-recorded."""
         data = self.message_bytes(msg)
-        try:
+        with self._errors():
             conn = self._connection()
             conn.ehlo_or_helo_if_needed()
             code, resp = conn.mail(self.sender)
@@ -175,9 +184,28 @@ class SmtpChannel(_PerThread):
             if code not in (250, 251):
                 conn.rset()
                 raise smtplib.SMTPResponseException(code, resp)
-            code, resp = conn.data(data)
+            conn.putcmd("data")
+            code, resp = conn.getreply()
+            if code != 354:
+                raise smtplib.SMTPDataError(code, resp)
+            text = re.sub(rb"(?m)^\.", b"..", data)  # as smtplib.SMTP.data quotes it
+            conn.send(text if text.endswith(b"\r\n") else text + b"\r\n")
+        return conn
+
+    def finish(self, conn: smtplib.SMTP) -> str:
+        """The second phase: the final line of a staged text; returns the server's acceptance."""
+        with self._errors():
+            conn.send(b".\r\n")
+            code, resp = conn.getreply()
             if code != 250:
                 raise smtplib.SMTPResponseException(code, resp)
+        return resp.decode(errors="replace") if isinstance(resp, bytes) else str(resp)
+
+    @contextlib.contextmanager
+    def _errors(self):
+        """SMTP and connection failures as :class:`DeliveryError` (4xx and lost connections transient)."""
+        try:
+            yield
         except smtplib.SMTPResponseException as exc:
             text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
             if exc.smtp_code == 421:
@@ -186,7 +214,6 @@ class SmtpChannel(_PerThread):
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             self._drop()
             raise DeliveryError(f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}", transient=True) from None
-        return resp.decode(errors="replace") if isinstance(resp, bytes) else str(resp)
 
     def close(self) -> None:
         with self._lock:

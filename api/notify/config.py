@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -71,8 +71,17 @@ class NotifySettings(BaseSettings):
     rate_log: float = Field(100_000.0, gt=0)
 
     batch_size: int = Field(200, ge=1)
-    #: Concurrent sends per worker process (I/O bound: SMTP and HTTP round trips).
+    #: Concurrent sends per worker process on the channels in ``idempotent_channels`` (I/O bound: HTTP round trips).
     threads: int = Field(16, ge=1)
+    #: Channels whose provider honours the ``Idempotency-Key`` header: a resubmitted key is answered with the first
+    #: message's id and not delivered again (``sms``, ``webhook``, ``voice``; never ``email``: SMTP has no keys).
+    #: They send on ``threads`` threads. Every other channel has one message at a time per worker process accepted
+    #: but not yet recorded (SMTP stages the rest of each e-mail on ``threads`` threads of its own), so a killed
+    #: worker re-sends at most one message that a person can receive twice. Default: none (nothing is assumed).
+    idempotent_channels: list[str] = []
+    #: How many claimed messages a worker process queues for the channels without keys (claimed rows wait for
+    #: this process, so a small queue; a claim tops it up as it empties).
+    serial_queue: int = Field(64, ge=1)
     poll_interval_s: float = Field(0.2, gt=0)
     #: How long the recorder waits for more sending threads' results before committing a group (it commits at once
     #: when every busy thread is waiting for it): fewer, bigger transactions for a few ms of acknowledgment latency.
@@ -90,3 +99,13 @@ class NotifySettings(BaseSettings):
 
     #: How often the planner looks for changed events.
     plan_interval_s: float = Field(1.0, gt=0)
+
+    @field_validator("idempotent_channels")
+    @classmethod
+    def _known_idempotent(cls, value: list[str]) -> list[str]:
+        allowed = {"sms", "webhook", "voice"}
+        bad = [v for v in value if v not in allowed]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: not a channel whose provider can honour an idempotency key "
+                             f"(allowed: {', '.join(sorted(allowed))}; SMTP has no keys)")
+        return value

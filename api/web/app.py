@@ -164,9 +164,18 @@ ERRORS = {"400": "malformed request", "401": "no or bad token", "403": "role not
           "422": "invalid input", "429": "rate limited", "503": "unavailable"}
 
 
+#: What api.web.schemas.CONTROL refuses, as an OpenAPI (ECMA) pattern.
+NO_CONTROL = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+
+
 def _document_errors(op: dict, path: str) -> None:
     """Every 4xx the edge can answer, with the error body (FastAPI's own 422 schema is not what we send); GeoJSON
     routes answer application/geo+json."""
+    for param in op.get("parameters", []):  # the edge refuses control characters in every path and query string
+        schema = param.get("schema", {})
+        for sub in (schema, *schema.get("anyOf", ()), schema.get("items", {})):
+            if sub.get("type") == "string" and "pattern" not in sub and param.get("in") in ("path", "query"):
+                sub["pattern"] = NO_CONTROL
     responses = op.setdefault("responses", {})
     for status, text in ERRORS.items():
         responses[status] = {"description": responses.get(status, {}).get("description") or text,

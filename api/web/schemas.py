@@ -320,8 +320,9 @@ class CrewStatusIn(In):
 
 
 class PositionIn(In):
-    lat: float = latitude()
-    lon: float = longitude()
+    # strict: a crew app's true/false or "50.1" is a bug, not a place (schemathesis ST201 found true accepted as 1.0)
+    lat: Annotated[float, Field(strict=True)] = latitude()
+    lon: Annotated[float, Field(strict=True)] = longitude()
     at: Stamp | None = None
 
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from service_helpers import make_client
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from api.store.db import Database
-from api.store.models import Event
+from api.store.models import Event, MeterMessage
 
 D, G = "dispatcher", "integration"
 
@@ -63,6 +63,8 @@ def test_sms_inbound_refuses_non_objects_and_long_fields(client):
     _refused(client.post("/notify/sms/inbound", json={"from": "+1555\x000100", "text": "HELP"},
                          headers=client.as_(G)))
     _refused(client.post("/notify/sms/inbound", json={"from": {"a": 1}, "text": "HELP"}, headers=client.as_(G)))
+    _refused(client.post("/notify/sms/inbound", json={"from": "+15550100", "Body": None}, headers=client.as_(G)))
+    _refused(client.post("/crew/position", json={"lat": True, "lon": 11.5}, headers=client.as_("crew")))
     r = client.post("/notify/sms/inbound", json={"from": "+15550100", "text": "HELP", "id": "SM1"},
                     headers=client.as_(G))
     assert r.status_code == 200, r.text
@@ -99,6 +101,54 @@ def test_a_close_stamped_before_its_lockout_is_refused(client):
                        headers=h).status_code == 202
 
 
+def test_a_lockout_stamped_before_the_devices_latest_close_is_refused(client):
+    h = client.as_(G)
+    for kind, hours in (("lockout", -3), ("close", -1)):
+        assert client.post("/scada", json={"device_id": "R1", "kind": kind, "at": _now(hours=hours)},
+                           headers=h).status_code == 202
+    r = client.post("/scada", json={"device_id": "R1", "kind": "lockout", "at": _now(hours=-2)}, headers=h)
+    _refused(r)
+    assert "before the device's latest close" in r.json()["error"]["message"]
+    assert client.post("/scada", json={"device_id": "R1", "kind": "lockout", "at": _now()},
+                       headers=h).status_code == 202
+
+
+def test_meter_messages_older_than_what_the_meter_said_since_are_rejected(client, db_url):
+    """A power restore stamped before the meter's last gasp (or a gasp before its restore) arriving later would end
+    an outage that started after it; it is rejected with the reason. A batch itself is taken in time order."""
+    h = client.as_(G)
+    gasp = {"meter": "sp1", "kind": "last_gasp", "at": _now(minutes=-30)}
+    assert client.post("/ami", json={"messages": [gasp]}, headers=h).status_code == 202
+    r = client.post("/ami", json={"messages": [{"meter": "sp1", "kind": "power_restore", "at": _now(minutes=-40)},
+                                               {"meter": "sp2", "kind": "power_restore", "at": _now(minutes=-40)}]},
+                    headers=h)
+    assert r.status_code == 202 and r.json()["accepted"] == 1, r.text
+    assert [x["index"] for x in r.json()["rejected"]] == [0]
+    assert "before its latest last gasp" in r.json()["rejected"][0]["reason"]
+    alone = client.post("/ami", json={"messages": [{"meter": "sp1", "kind": "power_restore",
+                                                    "at": _now(minutes=-45)}]}, headers=h)
+    _refused(alone)
+    assert "before its latest last gasp" in alone.json()["error"]["details"][0]["message"]
+    # restore then a late gasp from before it: that outage is over
+    assert client.post("/ami", json={"messages": [{"meter": "sp1", "kind": "power_restore", "at": _now(minutes=-5)}]},
+                       headers=h).status_code == 202
+    late = client.post("/ami", json={"messages": [{"meter": "sp1", "kind": "last_gasp", "at": _now(minutes=-20)}]},
+                       headers=h)
+    _refused(late)
+    assert "before its latest power restore" in late.json()["error"]["details"][0]["message"]
+    # one batch, out of order: stored in time order, so the engine sees the gasp before the restore
+    r = client.post("/ami", json={"messages": [{"meter": "sp3", "kind": "power_restore", "at": _now(minutes=-1)},
+                                               {"meter": "sp3", "kind": "last_gasp", "at": _now(minutes=-3)}]},
+                    headers=h)
+    assert r.status_code == 202 and r.json()["accepted"] == 2, r.text
+    db = Database(db_url)
+    with db.read() as session:
+        kinds = session.scalars(select(MeterMessage.kind).where(MeterMessage.meter == "sp3")
+                                .order_by(MeterMessage.id)).all()
+    db.dispose()
+    assert kinds == ["last_gasp", "power_restore"]
+
+
 def test_reliability_reports_name_bad_stored_rows_instead_of_failing(client, db_url):
     import time
 
@@ -120,3 +170,18 @@ def test_reliability_reports_name_bad_stored_rows_instead_of_failing(client, db_
         assert r.json()["bad_rows"] and "before its start" in r.json()["bad_rows"][0]["problem"]
     r = client.get("/reliability/event-summary", params={**params, "format": "csv"}, headers=client.as_(D))
     assert r.status_code == 200, r.text
+
+
+def test_405_lists_every_method_of_the_path_and_the_schema_states_what_the_edge_refuses(client):
+    """Schemathesis (all checks): a 405 named only the first route's method in Allow, and the schema allowed the
+    control characters and tiers the edge refuses."""
+    r = client.request("OPTIONS", "/admin/settings", headers=client.as_("admin"))
+    assert r.status_code == 405 and r.headers["allow"] == "GET, PUT"
+    assert client.request("PATCH", "/session").headers["allow"] == "DELETE, GET, POST"
+    schema = client.get("/openapi.json").json()
+    params = {p["name"]: p["schema"] for p in schema["paths"]["/events"]["get"]["parameters"]}
+    assert params["tier"]["anyOf"][0]["items"] == {"type": "integer", "maximum": 4, "minimum": 1}
+    feeder = params["feeder"]["anyOf"][0]
+    assert feeder["type"] == "string" and feeder["pattern"].startswith("^[^\\u0000")
+    _refused(client.get("/events?tier=0", headers=client.as_(D)))
+    assert client.request("OPTIONS", "/crews/roster", headers=client.as_(D)).headers["allow"] == "GET"

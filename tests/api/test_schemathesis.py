@@ -1,60 +1,67 @@
-"""Property-based API fuzzing with schemathesis against the OpenAPI schema of a running ``oms serve``: no input
-produces a 5xx, and every response matches the schema. Runs as admin, crew, integration and anonymously; slow."""
+"""Schemathesis against the OpenAPI document of a running ``oms serve``, with every check it has (``--checks all``: no
+5xx, status codes, content types, response headers and bodies against the schema, negative data rejected, missing
+required headers, unsupported methods and their ``Allow`` header, ignored auth, use after free, resource availability,
+object-level authorization) through its coverage, fuzzing and stateful phases, for every role and anonymously. Slow:
+``OMS_FUZZ_SECONDS`` (default 90) per role, ``OMS_FUZZ_EXAMPLES`` (default 5) per operation and phase.
+
+One check is left out, ``positive_data_acceptance`` (ST202, "schema-valid request rejected"): the API answers 422 to
+input the schema cannot describe as wrong (an unknown account, meter, device or event id, a point outside the service
+area, a time older than the configured age), and that check counts each of those as a failure. With
+``OMS_FUZZ_POSITIVE=1`` it runs too (it found 18 such operations for the admin role when this was written).
+"""
 
 from __future__ import annotations
 
-import atexit
 import os
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
+from service_helpers import make_users, small_feeder
 
-schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance  # noqa: E402
-from service_helpers import make_users, small_feeder  # noqa: E402
-
-from api.simulation.loadgen import ServerProcess  # noqa: E402
-from api.store.migrate import upgrade  # noqa: E402
+from api.simulation.loadgen import ServerProcess
+from api.store.migrate import upgrade
 
 pytestmark = pytest.mark.slow
+SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+ROLES = ["anonymous", "member", "crew", "integration", "dispatcher", "admin"]
 
-_tmp = tempfile.mkdtemp(prefix="oms-schemathesis-")
-_url = f"sqlite:///{os.path.join(_tmp, 'oms.db')}"
-upgrade(_url)
-_tokens = make_users(_url)
 
-def _territory() -> str:
+@pytest.fixture(scope="module")
+def server():
+    if not SCHEMATHESIS.exists():
+        pytest.skip("schemathesis is not installed")
     from gis.io import write_territory
 
-    path = os.path.join(_tmp, "small.gpkg")
-    write_territory(small_feeder(), path)
-    return path
+    tmp = tempfile.mkdtemp(prefix="oms-schemathesis-")
+    url = f"sqlite:///{os.path.join(tmp, 'oms.db')}"
+    upgrade(url)
+    tokens = make_users(url)
+    territory = os.path.join(tmp, "small.gpkg")
+    write_territory(small_feeder(), territory)
+    unlimited = {f"OMS_{kind}RATE_LIMIT_{what}": value for kind in ("", "PUBLIC_", "TRUSTED_")
+                 for what, value in (("PER_MINUTE", "100000000"), ("BURST", "1000000"))}
+    proc = ServerProcess(url, territory, env=unlimited, log_path=Path(tmp) / "server.log").start()
+    try:
+        yield proc, tokens
+    finally:
+        proc.stop()
 
 
-# schemathesis parametrizes from a live schema at import, so the server starts at collection; tests/api/conftest.py
-# collects this module only when slow tests are selected, and atexit stops the server whatever happens.
-_server = ServerProcess(_url, _territory(), env={"OMS_RATE_LIMIT_PER_MINUTE": "1000000",
-                                                 "OMS_RATE_LIMIT_BURST": "100000",
-                                                 "OMS_PUBLIC_RATE_LIMIT_PER_MINUTE": "1000000",
-                                                 "OMS_PUBLIC_RATE_LIMIT_BURST": "100000"}).start()
-atexit.register(_server.stop)
-schema = schemathesis.openapi.from_url(_server.url + "/openapi.json").exclude(path="/stream")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _stop_server():
-    yield
-    _server.stop()
-
-
-@schema.parametrize()
-@settings(max_examples=int(os.environ.get("OMS_FUZZ_EXAMPLES", "25")), deadline=None,
-          suppress_health_check=list(HealthCheck))
-@pytest.mark.parametrize("role", ["admin", "anonymous", "crew", "integration"])
-def test_no_5xx_and_responses_match_schema(case, role):
-    headers = {} if role == "anonymous" else {"Authorization": f"Bearer {_tokens[role]}"}
-    response = case.call(headers=headers, timeout=30)
-    case.validate_response(response, checks=[not_a_server_error, status_code_conformance,
-                                             response_schema_conformance])
+@pytest.mark.parametrize("role", ROLES)
+def test_every_check_finds_nothing(server, role):
+    proc, tokens = server
+    seconds = os.environ.get("OMS_FUZZ_SECONDS", "90")
+    cmd = [str(SCHEMATHESIS), "run", proc.url + "/openapi.json", "--checks", "all",
+           "--exclude-path", "/stream", "--exclude-path", "/console/stream",  # endless event streams
+           "-n", os.environ.get("OMS_FUZZ_EXAMPLES", "5"), "--max-time", seconds, "--seed", "1",
+           "--workers", "1",  # with 2, hypothesis's lambda parsing hit CPython 3.11.7's AST race (gh-106905)
+           "--request-timeout", "30", "--no-color"]
+    if os.environ.get("OMS_FUZZ_POSITIVE") != "1":
+        cmd += ["--exclude-checks", "positive_data_acceptance"]
+    if role != "anonymous":
+        cmd += ["-H", f"Authorization: Bearer {tokens[role]}"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=float(seconds) + 300)
+    assert run.returncode == 0, f"schemathesis as {role}:\n{run.stdout[-8000:]}\n{run.stderr[-2000:]}"

@@ -268,3 +268,137 @@ def test_a_live_worker_renews_its_short_lease_and_a_dead_ones_claims_come_back(d
     finally:
         for w in (live, dead, sweeper):
             w.close()
+
+
+def test_channels_without_provider_keys_send_one_message_at_a_time(db):
+    """A re-send after a crash reaches a person twice only on a channel whose provider cannot fold it by its key, so
+    those channels (e-mail always) have one message in flight per process; a keyed SMS gateway uses the threads."""
+    add_reports(db, [{"email": f"lane{i}@example.org", "prefer": "email"} for i in range(12)]
+                + [{"sms": f"+1555093{i:04d}", "prefer": "sms"} for i in range(12)])
+
+    class Probe:
+        def __init__(self, name):
+            self.name, self.now, self.most, self.lock = name, 0, 0, threading.Lock()
+
+        def send(self, msg):
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            time.sleep(0.03)
+            with self.lock:
+                self.now -= 1
+            return f"{self.name}:{msg.key}"
+
+        def close(self):
+            pass
+
+    for keyed, sms_most in ((["sms"], lambda n: n > 1), ([], lambda n: n == 1)):
+        probes = {"email": Probe("email"), "sms": Probe("sms")}
+        s = settings_for(None, None, threads=6, batch_size=50, idempotent_channels=keyed)
+        w = Worker(db, s, {"log": channels.LogChannel(), **probes}, seed=1)
+        try:
+            assert w.serial == ({"email"} if keyed else {"email", "sms"})
+            assert w.run_once() == 24
+        finally:
+            w.close()
+        assert probes["email"].most == 1 and sms_most(probes["sms"].most), (keyed, probes["sms"].most)
+        assert _statuses(db) == {"sent": 24}
+        with db.write() as session, session.begin():  # the same rows again, for the other configuration
+            session.execute(OutboxMessage.__table__.update().values(status="pending", claimed_by=None))
+
+
+def test_only_channels_that_can_honour_a_key_may_be_declared_idempotent():
+    import pydantic
+
+    from api.notify.config import NotifySettings
+
+    assert NotifySettings(idempotent_channels=["sms", "webhook"]).idempotent_channels == ["sms", "webhook"]
+    with pytest.raises(pydantic.ValidationError, match="SMTP has no keys"):
+        NotifySettings(idempotent_channels=["email"])
+
+
+def test_cli_runs_several_worker_processes_and_replaces_one_that_dies(db_url, db, smtp):
+    """``--processes 2``: two workers deliver (each its own one-at-a-time e-mail lane); one killed is replaced; SIGTERM
+    stops them all with status 0. Bad counts are a one-line CLI error."""
+    add_reports(db, [{"email": f"p{i}@example.org", "prefer": "email"} for i in range(40)])
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OMS_NOTIFY_")}, "PYTHONPATH": str(ROOT),
+           "OMS_NOTIFY_SMTP_HOST": "127.0.0.1", "OMS_NOTIFY_SMTP_PORT": str(smtp.port)}
+    cmd = [sys.executable, "-m", "api.commands", "notify", "worker", "--database-url", db_url, "--log-level",
+           "warning"]
+    bad = subprocess.run([*cmd, "--processes", "0"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "whole number from 1 to 64" in bad.stderr and "Traceback" not in bad.stderr
+    proc = subprocess.Popen([*cmd, "--processes", "2", "--id", "pair"], env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while _statuses(db) != {"sent": 40} and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _statuses(db) == {"sent": 40}
+        with db.read() as s:
+            workers = set(s.scalars(select(NotifyDelivery.worker)))
+        assert workers <= {"pair/0", "pair/1"} and workers
+        children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        assert len(children) == 2
+        time.sleep(10)  # past the supervisor's "died at start" window
+        os.kill(children[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+            if len(now) == 2 and children[0] not in now:
+                break
+            time.sleep(0.2)
+        assert len(now) == 2 and children[0] not in now  # replaced
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0
+
+
+def test_smtp_stages_many_e_mails_at_once_but_has_one_accepted_and_unrecorded(db, smtp):
+    """E-mail travels on many threads (MAIL, RCPT, DATA, the text) while the final line, whose 250 is the server's
+    acceptance, and the commit of the result go one at a time: when a finish starts, every earlier acceptance is on
+    record."""
+    add_reports(db, [{"email": f"stage{i}@example.org", "prefer": "email"} for i in range(30)])
+    smtp.faults.mode, smtp.faults.delay = "slow", 0.01
+    s = settings_for(smtp, None, threads=6, batch_size=50)
+    chans = channels.from_settings(s)
+    email, lock = chans["email"], threading.Lock()
+    staging, most, finishes = [0], [0], []
+    stage, finish = email.stage, email.finish
+
+    def counted_stage(msg):
+        with lock:
+            staging[0] += 1
+            most[0] = max(most[0], staging[0])
+        try:
+            time.sleep(0.01)
+            return stage(msg)
+        finally:
+            with lock:
+                staging[0] -= 1
+
+    def checked_finish(conn):
+        finishes.append(_statuses(db).get("sent", 0))  # what was on record when this acceptance began
+        return finish(conn)
+
+    email.stage, email.finish = counted_stage, checked_finish
+    w = Worker(db, s, chans, seed=1)
+    try:
+        assert w.run_once() == 30
+    finally:
+        w.close()
+    assert _statuses(db) == {"sent": 30} and len(smtp.received.deliveries) == 30 and smtp.received.duplicates == 0
+    assert most[0] > 1  # staged concurrently
+    assert finishes == list(range(30))  # one accepted-but-unrecorded at a time
+
+
+def test_an_e_mail_staged_but_not_finished_is_not_delivered(smtp):
+    """What a worker killed between the two phases leaves behind: the server drops the unfinished mail."""
+    from api.notify.channels import Outgoing, SmtpChannel
+
+    ch = SmtpChannel("127.0.0.1", smtp.port, "oms@example.org")
+    conn = ch.stage(Outgoing("k-staged", "email", "a@example.org", "Subject", "text"))
+    conn.sock.close()  # as a killed process's socket
+    ch._local.conn = None
+    ch.send(Outgoing("k-next", "email", "b@example.org", "Subject", "text"))
+    time.sleep(0.2)
+    assert set(smtp.received.deliveries) == {"k-next"}
+    ch.close()

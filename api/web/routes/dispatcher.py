@@ -117,7 +117,7 @@ def note_to_customers(event_id: PathId, body: NoteIn, request: Request, who: Pri
 @router.get("/events", response_model=list[EventOut], summary="Events, most urgent first")
 def list_events(request: Request, _: Principal = Depends(DISPATCHER),
                 event_class: Annotated[list[EventClass] | None, Query(alias="class")] = None,
-                tier: Annotated[list[int] | None, Query(description="1..4")] = None,
+                tier: Annotated[list[Annotated[int, Field(ge=1, le=4)]] | None, Query(description="1..4")] = None,
                 feeder: Annotated[str | None, Query(max_length=64)] = None,
                 state: Annotated[list[EventState] | None, Query()] = None,
                 include_closed: bool = False,

@@ -141,8 +141,9 @@ INBOUND_BODY = {"requestBody": {"required": True, "description": "the gateway's 
 
 
 def _inbound_field(form: dict, names: tuple[str, str]) -> str:
-    value = form.get(names[0]) or form.get(names[1]) or ""
-    if not isinstance(value, str | int):
+    present = [form[n] for n in names if n in form]
+    value = next((v for v in present if v), "")
+    if any(not isinstance(v, str) for v in present):  # as documented: null or a number is not a string
         raise ApiError(422, "invalid", f"inbound SMS field {names[0]} must be a string",
                        [{"field": f"body.{names[0]}", "message": "not a string"}])
     value, limit = str(value), INBOUND_LIMITS[names[0]]
