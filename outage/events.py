@@ -89,6 +89,7 @@ class OutageEvent:
     merged_into: str | None = None
     nested_from: str | None = None
     extra_devices: list[str] = field(default_factory=list)
+    restored_sps: list[str] = field(default_factory=list)  # service points already restored (partial restoration)
     restored_at: datetime | None = None
     last_evidence: datetime | None = None
     cause: str = ""

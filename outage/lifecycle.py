@@ -294,6 +294,7 @@ class LifeCycleMixin:
         part = [k for k in dict.fromkeys(part) if k not in tr.restored]
         self._close_records(tr, part, now)
         tr.restored.update(part)
+        tr.event.restored_sps.extend(g.sp_ids[k] for k in part)
         for k in part:
             self._let_go(tr, k)
         tr.event.history.append(Transition(now, tr.event.state, actor, f"partial restoration: {reason}"))

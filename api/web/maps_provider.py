@@ -106,8 +106,10 @@ class LiveMapProvider:
                        route=route, job_ids=tuple(a.event_id for a in work))
 
     def _service_points(self, ev: Event) -> np.ndarray:
-        """Row positions in ``network.service_points`` of the customers the event takes out (cached per device)."""
-        key = (ev.id, ev.device_id, ev.sp_id)
+        """Row positions in ``network.service_points`` of the customers the event takes out (cached per device),
+        less those a partial restoration already gave back (so the maps' count is the event's own)."""
+        restored = (ev.evidence or {}).get("restored_sps") or ()
+        key = (ev.id, ev.device_id, ev.sp_id, len(restored))
         hit = self._sp_cache.get(key)
         if hit is not None:
             return hit
@@ -124,7 +126,8 @@ class LiveMapProvider:
             self._sp_cache.clear()
         devices = [ev.device_id] if ev.device_id else []
         ids = affected_service_points(self._topology, devices, ev.sp_id, self._substations)
-        rows = np.fromiter((self._sp_row[i] for i in ids if i in self._sp_row), dtype=np.int64)
+        gone = set(restored)
+        rows = np.fromiter((self._sp_row[i] for i in ids if i in self._sp_row and i not in gone), dtype=np.int64)
         if len(self._sp_cache) > 50_000:
             self._sp_cache.clear()
         self._sp_cache[key] = rows

@@ -79,6 +79,12 @@ def test_partial_restoration_by_switching_keeps_the_event_and_its_crew(client):
     assert r.status_code == 200, r.text
     part = r.json()
     assert part["state"] not in ("restored", "cancelled") and part["customers_out"] == before - 3  # F1: sp1 + sp2
+    # the maps count the event's customers as the event does: the restored part is no longer out there either
+    deadline = time.monotonic() + 5  # their layers are rebuilt at most once a second
+    while (shown := client.get("/maps/dispatcher.geojson", headers=client.as_(D)).json()["summary"])[
+            "customers_out"] != part["customers_out"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert shown["customers_out"] == part["customers_out"], (shown, part)
     url_db = client.app.state.oms.settings.database_url
     assert count(url_db, Assignment, Assignment.event_id == ev["id"], Assignment.status == "assigned") == 1
     r = client.post(url, json={"cause": "tree"}, headers=client.as_(D))
