@@ -63,7 +63,7 @@ def test_a_dispatcher_runs_an_event_from_report_to_restoration(service, browser,
     wait_until(page, "document.querySelector('#grid-body .reason') && "
                      "document.querySelector('#grid-body .reason').textContent.length > 0")
     # the bar states the storm's figures as the public map does (one definition: outage/figures.py)
-    wait_until(page, "document.querySelector('#figures').textContent.includes('1 open of 1 events')", 15_000)
+    wait_until(page, "document.querySelector('#figures').textContent.endsWith(' · 1 open')", 15_000)
     public_out = httpx.get(f"{base}/maps/public.geojson").json()["summary"]["customers_out"]
     assert page.inner_text("#figures").startswith(f"{public_out:,} customers out"), page.inner_text("#figures")
     row = page.locator("#grid-body tr[data-id]").first

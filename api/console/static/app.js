@@ -339,7 +339,9 @@ async function main() {
 // The storm's headline figures (outage/figures.py), as both maps and the stream state them.
 function showFigures(f) {
   const n = (x) => Number(x).toLocaleString();
-  $('figures').textContent = `${n(f.customers_out)} customers out · ${n(f.open)} open of ${n(f.events)} events`;
+  $('figures').textContent = `${n(f.customers_out)} customers out · ${n(f.open)} open`;
+  $('figures').title = `${n(f.customers_out)} customers out; ${n(f.open)} events open of ${n(f.events)} in this storm, `
+    + `${n(f.restored)} restored (the same figures as the maps)`;
 }
 
 function showClock() {
