@@ -35,7 +35,10 @@ class LiveFigures:
         events table (every event, by state)."""
         # the territory first: without one, LookupError (nothing to count, and no service points to read)
         sp_customers = self.maps.data().sp_customers
-        state = self.maps.provider.state()
+        provider = self.maps.provider
+        # built now, not up to a refresh interval ago: the events table is read just after, and a change between
+        # the two reads is followed by a message of its own, so by another count
+        state = provider.fresh() if hasattr(provider, "fresh") else provider.state()
         out = customers_out(((e.sp_indices, e.customers_out) for e in state.events), sp_customers)
         with self.db.read() as session:
             states = dict(

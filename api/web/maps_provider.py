@@ -55,8 +55,16 @@ class LiveMapProvider:
         return self.live.network
 
     def state(self) -> MapState:
+        return self._state_within(self.min_interval_s)
+
+    def fresh(self) -> MapState:
+        """The state as the database has it now: for a count that must agree with a read made just after it
+        (:mod:`api.web.figures`), where a layer up to ``min_interval_s`` old would miss the latest change."""
+        return self._state_within(0.0)
+
+    def _state_within(self, max_age_s: float) -> MapState:
         with self._lock:
-            if self._state is None or time.monotonic() - self._built_at >= self.min_interval_s:
+            if self._state is None or time.monotonic() - self._built_at >= max_age_s:
                 self._state = self._build(self._state)
                 self._built_at = time.monotonic()
             return self._state
