@@ -48,6 +48,10 @@ def serve(app, start_timeout_s: float = 30.0):
         thread.join(timeout=15)
 
 
+#: The password the console tests give every user (tests/e2e/conftest.py).
+CONSOLE_PASSWORD = "storm-night-2026"
+
+
 @contextmanager
 def running_service(db_url: str, password: str, page, clock=None, clock_note: str = "", **settings):
     """The real app on the maps' test territory (users made, each with ``password``), served on a loopback port;

@@ -16,29 +16,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "maps"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
 import httpx  # noqa: E402
-from browser import launch_browser, running_service, wait_until, watch  # noqa: E402  (skips this module without chromium/playwright)
+from browser import CONSOLE_PASSWORD, wait_until, watch  # noqa: E402  (skips this module without chromium/playwright)
 
-from api.maps import PageConfig  # noqa: E402
-
-PASSWORD = "storm-night-2026"
+PASSWORD = CONSOLE_PASSWORD
 ADDRESS, DEVICE = "1 Market Square", "TT1"
 
 
 
 def grid_text(page) -> str:
     return page.inner_text("#grid-body")
-
-
-@pytest.fixture
-def service(db_url):
-    with running_service(db_url, PASSWORD, PageConfig(utility_name="Test co-op")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch_browser() as b:
-        yield b
 
 
 def sign_in(page, base, name="dispatcher-user"):

@@ -14,23 +14,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "maps"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
 import httpx  # noqa: E402
-from browser import launch_browser, running_service, wait_until, watch  # noqa: E402
+from browser import CONSOLE_PASSWORD, wait_until, watch  # noqa: E402
 
-from api.maps import PageConfig  # noqa: E402
-
-PASSWORD = "storm-night-2026"
-
-
-@pytest.fixture
-def service(db_url):
-    with running_service(db_url, PASSWORD, PageConfig(utility_name="Test co-op")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch_browser() as b:
-        yield b
+PASSWORD = CONSOLE_PASSWORD
 
 
 def _member_report(base, **body) -> str:
