@@ -277,8 +277,7 @@ class Demo:
         live.replan_if_dirty()
         self.open_sps = {e.event_id: e.sp_indices for e in self.provider.state().events}
         self.crews.step(now)
-        live.settle()
-        live.replan_if_dirty()
+        live.settle()  # what the crews did is planned at the next step's re-plan, before any crew moves again
         self.planner.scan(now)
         while self.notify_worker.run_once():
             pass
