@@ -14,7 +14,8 @@ Time: everything runs on one :class:`api.simulation.clock.StormClock`, injected 
 (``create_app(clock=...)``). The driver (:meth:`Demo.step`) sends what the storm has due in the next ``STEP_S`` of
 storm time, each input at its own time (the clock moves to it first) and waits until the engine has consumed it
 (``LiveEngine.settle``); then it moves the clock to the end of the step, runs the engine's timers
-(``LiveEngine.tick``), re-plans if anything changed (``LiveEngine.replan_if_dirty``, solving by solution count),
+(``LiveEngine.tick``), re-plans if anything changed (``LiveEngine.replan_if_dirty``, solving by solution count;
+every ``REPLAN_EVERY_S`` of storm time),
 steps the crews, plans and delivers notices, and samples the figures (:mod:`outage.figures`). Nothing waits on the wall clock, so one seed gives one storm, to the event, at any speed;
 the speed only sets how long a step lasts in real time (at least ``STEP_S / speed`` seconds).
 
@@ -46,6 +47,10 @@ log = logging.getLogger("oms.demo")
 CREW_SKILLS = ["line", "tree", "service", "substation"]
 #: Storm seconds per step: every change (a report, a crew arriving, a re-plan) happens on a step.
 STEP_S = 60.0
+#: Storm seconds between re-plans. The live service gathers changes for up to ``replan_max_wait_s`` (10 s of wall
+#: time: 20 storm minutes at the demo's 120x) before it plans; five storm minutes keeps crews as busy, and keeps the
+#: deterministic solves of a 100-fault storm (2-4 s each) from setting the pace of the whole replay.
+REPLAN_EVERY_S = 300.0
 #: A storm still not over after this long is a stuck storm (a crew that never comes), whatever the speed.
 MAX_STORM_HOURS = 72.0
 
@@ -117,6 +122,7 @@ class Demo:
         self.zone = local_zone_name()
         self.tz = ZoneInfo(self.zone)
         self.figures = FigureLog()
+        self._planned_at_s = -REPLAN_EVERY_S
         self.etrs: dict[str, list[tuple[datetime, datetime]]] = {}  # event -> (issued, ETR) as published
         self.customers: dict[str, int] = {}  # event -> most customers out seen (restoration sets it to 0)
         self.reports_seen: dict[str, int] = {}
@@ -274,7 +280,8 @@ class Demo:
             live.settle()  # consumed at its own time, before the clock moves on
         now = self.clock.advance_to(end)
         live.tick()
-        live.replan_if_dirty()
+        if self.clock.elapsed_s - self._planned_at_s >= REPLAN_EVERY_S and live.replan_if_dirty() is not None:
+            self._planned_at_s = self.clock.elapsed_s  # a change after a quiet spell is planned at once
         self.open_sps = {e.event_id: e.sp_indices for e in self.provider.state().events}
         self.crews.step(now)
         live.settle()  # what the crews did is planned at the next step's re-plan, before any crew moves again
