@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right, insort
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from outage.events import PREDICTED_STATES, EventCancelled, EventMerged, EventState, EventUpdated
 from outage.lifecycle import ENGINE, _Track
 from outage.meters import PING_OFF, PING_ON
-from outage.rules import lognormal_sf
+from outage.separation import log_odds_separate
 
 
 class RollUpMixin:
@@ -279,48 +279,55 @@ class RollUpMixin:
         t: datetime,
     ) -> datetime | None:
         """Calls only: when the outage at ``top`` began, if the events below it split in time into earlier ones
-        and a later group that one outage would hardly explain (``RuleSet.call_separation_p``); else None.
+        and a later group that were likelier separate outages than one (:mod:`outage.separation`, at odds
+        ``RuleSet.call_separation_odds``); else None.
 
-        Each event below starts at its first call. Were it all one outage, every caller of the later group waited
-        at least the gap since the last earlier event began: for ``m`` of them that has a chance of at most
-        ``S(gap) ** m``, ``S`` the lognormal survival of the call delay. The earlier events must all be events
-        below (the top's own evidence and the call being placed are part of its outage)."""
+        Each event below starts at its first call; the split is tried after each of them in turn (the earlier
+        part must be events below: the top's own evidence and the call being placed are part of its outage). Were
+        it all one outage, the top's customers outside the earlier events would have been out, and mostly silent,
+        since before the earlier events' first calls; as separate outages they are out only since shortly before
+        the later group's first call. The silence weighs with every customer who has not called, not only with
+        the callers so far, so the split is judged as soon as the later group's first call rolls the earlier
+        events up."""
         rs = self._ruleset_dev(top)
-        # (first call, callers, an event below?)
-        units = [(c.event.start, len(c.sps), True) for c in children]
-        if tr is not None and tr.sps:
-            units.append((tr.event.start, len(tr.sps), False))
-        if own is not None and not any(_holds(c, own) for c in children):
-            units.append((t, 1, False))
-        units.sort(key=lambda u: u[0])
-        later = sum(n for _, n, _ in units)
-        median = rs.call_delay_median.total_seconds()
-        best, onset = math.log(rs.call_separation_p), None
-        # the later group is judged by the callers it will have, not only those it has: the decision is made when
-        # it begins (its first call rolls the earlier events up), so the callers the top's other customers are
-        # expected to make (the call-in rate) count too
         g, lk = self.grid, rs.likelihood
         p_call = (self._call_rate_calls + lk.call_rate * lk.call_rate_weight) / (
             self._call_rate_n + lk.call_rate_weight
         )
-        span = {id(c): (g.hi[c.dev] - g.lo[c.dev]) if c.dev >= 0 else 1 for c in children}
-        others = g.hi[top] - g.lo[top]
-        starts = sorted(children, key=lambda c: c.event.start)
-        k = 0
+        p_call = min(0.95, max(0.01, p_call))
+        origin = t
+
+        def when(k: int, tr_: _Track) -> float:
+            return (self._sp_called.get(k, tr_.event.start) - origin).total_seconds()
+
+        # (first call, call times, customers without a call, log prior of its device, an event below?)
+        units = []
+        for c in children:
+            calls = [when(k, c) for k, reps in c.sps.items() if reps]
+            n = int(g.hi[c.dev] - g.lo[c.dev]) if c.dev >= 0 else 1
+            kind = g.kind[c.dev] if c.dev >= 0 else "service"
+            units.append((c.event.start, calls, max(0, n - len(calls)), math.log(lk.fault_prior.get(kind, 1e-3)), True))
+        own_calls = [when(k, tr) for k, reps in tr.sps.items() if reps] if tr is not None else []
+        if own is not None and not any(_holds(c, own) for c in children) and own[0] not in (tr.sps if tr else ()):
+            own_calls.append(0.0)
+        if own_calls:
+            units.append((origin + timedelta(seconds=min(own_calls)), own_calls, 0, 0.0, False))
+        units.sort(key=lambda u: u[0])
+        median = rs.call_delay_median.total_seconds()
+        window = rs.separation.total_seconds()
+        others = int(g.hi[top] - g.lo[top])
+        best, onset = math.log(rs.call_separation_odds), None
         for i in range(1, len(units)):
-            if not units[i - 1][2]:
+            if not units[i - 1][4]:
                 break  # the top's own evidence is in the earlier part
-            later -= units[i - 1][1]
-            while k < len(starts) and starts[k].event.start <= units[i - 1][0]:
-                others -= span[id(starts[k])]
-                k += 1
-            gap = (units[i][0] - units[i - 1][0]).total_seconds()
-            if gap <= median:
+            earlier = [(u[1], u[2], u[3]) for u in units[:i]]
+            later = [c for u in units[i:] for c in u[1]]
+            if not later or not any(cs for cs, _, _ in earlier):
                 continue
-            log_s = math.log(max(1e-300, lognormal_sf(gap, median, rs.call_delay_sigma)))
-            m = max(later, p_call * others) if rs.call_separation_expected else later
-            if m * log_s < best:
-                best, onset = m * log_s, units[i][0]
+            silent = others - sum(len(cs) + q for cs, q, _ in earlier) - len(later)
+            lo = log_odds_separate(earlier, later, max(0, silent), 0.0, p_call, median, rs.call_delay_sigma, window)
+            if lo > best:
+                best, onset = lo, units[i][0]
         return onset
 
     def _dissolve(self, tr: _Track) -> None:
