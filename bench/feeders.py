@@ -27,8 +27,8 @@ share of predicted events correctly classified (with and without AMI); and the g
 
 A feeder folder's master is the known one for the EPRI folders, else its only ``master*.dss``. ``--dss
 PATH[:LAT,LON[:SCALE]]`` adds one master: planar coordinates are placed with their bounding box centred on LAT,LON
-at SCALE metres per unit (0.3048 for feet; default for folders: 40,-80 and feet); coordinates already in lat/lon
-need neither.
+at SCALE metres per unit (0.3048 for feet; default: inferred by the importer, as for the folders, placed at
+40,-80); coordinates already in lat/lon need neither.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ FEEDERS = ROOT / ".." / "shared" / "data" / "feeders"
 #: Masters of the EPRI folders (they hold several); other folders: their only ``master*.dss``.
 EPRI = {"epri_ckt5": "Master_ckt5.dss", "epri_ckt7": "Master_ckt7.dss", "epri_k1": "Master_NoPV.dss",
         "epri_m1": "Master_NoPV.dss"}
-#: Planar EPRI coordinates are in feet; placed here.
-ANCHOR, FEET = (40.0, -80.0), 0.3048
+#: Planar coordinates of the feeder folders are placed here; their unit is the importer's to infer (and state).
+ANCHOR = (40.0, -80.0)
 #: The goals of issue "Real utility networks".
 GOAL_AMI = 0.95
 GOAL_RECALL_GAP, GOAL_PRECISION_SHARE = 0.03, 0.8
@@ -215,7 +215,7 @@ def territories(feeders: Path = FEEDERS, dss: list[str] = ()) -> tuple[list[tupl
             if master is None:
                 skipped.append(str(folder))
             else:
-                out.append((folder.name, lambda p=master: read_opendss(p, anchor=ANCHOR, scale=FEET)))
+                out.append((folder.name, lambda p=master: read_opendss(p, anchor=ANCHOR)))
     for spec in dss:
         path, anchor, scale = parse_dss(spec)
         out.append((path.parent.name + "/" + path.stem,

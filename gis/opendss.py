@@ -37,8 +37,10 @@ Model rules:
   reaches through closed segments are left out with a note.
 * **Coordinates**: lat/lon coordinates (``LatLongCoords``, or ``Buscoords`` within lon/lat range) are used as they
   are; planar ones need ``anchor=(lat, lon)``, where the centre of the buses' bounding box is placed, and ``scale``
-  in metres per unit (default 1): an azimuthal equidistant projection around the anchor. Buses without coordinates
-  are placed from their neighbours (:mod:`gis.opendss_place`) and flagged ``placed=True`` in ``nodes``.
+  in metres per unit: an azimuthal equidistant projection around the anchor. Without ``scale`` the unit is inferred
+  from the model (:mod:`gis.opendss_units`: line lengths against coordinate distances, else the feeder's size) and
+  the import notes say which and why. Buses without coordinates are placed from their neighbours
+  (:mod:`gis.opendss_place`) and flagged ``placed=True`` in ``nodes``.
 
 Completing a bare feeder (customers under transformers, lateral fuses, a mid-feeder recloser) follows the
 documented rules of :mod:`gis.opendss_complete`.
@@ -60,6 +62,7 @@ import shapely
 from gis.network import Network
 from gis.opendss_complete import complete_feeder, with_feeders
 from gis.opendss_place import place_missing
+from gis.opendss_units import check_scale, infer_scale
 
 
 class OpenDSSError(ValueError):
@@ -704,11 +707,18 @@ def _place(model: DssModel, feeder: _Feeder, anchor: tuple[float, float] | None,
     if anchor is None:
         if not model.latlon and not (np.all(np.abs(xy[:, 0]) <= 180) and np.all(np.abs(xy[:, 1]) <= 90)):
             raise OpenDSSError(f"{master.name}: bus coordinates look planar (x {xy[:, 0].min():g}..{xy[:, 0].max():g}, "
-                               f"y {xy[:, 1].min():g}..{xy[:, 1].max():g}); give anchor LAT,LON and scale "
-                               "(metres per unit) to place them")
+                               f"y {xy[:, 1].min():g}..{xy[:, 1].max():g}); give anchor LAT,LON (and scale, metres "
+                               "per unit, else inferred) to place them")
         lonlat = xy
     else:
-        lonlat = planar_to_lonlat(xy, anchor, 1.0 if scale is None else scale)
+        pairs, sections = _drawn(feeder, known)
+        if scale is None:
+            scale, why = infer_scale(pairs, sections, xy)
+            feeder.notes.append(why)
+        else:
+            why = check_scale(scale, pairs)
+            feeder.notes.extend([why] if why else [])
+        lonlat = planar_to_lonlat(xy, anchor, scale)
     pos = {b: (float(x), float(y)) for b, (x, y) in zip(names, lonlat, strict=True)}
     adj: dict[str, list[str]] = {}
     for e in feeder.edges:
@@ -725,6 +735,21 @@ def _place(model: DssModel, feeder: _Feeder, anchor: tuple[float, float] | None,
         else:
             out[n] = pos[n.split("~", 1)[0]]
     return out, placed
+
+
+def _drawn(feeder: _Feeder, known: dict[str, tuple[float, float]]) -> tuple[list[tuple[float, float]], list[float]]:
+    """Of the lines with coordinates at both ends: (length in metres, coordinate distance) where the length is
+    declared in a unit, and every coordinate distance (for :mod:`gis.opendss_units`)."""
+    pairs, sections = [], []
+    for e in feeder.edges:
+        a, b = known.get(e.a.split("~", 1)[0]), known.get(e.b.split("~", 1)[0])
+        if a is None or b is None or e.reactor or e.synthesized:
+            continue
+        dist = math.dist(a, b)
+        if dist > 0:
+            sections.append(dist)
+            pairs.append((e.length_m, dist))
+    return pairs, sections
 
 
 def planar_to_lonlat(xy: np.ndarray, anchor: tuple[float, float], scale: float) -> np.ndarray:

@@ -11,9 +11,9 @@ keeps per device the log-likelihood that it operated against the best explanatio
 chain. With AMI, meters time-stamp when the power went: a meter that went dark well before the meters that lift a
 device above it was out already (an earlier, separate fault) and keeps its own event (``ami_separation``); each
 event remembers the newest time one of its meters went dark, so this holds however the device came to be predicted
-(a last gasp, a ping, a re-placement after a demotion). With calls only, the calls are the clock: when every caller
-under the device came long after an event below it began, longer than one outage's call delays would plausibly
-spread (``call_separation_p``), that event is an earlier outage and is kept too.
+(a last gasp, a ping, a re-placement after a demotion). With calls only, the calls are the clock: when the device's
+customers stayed silent long after an event below it began and then called, separate outages explain it better
+than one (:mod:`outage.separation`, ``call_separation_odds``), and that event is an earlier outage kept too.
 
 Devices that interrupt exactly the same customers (a fuse feeding a single transformer) cannot be told apart by
 any report, last gasp or ping: the engine predicts the one whose kind fails more often (the rule set's fault prior),

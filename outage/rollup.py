@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right, insort
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from outage.events import PREDICTED_STATES, EventCancelled, EventMerged, EventState, EventUpdated
 from outage.lifecycle import ENGINE, _Track
 from outage.meters import PING_OFF, PING_ON
-from outage.rules import lognormal_sf
+from outage.separation import log_odds_separate
 
 
 class RollUpMixin:
@@ -170,24 +170,71 @@ class RollUpMixin:
     # ================================================================ placing evidence in events
     def _place(self, k: int, chain: list[int], t: datetime, ami_t: datetime | None = None) -> _Track:
         """The pending event for ``k``: at the highest predicted device of its chain, merging events below it."""
+        for a in chain[1:]:  # a lone call's event on a lateral device above: a second call there, place it again
+            lone = self._event_at.get(a)
+            if lone is not None and lone.lone and not lone.frozen and k not in lone.sps:
+                self._dissolve(lone)
         top = -1
         for d in chain:
             if self._pred[d]:
                 top = d
+        if top >= 0 and top == chain[0] and ami_t is None and top not in self._event_at and self._lone_call_judged(
+            top, k
+        ):
+            # one call predicts its (small) transformer: the event still goes where the likelihood clearly puts it
+            a = self._lone_call_lateral(chain)
+            if a != top:
+                return self._lone_track(a, t)
         if top < 0:
             d = chain[0] if chain else -1
             if d >= 0 and self._lone_call_transformer(d, k):
-                tr = self._event_at.get(d)
-                if tr is None:
-                    reason = f"one call: transformer {self.grid.device_ids[d]} likelier than the service drop"
-                    tr = self._new_track(d, -1, t, EventState.UNCONFIRMED, actor=ENGINE, reason=reason)
-                    tr.lone = True
-                    self._lone_tracks[tr.event.event_id] = tr
-                return tr
+                return self._lone_track(self._lone_call_lateral(chain), t)
             tr = self._new_track(-1, k, t, EventState.UNCONFIRMED, actor=ENGINE, reason="single-service call")
             self._lone_tracks[tr.event.event_id] = tr
             return tr
         return self._gather(top, t, ami_t=ami_t, own=(k, chain))
+
+    def _lone_track(self, d: int, t: datetime) -> _Track:
+        """The event of a lone call placed on device ``d`` without predicting it (created if needed)."""
+        tr = self._event_at.get(d)
+        if tr is None:
+            g = self.grid
+            reason = f"one call: {g.kind[d]} {g.device_ids[d]} likelier than the service drop"
+            tr = self._new_track(d, -1, t, EventState.UNCONFIRMED, actor=ENGINE, reason=reason)
+            tr.lone = True
+            self._lone_tracks[tr.event.event_id] = tr
+        return tr
+
+    def _lone_call_judged(self, d: int, k: int) -> bool:
+        """Whether the likelihood may place ``k``'s call, the one out under distribution transformer ``d``: calls
+        only, no meter to ask, the likelihood kept there."""
+        g = self.grid
+        return not (
+            g.rule_kind[d] != "transformer"
+            or (self.meters is not None and g.metered[k])  # pinging the meters will tell
+            or self._out_sps[d] != 1
+            or not self._ruleset_dev(d).likelihood_check
+            or self._silence_measured(d)
+            or self._oper[d] == -math.inf
+            or k not in self._sp_ev
+        )
+
+    def _lone_call_lateral(self, chain: list[int]) -> int:
+        """The device for a lone call that ``_lone_call_transformer`` (or the transformer's own rule) puts on its
+        transformer (``chain[0]``): a lateral device above (fuse, sectionalizer) whose only customer out is the caller, when the likelihood
+        clearly favours it (by ``likelihood_margin``): a small fuse fails ten times as often as a transformer, which
+        can outweigh the silence of its few other customers. Like the transformer, it is not predicted by this:
+        its call floor still holds, and no device above counts it, so lone calls spread over laterals never roll up
+        the feeder."""
+        g, best = self.grid, chain[0]
+        for a in chain[1:]:
+            rs = self._ruleset_dev(a)
+            rule = rs.devices.get(g.rule_kind[a])
+            if rule is None or rule.children != "evidence" or self._lik_out[a] != 1 or self._closed_tele[a]:
+                break
+            if self._oper[a] - self._oper[best] > rs.likelihood_margin:
+                best = a
+        return best
 
     def _lone_call_transformer(self, d: int, k: int) -> bool:
         """Calls only, ``k`` the one customer out below distribution transformer ``d``, whose rule does not pass:
@@ -197,17 +244,8 @@ class RollUpMixin:
         better bet unless the caller says the neighbours are not out; the silence of the others tells against it
         as their number grows. The transformer is not predicted by this (no backbone rule counts it as a
         predicted child): the event only sits there."""
-        g = self.grid
         rs = self._ruleset_dev(d)
-        if (
-            g.rule_kind[d] != "transformer"
-            or (self.meters is not None and g.metered[k])  # pinging the meters will tell
-            or self._out_sps[d] != 1
-            or not rs.likelihood_check
-            or self._silence_measured(d)
-            or self._oper[d] == -math.inf
-            or k not in self._sp_ev
-        ):
+        if not self._lone_call_judged(d, k):
             return False
         terms = self._lik_terms(rs, self._ami_at(d))
         logp = terms[0]
@@ -279,48 +317,55 @@ class RollUpMixin:
         t: datetime,
     ) -> datetime | None:
         """Calls only: when the outage at ``top`` began, if the events below it split in time into earlier ones
-        and a later group that one outage would hardly explain (``RuleSet.call_separation_p``); else None.
+        and a later group that were likelier separate outages than one (:mod:`outage.separation`, at odds
+        ``RuleSet.call_separation_odds``); else None.
 
-        Each event below starts at its first call. Were it all one outage, every caller of the later group waited
-        at least the gap since the last earlier event began: for ``m`` of them that has a chance of at most
-        ``S(gap) ** m``, ``S`` the lognormal survival of the call delay. The earlier events must all be events
-        below (the top's own evidence and the call being placed are part of its outage)."""
+        Each event below starts at its first call; the split is tried after each of them in turn (the earlier
+        part must be events below: the top's own evidence and the call being placed are part of its outage). Were
+        it all one outage, the top's customers outside the earlier events would have been out, and mostly silent,
+        since before the earlier events' first calls; as separate outages they are out only since shortly before
+        the later group's first call. The silence weighs with every customer who has not called, not only with
+        the callers so far, so the split is judged as soon as the later group's first call rolls the earlier
+        events up."""
         rs = self._ruleset_dev(top)
-        # (first call, callers, an event below?)
-        units = [(c.event.start, len(c.sps), True) for c in children]
-        if tr is not None and tr.sps:
-            units.append((tr.event.start, len(tr.sps), False))
-        if own is not None and not any(_holds(c, own) for c in children):
-            units.append((t, 1, False))
-        units.sort(key=lambda u: u[0])
-        later = sum(n for _, n, _ in units)
-        median = rs.call_delay_median.total_seconds()
-        best, onset = math.log(rs.call_separation_p), None
-        # the later group is judged by the callers it will have, not only those it has: the decision is made when
-        # it begins (its first call rolls the earlier events up), so the callers the top's other customers are
-        # expected to make (the call-in rate) count too
         g, lk = self.grid, rs.likelihood
         p_call = (self._call_rate_calls + lk.call_rate * lk.call_rate_weight) / (
             self._call_rate_n + lk.call_rate_weight
         )
-        span = {id(c): (g.hi[c.dev] - g.lo[c.dev]) if c.dev >= 0 else 1 for c in children}
-        others = g.hi[top] - g.lo[top]
-        starts = sorted(children, key=lambda c: c.event.start)
-        k = 0
+        p_call = min(0.95, max(0.01, p_call))
+        origin = t
+
+        def when(k: int, tr_: _Track) -> float:
+            return (self._sp_called.get(k, tr_.event.start) - origin).total_seconds()
+
+        # (first call, call times, customers without a call, log prior of its device, an event below?)
+        units = []
+        for c in children:
+            calls = [when(k, c) for k, reps in c.sps.items() if reps]
+            n = int(g.hi[c.dev] - g.lo[c.dev]) if c.dev >= 0 else 1
+            kind = g.kind[c.dev] if c.dev >= 0 else "service"
+            units.append((c.event.start, calls, max(0, n - len(calls)), math.log(lk.fault_prior.get(kind, 1e-3)), True))
+        own_calls = [when(k, tr) for k, reps in tr.sps.items() if reps] if tr is not None else []
+        if own is not None and not any(_holds(c, own) for c in children) and own[0] not in (tr.sps if tr else ()):
+            own_calls.append(0.0)
+        if own_calls:
+            units.append((origin + timedelta(seconds=min(own_calls)), own_calls, 0, 0.0, False))
+        units.sort(key=lambda u: u[0])
+        median = rs.call_delay_median.total_seconds()
+        window = rs.separation.total_seconds()
+        others = int(g.hi[top] - g.lo[top])
+        best, onset = math.log(rs.call_separation_odds), None
         for i in range(1, len(units)):
-            if not units[i - 1][2]:
+            if not units[i - 1][4]:
                 break  # the top's own evidence is in the earlier part
-            later -= units[i - 1][1]
-            while k < len(starts) and starts[k].event.start <= units[i - 1][0]:
-                others -= span[id(starts[k])]
-                k += 1
-            gap = (units[i][0] - units[i - 1][0]).total_seconds()
-            if gap <= median:
+            earlier = [(u[1], u[2], u[3]) for u in units[:i]]
+            later = [c for u in units[i:] for c in u[1]]
+            if not later or not any(cs for cs, _, _ in earlier):
                 continue
-            log_s = math.log(max(1e-300, lognormal_sf(gap, median, rs.call_delay_sigma)))
-            m = max(later, p_call * others) if rs.call_separation_expected else later
-            if m * log_s < best:
-                best, onset = m * log_s, units[i][0]
+            silent = others - sum(len(cs) + q for cs, q, _ in earlier) - len(later)
+            lo = log_odds_separate(earlier, later, max(0, silent), 0.0, p_call, median, rs.call_delay_sigma, window)
+            if lo > best:
+                best, onset = lo, units[i][0]
         return onset
 
     def _dissolve(self, tr: _Track) -> None:

@@ -171,7 +171,9 @@ class RuleSet:
     #: calls only, opt-in: the likelihood's second opinion may also lift a lateral device (fuse, sectionalizer)
     #: below its call floor (``min_calls``), on pending evidence alone: one call under a small fuse whose other
     #: customers are silent, where the fuse's prior outweighs that silence. Off by default: the engine's contract is
-    #: that one call never lifts a fuse (tests/outage/test_rollup_calls_only.py)
+    #: that one call never lifts a fuse (tests/outage/test_rollup_calls_only.py); it only puts the call's event on
+    #: the fuse (rollup._lone_call_lateral) without predicting it, so that no device above counts it and calls
+    #: spread over laterals never roll up the feeder, and a utility's call floor (a storm rule set's) still holds
     likelihood_below_floor: bool = False
     #: unconfirmed -> probable after this long without contrary evidence (ArcFM: 20 min, Oracle-like: 15 min)
     probable_after: timedelta = timedelta(minutes=15)
@@ -193,18 +195,15 @@ class RuleSet:
     #: being predicted above it is a separate, earlier outage (kept, not merged). Meters time-stamp when power
     #: went, and the meters below one device go dark within a declaration delay plus seconds of each other
     ami_separation: timedelta = timedelta(minutes=3)
-    #: calls-only time separation. Customers call a lognormal delay after their power goes (median, sigma of its
-    #: log): when every caller under a device being predicted called at least a gap after an event below it began,
-    #: and one outage would make that gap less likely than ``call_separation_p`` (the chance that all of them
-    #: waited that long), the event below is a separate, earlier outage, as with ``ami_separation``
+    #: calls-only time separation (:mod:`outage.separation`). Customers call a lognormal delay after their power
+    #: goes (median, sigma of its log): an event below a device being predicted is a separate, earlier outage (as
+    #: with ``ami_separation``) when separate outages explain the calls and the silence under the device better
+    #: than one, by at least ``call_separation_odds`` to one (fault priors and an onset per outage included). The
+    #: silence decides most: a device out since the earlier event began would have had its other customers calling
+    #: long before its later callers began
     call_delay_median: timedelta = timedelta(minutes=12)
     call_delay_sigma: float = 1.0
-    call_separation_p: float = 0.001
-    #: opt-in: count the later group's callers as at least those its customers are expected to make (the call-in
-    #: rate times the top's customers outside the earlier events): the split is decided when the later group's
-    #: first call rolls the earlier events up, before its other callers could call. Off by default: the engine's
-    #: contract is that the split is judged on the callers so far (tests/outage/test_rollup.py)
-    call_separation_expected: bool = False
+    call_separation_odds: float = 1.0
     #: calls only: a lone call (one service point, no meter to ask) is judged customer-side (EventClass.CUSTOMER_SIDE,
     #: not an outage prediction) when the odds that an outage explains it fall below ``customer_side_odds``.
     #: Outages begin in bursts while the weather does its damage; customer-side calls (a tripped main, a meter-base
@@ -227,9 +226,9 @@ class RuleSet:
     nested_window: timedelta = timedelta(hours=24)
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.call_separation_p < 1.0:
-            raise ValueError(f"RuleSet {self.name!r}: call_separation_p must be in (0, 1), got "
-                             f"{self.call_separation_p}")
+        if not self.call_separation_odds > 0.0:
+            raise ValueError(f"RuleSet {self.name!r}: call_separation_odds must be > 0, got "
+                             f"{self.call_separation_odds}")
         if self.call_delay_median <= timedelta(0) or self.call_delay_sigma <= 0:
             raise ValueError(f"RuleSet {self.name!r}: call_delay_median and call_delay_sigma must be > 0")
         if self.customer_side_odds < 0 or self.customer_side_window <= timedelta(0):

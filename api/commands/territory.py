@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("path", help="input file (for OpenDSS: the master .dss file; for geojson/csv: a folder or file)")
     imp.add_argument("--format", required=True, choices=["opendss", "geojson", "csv", "gpkg", "shapefile"])
     imp.add_argument("--anchor", help="LAT,LON where the centre of planar bus coordinates is placed (OpenDSS)")
-    imp.add_argument("--scale", type=float, help="metres per coordinate unit for planar coordinates (OpenDSS)")
+    imp.add_argument("--scale", type=float, help="metres per coordinate unit for planar coordinates (OpenDSS; default: "
+                     "inferred from the model, and said in the report)")
     imp.add_argument("--column", action="append", default=[], metavar="TABLE.FIELD=SOURCE",
                      help="override one column mapping, e.g. service_points.account=ACCT_NO (repeatable)")
     imp.add_argument("--mapping", metavar="FILE",

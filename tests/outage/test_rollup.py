@@ -312,8 +312,8 @@ def test_calls_only_an_earlier_outage_below_a_later_one_stays_separate():
     """Without meters, calls are the only clock: customers call minutes to an hour after their power goes. When
     every caller under the recloser called long after the fuse's outage began, one outage would hardly explain
     it: the fuse is an earlier, separate fault (a second repair), not part of the recloser's outage."""
-    # the recloser's callers, in the order they call; its rule passes at the second: two callers who both waited
-    # 100 minutes or more are a 1-in-3,000 chance for one outage (call delays: median 12 minutes, sigma 1)
+    # the recloser's callers, in the order they call (call delays: median 12 minutes, sigma 1); had the recloser
+    # been out since the fuse's calls, its 18 other customers would hardly all have stayed silent that long
     later = [("sp1.2.1.1", 101), ("sp1.3.1.3", 102), ("sp1.2.2.2", 103), ("sp1.2.3.1", 104), ("sp1.3.2.1", 106),
              ("sp1.3.3.2", 110), ("sp1.2.2.3", 115), ("sp1.3.1.1", 120)]
 
@@ -338,11 +338,14 @@ def test_calls_only_an_earlier_outage_below_a_later_one_stays_separate():
     recs = eng.interruptions()  # each customer once, the fuse's from the fuse's start
     assert len(recs) == len({r.customer_id for r in recs}) == 27
     assert {r.start for r in recs if r.customer_id.startswith("sp1.1.")} == {T0}
+    # 50 minutes before the recloser's callers, the fuse's calls are still an earlier outage: had the recloser
+    # been out since then, some of its 18 other customers would have called long before minute 101
+    assert keys(storm(50)) == {"F1.1", "R1"}
     # the same fuse calls within the spread of the recloser's callers are one outage at the recloser
-    assert keys(storm(50)) == {"R1"}
+    assert keys(storm(95)) == {"R1"}
     from outage.rules import RuleSet
 
-    with pytest.raises(ValueError, match="call_separation_p"):
-        RuleSet(call_separation_p=0.0)
+    with pytest.raises(ValueError, match="call_separation_odds"):
+        RuleSet(call_separation_odds=0.0)
     with pytest.raises(ValueError, match="call_delay_median"):
         RuleSet(call_delay_sigma=0.0)
