@@ -170,71 +170,24 @@ class RollUpMixin:
     # ================================================================ placing evidence in events
     def _place(self, k: int, chain: list[int], t: datetime, ami_t: datetime | None = None) -> _Track:
         """The pending event for ``k``: at the highest predicted device of its chain, merging events below it."""
-        for a in chain[1:]:  # a lone call's event on a lateral device above: a second call there, place it again
-            lone = self._event_at.get(a)
-            if lone is not None and lone.lone and not lone.frozen and k not in lone.sps:
-                self._dissolve(lone)
         top = -1
         for d in chain:
             if self._pred[d]:
                 top = d
-        if top >= 0 and top == chain[0] and ami_t is None and top not in self._event_at and self._lone_call_judged(
-            top, k
-        ):
-            # one call predicts its (small) transformer: the event still goes where the likelihood clearly puts it
-            a = self._lone_call_lateral(chain)
-            if a != top:
-                return self._lone_track(a, t)
         if top < 0:
             d = chain[0] if chain else -1
             if d >= 0 and self._lone_call_transformer(d, k):
-                return self._lone_track(self._lone_call_lateral(chain), t)
+                tr = self._event_at.get(d)
+                if tr is None:
+                    reason = f"one call: transformer {self.grid.device_ids[d]} likelier than the service drop"
+                    tr = self._new_track(d, -1, t, EventState.UNCONFIRMED, actor=ENGINE, reason=reason)
+                    tr.lone = True
+                    self._lone_tracks[tr.event.event_id] = tr
+                return tr
             tr = self._new_track(-1, k, t, EventState.UNCONFIRMED, actor=ENGINE, reason="single-service call")
             self._lone_tracks[tr.event.event_id] = tr
             return tr
         return self._gather(top, t, ami_t=ami_t, own=(k, chain))
-
-    def _lone_track(self, d: int, t: datetime) -> _Track:
-        """The event of a lone call placed on device ``d`` without predicting it (created if needed)."""
-        tr = self._event_at.get(d)
-        if tr is None:
-            g = self.grid
-            reason = f"one call: {g.kind[d]} {g.device_ids[d]} likelier than the service drop"
-            tr = self._new_track(d, -1, t, EventState.UNCONFIRMED, actor=ENGINE, reason=reason)
-            tr.lone = True
-            self._lone_tracks[tr.event.event_id] = tr
-        return tr
-
-    def _lone_call_judged(self, d: int, k: int) -> bool:
-        """Whether the likelihood may place ``k``'s call, the one out under distribution transformer ``d``: calls
-        only, no meter to ask, the likelihood kept there."""
-        g = self.grid
-        return not (
-            g.rule_kind[d] != "transformer"
-            or (self.meters is not None and g.metered[k])  # pinging the meters will tell
-            or self._out_sps[d] != 1
-            or not self._ruleset_dev(d).likelihood_check
-            or self._silence_measured(d)
-            or self._oper[d] == -math.inf
-            or k not in self._sp_ev
-        )
-
-    def _lone_call_lateral(self, chain: list[int]) -> int:
-        """The device for a lone call that ``_lone_call_transformer`` (or the transformer's own rule) puts on its
-        transformer (``chain[0]``): a lateral device above (fuse, sectionalizer) whose only customer out is the caller, when the likelihood
-        clearly favours it (by ``likelihood_margin``): a small fuse fails ten times as often as a transformer, which
-        can outweigh the silence of its few other customers. Like the transformer, it is not predicted by this:
-        its call floor still holds, and no device above counts it, so lone calls spread over laterals never roll up
-        the feeder."""
-        g, best = self.grid, chain[0]
-        for a in chain[1:]:
-            rs = self._ruleset_dev(a)
-            rule = rs.devices.get(g.rule_kind[a])
-            if rule is None or rule.children != "evidence" or self._lik_out[a] != 1 or self._closed_tele[a]:
-                break
-            if self._oper[a] - self._oper[best] > rs.likelihood_margin:
-                best = a
-        return best
 
     def _lone_call_transformer(self, d: int, k: int) -> bool:
         """Calls only, ``k`` the one customer out below distribution transformer ``d``, whose rule does not pass:
@@ -244,8 +197,17 @@ class RollUpMixin:
         better bet unless the caller says the neighbours are not out; the silence of the others tells against it
         as their number grows. The transformer is not predicted by this (no backbone rule counts it as a
         predicted child): the event only sits there."""
+        g = self.grid
         rs = self._ruleset_dev(d)
-        if not self._lone_call_judged(d, k):
+        if (
+            g.rule_kind[d] != "transformer"
+            or (self.meters is not None and g.metered[k])  # pinging the meters will tell
+            or self._out_sps[d] != 1
+            or not rs.likelihood_check
+            or self._silence_measured(d)
+            or self._oper[d] == -math.inf
+            or k not in self._sp_ev
+        ):
             return False
         terms = self._lik_terms(rs, self._ami_at(d))
         logp = terms[0]

@@ -171,9 +171,7 @@ class RuleSet:
     #: calls only, opt-in: the likelihood's second opinion may also lift a lateral device (fuse, sectionalizer)
     #: below its call floor (``min_calls``), on pending evidence alone: one call under a small fuse whose other
     #: customers are silent, where the fuse's prior outweighs that silence. Off by default: the engine's contract is
-    #: that one call never lifts a fuse (tests/outage/test_rollup_calls_only.py); it only puts the call's event on
-    #: the fuse (rollup._lone_call_lateral) without predicting it, so that no device above counts it and calls
-    #: spread over laterals never roll up the feeder, and a utility's call floor (a storm rule set's) still holds
+    #: that one call never lifts a fuse (tests/outage/test_rollup_calls_only.py)
     likelihood_below_floor: bool = False
     #: unconfirmed -> probable after this long without contrary evidence (ArcFM: 20 min, Oracle-like: 15 min)
     probable_after: timedelta = timedelta(minutes=15)

@@ -78,11 +78,10 @@ def test_a_single_call_under_a_twin_fuse_stays_a_single_service():
     eng = engine({"xfmrs": 1})
     eng.ingest_report(call("r1", "sp1.1.1.1", neighbours_out=False))
     assert keys(eng) == {"sp:sp1.1.1.1"}
-    # with no answer the transformer of three is likelier than the drop, and the fuse feeding only it likelier still
-    # (the same customers: the prior decides, as for predicted twins); the fuse keeps its floor of two calls
+    # with no answer the transformer of three is likelier than the drop; the fuse keeps its floor of two calls
     eng = engine({"xfmrs": 1})
     eng.ingest_report(call("r1", "sp1.1.1.1"))
-    assert keys(eng) == {"F1.1"} and not any(eng._pred)
+    assert keys(eng) == {"T1.1.1"}
 
 
 def test_the_chosen_twin_counts_as_a_predicted_child_of_the_device_above():

@@ -56,9 +56,8 @@ def test_calls_spread_under_many_laterals_do_not_take_down_the_substation_transf
             assert g.community[xs] == above
             got = _spread_calls(eng)
             assert not got & {"XS", "BRK"} and not any(k.startswith("substation:") for k in got), (above, fuses)
-            # each lone call sits on its transformer of four (likelier than the drop), or the fuse feeding only it
-            # (the same customers: the prior favours the fuse), which no device above counts
-            assert got == {f"{'F' if fuses else 'T'}{i}" for i in range(6)}
+            # each lone call sits on its transformer of four (likelier than the drop), which no device above counts
+            assert got == {f"T{i}" for i in range(6)}
 
 
 def test_a_transformer_serving_dozens_is_not_predicted_from_two_calls():
