@@ -11,7 +11,8 @@ Per stage (storm-wide, queued, assigned, on site), at the moment an event enters
 interval's middle (minutes), and the same for today's ETR (outage.etr.assigned_etr on every planned job, cause
 unknown until the crew reports, outage.etr.update) where it had one. Per member: share with an ETR within 15
 minutes of their first report. Per event: ranges published. On site, the median error of an oracle that knows the
-simulator's true repair distribution but not the draw (the floor no estimate beats on average).
+simulator's true repair distribution but not the draw (the floor no estimate beats on average). The simulator issues
+ETRs with the live service's own staging (outage.etr_issue, outage.etr_policy.Ledger): this scores the product.
 
     PYTHONPATH=. .venv/bin/python bench/etr.py [--quick] [--json] [--territories sample,ieee123,epri]
 """

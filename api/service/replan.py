@@ -26,6 +26,7 @@ from sqlalchemy import select
 from api.errors import ApiError
 from api.service.messages import assignment_message
 from api.store.models import ACTIVE_ASSIGNMENT, Assignment, Crew, Event, Plan
+from outage.etr_issue import plan_stage
 
 log = logging.getLogger("oms.replan")
 #: Required skills per device kind; tree trouble adds ``tree``. Crews' skills use the same words.
@@ -401,10 +402,7 @@ def _etr_action(live: PlanHost, a: Assignment, now: datetime, actor: str, cache:
     ``queued`` behind it; None when it changes nothing members would see."""
     ev = live.engine.event(a.event_id)
     eta = max(0.0, (a.eta - now).total_seconds() / 60.0)
-    if ev.state.value == "on_site":
-        stage = "on_site"
-    else:
-        stage = "assigned" if a.sequence == 0 or a.status == "en_route" else "queued"
+    stage = "on_site" if ev.state.value == "on_site" else plan_stage(a.sequence, a.status == "en_route")
     return live.etr.action(live.engine, ev, now, stage, actor, wait=eta, cache=cache)
 
 
