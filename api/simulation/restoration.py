@@ -413,8 +413,9 @@ class Restoration:
                     wait = (stop.arrival - t).total_seconds() / 60.0
                     if pos == 0 and c["job"] is None and c["free_at"] <= t:
                         self._dispatch(t, cid, ev)
-                    else:  # a busy crew's next stop is assigned, as the service says (plan_stage)
-                        self._stage(t, ev, plan_stage(pos, False), wait, self._today_update(t, ev, wait))
+                    else:  # behind other stops or the crew's current job: queued, as the service says
+                        stage = plan_stage(pos, False, c["job"] is not None or c["free_at"] > t)
+                        self._stage(t, ev, stage, wait, self._today_update(t, ev, wait))
         storm = None
         for ev in self.events.values():
             if ev.known is None or ev.restored is not None or ev.dispatched is not None:

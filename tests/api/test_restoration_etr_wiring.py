@@ -29,12 +29,18 @@ def _setup():
 def test_planned_jobs_get_the_models_staged_etr_with_its_probability():
     eng, ev = _setup()
     live = SimpleNamespace(engine=eng, etr=LiveEtr())
-    queued = SimpleNamespace(event_id=ev.event_id, eta=NOW + timedelta(minutes=90), sequence=2, status="assigned")
+    queued = SimpleNamespace(
+        event_id=ev.event_id, eta=NOW + timedelta(minutes=90), sequence=2, status="assigned", crew_id="C1"
+    )
+    assigned = SimpleNamespace(
+        event_id=ev.event_id, eta=NOW + timedelta(minutes=20), sequence=0, status="assigned", crew_id="C1"
+    )
+    # the next stop of a crew still working elsewhere waits in the queue (its wait holds that job's repair)
+    assert _etr_action(live, assigned, NOW, "optimizer", {}, busy={"C1"})["stage"] == "queued"
     act = _etr_action(live, queued, NOW, "optimizer", {})
     assert act["args"]["etr"]["source"] == "queued" and act["args"]["etr"]["probability"] == 0.9  # the first
     eng.update_etr(ev.event_id, NOW, **act["args"])
     assert ev.etr.source == "queued" and ev.etr.probability == 0.9
-    assigned = SimpleNamespace(event_id=ev.event_id, eta=NOW + timedelta(minutes=20), sequence=0, status="assigned")
     act = _etr_action(live, assigned, NOW, "optimizer", {})
     assert act["args"]["etr"]["source"] == "assigned" and act["args"]["etr"]["probability"] == 0.8
     assert 0.0 <= act["args"]["holds"] <= 1.0
