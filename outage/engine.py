@@ -45,6 +45,7 @@ from datetime import datetime
 
 from gis.topology import Topology
 from outage import etr as etr_mod
+from outage.etr_policy import Ledger
 from outage.events import (
     CLOSED_STATES,
     NEXT_STATES,
@@ -106,9 +107,8 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         self._ids = itertools.count(1)
         self._events: dict[str, _Track] = {}
         self._changes: list[Change] = []
-        #: per event: what the no-churn rule (outage.etr_policy) published, the count of new facts, the last stage
-        #: proposed (a stage change is a new fact)
-        self._etr_state: dict[str, tuple] = {}
+        #: per event: what the no-churn rule published, the count of new facts, the last stage proposed
+        self._etr_ledger = Ledger()
         g = self.grid
         n = g.n_devices
         # pending roll-up counters per device
@@ -494,8 +494,6 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         ``fact`` says a new fact arrived (the cause reported, part of the customers restored); a change of stage
         (the estimate's ``source``) is one too. A crew-entered ETR is published as entered and never replaced by an
         estimate."""
-        from outage.etr_policy import Published, decide
-
         tr = self._track(event_id)
         now = now or self.clock()
         ev = tr.event
@@ -510,17 +508,9 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
             proposed = etr_mod.backlog_etr(now, kind, backlog_repair_minutes, crews, ev.cause)
         else:  # nothing known yet: travel + repair by device kind, low confidence
             proposed = etr_mod.backlog_etr(now, kind, 0.0, 1, ev.cause)
-        current, facts, stage = self._etr_state.get(ev.event_id, (None, 0, None))
-        if current is None and ev.etr is not None:
-            current = Published(ev.etr, facts)
-        facts += int(fact or (stage is not None and proposed.source != stage))
-        if proposed.source == "crew":  # as entered: a crew's word is a fact, and outranks every estimate
-            state, publish = Published(proposed, facts), True
-        else:
-            state, publish = decide(current, proposed, now, facts, holds=holds)
-        self._etr_state[ev.event_id] = (state, facts, proposed.source)
-        if publish and state.etr != ev.etr:
-            ev.etr = state.etr
+        new = self._etr_ledger.apply(ev.event_id, proposed, now, current=ev.etr, holds=holds, fact=fact)
+        if new is not None:
+            ev.etr = new
             self._changes.append(EventUpdated(ev.event_id, now, "etr"))
         return self._flush()
 
@@ -528,16 +518,8 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
                  fact: bool = False) -> bool:
         """Whether :meth:`update_etr` with ``proposed`` would change anything (publish it, or count a new fact or
         stage); the engine is not changed. A service asks before journaling an estimate nobody would see."""
-        from outage.etr_policy import decide
-
         ev = self._track(event_id).event
-        if ev.etr is not None and ev.etr.source == "crew" and proposed.source != "crew":
-            return False  # a crew's ETR stands
-        current, facts, stage = self._etr_state.get(ev.event_id, (None, 0, None))
-        if fact or (stage is not None and proposed.source != stage) or (stage is None and ev.etr is not None):
-            return True
-        _, publish = decide(current, proposed, now, facts, holds=holds)
-        return publish
+        return self._etr_ledger.news(ev.event_id, proposed, now, current=ev.etr, holds=holds, fact=fact)
 
     # ================================================================ public API: queries
     @property

@@ -75,3 +75,42 @@ def decide(current: Published | None, proposed: Etr, now: datetime, facts: int,
     earlier = proposed.latest < old.latest
     moved_earlier = earlier or (current.moved_earlier and not new_fact and not later)
     return Published(proposed, facts, moved_earlier), True
+
+
+class Ledger:
+    """The no-churn rule's memory, per event: what is published (:class:`Published`), the count of new facts, and
+    the stage last proposed (a change of stage is a new fact). One implementation for the live engine
+    (:meth:`outage.engine.OutageEngine.update_etr`) and the restoration simulator the benchmark scores."""
+
+    def __init__(self) -> None:
+        self._state: dict[str, tuple[Published | None, int, str | None]] = {}
+
+    def published(self, key: str) -> Etr | None:
+        state = self._state.get(key, (None, 0, None))[0]
+        return None if state is None else state.etr
+
+    def news(self, key: str, proposed: Etr, now: datetime, *, current: Etr | None, holds: float | None = None,
+             fact: bool = False) -> bool:
+        """Whether :meth:`apply` with ``proposed`` would change anything (publish it, or count a new fact or a new
+        stage); nothing is changed. ``current``: the event's published ETR (one restored from storage counts)."""
+        if current is not None and current.source == "crew" and proposed.source != "crew":
+            return False  # a crew's ETR stands
+        state, facts, stage = self._state.get(key, (None, 0, None))
+        if fact or (stage is not None and proposed.source != stage) or (stage is None and current is not None):
+            return True
+        return decide(state, proposed, now, facts, holds=holds)[1]
+
+    def apply(self, key: str, proposed: Etr, now: datetime, *, current: Etr | None, holds: float | None = None,
+              fact: bool = False) -> Etr | None:
+        """Offer ``proposed``; returns the range now published when it differs from ``current``, else None. A
+        crew-entered ETR (``source == "crew"``) is published as entered and outranks every estimate."""
+        state, facts, stage = self._state.get(key, (None, 0, None))
+        if state is None and current is not None:
+            state = Published(current, facts)
+        facts += int(fact or (stage is not None and proposed.source != stage))
+        if proposed.source == "crew":
+            new, publish = Published(proposed, facts), True
+        else:
+            new, publish = decide(state, proposed, now, facts, holds=holds)
+        self._state[key] = (new, facts, proposed.source)
+        return new.etr if publish and new.etr != current else None

@@ -14,7 +14,10 @@
   publishes through :func:`outage.etr_policy.decide` (what docs/etr.md says "matters"); a crew-entered ETR is never
   replaced. The first range of an event states :data:`outage.etr_policy.FIRST` (90%), later ones the model's 80%.
 
-Everything here runs under the live engine's lock (the engine and its journal are single-threaded).
+The staging itself (which stage, what wait, what is offered, what an outcome teaches) is
+:mod:`outage.etr_issue`, the code the restoration simulator and ``bench/etr.py`` run too: this module adapts it
+to the engine, the journal and the plan. Everything here runs under the live engine's lock (the engine and its
+journal are single-threaded).
 """
 
 from __future__ import annotations
@@ -24,8 +27,6 @@ from datetime import datetime
 from typing import Any
 
 log = logging.getLogger("oms.etr")
-#: minutes of driving budgeted per job not yet reached, in the storm stage's backlog
-DRIVE_MINUTES = 20.0
 
 
 class LiveEtr:
@@ -64,6 +65,7 @@ class LiveEtr:
 
     def observe(self, engine, changes) -> None:
         """Learn from every event the changes restore in whole (a partial restoration is not an outcome yet)."""
+        from outage.etr_issue import learn_outcome
         from outage.events import EventCancelled, EventMerged, EventRestored, EventState
 
         for c in changes:
@@ -85,12 +87,10 @@ class LiveEtr:
             if on_site is None or c.time < on_site:
                 continue  # restored without a crew on site (switching, meters back): no repair time to learn
             cause = self.causes.pop(c.event_id, "") or ev.cause or ""
-            self.model.learn_repair(ev.device_kind or "*", cause, (c.time - on_site).total_seconds() / 60.0)
+            self.learned["waits"] += learn_outcome(
+                self.model, ev.device_kind or "*", cause, on_site, c.time, entries
+            )
             self.learned["repairs"] += 1
-            for stage, (t, wait) in entries.items():
-                if stage != "on_site" and t <= on_site:
-                    self.model.learn_wait(stage, wait, (on_site - t).total_seconds() / 60.0)
-                    self.learned["waits"] += 1
 
     # ------------------------------------------------------------------------------------------------ estimates
     def action(
@@ -111,49 +111,30 @@ class LiveEtr:
         event's history; ``cause``: the reported one (default: what was reported so far). ``cache``: estimates
         shared by the events of one pass (same stage, kind and wait: the same range)."""
         from outage.etr import etr_to_dict
-        from outage.etr_policy import FIRST
+        from outage.etr_issue import propose
 
-        if ev.etr is not None and ev.etr.source == "crew":
-            return None
         fact = fact or ev.event_id in self.new_facts
-        kind = ev.device_kind or "*"
         elapsed = 0.0
         if stage == "on_site":
             cause = self.causes.get(ev.event_id, "") if cause is None else cause
             since = next((t.time for t in ev.history if t.state.value == "on_site"), None)
-            elapsed = max(0.0, (now - since).total_seconds() / 60.0) if since is not None else 0.0
-        else:
-            cause = ""
-        wait = max(0.0, float(wait))
-        m = self.model
-        first = ev.etr is None
-        key = (stage, kind, wait, cause, elapsed, first)
-        new = cache.get(key) if cache is not None else None
-        if new is None:
-            new = m.estimate(
-                now,
-                stage,
-                kind,
-                wait_minutes=wait,
-                cause=cause,
-                elapsed=elapsed,
-                probability=FIRST if first else None,
-            )
-            if cache is not None:
-                cache[key] = new
-        holds = (
-            None
-            if first
-            else m.holds(ev.etr, now, stage, kind, wait_minutes=wait, cause=cause, elapsed=elapsed)
+            elapsed = (now - since).total_seconds() / 60.0 if since is not None else 0.0
+        got = propose(
+            self.model,
+            now,
+            stage,
+            ev.device_kind or "*",
+            current=ev.etr,
+            news=lambda etr, holds: engine.etr_news(ev.event_id, etr, now, holds=holds, fact=fact),
+            wait=wait,
+            cause=cause or "",
+            elapsed=elapsed,
+            cache=cache,
         )
-        if not engine.etr_news(ev.event_id, new, now, holds=holds, fact=fact):
+        if got is None:
             return None
-        if not first and new.latest > ev.etr.latest:  # a slip: the renewed promise states FIRST too (wider)
-            wide = m.estimate(
-                now, stage, kind, wait_minutes=wait, cause=cause, elapsed=elapsed, probability=FIRST
-            )
-            if engine.etr_news(ev.event_id, wide, now, holds=holds, fact=fact):
-                new = wide
+        new, holds = got
+        wait = max(0.0, float(wait))
         self.new_facts.discard(ev.event_id)
         return {
             "action": "etr",
@@ -168,20 +149,17 @@ class LiveEtr:
         """``storm`` ETRs for every open event not in the plan (``planned``: events with a crew's ETA): wait = the
         open backlog's crew-minutes (expected repair of every open event, + a drive for those not reached yet) per
         crew on shift; and ``on_site`` ones for every event a crew works on (the time on site grows)."""
+        from outage.etr_issue import storm_wait
+
         events = [e for e in engine.events if not e.merged_into]
-        backlog = 0.0
-        m = self.model
-        for e in events:
-            kind = e.device_kind or "*"
-            if e.state.value == "on_site":
-                since = next((t.time for t in e.history if t.state.value == "on_site"), now)
-                left = m.repair_samples(
-                    kind, self.causes.get(e.event_id, ""), max(0.0, (now - since).total_seconds() / 60.0)
-                )
-                backlog += float(left.mean())
-            else:
-                backlog += m.expected_repair(kind) + DRIVE_MINUTES
-        wait = m.storm_wait(backlog, max(crews, 1))
+
+        def work(e) -> tuple[str, str, float | None]:
+            if e.state.value != "on_site":
+                return e.device_kind or "*", "", None
+            since = next((t.time for t in e.history if t.state.value == "on_site"), now)
+            return e.device_kind or "*", self.causes.get(e.event_id, ""), (now - since).total_seconds() / 60.0
+
+        wait = storm_wait(self.model, map(work, events), crews)
         out, cache = [], {}
         for e in events:
             if e.state.value == "on_site":  # its crew's estimate, also when the plan does not list the job

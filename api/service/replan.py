@@ -26,6 +26,7 @@ from sqlalchemy import select
 from api.errors import ApiError
 from api.service.messages import assignment_message
 from api.store.models import ACTIVE_ASSIGNMENT, Assignment, Crew, Event, Plan
+from outage.etr_issue import plan_stage
 
 log = logging.getLogger("oms.replan")
 #: Required skills per device kind; tree trouble adds ``tree``. Crews' skills use the same words.
@@ -313,6 +314,7 @@ class Replanner:
         with live.db.write() as session, session.begin():
             current = {(a.event_id): a for a in session.scalars(select(Assignment).where(
                 Assignment.status.in_(ACTIVE_ASSIGNMENT)))}
+            busy = {a.crew_id for a in current.values() if a.status in ("en_route", "on_site")}
             planned = {r["event_id"]: r["crew_id"] for r in rows}
             for eid, a in current.items():  # unlocked, unstarted work the plan moved elsewhere or dropped
                 if not (a.locked or a.manual) and a.status == "assigned" and planned.get(eid) != a.crew_id:
@@ -338,7 +340,7 @@ class Replanner:
             if live.engine.event(a.event_id).state.value in ("unconfirmed", "probable", "confirmed"):
                 actions.append({"action": "state", "event_id": a.event_id, "state": "dispatched", "actor": actor,
                                 "verb": "dispatch a crew to"})
-            if a.eta is not None and (e := _etr_action(live, a, now, actor, cache)) is not None:
+            if a.eta is not None and (e := _etr_action(live, a, now, actor, cache, busy)) is not None:
                 actions.append(e)
         # one engine pass and one transaction for the whole plan; an event closed meanwhile is skipped
         live.act_many(actions, replan=False, skip_invalid=True)
@@ -395,16 +397,17 @@ def _travel_source(network):
     return graph.travel_time_matrix
 
 
-def _etr_action(live: PlanHost, a: Assignment, now: datetime, actor: str, cache: dict) -> dict | None:
+def _etr_action(live: PlanHost, a: Assignment, now: datetime, actor: str, cache: dict,
+                busy: set[str] = frozenset()) -> dict | None:
     """The ETR a planned job gets from the service's learned model (:class:`api.service.etr.LiveEtr`) at its
-    stage: ``on_site`` while its crew works there, ``assigned`` for a crew's next stop (or a crew on its way),
-    ``queued`` behind it; None when it changes nothing members would see."""
+    stage (:func:`outage.etr_issue.plan_stage`): ``on_site`` while its crew works there, ``assigned`` for a free
+    crew's next stop (or a crew on its way), ``queued`` behind other stops or a job its crew (``busy``: crews on
+    their way to or working at a job) is still on; None when it changes nothing members would see."""
     ev = live.engine.event(a.event_id)
     eta = max(0.0, (a.eta - now).total_seconds() / 60.0)
-    if ev.state.value == "on_site":
-        stage = "on_site"
-    else:
-        stage = "assigned" if a.sequence == 0 or a.status == "en_route" else "queued"
+    en_route = a.status == "en_route"
+    working = a.crew_id in busy and not en_route  # its crew is on its way to, or working at, another job
+    stage = "on_site" if ev.state.value == "on_site" else plan_stage(a.sequence, en_route, working)
     return live.etr.action(live.engine, ev, now, stage, actor, wait=eta, cache=cache)
 
 

@@ -34,8 +34,9 @@ import numpy as np
 from dispatch import Crew, Job, MatrixTravel, Problem, StraightLine, solve_greedy
 from outage import etr as etr_today
 from outage.etr import Etr
+from outage.etr_issue import learn_outcome, plan_stage, propose, storm_wait
 from outage.etr_model import EtrModel
-from outage.etr_policy import FIRST, Published, decide
+from outage.etr_policy import Ledger
 from outage.grid import Grid
 from outage.storm import STORM_START, Storm
 
@@ -117,11 +118,10 @@ class EventRecord:
     restored: datetime | None = None
     isolated: datetime | None = None  # the undamaged part closed back in (partial restoration)
     stage: str = ""
-    facts: int = 0
+    new_fact: bool = False  # a fact since the last estimate (the cause reported, part restored)
     issues: list[Issue] = field(default_factory=list)
     published: list[tuple[datetime, Etr]] = field(default_factory=list)  # every range published, in order
     today: list[tuple[datetime, Etr]] = field(default_factory=list)  # today's ETR (outage.etr) as published
-    state: Published | None = None
     crew: str | None = None
 
     @property
@@ -179,6 +179,7 @@ class Restoration:
         self.steps: list[Step] = []
         self.legs: list[Leg] = []
         self.events: dict[str, EventRecord] = {}
+        self.ledger = Ledger()  # the no-churn rule's memory, as the live engine keeps it
         depots = depots or [tuple(np.nanmean(g.sp_xy, axis=0))]
         points: list[tuple[float, float]] = [tuple(map(float, d)) for d in depots]
         for f in storm.faults:
@@ -299,7 +300,7 @@ class Restoration:
     def _on_assessed(self, t: datetime, key: str) -> None:
         ev = self.events[key]
         ev.reported = t
-        ev.facts += 1
+        ev.new_fact = True
         self._stage(t, ev, "on_site", 0.0)
         done = ev.arrived + timedelta(minutes=max(self.repair[key], self.assess[key]))
         if len(ev.damaged) < len(ev.zone):  # isolate the damaged branch, close the device: the rest comes back
@@ -312,7 +313,7 @@ class Restoration:
         ev = self.events[key]
         rest = np.setdiff1d(ev.zone, ev.damaged)
         ev.isolated = t
-        ev.facts += 1
+        ev.new_fact = True
         self._apply(t, key, rest, -1, partial=True)
 
     def _on_repaired(self, t: datetime, key: str) -> None:
@@ -326,54 +327,45 @@ class Restoration:
         self._plan(t)
 
     def _learn(self, ev: EventRecord) -> None:
-        """What the utility's own records show once the event is restored (never the simulator's tables)."""
-        self.model.learn_repair(ev.kind, ev.cause, (ev.restored - ev.arrived).total_seconds() / 60.0)
+        """What the utility's own records show once the event is restored (never the simulator's tables), learned
+        by the code the live service learns with."""
+        entries: dict[str, tuple[datetime, float]] = {}
         for issue in ev.issues:
-            if issue.stage != "on_site":
-                actual = (ev.arrived - issue.time).total_seconds() / 60.0
-                self.model.learn_wait(issue.stage, issue.wait_minutes, actual)
+            entries.setdefault(issue.stage, (issue.time, issue.wait_minutes))
+        learn_outcome(self.model, ev.kind, ev.cause, ev.arrived, ev.restored, entries)
 
     # ------------------------------------------------------------------------------------------------ ETRs
+    # The staging is the live service's (outage.etr_issue, api.service.etr): the same wait, the same offer, the
+    # same no-churn ledger; only the events (true faults) and the clock are simulated.
     def _storm_wait(self, t: datetime) -> float:
         """Backlog crew-minutes per crew on shift: expected work of every open event not yet finished."""
-        backlog = 0.0
-        for e in self.events.values():
-            if e.known is None or e.restored is not None:
-                continue
-            if e.arrived is not None:
-                backlog += float(np.mean(self.model.repair_samples(e.kind, e.cause if e.reported else "",
-                                                                   (t - e.arrived).total_seconds() / 60.0)))
-            else:
-                backlog += self.model.expected_repair(e.kind) + 20.0  # + a typical drive
+        work = [(e.kind, e.cause if e.reported else "",
+                 None if e.arrived is None else (t - e.arrived).total_seconds() / 60.0)
+                for e in self.events.values() if e.known is not None and e.restored is None]
         crews = sum(1 for c in self.crews.values() if c["free_at"] <= t or c["job"] is not None)
-        return self.model.storm_wait(backlog, max(crews, 1))
+        return storm_wait(self.model, work, crews)
 
     def _stage(self, t: datetime, ev: EventRecord, stage: str, wait: float, today: Etr | None = None) -> None:
-        """Propose the ETR at ``stage``; a stage change is a new fact and an :class:`Issue` (what the bench
-        scores)."""
+        """Propose the ETR at ``stage`` as the service does; entering a stage is an :class:`Issue` (what the
+        bench scores: the model's own estimate then, and what members saw after the no-churn rule)."""
         entering = stage != ev.stage
-        if entering and ev.stage:
-            ev.facts += 1
         ev.stage = stage
         elapsed = (t - ev.arrived).total_seconds() / 60.0 if ev.arrived is not None else 0.0
         cause = ev.cause if stage == "on_site" else ""
-        proposed = self.model.estimate(t, stage, ev.kind, wait_minutes=wait, cause=cause, elapsed=elapsed)
-        holds = None if ev.state is None else self.model.holds(ev.state.etr, t, stage, ev.kind, wait_minutes=wait,
-                                                                cause=cause, elapsed=elapsed)
-        offer = proposed if ev.state is not None else self.model.estimate(
-            t, stage, ev.kind, wait_minutes=wait, cause=cause, elapsed=elapsed, probability=FIRST)
-        state, publish = decide(ev.state, offer, t, ev.facts, holds=holds)
-        if publish and ev.state is not None and offer.latest > ev.state.etr.latest:  # a slip: renew it wider
-            wide = self.model.estimate(t, stage, ev.kind, wait_minutes=wait, cause=cause, elapsed=elapsed,
-                                       probability=FIRST)
-            state_w, publish_w = decide(ev.state, wide, t, ev.facts, holds=holds)
-            if publish_w:
-                state, offer = state_w, wide
-        ev.state = state
-        if publish:
-            ev.published.append((t, offer))
+        current, fact = self.ledger.published(ev.key), ev.new_fact
+        got = propose(self.model, t, stage, ev.kind, current=current, wait=wait, cause=cause, elapsed=elapsed,
+                      news=lambda etr, holds: self.ledger.news(ev.key, etr, t, current=current, holds=holds,
+                                                               fact=fact))
+        if got is not None:
+            ev.new_fact = False
+            new = self.ledger.apply(ev.key, got[0], t, current=current, holds=got[1], fact=fact)
+            if new is not None:
+                ev.published.append((t, new))
         if entering:
-            ev.issues.append(Issue(t, stage, wait, proposed, ev.state.etr, today or self._today(ev)))
+            proposed = self.model.estimate(t, stage, ev.kind, wait_minutes=max(wait, 0.0), cause=cause,
+                                           elapsed=elapsed)
+            ev.issues.append(Issue(t, stage, wait, proposed, self.ledger.published(ev.key),
+                                   today or self._today(ev)))
 
     def _today(self, ev: EventRecord) -> Etr | None:
         return ev.today[-1][1] if ev.today else None
@@ -421,8 +413,9 @@ class Restoration:
                     wait = (stop.arrival - t).total_seconds() / 60.0
                     if pos == 0 and c["job"] is None and c["free_at"] <= t:
                         self._dispatch(t, cid, ev)
-                    else:
-                        self._stage(t, ev, "queued", wait, self._today_update(t, ev, wait))
+                    else:  # behind other stops or the crew's current job: queued, as the service says
+                        stage = plan_stage(pos, False, c["job"] is not None or c["free_at"] > t)
+                        self._stage(t, ev, stage, wait, self._today_update(t, ev, wait))
         storm = None
         for ev in self.events.values():
             if ev.known is None or ev.restored is not None or ev.dispatched is not None:

@@ -78,4 +78,40 @@ def make_client(url: str, tokens: dict[str, str], network=None, **settings) -> C
 
 
 
+def storm_client(url: str, tokens: dict[str, str], clock: list, network=None, **settings) -> Client:
+    """A service on a storm clock the test moves (``clock[0]``) that re-plans only when told, deterministically
+    (the ETR tests' set-up: every estimate comes from an explicit ``live.replan()``)."""
+    opts = {"database_url": url, "engine_tick_s": 0.0, "replan_debounce_s": 3600.0, "replan_max_wait_s": 3600.0,
+            "replan_time_limit_s": 1.0, "replan_deterministic": True, "replan_solution_limit": 20, **settings}
+    app = create_app(Settings(**opts), network=network if network is not None else small_feeder(),
+                     clock=lambda: clock[0], map_refresh_s=0)
+    client = Client(app)
+    client.tokens = tokens
+    return client
+
+
+def report_storm(client: Client, accounts, **report) -> None:
+    """Outages reported from ``accounts`` (``report``: more of each report's body, or ``headers``), processed by the
+    engine and planned once."""
+    headers = report.pop("headers", None)
+    for account in accounts:
+        r = client.post("/reports", json={"account": account, **report}, headers=headers)
+        assert r.status_code == 202, r.text
+    client.wait_processed()
+    live = client.app.state.oms.live
+    live.settle()
+    live.replan()
+
+
+def set_crews(url: str, status: str, crew: str | None = None) -> None:
+    """Every crew's status (or only ``crew``'s): ``off_shift`` before a storm, ``available`` when it starts."""
+    from sqlalchemy import update
+
+    db = Database(url)
+    with db.write() as session, session.begin():
+        q = update(Crew).values(status=status)
+        session.execute(q if crew is None else q.where(Crew.id == crew))
+    db.dispose()
+
+
 count = count_rows  # rows of ``model`` matching ``where`` in the database at ``url``

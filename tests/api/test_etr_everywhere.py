@@ -7,17 +7,15 @@ import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from service_helpers import Client, small_feeder
-from sqlalchemy import select, update
+from service_helpers import report_storm, set_crews, small_feeder, storm_client
+from sqlalchemy import select
 
 from api.notify.channels import LogChannel
 from api.notify.config import NotifySettings
 from api.notify.planner import Planner
 from api.notify.worker import Worker
-from api.settings import Settings
 from api.store.db import Database
-from api.store.models import Crew, OutboxMessage
-from api.web.app import create_app
+from api.store.models import OutboxMessage
 
 T0 = datetime(2031, 3, 4, 15, 0, tzinfo=UTC)
 TZ = "America/Chicago"
@@ -28,34 +26,17 @@ def _clock(t: datetime) -> str:
 
 
 def test_notifications_maps_console_and_stream_show_the_same_etr(db_url, tokens):
-    db = Database(db_url)
-    with db.write() as s, s.begin():
-        s.execute(update(Crew).where(Crew.id == "C2").values(status="off_shift"))
+    set_crews(db_url, "off_shift", "C2")
     clock = [T0]
-    settings = Settings(
-        database_url=db_url,
-        engine_tick_s=0.0,
-        replan_debounce_s=3600.0,
-        replan_max_wait_s=3600.0,
-        replan_time_limit_s=1.0,
-        replan_deterministic=True,
-        replan_solution_limit=20,
-    )
-    app = create_app(settings, network=small_feeder(), clock=lambda: clock[0], map_refresh_s=0)
-    with Client(app) as c:
-        c.tokens = tokens
-        live = app.state.oms.live
+    with storm_client(db_url, tokens, clock) as c:
+        live = c.app.state.oms.live
         # a small storm: one crew, three outages, reported by signed-in members (no address confirmation first)
-        for account in ("A-sp3", "A-sp1", "A-sp5"):
-            r = c.post(
-                "/reports",
-                json={"account": account, "contact": {"sms": "+15552000001", "prefer": "sms"}},
-                headers=c.as_("member"),
-            )
-            assert r.status_code == 202, r.text
-        c.wait_processed()
-        live.settle()
-        live.replan()
+        report_storm(
+            c,
+            ("A-sp3", "A-sp1", "A-sp5"),
+            contact={"sms": "+15552000001", "prefer": "sms"},
+            headers=c.as_("member"),
+        )
         clock[0] += timedelta(minutes=20)
         live._dirty()
         live.replan()
@@ -106,6 +87,7 @@ def test_notifications_maps_console_and_stream_show_the_same_etr(db_url, tokens)
 
         # the notification: the planner's outbox row, rendered as the worker sends it
         ns = NotifySettings(utility_name="Test Co-op", timezone=TZ)
+        db = Database(db_url)
         planner = Planner(db, ns, network=small_feeder(), channels={"sms", "log"}, clock=lambda: clock[0])
         assert planner.scan(clock[0]) > 0
         worker = Worker(db, ns, {"sms": LogChannel(), "log": LogChannel()})
@@ -121,4 +103,4 @@ def test_notifications_maps_console_and_stream_show_the_same_etr(db_url, tokens)
         assert texts, [(rows[j.row_id].kind, j.msg and j.msg.body) for j in jobs]
         words = f"between {_clock(lo)} and {_clock(hi)}"
         assert any(words in t and f"({p:.0%} likely)" in t for t in texts), (words, texts)
-    db.dispose()
+        db.dispose()

@@ -5,31 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from service_helpers import Client, small_feeder
-from sqlalchemy import select, update
+from service_helpers import report_storm, set_crews, storm_client
+from sqlalchemy import select
 
-from api.settings import Settings
 from api.store.db import Database
-from api.store.models import Crew, Event, JournalEntry
-from api.web.app import create_app
+from api.store.models import Event, JournalEntry
 
 T0 = datetime(2031, 3, 4, 15, 0, tzinfo=UTC)
-
-
-def _client(db_url, tokens, clock, **settings) -> Client:
-    s = Settings(
-        database_url=db_url,
-        engine_tick_s=0.0,
-        replan_debounce_s=3600.0,
-        replan_max_wait_s=3600.0,
-        replan_time_limit_s=1.0,
-        replan_deterministic=True,
-        replan_solution_limit=20,
-        **settings,
-    )
-    c = Client(create_app(s, network=small_feeder(), clock=lambda: clock[0], map_refresh_s=0))
-    c.tokens = tokens
-    return c
 
 
 def _history(tmp_path, n=40):
@@ -60,31 +42,20 @@ def _stages(db_url) -> dict[str, set[str]]:
     return out
 
 
-def _shift(db_url, status: str) -> None:
-    db = Database(db_url)
-    with db.write() as s, s.begin():
-        s.execute(update(Crew).values(status=status))
-    db.dispose()
-
-
 def test_a_storms_events_get_every_stage_from_the_learned_model(db_url, tokens, tmp_path):
     clock = [T0]
-    _shift(db_url, "off_shift")  # the storm begins before the crews are on shift: damage is being assessed
-    with _client(db_url, tokens, clock, etr_history=str(_history(tmp_path))) as c:
+    set_crews(db_url, "off_shift")  # the storm begins before the crews are on shift: damage is being assessed
+    with storm_client(db_url, tokens, clock, etr_history=str(_history(tmp_path))) as c:
         live = c.app.state.oms.live
         assert live.etr.history == 40 and live.etr.model.restored == 40
-        for account in ("A-sp1", "A-sp3", "A-sp5"):
-            assert c.post("/reports", json={"account": account}).status_code == 202
-        c.wait_processed()
-        live.settle()
-        live.replan()  # no crew on shift: every event gets the storm stage
+        report_storm(c, ("A-sp1", "A-sp3", "A-sp5"))  # no crew on shift: every event gets the storm stage
         events = c.get("/events", headers=c.as_("dispatcher")).json()
         assert len(events) >= 3
         for e in events:
             assert e["etr_earliest"] is not None and e["etr_probability"] == 0.9  # the first range is wider
         assert all(s == {"storm"} for s in _stages(db_url).values())
 
-        _shift(db_url, "available")
+        set_crews(db_url, "available")
         clock[0] += timedelta(minutes=5)
         live.replan()  # two crews, three events: two next stops, one queued behind
         stages = _stages(db_url)
@@ -133,19 +104,16 @@ def test_a_storms_events_get_every_stage_from_the_learned_model(db_url, tokens, 
             assert s.get(Event, eid).state == "restored"
         db.dispose()
     # a restart learns it all again, from the history and the journal
-    with _client(db_url, tokens, clock, etr_history=str(_history(tmp_path))) as c:
+    with storm_client(db_url, tokens, clock, etr_history=str(_history(tmp_path))) as c:
         live = c.app.state.oms.live
         assert live.etr.learned["repairs"] == 1 and live.etr.model.restored == 41
 
 
 def test_a_crew_etr_is_kept_as_entered_and_never_replaced(db_url, tokens):
     clock = [T0]
-    with _client(db_url, tokens, clock) as c:
+    with storm_client(db_url, tokens, clock) as c:
         live = c.app.state.oms.live
-        assert c.post("/reports", json={"account": "A-sp3"}).status_code == 202
-        c.wait_processed()
-        live.settle()
-        live.replan()
+        report_storm(c, ("A-sp3",))
         mine = c.get("/crew/assignments", headers=c.as_("crew")).json()
         assert mine or c.get("/crew/assignments", headers=c.as_("crew2")).json(), (
             live.replanner.last,
@@ -188,12 +156,9 @@ def test_a_bad_history_setting_is_said_and_the_service_still_estimates(tmp_path)
 
 def test_a_passed_promise_asks_for_one_replan_that_renews_it(db_url, tokens):
     clock = [T0]
-    with _client(db_url, tokens, clock) as c:
+    with storm_client(db_url, tokens, clock) as c:
         live = c.app.state.oms.live
-        assert c.post("/reports", json={"account": "A-sp5"}).status_code == 202
-        c.wait_processed()
-        live.settle()
-        live.replan()
+        report_storm(c, ("A-sp5",))
         (ev,) = live.engine.events
         first = ev.etr
         assert first is not None and not live.etr.overdue(live.engine, clock[0])
