@@ -86,18 +86,36 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120.0) -> ServerProcess:
-        cmd = [sys.executable, "-m", "api.commands", "serve", "--port", str(self.port), "--database-url",
-               self.database_url, "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "api.commands",
+            "serve",
+            "--port",
+            str(self.port),
+            "--database-url",
+            self.database_url,
+            "--log-level",
+            "warning",
+        ]
         if self.territory:
             cmd += ["--territory", self.territory]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **self.env}, stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=self.own_session)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env={**os.environ, **self.env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=self.own_session,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"oms serve exited with status {self.proc.returncode}"
-                                   + (f"; see {self.log_path}" if self.log_path else ""))
+                raise RuntimeError(
+                    f"oms serve exited with status {self.proc.returncode}"
+                    + (f"; see {self.log_path}" if self.log_path else "")
+                )
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
                     return self
@@ -151,7 +169,9 @@ class ServerProcess:
         raise TimeoutError(f"reports still pending after {timeout:.0f} s")
 
 
-def http_request(method: str, path: str, body: dict | list | None, headers: dict[str, str] | None = None) -> bytes:
+def http_request(
+    method: str, path: str, body: dict | list | None, headers: dict[str, str] | None = None
+) -> bytes:
     payload = b"" if body is None else json.dumps(body).encode()
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(payload)}"]
     if body is not None:
@@ -168,8 +188,13 @@ class Result:
     index: int
 
 
-async def _one_connection(host: str, port: int, next_request: Callable[[], tuple[int, bytes] | None],
-                          results: list[Result], deadline: float) -> None:
+async def _one_connection(
+    host: str,
+    port: int,
+    next_request: Callable[[], tuple[int, bytes] | None],
+    results: list[Result],
+    deadline: float,
+) -> None:
     reader = writer = None
     while time.monotonic() < deadline:
         item = next_request()
@@ -205,8 +230,15 @@ async def _one_connection(host: str, port: int, next_request: Callable[[], tuple
         writer.close()
 
 
-def hammer(port: int, make: Callable[[int], bytes], *, concurrency: int, total: int | None = None,
-           seconds: float | None = None, host: str = "127.0.0.1") -> tuple[list[Result], float]:
+def hammer(
+    port: int,
+    make: Callable[[int], bytes],
+    *,
+    concurrency: int,
+    total: int | None = None,
+    seconds: float | None = None,
+    host: str = "127.0.0.1",
+) -> tuple[list[Result], float]:
     """Send requests ``make(i)`` on ``concurrency`` keep-alive connections until ``total`` are sent or ``seconds``
     pass. Returns the results (status 0 = connection failure) and the elapsed time."""
     counter = iter(range(total if total is not None else 1 << 62))
@@ -219,8 +251,9 @@ def hammer(port: int, make: Callable[[int], bytes], *, concurrency: int, total: 
         results: list[Result] = []
         deadline = time.monotonic() + (seconds if seconds is not None else 1e9)
         t0 = time.perf_counter()
-        await asyncio.gather(*(_one_connection(host, port, next_request, results, deadline)
-                               for _ in range(concurrency)))
+        await asyncio.gather(
+            *(_one_connection(host, port, next_request, results, deadline) for _ in range(concurrency))
+        )
         return results, time.perf_counter() - t0
 
     return asyncio.run(main())
