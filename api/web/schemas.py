@@ -100,6 +100,14 @@ class ReportIn(In):
     """A trouble report. Locate it by ``account``, ``meter``, ``phone``, ``address`` or both ``lat`` and ``lon``
     (tried in that order; the first that fits exactly one service point wins, an ambiguous one is refused)."""
 
+    #: What ``_located`` checks, stated in the schema: one locator at least; lat and lon together.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={
+        "anyOf": [*({"required": [f], "properties": {f: {"type": "string", "pattern": r"\S"}}}
+                    for f in ("account", "meter", "phone", "address")),
+                  {"required": ["lat", "lon"], "properties": {"lat": {"type": "number"}, "lon": {"type": "number"}}}],
+        "dependentSchemas": {c: {"required": ["lat", "lon"], "properties": {
+            "lat": {"type": "number"}, "lon": {"type": "number"}}} for c in ("lat", "lon")}})
+
     power: Power = "out"
     channel: Channel = "web"
     account: str | None = Field(None, min_length=1, max_length=64)
@@ -338,6 +346,11 @@ class PlanOut(BaseModel):
 
 
 class UserIn(In):
+    #: A crew user belongs to a crew: stated in the schema as well as checked.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"anyOf": [
+        {"properties": {"role": {"not": {"const": "crew"}}}},
+        {"required": ["crew_id"], "properties": {"crew_id": {"type": "string", "minLength": 1}}}]})
+
     name: str = Field(min_length=1, max_length=120)
     role: Role
     crew_id: str | None = Field(None, max_length=64)
