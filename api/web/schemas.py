@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -52,7 +53,9 @@ def _sane_time(value: datetime) -> datetime:
 
 
 #: A timezone-aware time within :data:`EARLIEST_TIME` .. :data:`LATEST_TIME`.
-Stamp = Annotated[AwareDatetime, AfterValidator(_sane_time)]
+Stamp = Annotated[AwareDatetime, AfterValidator(_sane_time), WithJsonSchema(
+    {"type": "string", "format": "date-time", "pattern": r"^2[01][0-9]{2}-.*(Z|z|[+-][0-9]{2}:?[0-9]{2})$",
+     "description": "with its time zone; from 2000 to 2199"})]
 Power = Literal["out", "partial", "flicker", "on"]
 Channel = Literal["web", "app", "ivr", "sms", "phone", "crew", "dispatcher"]
 Hazard = Literal["wires_down", "fire_sparks", "tree_on_line", "visible_damage"]
@@ -310,6 +313,12 @@ class CrewOut(BaseModel):
 
 
 class CrewStatusIn(In):
+    #: What ``_cause`` checks, stated in the schema: 'restored' needs a cause and takes no ETR.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"anyOf": [
+        {"properties": {"status": {"not": {"const": "restored"}}}},
+        {"required": ["cause"], "properties": {"cause": {"type": "string", "pattern": r"\S"},
+                                               "etr": {"type": "null"}}}]})
+
     status: CrewUpdate
     cause: str | None = Field(None, min_length=1, max_length=64,
                               description="what the crew found; required with 'restored'. On site it sets the "
