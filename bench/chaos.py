@@ -29,11 +29,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -52,6 +49,7 @@ from api.store.db import Database, normalize_url  # noqa: E402
 from api.store.migrate import upgrade  # noqa: E402
 from api.store.models import OutboxMessage, Report  # noqa: E402
 from api.web.auth import create_user  # noqa: E402
+from bench._server import WorkerProcess, drain_outbox, provider_env  # noqa: E402
 
 ACCOUNTS = [f"A-sp{i}" for i in range(1, 6)]
 
@@ -252,17 +250,9 @@ def notify_kill(url: str, tmp: Path, seconds: float, kills: int = 3) -> dict:
     smtp, gateway = SmtpReceiver().start(), SmsGateway().start()
     for provider in (smtp, gateway):  # 5 ms to accept each message: a kill can land while one is in flight
         provider.faults.mode, provider.faults.delay = "slow", 0.005
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OMS_NOTIFY_")}, "PYTHONPATH": str(ROOT),
-           "OMS_NOTIFY_SMTP_HOST": "127.0.0.1", "OMS_NOTIFY_SMTP_PORT": str(smtp.port),
-           "OMS_NOTIFY_SMS_URL": gateway.url, "OMS_NOTIFY_LEASE_S": "3"}
-    cmd = [sys.executable, "-m", "api.commands", "notify", "worker", "--database-url", url, "--log-level", "warning"]
-    log = open(tmp / "notify-worker.log", "ab")  # noqa: SIM115 - closed below
-
-    def start() -> subprocess.Popen:
-        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-
+    worker = WorkerProcess(url, provider_env(smtp, gateway, LEASE_S="3"), tmp / "notify-worker.log")
     server = ServerProcess(url, territory, log_path=tmp / "notify-kill.log").start()
-    worker = start()
+    worker.start()
     storm = Storm([server], token, contacts=True).start()
     db = Database(url)
     try:
@@ -271,32 +261,18 @@ def notify_kill(url: str, tmp: Path, seconds: float, kills: int = 3) -> dict:
             base, deadline = _delivered(smtp, gateway), time.monotonic() + 60
             while _delivered(smtp, gateway) < base + 20 and time.monotonic() < deadline:
                 time.sleep(0.005)  # the (restarted) worker is delivering
-            worker.send_signal(signal.SIGKILL)  # mid-send: the rest of its claim stays 'claimed' until the lease
-            worker.wait()
-            worker = start()  # as a supervisor would
+            worker.kill()  # mid-send: the rest of its claim stays 'claimed' until the lease
+            worker.start()  # as a supervisor would
         time.sleep(seconds / (kills + 1))
         storm.stop()
         outcome = _outcome(url, storm, server, None)
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 180:
-            with db.read() as s:
-                open_rows = s.scalar(select(func.count()).select_from(OutboxMessage).where(
-                    OutboxMessage.status.in_(("pending", "claimed"))))
-            if open_rows == 0:
-                break
-            time.sleep(0.5)
-        drain = time.monotonic() - t0
+        drain = drain_outbox(db, 180)
         with db.read() as s:
             keys = [k for k, contact in s.execute(
                 select(OutboxMessage.idempotency_key, Report.contact).join(Report, OutboxMessage.report_id == Report.id)
                 .where(OutboxMessage.kind == "acknowledgment")) if contact]
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
+        WorkerProcess.stop_all([worker], timeout=30)
         server.stop()
         db.dispose()
         smtp.stop()

@@ -50,6 +50,7 @@ from api.store.db import Database  # noqa: E402
 from api.store.migrate import upgrade  # noqa: E402
 from api.store.models import OutboxMessage, Report  # noqa: E402
 from api.web.auth import create_user  # noqa: E402
+from bench._server import WorkerProcess, drain_outbox, provider_env  # noqa: E402
 
 
 def _storm(port: int, token: str, n: int, concurrency: int, seed: int) -> tuple[int, int, float]:
@@ -139,48 +140,30 @@ def _run(tmp: Path, url: str, reports: int, workers: int, concurrency: int, faul
     with db.write() as s, s.begin():
         _, token = create_user(s, f"bench-gateway-{seed}", "integration")
     smtp, gateway = SmtpReceiver().start(), SmsGateway().start()
-    env = {"OMS_RATE_LIMIT_PER_MINUTE": "100000000", "OMS_TRUSTED_RATE_LIMIT_PER_MINUTE": "100000000",
-           "OMS_TRUSTED_RATE_LIMIT_BURST": "1000000",
-           "OMS_NOTIFY_SMTP_HOST": "127.0.0.1", "OMS_NOTIFY_SMTP_PORT": str(smtp.port),
-           "OMS_NOTIFY_SMTP_TIMEOUT_S": "2", "OMS_NOTIFY_SMS_URL": gateway.url, "OMS_NOTIFY_SMS_TIMEOUT_S": "2",
-           "OMS_NOTIFY_BACKOFF_BASE_S": "0.5", "OMS_NOTIFY_BACKOFF_MAX_S": "5", "OMS_NOTIFY_RATE_SMS": "5000",
-           "OMS_NOTIFY_RATE_EMAIL": "5000", "OMS_NOTIFY_BATCH_SIZE": "200", "OMS_NOTIFY_THREADS": str(threads),
-           "OMS_NOTIFY_IDEMPOTENT_CHANNELS": json.dumps([c for c in keyed.split(",") if c])}
+    env = {**provider_env(smtp, gateway, SMTP_TIMEOUT_S="2", SMS_TIMEOUT_S="2", BACKOFF_BASE_S="0.5",
+                          BACKOFF_MAX_S="5", RATE_SMS="5000", RATE_EMAIL="5000", BATCH_SIZE="200",
+                          THREADS=str(threads), IDEMPOTENT_CHANNELS=json.dumps([c for c in keyed.split(",") if c])),
+           "OMS_RATE_LIMIT_PER_MINUTE": "100000000", "OMS_TRUSTED_RATE_LIMIT_PER_MINUTE": "100000000",
+           "OMS_TRUSTED_RATE_LIMIT_BURST": "1000000"}
     server = ServerProcess(url, territory, env=env, log_path=tmp / "server.log")
-    procs: list[subprocess.Popen] = []
+    workers_: list[WorkerProcess] = []
     fault_log: list[str] = []
     try:
         server.start()
         logs = [tmp / f"worker-{i}.log" for i in range(workers)]
-        for i, path in enumerate(logs):
-            with open(path, "wb") as out:
-                procs.append(subprocess.Popen([sys.executable, "-m", "api.commands", "notify", "worker", "--database-url",
-                                               url, "--id", f"bench-w{i}", "--log-level", "info"],
-                                              env={**os.environ, **env}, cwd=ROOT, stdout=out, stderr=out))
+        workers_ = [WorkerProcess(url, env, path, worker_id=f"bench-w{i}", log_level="info").start()
+                    for i, path in enumerate(logs)]
+        procs = [w.proc for w in workers_]
         _wait_ready(procs, logs)
         if faults:
             threading.Thread(target=_faults, args=(smtp, gateway, fault_log), daemon=True).start()
         cpu0 = server.cpu_seconds(), sum(_cpu_seconds(p.pid) for p in procs)
         sent, failed, storm_s = _storm(server.port, token, reports, concurrency, seed)
         server_cpu = server.cpu_seconds() - cpu0[0]
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < drain_timeout:
-            with db.read() as s:
-                open_rows = s.scalar(select(func.count()).select_from(OutboxMessage).where(
-                    OutboxMessage.status.in_(("pending", "claimed"))))
-            if open_rows == 0:
-                break
-            time.sleep(0.5)
-        drain_s = time.monotonic() - t0
+        drain_s = drain_outbox(db, drain_timeout)
         worker_cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu0[1]
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        WorkerProcess.stop_all(workers_)
         server.stop()
     with db.read() as s:
         rows = s.execute(select(Report.reference, Report.received_at, Report.contact, OutboxMessage.status,

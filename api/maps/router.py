@@ -49,6 +49,9 @@ LAYER_CACHE = "public, max-age=86400"
 ASSET_CACHE = "public, max-age=3600"
 
 
+#: A search text: two characters at least that are not blanks, no control characters (as the route checks).
+SEARCH_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
     """True when an ``If-None-Match`` header names ``etag`` (weak comparison, as RFC 9110 asks for GET)."""
     if not if_none_match:
@@ -354,7 +357,7 @@ def create_router(provider: MapProvider, page: PageConfig | None = None, options
 
     @router.get("/search", summary="Find an address or place: its area's outage facts (no personal data)",
                 responses={404: {"description": "nothing similar"}, 422: {"description": "bad query"}})
-    def search(q: Annotated[str, Query(max_length=200)], request: Request) -> Response:
+    def search(q: Annotated[str, Query(max_length=200, pattern=SEARCH_PATTERN)], request: Request) -> Response:
         q = q.strip()
         if len(q) < 2 or CONTROL_CHARS.search(q):
             raise HTTPException(status_code=422, detail="type at least 2 characters of a street or place")

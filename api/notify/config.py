@@ -86,6 +86,10 @@ class NotifySettings(BaseSettings):
     #: How long the recorder waits for more sending threads' results before committing a group (it commits at once
     #: when every busy thread is waiting for it): fewer, bigger transactions for a few ms of acknowledgment latency.
     record_gather_s: float = Field(0.005, ge=0)
+    #: On SQLite, a channel without keys writes each acceptance to a per-process journal file (one ``write``) under
+    #: its one-at-a-time lock and commits it with others in one transaction (:mod:`api.notify.journal`): SQLite has
+    #: one writer for all processes, and a transaction per e-mail bounded e-mail throughput. Off: one per e-mail.
+    accept_journal: bool = True
     #: A claim not renewed for this long belongs to a dead worker: the row goes back to pending (same idempotency
     #: key). Live workers renew their claims every ``lease_s / 3``, so this bounds only how long a dead one delays.
     lease_s: float = Field(15.0, gt=0)

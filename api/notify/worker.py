@@ -19,7 +19,8 @@ twice per worker process:
   accepted-but-unrecorded when the process dies. SMTP sends in two phases: MAIL, RCPT, DATA and the text travel on
   many threads at once, and only the text's final line (whose 250 is the acceptance) and the commit are one at a
   time; a connection lost before that line aborts the mail (RFC 5321). Other channels without keys are sent whole
-  one at a time; their throughput comes from more processes (``oms notify worker --processes N``).
+  one at a time; their throughput comes from more processes (``oms notify worker --processes N``). On SQLite the
+  record under the lock is a line in the process's journal, committed with others (:mod:`api.notify.journal`).
 
 Live workers renew their leases every ``lease_s / 3``, so the lease is short (15 s) and a dead worker's claims come
 back quickly. ``reconcile`` also marks sent any expired claim whose acceptance was recorded (only a restore from an
@@ -54,6 +55,7 @@ from sqlalchemy import bindparam, insert, select, update
 
 from api.notify import channels as channels_mod
 from api.notify import confirm as confirm_mod
+from api.notify import journal as journal_mod
 from api.notify.channels import Channel, DeliveryError, Outgoing
 from api.notify.config import NotifySettings
 from api.notify.models import SUPPRESSED, NotifyDelivery, NotifyLedger, NotifyOptOut, normalize_address
@@ -105,6 +107,7 @@ class Job:
     transient: bool = True
     opted_out: bool = False
     latency_ms: float = 0.0
+    journaled: bool = False  # its acceptance is in this process's journal, not yet in the database
     #: Held until the address is confirmed: (channel to confirm on, address, language, reference, payload).
     hold: tuple | None = None
 
@@ -143,6 +146,10 @@ class Worker:
                        and not isinstance(ch, channels_mod.LogChannel)}  # a log line reaches no one
         self.serial_pool = ThreadPoolExecutor(settings.threads, thread_name_prefix="oms-notify-one")
         self._accepting = threading.Lock()
+        #: SQLite: acceptances on the one-at-a-time lane go to this journal at once and to the database in groups.
+        jdir = journal_mod.default_dir(db.url) if settings.accept_journal and db.is_sqlite else None
+        self.journal_dir = jdir
+        self.journal = journal_mod.Journal(jdir, self.id) if jdir is not None and self.serial else None
         self._results: queue.Queue = queue.Queue()
         self._recording = threading.Thread(target=self._recorder, name="oms-notify-record", daemon=True)
         self._recording.start()
@@ -169,6 +176,7 @@ class Worker:
         """Expired leases back to pending (or to sent, if their acceptance is on record). Returns rows touched."""
         now = now or self.clock()
         stale = now - timedelta(seconds=self.s.lease_s)
+        journal_mod.recover(self.db, self.journal_dir, now)  # a dead worker's acceptances first: not re-sent
         with self.db.write() as session, session.begin():
             rows = session.execute(select(OutboxMessage.id, OutboxMessage.idempotency_key).where(
                 OutboxMessage.status == "claimed", OutboxMessage.claimed_at < stale)).all()
@@ -387,9 +395,25 @@ class Worker:
         if job.outcome:
             self._record_retrying([job])
             return job
-        with self._accepting:
-            self._send(job, finish, throttle=finish is None)  # a staged message took its token already
-            self._record_retrying([job])
+        if self.journal is None:
+            with self._accepting:
+                self._send(job, finish, throttle=finish is None)  # a staged message took its token already
+                self._record_retrying([job])
+            return job
+        with self._stats_lock:
+            self._sending += 1  # the recorder waits for this result before committing a group
+        try:
+            with self._accepting:  # the acceptance and its line in the journal: one at a time
+                self._send(job, finish, throttle=finish is None)
+                if job.outcome == "accepted":
+                    self.journal.append(job.row_id, job.key, job.provider_id, job.attempts, job.msg.channel)
+                    job.journaled = True
+            done = threading.Event()
+            self._results.put((job, done))  # committed with others: a crash now re-sends nothing (recover)
+            done.wait()
+        finally:
+            with self._stats_lock:
+                self._sending -= 1
         return job
 
     def _record_retrying(self, jobs: list[Job]) -> None:
@@ -400,6 +424,11 @@ class Worker:
             except Exception:  # noqa: BLE001 - given up: the leases lapse, the rows are re-sent with their keys
                 log.exception("recording %d results failed (attempt %d)", len(jobs), attempt + 1)
                 time.sleep(0.05 * (attempt + 1))
+        else:
+            if self.journal is not None:  # keep the journal past this process: recover() records them
+                self.journal.unrecorded += 1
+        if self.journal is not None and any(j.journaled for j in jobs):
+            self.journal.committed(sum(j.journaled for j in jobs))
         with self._stats_lock:
             self._held.difference_update(j.row_id for j in jobs)
 
@@ -554,6 +583,8 @@ class Worker:
         self.serial_pool.shutdown(wait=True)
         self._results.put(None)
         self._recording.join(timeout=10)
+        if self.journal is not None:
+            self.journal.close()
         for ch in self.channels.values():
             ch.close()
 

@@ -212,7 +212,7 @@ class DispatchActions:
         if d is not None:
             unknown = [x for x in devices if x not in d.devices] + [x for x in service_points if x not in d.sp_feeder]
             if unknown:
-                raise ApiError(422, "invalid", f"unknown device or service point {unknown[0]!r}")
+                raise ApiError(404, "not_found", f"no device or service point {unknown[0]!r}")
         action = {"action": "restore", "event_id": eid, "actor": actor, "cause": cause, "reason": note}
         if devices or service_points:
             action.update(devices=list(devices), service_points=list(service_points))
@@ -228,7 +228,7 @@ class DispatchActions:
 
     def split(self, eid: str, device_id: str, actor: str):
         if self.directory is not None and device_id not in self.directory.devices:
-            raise ApiError(422, "invalid", f"unknown device {device_id!r}")
+            raise ApiError(404, "not_found", f"no device {device_id!r}")
         messages = self.act({"action": "split", "event_id": eid, "device_id": device_id, "actor": actor})
         ids = [eid] + [m[1]["id"] for m in messages if m[0] == "event_created"]
         return [self._event_row(i) for i in ids]
@@ -243,7 +243,7 @@ class DispatchActions:
     def upsert_crew(self, body, actor: str) -> Crew:
         if body.depot_id and self.network is not None and body.depot_id not in set(
                 self.network.depots["depot_id"].astype(str)):
-            raise ApiError(422, "invalid", f"unknown depot {body.depot_id!r}")
+            raise ApiError(404, "not_found", f"no depot {body.depot_id!r}")
         if body.shift_start and body.shift_end and body.shift_end <= body.shift_start:
             raise ApiError(422, "invalid", "shift_end must be after shift_start")
         with self.db.write() as session, session.begin():

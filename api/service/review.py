@@ -70,8 +70,8 @@ def match(live, report_id: int, sp_id: str, actor: str) -> dict[str, Any]:
         raise ApiError(503, "unavailable", "no territory is loaded; nothing to match against")
     if sp_id not in directory.sp_xy:
         raise ApiError(
-            422,
-            "invalid",
+            404,
+            "not_found",
             f"no service point {sp_id!r} in the territory",
             [{"field": "body.sp_id", "message": "unknown service point"}],
         )

@@ -124,8 +124,9 @@ class Directory:
         return answers
 
     def locate_report(self, body) -> str:
-        """The service point a report (:class:`api.web.schemas.ReportIn`) is about, or a 422 naming each field that
-        found no one or several service points. Ambiguity is refused, never resolved by a guess."""
+        """The service point a report (:class:`api.web.schemas.ReportIn`) is about, or an error naming each field that
+        found no one or several service points: 404 when every look-up was an id that names no one, else 422.
+        Ambiguity is refused, never resolved by a guess."""
         answers = self.locate(account=body.account, meter=body.meter, phone=body.phone, address=body.address,
                               lon=body.lon, lat=body.lat)
         if answers and answers[-1].found:
@@ -136,7 +137,11 @@ class Directory:
         ambiguous = [p for m, p in zip(answers, problems, strict=True) if m.status == "ambiguous"]
         hint = ": several service points fit; give the account number (or the flat) to say which" if ambiguous \
             else ""
-        raise ApiError(422, "invalid", "; ".join(p[1] for p in (ambiguous or problems)) + hint,
+        # Ids that name no one (account, meter, phone, address) are 404; a place outside the area or an ambiguous
+        # answer is a report that cannot be taken as it is (422).
+        unknown = not ambiguous and all(m.by != "coordinates" for m in answers)
+        raise ApiError(404 if unknown else 422, "not_found" if unknown else "invalid",
+                       "; ".join(p[1] for p in (ambiguous or problems)) + hint,
                        [{"field": f, "message": f"{text}: {m.message}"}
                         for m, (f, text) in zip(answers, problems, strict=True)])
 

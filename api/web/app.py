@@ -36,6 +36,7 @@ from api.web.routes import admin, crew, dispatcher, intake, public, reports, rev
 from api.web.routes.console import router as console_router
 from api.web.routes.landing import router as landing_router
 from api.web.routes.notify import router as notify_router
+from api.web.schemas import MULTILINE_FIELDS
 
 log = logging.getLogger("oms.api")
 
@@ -159,13 +160,38 @@ ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error":
     "type": "object", "required": ["status", "code", "message", "details"],
     "properties": {"status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
                    "details": {"type": "array", "items": {"type": "object"}}}}}}
-ERRORS = {"400": "malformed request", "401": "no or bad token", "403": "role not allowed", "404": "not found",
+ERRORS = {"400": "malformed request", "401": "no or bad token", "403": "role not allowed",
+          "404": "not found: an id in the path or the body that is well-formed but names nothing here",
           "408": "body too slow", "409": "conflict", "413": "body too large", "415": "unsupported media type",
-          "422": "invalid input", "429": "rate limited", "503": "unavailable"}
+          "422": "invalid input: malformed (per the schema), or against a rule the operation states in words", "429": "rate limited", "503": "unavailable"}
 
 
 #: What api.web.schemas.CONTROL refuses, as an OpenAPI (ECMA) pattern.
 NO_CONTROL = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+#: What api.web.schemas.CONTROL_IN_TEXT refuses (free text keeps tabs and line breaks).
+NO_CONTROL_IN_TEXT = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+
+
+def _document_control_rule(doc: dict) -> None:
+    """State in every body schema (components and inline request bodies) what :class:`api.web.schemas.In` refuses:
+    control characters in strings (a string with a pattern of its own gets the rule as ``allOf``), so that data
+    valid per the schema is accepted."""
+    models = list(doc.get("components", {}).get("schemas", {}).values())
+    for ops in doc.get("paths", {}).values():
+        for op in ops.values():
+            for media in (op.get("requestBody") or {}).get("content", {}).values():
+                schema = media.get("schema", {})
+                models += [schema, schema.get("items", {})]
+    for model in models:
+        for name, prop in (model.get("properties") or {}).items():
+            rule = NO_CONTROL_IN_TEXT if name in MULTILINE_FIELDS else NO_CONTROL
+            for sub in (prop, *prop.get("anyOf", ()), prop.get("items", {})):
+                if sub.get("type") != "string" or "format" in sub or "enum" in sub or "const" in sub:
+                    continue
+                if "pattern" not in sub:
+                    sub["pattern"] = rule
+                elif sub["pattern"] != rule:
+                    sub.setdefault("allOf", []).append({"pattern": rule})
 
 
 def _document_errors(op: dict, path: str) -> None:
@@ -204,6 +230,7 @@ def _hoist_schemas(app: FastAPI) -> None:
                 _document_errors(op, path)
         for unused in ("HTTPValidationError", "ValidationError"):
             components.pop(unused, None)
+        _document_control_rule(schema)
         app.openapi_schema = schema
         return schema
 

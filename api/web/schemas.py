@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -52,7 +53,9 @@ def _sane_time(value: datetime) -> datetime:
 
 
 #: A timezone-aware time within :data:`EARLIEST_TIME` .. :data:`LATEST_TIME`.
-Stamp = Annotated[AwareDatetime, AfterValidator(_sane_time)]
+Stamp = Annotated[AwareDatetime, AfterValidator(_sane_time), WithJsonSchema(
+    {"type": "string", "format": "date-time", "pattern": r"^2[01][0-9]{2}-.*(Z|z|[+-][0-9]{2}:?[0-9]{2})$",
+     "description": "with its time zone; from 2000 to 2199"})]
 Power = Literal["out", "partial", "flicker", "on"]
 Channel = Literal["web", "app", "ivr", "sms", "phone", "crew", "dispatcher"]
 Hazard = Literal["wires_down", "fire_sparks", "tree_on_line", "visible_damage"]
@@ -99,6 +102,14 @@ class Contact(In):
 class ReportIn(In):
     """A trouble report. Locate it by ``account``, ``meter``, ``phone``, ``address`` or both ``lat`` and ``lon``
     (tried in that order; the first that fits exactly one service point wins, an ambiguous one is refused)."""
+
+    #: What ``_located`` checks, stated in the schema: one locator at least; lat and lon together.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={
+        "anyOf": [*({"required": [f], "properties": {f: {"type": "string", "pattern": r"\S"}}}
+                    for f in ("account", "meter", "phone", "address")),
+                  {"required": ["lat", "lon"], "properties": {"lat": {"type": "number"}, "lon": {"type": "number"}}}],
+        "dependentSchemas": {c: {"required": ["lat", "lon"], "properties": {
+            "lat": {"type": "number"}, "lon": {"type": "number"}}} for c in ("lat", "lon")}})
 
     power: Power = "out"
     channel: Channel = "web"
@@ -302,6 +313,12 @@ class CrewOut(BaseModel):
 
 
 class CrewStatusIn(In):
+    #: What ``_cause`` checks, stated in the schema: 'restored' needs a cause and takes no ETR.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"anyOf": [
+        {"properties": {"status": {"not": {"const": "restored"}}}},
+        {"required": ["cause"], "properties": {"cause": {"type": "string", "pattern": r"\S"},
+                                               "etr": {"type": "null"}}}]})
+
     status: CrewUpdate
     cause: str | None = Field(None, min_length=1, max_length=64,
                               description="what the crew found; required with 'restored'. On site it sets the "
@@ -338,6 +355,11 @@ class PlanOut(BaseModel):
 
 
 class UserIn(In):
+    #: A crew user belongs to a crew: stated in the schema as well as checked.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"anyOf": [
+        {"properties": {"role": {"not": {"const": "crew"}}}},
+        {"required": ["crew_id"], "properties": {"crew_id": {"type": "string", "minLength": 1}}}]})
+
     name: str = Field(min_length=1, max_length=120)
     role: Role
     crew_id: str | None = Field(None, max_length=64)

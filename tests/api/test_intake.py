@@ -139,8 +139,8 @@ BAD_REPORTS = [
     ("longitude out of range", {"lat": 50.0, "lon": -181.0}, 422, "body.lon"),
     ("half a coordinate", {"lat": 50.0}, 422, "lat and lon"),
     ("outside the service area", {"lat": 10.0, "lon": 10.0}, 422, "outside the service area"),
-    ("unknown account", {"account": "nobody"}, 422, "unknown account 'nobody'"),
-    ("unknown meter", {"meter": "M-0"}, 422, "unknown meter 'M-0'"),
+    ("unknown account", {"account": "nobody"}, 404, "unknown account 'nobody'"),
+    ("unknown meter", {"meter": "M-0"}, 404, "unknown meter 'M-0'"),
     ("unknown enum value", {"account": "A-sp1", "power": "sort of"}, 422, "body.power"),
     ("unknown hazard", {"account": "A-sp1", "hazards": ["ghosts"]}, 422, "body.hazards.0"),
     ("unknown field", {"account": "A-sp1", "colour": "red"}, 422, "body.colour"),
@@ -216,7 +216,7 @@ def test_scada_known_device_only(client, db_url):
     h = client.as_("integration")
     assert client.post("/scada", json={"device_id": "R1", "kind": "lockout", "at": now}, headers=h).status_code == 202
     r = client.post("/scada", json={"device_id": "XX", "kind": "lockout", "at": now}, headers=h)
-    assert r.status_code == 422 and "unknown device 'XX'" in r.json()["error"]["message"]
+    assert r.status_code == 404 and "no device 'XX'" in r.json()["error"]["message"]
     r = client.post("/scada", json={"device_id": "R1", "kind": "explode", "at": now}, headers=h)
     assert r.status_code == 422
     assert count(db_url, ScadaMessage) == 1

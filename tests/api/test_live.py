@@ -72,7 +72,7 @@ def test_partial_restoration_by_switching_keeps_the_event_and_its_crew(client):
     assert assigned.status_code == 201, assigned.text
     url = f"/events/{ev['id']}/restore"
     bad = client.post(url, json={"devices": ["NOPE"]}, headers=client.as_(D))
-    assert bad.status_code == 422 and "NOPE" in bad.json()["error"]["message"]
+    assert bad.status_code == 404 and "NOPE" in bad.json()["error"]["message"]  # well-formed, names nothing
     outside = client.post(url, json={"devices": ["T4"]}, headers=client.as_(D))  # T4 is on the other feeder
     assert outside.status_code == 409 and "not inside" in outside.json()["error"]["message"]
     r = client.post(url, json={"devices": ["F1"], "note": "fed from the tie"}, headers=client.as_(D))
@@ -102,7 +102,7 @@ def test_merge_and_split(client):
     assert [e["id"] for e in events(client)] == [a]
     assert r.json()["report_count"] == 2
     r = client.post(f"/events/{a}/split", json={"device_id": "NOPE"}, headers=client.as_(D))
-    assert r.status_code == 422
+    assert r.status_code == 404
     r = client.post(f"/events/{b}/confirm", json={}, headers=client.as_(D))
     assert r.status_code == 409 and "merged into" in r.json()["error"]["message"]
 

@@ -66,7 +66,7 @@ def test_a_dispatcher_matches_one_report_and_dismisses_another(client):
     assert "wires_down" in barn_event["hazards"]  # the member's answers came along
     assert _waiting(c)["total"] == 1
 
-    # decided once; a located report is not for review; unknown ones are 404, unknown service points 422
+    # decided once; a located report is not for review; unknown reports and service points are 404
     r = c.post(f"/review/reports/{barn['id']}/match", json={"sp_id": "sp4"}, headers=c.as_(D))
     assert r.status_code == 409 and "already matched by dispatcher-user" in r.json()["error"]["message"]
     assert c.post(f"/review/reports/{barn['id']}/dismiss", json={}, headers=c.as_(D)).status_code == 409
@@ -76,7 +76,7 @@ def test_a_dispatcher_matches_one_report_and_dismisses_another(client):
     assert r.status_code == 409 and "located" in r.json()["error"]["message"]
     assert c.post("/review/reports/99999/dismiss", json={}, headers=c.as_(D)).status_code == 404
     r = c.post(f"/review/reports/{prank['id']}/match", json={"sp_id": "sp-none"}, headers=c.as_(D))
-    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "body.sp_id"
+    assert r.status_code == 404 and r.json()["error"]["details"][0]["field"] == "body.sp_id"
     for bad in ({}, {"sp_id": ""}, {"sp_id": "x" * 65}, {"sp_id": "sp3", "extra": 1}):
         assert c.post(f"/review/reports/{prank['id']}/match", json=bad, headers=c.as_(D)).status_code == 422
     assert c.get("/review/service-points", params={"q": "a"}, headers=c.as_(D)).status_code == 422

@@ -57,7 +57,7 @@ def test_stop_start_help_and_the_replies_go_out_even_to_an_opted_out_number(clie
 def test_reply_out_becomes_a_report_that_is_acknowledged(client, db):
     r = client.post("/reports", json={"account": "A-1", "contact": {"sms": "+15550109999", "prefer": "sms"},
                                       "language": "es"}, headers=client.as_("integration"))
-    if r.status_code == 422:  # the small feeder's accounts: locate by coordinates instead
+    if r.status_code == 404:  # the small feeder's accounts: locate by coordinates instead
         r = client.post("/reports", json={"lat": 50.01, "lon": 11.56, "language": "es",
                                           "contact": {"sms": "+15550109999", "prefer": "sms"}},
                         headers=client.as_("integration"))

@@ -13,6 +13,7 @@ from helpers import add_reports, drain_with_worker_process, settings_for
 from sqlalchemy import func, select
 
 from api.notify import channels
+from api.notify import journal as journal_mod
 from api.notify.models import NotifyDelivery, NotifyOptOut
 from api.notify.worker import Worker
 from api.store.models import OutboxMessage
@@ -352,17 +353,19 @@ def test_cli_runs_several_worker_processes_and_replaces_one_that_dies(db_url, db
         assert proc.wait(timeout=40) == 0
 
 
-def test_smtp_stages_many_e_mails_at_once_but_has_one_accepted_and_unrecorded(db, smtp):
+@pytest.mark.parametrize("journal", [True, False], ids=["journal", "no-journal"])
+def test_smtp_stages_many_e_mails_at_once_but_has_one_accepted_and_unrecorded(db, smtp, journal):
     """E-mail travels on many threads (MAIL, RCPT, DATA, the text) while the final line, whose 250 is the server's
-    acceptance, and the commit of the result go one at a time: when a finish starts, every earlier acceptance is on
-    record."""
+    acceptance, and the record of the result go one at a time: when a finish starts, every earlier acceptance is on
+    record (in the database, or on SQLite in the worker's journal, whose lines are committed in groups)."""
     add_reports(db, [{"email": f"stage{i}@example.org", "prefer": "email"} for i in range(30)])
     smtp.faults.mode, smtp.faults.delay = "slow", 0.01
-    s = settings_for(smtp, None, threads=6, batch_size=50)
+    s = settings_for(smtp, None, threads=6, batch_size=50, accept_journal=journal)
     chans = channels.from_settings(s)
     email, lock = chans["email"], threading.Lock()
     staging, most, finishes = [0], [0], []
     stage, finish = email.stage, email.finish
+    w = Worker(db, s, chans, seed=1)
 
     def counted_stage(msg):
         with lock:
@@ -375,12 +378,19 @@ def test_smtp_stages_many_e_mails_at_once_but_has_one_accepted_and_unrecorded(db
             with lock:
                 staging[0] -= 1
 
+    def on_record() -> int:
+        with db.read() as session:
+            keys = set(session.scalars(select(OutboxMessage.idempotency_key).where(OutboxMessage.status == "sent")))
+        if w.journal is not None:
+            keys |= {e[1] for e in journal_mod._read(w.journal.path)[1]}
+        return len(keys)
+
     def checked_finish(conn):
-        finishes.append(_statuses(db).get("sent", 0))  # what was on record when this acceptance began
+        finishes.append(on_record())  # what was on record when this acceptance began
         return finish(conn)
 
     email.stage, email.finish = counted_stage, checked_finish
-    w = Worker(db, s, chans, seed=1)
+    assert (w.journal is not None) == (journal and db.is_sqlite)
     try:
         assert w.run_once() == 30
     finally:

@@ -33,7 +33,7 @@ def users(request: Request, _: Principal = Depends(ADMIN)):
 def add_user(body: UserIn, request: Request, who: Principal = Depends(ADMIN)):
     with request.app.state.oms.db.write() as session, session.begin():
         if body.crew_id is not None and session.get(Crew, body.crew_id) is None:
-            raise ApiError(422, "invalid", f"unknown crew {body.crew_id!r}")
+            raise ApiError(404, "not_found", f"no crew {body.crew_id!r}", [{"field": "body.crew_id", "message": "no such crew"}])
         try:
             user, token = create_user(session, body.name, body.role, body.crew_id,
                                       request.app.state.oms.settings.token_ttl_days)

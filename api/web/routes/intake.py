@@ -113,7 +113,7 @@ async def post_scada(body: ScadaIn, request: Request, principal: Principal = Dep
     if (late := out_of_window(body.at, *window(state))) is not None:
         raise ApiError(422, "invalid", late, [{"field": "body.at", "message": late}])
     if not state.live.known_device(body.device_id):
-        raise ApiError(422, "invalid", f"unknown device {body.device_id!r}")
+        raise ApiError(404, "not_found", f"no device {body.device_id!r}", [{"field": "body.device_id", "message": "no such device"}])
     # By its own time: a close stamped before the device's latest opening cannot end it (taken in arrival order it
     # would make the event "restored before it started", and every report on that window fail); an opening stamped
     # before the device's latest close tells of an outage that is over.

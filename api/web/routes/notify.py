@@ -93,7 +93,7 @@ def add_contacts(body: list[ContactIn], request: Request, _: Principal = Depends
                                [{"field": f"body.{i}.{f}", "message": "not a phone number in E.164 form"}])
         rows.append(row)
         if directory is not None and c.sp_id not in directory.sp_xy:
-            raise ApiError(422, "invalid", f"unknown service point {c.sp_id!r}",
+            raise ApiError(404, "not_found", f"no service point {c.sp_id!r}",
                            [{"field": f"body.{i}.sp_id", "message": "no such service point"}])
         if c.webhook_url:
             _, why = webhook_target(c.webhook_url, s.webhook_allow_hosts, s.webhook_allow_networks)
@@ -134,7 +134,9 @@ _INBOUND_FIELD = {"type": "string"}
 _INBOUND_SCHEMA = {"type": "object", "properties": {
     "From": {**_INBOUND_FIELD, "maxLength": 32}, "from": {**_INBOUND_FIELD, "maxLength": 32},
     "Body": {**_INBOUND_FIELD, "maxLength": 1600}, "text": {**_INBOUND_FIELD, "maxLength": 1600},
-    "MessageSid": {**_INBOUND_FIELD, "maxLength": 64}, "id": {**_INBOUND_FIELD, "maxLength": 64}}}
+    "MessageSid": {**_INBOUND_FIELD, "maxLength": 64}, "id": {**_INBOUND_FIELD, "maxLength": 64}},
+    # the sender is required: From (or from) not empty
+    "anyOf": [{"required": [f], "properties": {f: {"type": "string", "minLength": 1}}} for f in ("From", "from")]}
 INBOUND_BODY = {"requestBody": {"required": True, "description": "the gateway's message (Twilio-style form or JSON)",
                                 "content": {"application/x-www-form-urlencoded": {"schema": _INBOUND_SCHEMA},
                                             "application/json": {"schema": _INBOUND_SCHEMA}}}}

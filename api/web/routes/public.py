@@ -54,7 +54,9 @@ def rate_limit(state, principal: Principal, cost: float = 1.0) -> None:
 @router.post("/reports", status_code=202, response_model=ReportAccepted,
              summary="Report an outage or hazard (stored durably before the answer)",
              openapi_extra=json_body(ReportIn, "the report"),
-             responses={400: {"description": "malformed JSON"}, 422: {"description": "invalid report"},
+             responses={400: {"description": "malformed JSON"},
+                        404: {"description": "the account, meter, phone or address names no service point"},
+                        422: {"description": "invalid report, a place outside the service area, or ambiguous"},
                         413: {"description": "body too large"}, 429: {"description": "rate limited"}})
 async def post_report(request: Request, principal: Principal = Depends(ANYONE)) -> Response:
     """Send an ``Idempotency-Key`` header (at most 120 characters) to make retries safe: a repeat answers with the
@@ -71,7 +73,7 @@ async def accept_report(state, principal: Principal, raw: bytes, headers) -> Res
         raise ApiError(422, "invalid", "Idempotency-Key header must be 1 to 120 characters, none a control character")
     public = principal.role == "member"
     try:
-        sp_id = state.live.locate_report(body)  # raises 422 naming an unknown account / meter / place
+        sp_id = state.live.locate_report(body)  # raises 404/422 naming an unknown account / meter / place
     except ApiError:
         # Members get one answer whether or not their account, phone or address is on file; the report is kept
         # (no service point) for a person to match. Only coordinates outside the area are refused: no one's data.
