@@ -32,7 +32,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, update
 
-from api.notify.models import NotifyDelivery
+from api.notify.models import NotifyDelivery, ledger_upsert
 from api.store.models import OutboxMessage
 
 log = logging.getLogger("oms.notify.journal")
@@ -67,9 +67,13 @@ class Journal:
         self.pending = self.lines = 0  # appended and not yet committed; appended since the last truncation
         self._lock = threading.Lock()
 
-    def append(self, row_id: int, key: str, provider_id: str | None, attempt: int, channel: str) -> None:
-        """One acceptance, in one ``write`` (a killed process leaves whole lines only)."""
-        line = (json.dumps([row_id, key, provider_id, attempt, channel]) + "\n").encode()
+    def append(self, row_id: int, key: str, provider_id: str | None, attempt: int, channel: str,
+               ack: tuple[str, str, datetime | None, str] | None = None) -> None:
+        """One acceptance, in one ``write`` (a killed process leaves whole lines only). ``ack``: an acknowledgment's
+        (audience, event, ETR, digest), the ETR it stated, which is then not news to that person (the ledger)."""
+        if ack is not None:
+            ack = (ack[0], ack[1], ack[2].isoformat() if ack[2] is not None else None, ack[3])
+        line = (json.dumps([row_id, key, provider_id, attempt, channel, ack]) + "\n").encode()
         with self._lock:
             os.write(self.fd, line)
             self.pending += 1
@@ -103,8 +107,8 @@ def _read(path: Path) -> tuple[str | None, list[list]]:
             continue  # an empty last line
         if n == 0 and isinstance(value, dict):
             worker = value.get("worker")
-        elif isinstance(value, list) and len(value) == 5:
-            entries.append(value)
+        elif isinstance(value, list) and len(value) in (5, 6):
+            entries.append(value[:5] + [value[5] if len(value) == 6 else None])
     return worker, entries
 
 
@@ -156,7 +160,8 @@ def _apply(db, worker: str | None, entries: list[list], now: datetime) -> int:
     marked = 0
     with db.write() as session, session.begin():
         conn = session.connection()
-        for row_id, key, provider_id, attempt, channel in entries:
+        ledger = []
+        for row_id, key, provider_id, attempt, channel, ack in entries:
             rows = conn.execute(
                 update(OutboxMessage.__table__)
                 .where(
@@ -183,4 +188,10 @@ def _apply(db, worker: str | None, entries: list[list], now: datetime) -> int:
                     )
                 )
                 marked += 1
+                if ack:  # the ETR the acknowledgment stated, as the recorder would have noted it
+                    audience, event_id, etr, digest = ack
+                    ledger.append({"audience": audience, "event_id": event_id, "kind": "etr_update", "digest": digest,
+                                   "etr": datetime.fromisoformat(etr) if etr else None, "outbox_id": None, "at": now})
+        if ledger:
+            conn.execute(ledger_upsert(conn.dialect.name), ledger)
     return marked

@@ -8,6 +8,7 @@ Addresses are stored normalised (:func:`normalize_address`) so that ``+1 (555) 0
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -138,3 +139,22 @@ class NotifyInbound(Base):
 
 
 Index("ix_notify_deliveries_at", NotifyDelivery.at)
+
+
+_UPSERTS: dict[str, Any] = {}
+
+
+def ledger_upsert(dialect: str):
+    """The ledger upsert for ``executemany``: sending threads record concurrently, and two acknowledgments to one
+    person about one event must not collide on the unique key (select-then-insert did, on PostgreSQL)."""
+    stmt = _UPSERTS.get(dialect)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        ins = upsert(NotifyLedger.__table__)
+        stmt = _UPSERTS[dialect] = ins.on_conflict_do_update(
+            index_elements=["audience", "event_id", "kind"],
+            set_={c: ins.excluded[c] for c in ("digest", "etr", "outbox_id", "at")})
+    return stmt

@@ -58,7 +58,13 @@ from api.notify import confirm as confirm_mod
 from api.notify import journal as journal_mod
 from api.notify.channels import Channel, DeliveryError, Outgoing
 from api.notify.config import NotifySettings
-from api.notify.models import SUPPRESSED, NotifyDelivery, NotifyLedger, NotifyOptOut, normalize_address
+from api.notify.models import (
+    SUPPRESSED,
+    NotifyDelivery,
+    NotifyOptOut,
+    ledger_upsert,
+    normalize_address,
+)
 from api.notify.planner import published_etr
 from api.notify.policy import backoff_s, choose_route, etr_probability
 from api.notify.templates import Context, render
@@ -344,7 +350,7 @@ class Worker:
             for channel, address in sorted(optouts):
                 set_opt_out(session, channel, address, True, "provider", now)
             if ledger:  # the ETR an acknowledgment stated is not news again
-                conn.execute(_ledger_upsert(conn.dialect.name), [
+                conn.execute(ledger_upsert(conn.dialect.name), [
                     {"audience": audience, "event_id": event_id, "kind": "etr_update", "digest": dig,
                      "etr": etr, "outbox_id": None, "at": now} for (audience, event_id), (etr, dig) in sorted(
                         ledger.items(), key=lambda kv: kv[0])])
@@ -406,7 +412,8 @@ class Worker:
             with self._accepting:  # the acceptance and its line in the journal: one at a time
                 self._send(job, finish, throttle=finish is None)
                 if job.outcome == "accepted":
-                    self.journal.append(job.row_id, job.key, job.provider_id, job.attempts, job.msg.channel)
+                    ack = None if job.ack_event is None else (job.audience, job.ack_event, *job.ack_etr)
+                    self.journal.append(job.row_id, job.key, job.provider_id, job.attempts, job.msg.channel, ack)
                     job.journaled = True
             done = threading.Event()
             self._results.put((job, done))  # committed with others: a crash now re-sends nothing (recover)
@@ -650,27 +657,6 @@ _REPORT_COLUMNS = (Report.id, Report.contact, Report.language, Report.client_id,
 _DELIVERY_INSERT = insert(NotifyDelivery.__table__)
 #: One row's new state by id; the SET clause is the parameters' other keys (one statement per shape).
 _OUTBOX_UPDATE = update(OutboxMessage.__table__).where(OutboxMessage.__table__.c.id == bindparam("b_id"))
-_UPSERTS: dict[str, Any] = {}
-
-
-def _by_b_id(row: dict) -> int:
-    return row["b_id"]
-
-
-def _ledger_upsert(dialect: str):
-    """The ledger upsert for ``executemany``: sending threads record concurrently, and two acknowledgments to one
-    person about one event must not collide on the unique key (select-then-insert did, on PostgreSQL)."""
-    stmt = _UPSERTS.get(dialect)
-    if stmt is None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as upsert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as upsert
-        ins = upsert(NotifyLedger.__table__)
-        stmt = _UPSERTS[dialect] = ins.on_conflict_do_update(
-            index_elements=["audience", "event_id", "kind"],
-            set_={c: ins.excluded[c] for c in ("digest", "etr", "outbox_id", "at")})
-    return stmt
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -717,3 +703,7 @@ def serve(args: argparse.Namespace) -> int:
         worker.close()
         db.dispose()
     return 0
+
+
+def _by_b_id(row: dict) -> int:
+    return row["b_id"]

@@ -129,6 +129,45 @@ def test_a_long_journal_starts_over_once_everything_in_it_is_committed(tmp_path,
     j.committed(1)
     assert journal_mod._read(j.path) == ("w", [])
     j.append(9, "k9", None, 1, "email")
-    assert journal_mod._read(j.path)[1] == [[9, "k9", None, 1, "email"]]
+    assert journal_mod._read(j.path)[1] == [[9, "k9", None, 1, "email", None]]
     j.close()
     assert not j.path.exists()
+
+
+def test_a_recovered_acknowledgment_keeps_the_etr_it_stated(sqlite_db, smtp):
+    """An acknowledgment states the event's ETR; recorded from a dead worker's journal, the ledger must still say so,
+    or the planner would send that person the same ETR again as an update."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from api.notify.models import NotifyLedger
+    from api.store.models import Event, Report
+
+    db = sqlite_db
+    now = utcnow()
+    etr = (now + timedelta(hours=3)).replace(microsecond=0)
+    with db.write() as s, s.begin():
+        s.add(Event(id="E1", state="confirmed", device_id="F2", device_kind="fuse", event_class="feeder",
+                    customers_out=4, started_at=now, updated_at=now, etr_earliest=etr - timedelta(hours=1),
+                    etr_latest=etr))
+    ids = add_reports(db, [{"email": f"a{i}@example.org", "prefer": "email"} for i in range(3)])
+    with db.write() as s, s.begin():
+        s.execute(update(Report).where(Report.id.in_(ids)).values(event_id="E1"))
+    w1 = _worker(db, smtp, "w1")
+    _die_before_commit(w1)
+    assert w1.run_once() == 3
+    os.close(w1.journal.fd)  # kill -9
+    w1.journal.fd = -1
+    w1.close()
+    time.sleep(1.2)
+    w2 = _worker(db, smtp, "w2")
+    try:
+        w2.reconcile()
+    finally:
+        w2.close()
+    with db.read() as s:
+        ledger = s.scalars(select(NotifyLedger).where(NotifyLedger.kind == "etr_update")).all()
+    assert sorted(r.audience for r in ledger) == [f"email:a{i}@example.org" for i in range(3)]
+    assert {r.event_id for r in ledger} == {"E1"} and all(r.digest for r in ledger)
+    assert {r.etr.replace(tzinfo=None) for r in ledger} == {etr.replace(tzinfo=None)}
