@@ -312,6 +312,10 @@ def post_event_summary(window_start: datetime, window_end: datetime, events: Ite
         sustained = merged[merged["sustained"]]
         affected = int(sustained.groupby("customer_id")["customers"].max().sum())
         ci = int(sustained["customers"].sum())
+        nested = sum(1 for e in inside if e.customers == 0)
+        if nested:
+            notes.append(f"{nested} event{'s' if nested > 1 else ''} interrupted no customer first (nested under "
+                         "another outage): shown with 0 customers, their customers count under the earlier event")
     else:
         affected = ci = int(sum(e.customers for e in inside))
         notes.append("no per-customer records: customers affected is the sum over events (a customer out in two "

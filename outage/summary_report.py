@@ -129,12 +129,21 @@ def render(s, events: Sequence, network=None, images: dict[str, str] | None = No
 """
 
 
+#: Rows of a breakdown before the rest are summed in one (``events.csv`` has every event's feeder, area and cause).
+BREAKDOWN_ROWS = 12
+
+
 def _breakdown(events: Sequence, key: str, as_of: datetime, label: str) -> str:
+    """Events, customers and customer-minutes by ``key``, largest first; past ``BREAKDOWN_ROWS`` one row for the
+    rest, so that the report stays two pages for a territory of any number of feeders or areas."""
     groups: dict[str, list] = defaultdict(list)
     for e in events:
         groups[getattr(e, key) or "(unknown)"].append(e)
     total = sum(e.customer_minutes(as_of) for e in events) or 1.0
     rows = sorted(groups.items(), key=lambda kv: -sum(e.customer_minutes(as_of) for e in kv[1]))
+    if len(rows) > BREAKDOWN_ROWS + 1:  # the long tail in one row: a utility may have hundreds of areas
+        rest = rows[BREAKDOWN_ROWS:]
+        rows = rows[:BREAKDOWN_ROWS] + [(f"{len(rest)} other {label}s", [e for _, v in rest for e in v])]
     body = "".join(
         f'<tr><td data-label="{label.title()}">{html.escape(k)}</td><td class="n" data-label="Events">{len(v)}</td>'
         f'<td class="n" data-label="Customers">{sum(e.customers for e in v):,}</td>'

@@ -183,7 +183,9 @@ def event_summaries(session, interruptions: Iterable[Interruption], etrs: dict[s
         q = q.where(Event.started_at >= start)
     if end is not None:
         q = q.where(Event.started_at < end)
-    rows = [e for e in session.scalars(q.order_by(Event.started_at, Event.id)) if e.id in customers]
+    # every event, nested ones too (a fuse out under an open recloser): its crews, device and reports belong in the
+    # report; its customers are those it interrupted first, none when all were out already (counted once, above)
+    rows = list(session.scalars(q.order_by(Event.started_at, Event.id)))
     ids = [e.id for e in rows]
     hours = crew_hours(session, ids, as_of)
     first: dict[str, datetime] = {}
@@ -197,7 +199,7 @@ def event_summaries(session, interruptions: Iterable[Interruption], etrs: dict[s
         try:
             out.append(EventSummary(
                 event_id=e.id, start=e.started_at, restored=e.restored_at if e.state == "restored" else None,
-                customers=sum(customers[e.id].values()), tier=f"P{e.tier}", event_class=e.event_class,
+                customers=sum(customers.get(e.id, {}).values()), tier=f"P{e.tier}", event_class=e.event_class,
                 cause=e.cause or "", first_report=first.get(e.id), etrs=tuple(etrs.get(e.id, ())),
                 crew_hours=max(hours[e.id], 0.0)))
         except ReliabilityError as exc:

@@ -218,3 +218,33 @@ def test_etr_accuracy_uses_the_etrs_the_service_issued(client):
     assert etr["events"] == 1
     assert etr["last_median_error_min"] == pytest.approx((restored - promised).total_seconds() / 60)
     assert etr["last_met_share"] == 1.0  # restored at once: well before the promise
+
+
+def test_a_nested_event_stays_in_the_report_with_its_customers_counted_once(db_url, tokens):
+    """A fuse that blew under a recloser already open interrupts no one first: the customer records give its
+    customers to the recloser's event. The report still lists it (a crew fixed it; the storm's event count is the
+    console's), with 0 customers of its own, and says why."""
+    from api.service.reliability_source import event_summaries
+    from api.store.models import Event
+    from outage.records import Interruption
+    from outage.summary import post_event_summary
+
+    t0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    with make_client(db_url, tokens):
+        pass  # the schema
+    db = Database(db_url)
+    try:
+        with db.write() as session, session.begin():
+            for eid, device, start, n in (("E1", "R1", t0, 7), ("E2", "F1", t0 + timedelta(minutes=5), 3)):
+                session.add(Event(id=eid, state="restored", device_id=device, device_kind="recloser",
+                                  event_class="feeder", customers_out=n, started_at=start, updated_at=start,
+                                  restored_at=t0 + timedelta(hours=2)))
+        records = [Interruption(f"c{i}", t0, t0 + timedelta(hours=2), "E1") for i in range(7)]
+        with db.read() as session:
+            events = event_summaries(session, records, {}, t0 + timedelta(hours=3))
+    finally:
+        db.dispose()
+    assert [(e.event_id, e.customers) for e in events] == [("E1", 7), ("E2", 0)]
+    s = post_event_summary(t0, t0 + timedelta(days=1), events, records)
+    assert len(s.events) == 2 and s.customers_affected == 7
+    assert any("nested" in n for n in s.notes)

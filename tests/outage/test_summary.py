@@ -150,3 +150,22 @@ def test_plots_of_any_storm_length_draw_without_warnings(span_min, n, recwarn):
     s = post_event_summary(at(0), at(span_min + 1), events)
     assert sorted(plots(s)) == ["curve", "etr", "ttr"]
     assert [str(w.message) for w in recwarn] == []  # a time axis that cannot pick its ticks warns on stderr
+
+
+def test_a_long_breakdown_sums_its_tail_in_one_row():
+    """Thirty areas: the twelve largest by customer-minutes each have a row, the other eighteen share one, and no
+    customer or event is lost from the totals."""
+    import re
+
+    from outage.summary_report import BREAKDOWN_ROWS, _breakdown
+
+    events = [EventSummary(f"E{i}", at(0), at(10 + i), i + 1, "P3", "feeder", "tree", area=f"Area {i}")
+              for i in range(30)]
+    table = _breakdown(events, "area", at(100), "area")
+    rows = re.findall(r"<tr><td[^>]*>([^<]*)</td><td[^>]*>(\d+)</td><td[^>]*>([\d,]+)</td>", table)
+    assert len(rows) == BREAKDOWN_ROWS + 1
+    assert [r[0] for r in rows[:3]] == ["Area 29", "Area 28", "Area 27"]  # largest first
+    assert rows[-1][0] == "18 other areas" and int(rows[-1][1]) == 18
+    assert sum(int(r[2].replace(",", "")) for r in rows) == sum(e.customers for e in events)
+    # one group more than the limit is shown whole: a row saying "1 other area" would hide nothing
+    assert "other" not in _breakdown(events[:BREAKDOWN_ROWS + 1], "area", at(100), "area")
