@@ -192,6 +192,13 @@ def _document_control_rule(doc: dict) -> None:
                     sub["pattern"] = rule
                 elif sub["pattern"] != rule:
                     sub.setdefault("allOf", []).append({"pattern": rule})
+                if sub.get("minLength"):  # checked after stripping: that many characters from non-blank to non-blank
+                    sub.setdefault("allOf", []).append({"pattern": _non_blank(sub["minLength"])})
+
+
+def _non_blank(n: int) -> str:
+    """A pattern for "at least ``n`` characters once stripped" (:class:`api.web.schemas.In` strips every string)."""
+    return r"\S" if n == 1 else rf"\S[\s\S]{{{n - 2},}}\S"
 
 
 def _document_errors(op: dict, path: str) -> None:
