@@ -63,7 +63,7 @@ figcaption,.legend{font-size:.85em;color:#444}
  table{font-size:6.5pt;line-height:1.1}th,td{padding:0 .9mm 0 0;border-bottom:.2mm solid #ddd}
  td{white-space:nowrap}th{vertical-align:bottom;line-height:1.05}
  th[data-short] span{display:none}th[data-short]::after{content:attr(data-short)}
- td.dev{white-space:normal;overflow-wrap:anywhere;max-width:30mm}
+ td.dev{white-space:normal;overflow-wrap:anywhere;max-width:30mm}td.rest{white-space:normal}
  .events .w{display:none}.tier{min-width:1.6em;border-radius:1px;font-size:inherit;line-height:inherit}
  tr,figure,.cards div{break-inside:avoid}thead{display:table-header-group}
  *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
@@ -145,11 +145,11 @@ def _breakdown(events: Sequence, key: str, as_of: datetime, label: str) -> str:
         rest = rows[BREAKDOWN_ROWS:]
         rows = rows[:BREAKDOWN_ROWS] + [(f"{len(rest)} other {label}s", [e for _, v in rest for e in v])]
     body = "".join(
-        f'<tr><td data-label="{label.title()}">{html.escape(k)}</td><td class="n" data-label="Events">{len(v)}</td>'
+        f'<tr><td data-label="{label.title()}"{" class=rest" if i >= BREAKDOWN_ROWS else ""}>{html.escape(k)}</td><td class="n" data-label="Events">{len(v)}</td>'
         f'<td class="n" data-label="Customers">{sum(e.customers for e in v):,}</td>'
         f'<td class="n" data-label="Customer-min">{sum(e.customer_minutes(as_of) for e in v):,.0f}</td>'
         f'<td class="n" data-label="Share">{sum(e.customer_minutes(as_of) for e in v) / total:.0%}</td></tr>'
-        for k, v in rows)
+        for i, (k, v) in enumerate(rows))
     return (f'<table class="cardlist"><thead><tr><th>{label.title()}</th><th class="n">Events</th>'
             f'<th class="n">Customers</th><th class="n">Customer-min</th><th class="n">Share</th></tr></thead>'
             f"<tbody>{body}</tbody></table>")

@@ -242,7 +242,7 @@ def test_merge_partial_restore_split_and_a_note_to_customers(service, browser):
     # partial restore: the farms' fuse FF is back by switching; the event stays open with the village's 20
     _act(page, "#f-restore", "#devices", "FF", "Restore")
     wait_until(page, f"window.omsConsole.events.get('{event_id}') && "
-                     f"window.omsConsole.events.get('{event_id}').customers_out === 20", 20_000)
+                     f"window.omsConsole.events.get('{event_id}').customers_out === 20", 60_000)  # see stop 25
     row = page.locator(f"#grid-body tr[data-id='{event_id}']")
     wait_until(page, f"document.querySelector(\"#grid-body tr[data-id='{event_id}']\").innerText.includes('20')")
     assert "R1" in row.inner_text()
