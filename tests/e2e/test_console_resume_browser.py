@@ -128,6 +128,7 @@ def test_a_gap_older_than_the_replay_buffer_reloads_the_board_not_the_page(servi
         while broker.seq < seq0 + 3:
             assert time.monotonic() < deadline, "the service published nothing"
             time.sleep(0.05)
+        app.state.oms.live.settle()  # every report consumed: the engine's events are final before they are compared
         relay.up()
         open_now = sorted(
             e.event_id for e in app.state.oms.live.engine.all_events() if e.open and not e.merged_into
