@@ -46,6 +46,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -367,13 +368,19 @@ class Worker:
         re-send only the messages in flight (one per sending thread), never a whole claimed batch."""
         if job.msg is not None and job.msg.channel in self.serial:
             return self._deliver_alone(job)
+        return self._in_group(job, lambda: self._send(job))
+
+    def _in_group(self, job: Job, send: Callable[[], None]) -> Job:
+        """``send`` (which notes its outcome on ``job``), then the result committed in the recorder's next group;
+        returns once it is committed (or failed: then the lease expires and the row is re-sent with its key). The
+        recorder waits for every thread counted in ``_sending`` before it commits a group."""
         with self._stats_lock:
             self._sending += 1
         try:
-            self._send(job)
+            send()
             done = threading.Event()
             self._results.put((job, done))
-            done.wait()  # committed (or failed: then the lease expires and the row is re-sent with its key)
+            done.wait()
         finally:
             with self._stats_lock:
                 self._sending -= 1
@@ -406,22 +413,16 @@ class Worker:
                 self._send(job, finish, throttle=finish is None)  # a staged message took its token already
                 self._record_retrying([job])
             return job
-        with self._stats_lock:
-            self._sending += 1  # the recorder waits for this result before committing a group
-        try:
-            with self._accepting:  # the acceptance and its line in the journal: one at a time
+
+        def accept_and_journal() -> None:  # one at a time; once journaled, a crash re-sends nothing (recover)
+            with self._accepting:
                 self._send(job, finish, throttle=finish is None)
                 if job.outcome == "accepted":
                     ack = None if job.ack_event is None else (job.audience, job.ack_event, *job.ack_etr)
                     self.journal.append(job.row_id, job.key, job.provider_id, job.attempts, job.msg.channel, ack)
                     job.journaled = True
-            done = threading.Event()
-            self._results.put((job, done))  # committed with others: a crash now re-sends nothing (recover)
-            done.wait()
-        finally:
-            with self._stats_lock:
-                self._sending -= 1
-        return job
+
+        return self._in_group(job, accept_and_journal)
 
     def _record_retrying(self, jobs: list[Job]) -> None:
         for attempt in range(3):  # a deadlock or a restarting database is usually gone on the next try
@@ -659,6 +660,10 @@ _DELIVERY_INSERT = insert(NotifyDelivery.__table__)
 _OUTBOX_UPDATE = update(OutboxMessage.__table__).where(OutboxMessage.__table__.c.id == bindparam("b_id"))
 
 
+def _by_b_id(row: dict) -> int:
+    return row["b_id"]
+
+
 def serve(args: argparse.Namespace) -> int:
     """Deliver (and with ``--plan``, plan) until SIGTERM or SIGINT; then finish the batch in hand and exit 0."""
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -703,7 +708,3 @@ def serve(args: argparse.Namespace) -> int:
         worker.close()
         db.dispose()
     return 0
-
-
-def _by_b_id(row: dict) -> int:
-    return row["b_id"]
