@@ -139,17 +139,20 @@ def _breakdown(events: Sequence, key: str, as_of: datetime, label: str) -> str:
     groups: dict[str, list] = defaultdict(list)
     for e in events:
         groups[getattr(e, key) or "(unknown)"].append(e)
-    total = sum(e.customer_minutes(as_of) for e in events) or 1.0
-    rows = sorted(groups.items(), key=lambda kv: -sum(e.customer_minutes(as_of) for e in kv[1]))
+    cmi = {k: sum(e.customer_minutes(as_of) for e in v) for k, v in groups.items()}
+    total = sum(cmi.values()) or 1.0
+    rows = [(k, groups[k], cmi[k]) for k in sorted(groups, key=lambda k: -cmi[k])]
     if len(rows) > BREAKDOWN_ROWS + 1:  # the long tail in one row: a utility may have hundreds of areas
         rest = rows[BREAKDOWN_ROWS:]
-        rows = rows[:BREAKDOWN_ROWS] + [(f"{len(rest)} other {label}s", [e for _, v in rest for e in v])]
+        rows = rows[:BREAKDOWN_ROWS] + [(f"{len(rest)} other {label}s", [e for _, v, _ in rest for e in v],
+                                         sum(m for _, _, m in rest))]
     body = "".join(
-        f'<tr><td data-label="{label.title()}"{" class=rest" if i >= BREAKDOWN_ROWS else ""}>{html.escape(k)}</td><td class="n" data-label="Events">{len(v)}</td>'
+        f'<tr><td data-label="{label.title()}"{" class=rest" if i >= BREAKDOWN_ROWS else ""}>{html.escape(k)}</td>'
+        f'<td class="n" data-label="Events">{len(v)}</td>'
         f'<td class="n" data-label="Customers">{sum(e.customers for e in v):,}</td>'
-        f'<td class="n" data-label="Customer-min">{sum(e.customer_minutes(as_of) for e in v):,.0f}</td>'
-        f'<td class="n" data-label="Share">{sum(e.customer_minutes(as_of) for e in v) / total:.0%}</td></tr>'
-        for i, (k, v) in enumerate(rows))
+        f'<td class="n" data-label="Customer-min">{m:,.0f}</td>'
+        f'<td class="n" data-label="Share">{m / total:.0%}</td></tr>'
+        for i, (k, v, m) in enumerate(rows))
     return (f'<table class="cardlist"><thead><tr><th>{label.title()}</th><th class="n">Events</th>'
             f'<th class="n">Customers</th><th class="n">Customer-min</th><th class="n">Share</th></tr></thead>'
             f"<tbody>{body}</tbody></table>")
