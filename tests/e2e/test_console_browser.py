@@ -239,10 +239,19 @@ def test_merge_partial_restore_split_and_a_note_to_customers(service, browser):
     wait_until(page, f"window.omsConsole.events.get('{event_id}').customers_out === 23")
     _open_row(page, "R1")
 
+    # the dispatcher types while the stream redraws the panel (one more call): what was typed, and the cursor, stay;
+    # an emptied devices field would turn the partial restore below into a whole one
+    calls = page.inner_text("#evidence-summary").split()[0]
+    page.fill("#devices", "FF")
+    _report(base, "ACC-0001")
+    wait_until(page, f"!document.querySelector('#evidence-summary').textContent.startsWith('{calls} calls')", 15_000)
+    assert page.input_value("#devices") == "FF"
+    assert page.evaluate("document.activeElement.id") == "devices"
+
     # partial restore: the farms' fuse FF is back by switching; the event stays open with the village's 20
     _act(page, "#f-restore", "#devices", "FF", "Restore")
-    wait_until(page, f"window.omsConsole.events.get('{event_id}') && "
-                     f"window.omsConsole.events.get('{event_id}').customers_out === 20", 60_000)  # see stop 25
+    wait_until(page, f"window.omsConsole.events.get('{event_id}').customers_out === 20")
+    assert page.input_value("#devices") == ""  # done: the form is emptied
     row = page.locator(f"#grid-body tr[data-id='{event_id}']")
     wait_until(page, f"document.querySelector(\"#grid-body tr[data-id='{event_id}']\").innerText.includes('20')")
     assert "R1" in row.inner_text()

@@ -31,13 +31,21 @@ export class Detail {
       await api(method, url, body);
       toast(`${label}: done`);
       this.after(this.id);
+      return true;
     } catch (e) {
       toast(`${label}: ${e.message}`, true);
+      return false;
     }
   }
 
+  // A form is emptied once its action is done; until then a refresh keeps what was typed (see typed()). The panel
+  // may have been redrawn while the action ran, so the form is looked up again by its id.
   form(id, legend, fields, submit, onsubmit) {
-    return el('form', { id, class: 'act', onsubmit: (e) => { e.preventDefault(); onsubmit(new FormData(e.target)); } },
+    const send = async (e) => {
+      e.preventDefault();
+      if (await onsubmit(new FormData(e.target))) this.panel.querySelector(`form#${id}`)?.reset();
+    };
+    return el('form', { id, class: 'act', onsubmit: send },
       el('fieldset', {}, el('legend', { text: legend }), ...fields, el('button', { type: 'submit', text: submit })));
   }
 
@@ -97,6 +105,7 @@ export class Detail {
       t.to ? ` → ${stateWords(t.to)}` : '', t.detail && t.detail.crew ? ` (${t.detail.crew})` : '',
       t.detail && t.detail.note ? el('q', { class: 'note', text: t.detail.note }) : '',
       t.detail && t.detail.note ? ` to ${t.detail.recipients} ${t.detail.recipients === 1 ? 'person' : 'people'}` : '')));
+    const typed = this.rendered === ev.id ? this.typed() : null;
     this.panel.replaceChildren(
       el('h3', {}, el('b', { class: `tb t${ev.tier}`, text: `P${ev.tier}` }), ` ${ev.id}`),
       el('p', { class: 'reason-full', id: 'detail-reason', text: ev.priority_reason || row.reason || '' }),
@@ -104,6 +113,32 @@ export class Detail {
       el('h4', { text: 'Evidence' }),
       el('p', { id: 'evidence-summary', text: `${d.calls_total} calls · ${d.last_gasps} last gasps · pings: ${pings || 'none'} · SCADA: ${(d.scada || []).join(', ') || 'none'}${d.medical ? ` · ${d.medical} medical` : ''}` }),
       calls, el('h4', { text: 'Timeline' }), timeline);
+    this.rendered = ev.id;
+    if (typed) this.retype(typed);
+  }
+
+  // The stream refreshes the open event often in a storm. What the dispatcher has typed or chosen in its forms, and
+  // where the cursor is, must survive that: a devices field emptied under the cursor turns a partial restore into
+  // a whole one.
+  typed() {
+    const fields = [...this.panel.querySelectorAll('.actions [name]')].map((f) =>
+      [f.closest('form').id, f.name, f.type === 'checkbox' ? f.checked : f.value]);
+    const a = document.activeElement, focused = a && this.panel.contains(a) && a.name ? a : null;
+    return { fields, focus: focused && [focused.closest('form')?.id, focused.name, focused.selectionStart, focused.selectionEnd] };
+  }
+
+  retype({ fields, focus }) {
+    const field = (form, name) => this.panel.querySelector(`form#${form} [name="${name}"]`);
+    for (const [form, name, value] of fields) {
+      const f = field(form, name);
+      if (!f) continue;
+      if (f.type === 'checkbox') f.checked = value;
+      else if (f.tagName !== 'SELECT' || [...f.options].some((o) => o.value === value)) f.value = value;
+    }
+    const f = focus && field(focus[0], focus[1]);
+    if (!f) return;
+    f.focus();
+    if (focus[2] != null && f.setSelectionRange) try { f.setSelectionRange(focus[2], focus[3]); } catch (e) { /* a select */ }
   }
 
   // A P1's response target (OMS_P1_RESPONSE_MINUTES): a crew on site by start + target; met, due, or late.
