@@ -65,7 +65,13 @@ def free_port() -> int:
 
 @dataclass
 class ServerProcess:
-    """``oms serve`` in a child process (its own interpreter: the load generator must not share its core)."""
+    """``oms serve`` in a child process (its own interpreter: the load generator must not share its core).
+
+    ``own_session``: start it in a session of its own (``setsid``). Linux's scheduler (with autogroups, the
+    default on desktops and on this project's shared machine) divides a busy CPU between sessions first: in the
+    load generator's session, the server is charged for every request the generator makes and waits while the
+    generator's burst is paid back (the main thread of ``oms serve`` was seen runnable but not running for 0.5 s
+    while 1,000 map viewers polled). A deployed server shares no session with its clients either."""
 
     database_url: str
     territory: str | None = None
@@ -73,24 +79,43 @@ class ServerProcess:
     env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
     proc: subprocess.Popen | None = None
+    own_session: bool = False
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120.0) -> ServerProcess:
-        cmd = [sys.executable, "-m", "api.commands", "serve", "--port", str(self.port), "--database-url",
-               self.database_url, "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "api.commands",
+            "serve",
+            "--port",
+            str(self.port),
+            "--database-url",
+            self.database_url,
+            "--log-level",
+            "warning",
+        ]
         if self.territory:
             cmd += ["--territory", self.territory]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **self.env}, stdout=out,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env={**os.environ, **self.env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=self.own_session,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"oms serve exited with status {self.proc.returncode}"
-                                   + (f"; see {self.log_path}" if self.log_path else ""))
+                raise RuntimeError(
+                    f"oms serve exited with status {self.proc.returncode}"
+                    + (f"; see {self.log_path}" if self.log_path else "")
+                )
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
                     return self
@@ -120,6 +145,17 @@ class ServerProcess:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def wait_seconds(self) -> float:
+        """Seconds the server's threads have spent runnable but waiting for a CPU (Linux ``schedstat``): how much
+        a shared machine's scheduler held it back, whatever it was doing."""
+        total = 0
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):  # a thread that just ended
+                continue
+        return total / 1e9
+
     def health(self) -> dict:
         return httpx.get(self.url + "/health", timeout=10).json()
 
@@ -133,7 +169,9 @@ class ServerProcess:
         raise TimeoutError(f"reports still pending after {timeout:.0f} s")
 
 
-def http_request(method: str, path: str, body: dict | list | None, headers: dict[str, str] | None = None) -> bytes:
+def http_request(
+    method: str, path: str, body: dict | list | None, headers: dict[str, str] | None = None
+) -> bytes:
     payload = b"" if body is None else json.dumps(body).encode()
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(payload)}"]
     if body is not None:
@@ -150,8 +188,13 @@ class Result:
     index: int
 
 
-async def _one_connection(host: str, port: int, next_request: Callable[[], tuple[int, bytes] | None],
-                          results: list[Result], deadline: float) -> None:
+async def _one_connection(
+    host: str,
+    port: int,
+    next_request: Callable[[], tuple[int, bytes] | None],
+    results: list[Result],
+    deadline: float,
+) -> None:
     reader = writer = None
     while time.monotonic() < deadline:
         item = next_request()
@@ -187,8 +230,15 @@ async def _one_connection(host: str, port: int, next_request: Callable[[], tuple
         writer.close()
 
 
-def hammer(port: int, make: Callable[[int], bytes], *, concurrency: int, total: int | None = None,
-           seconds: float | None = None, host: str = "127.0.0.1") -> tuple[list[Result], float]:
+def hammer(
+    port: int,
+    make: Callable[[int], bytes],
+    *,
+    concurrency: int,
+    total: int | None = None,
+    seconds: float | None = None,
+    host: str = "127.0.0.1",
+) -> tuple[list[Result], float]:
     """Send requests ``make(i)`` on ``concurrency`` keep-alive connections until ``total`` are sent or ``seconds``
     pass. Returns the results (status 0 = connection failure) and the elapsed time."""
     counter = iter(range(total if total is not None else 1 << 62))
@@ -201,8 +251,9 @@ def hammer(port: int, make: Callable[[int], bytes], *, concurrency: int, total: 
         results: list[Result] = []
         deadline = time.monotonic() + (seconds if seconds is not None else 1e9)
         t0 = time.perf_counter()
-        await asyncio.gather(*(_one_connection(host, port, next_request, results, deadline)
-                               for _ in range(concurrency)))
+        await asyncio.gather(
+            *(_one_connection(host, port, next_request, results, deadline) for _ in range(concurrency))
+        )
         return results, time.perf_counter() - t0
 
     return asyncio.run(main())
