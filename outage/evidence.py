@@ -354,7 +354,10 @@ class EvidenceMixin:
         logp, _, e_call, e_meter, h_odds, _ = self._lik_terms(rs, ami)
         e = e_meter if source in ("ami", "ping") else e_call
         h = 0.0 if hint is None else (h_odds if hint else -h_odds)
-        leaf = max(0.0, logp.get("service", -9.0) + e - (h_odds if hint else 0.0))
+        # the answer is about the neighbours: it weighs for (or against) the device hypotheses only; under the
+        # drop, as under no outage, the neighbours are on (counting "out too" against the drop as well counted it
+        # twice against "not out"'s once)
+        leaf = max(0.0, logp.get("service", -9.0) + e)
         return e, h, leaf
 
     def _update_likelihood(self, chain: list[int]) -> None:

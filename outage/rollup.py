@@ -213,8 +213,8 @@ class RollUpMixin:
         logp = terms[0]
         # oper less the caller's own evidence terms: the prior ratio and the silence of d's other customers
         base = self._oper[d] - self._esum[d] - logp.get("service", -9.0)
-        h = self._sp_ev[k][1]  # "neighbours out too" counts for d and against the drop (_evidence_llr), "not" for it
-        return base + h + max(h, 0.0) > 0.0
+        h = self._sp_ev[k][1]  # the answer, once: "neighbours out too" for d, "not out" against it (_evidence_llr)
+        return base + h > 0.0
 
     def _gather(
         self, top: int, t: datetime, ami_t: datetime | None = None, own: tuple[int, list[int]] | None = None

@@ -10,6 +10,7 @@ from outage_feeders import T0, at, call, engine, keys, one_rule_set, tree_feeder
 
 from outage.engine import OutageEngine
 from outage.reports import AmiEvent, Report
+from outage.rules import DEFAULT_FAULT_PRIOR, DeviceRule, Likelihood, RuleSet
 
 
 # -- the caller's "are your neighbours out too?" answer ---------------------------------------------------------------
@@ -179,3 +180,27 @@ def test_calls_only_lose_no_report_and_keep_answer_counts_exact(msgs):
                 assert rid not in holders
                 holders[rid] = ev.event_id
     assert set(holders) == set(outs)
+
+
+def test_a_neighbours_out_too_answer_counts_once_against_the_service_drop():
+    """One caller saying "my neighbours are out too", under a rule set whose transformer rule asks two calls: the
+    likelihood puts the event on the transformer or the service drop. The answer weighs for the transformer by
+    the odds of the answer (neighbours_odds, 5) once, as "not out" weighs against it once; it is not also held
+    against the drop (under which, as under no outage, the neighbours are on). Defaults: the transformer fails
+    3.3 times as often as one drop; each silent neighbour calls at 0.25: x 0.75. Eight customers: 3.3 x 5 x
+    0.75^7 = 2.2, the transformer; twelve: 3.3 x 5 x 0.75^11 = 0.70, the drop (counted twice: 3.5)."""
+    rules = one_rule_set(devices={**RuleSet().devices, "transformer": DeviceRule(min_calls=2, min_share=0.5)})
+    for n, want in ((8, {"T1.1.1"}), (12, {"sp:sp1.1.1.1"})):
+        eng = engine({"fuses": 1, "xfmrs": 2, "sps": n}, rules=rules)
+        eng.ingest_report(call("r1", "sp1.1.1.1", neighbours_out=True))
+        assert keys(eng) == want, n
+
+
+def test_the_service_drops_likelihood_does_not_hear_the_neighbours_answer():
+    """The drop's term (the best explanation below a transformer) is the same whatever the caller answered about
+    the neighbours: the answer weighs on the device hypotheses only (here drops fail often enough for it to show)."""
+    lk = Likelihood(fault_prior={**DEFAULT_FAULT_PRIOR, "service": 0.05})
+    eng = engine({"fuses": 1, "xfmrs": 2, "sps": 3}, rules=one_rule_set(likelihood=lk))
+    t = eng.grid.device_index["T1.1.1"]
+    leaves = {hint: eng._evidence_llr(t, "call", hint)[2] for hint in (None, True, False)}
+    assert leaves[None] > 0.0 and leaves[True] == leaves[None] == leaves[False]
