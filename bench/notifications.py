@@ -20,9 +20,11 @@ load generator — shares one machine, so on 2 cores the rates are bounded by th
 Delivery: the SMS gateway honours ``Idempotency-Key`` (a repeated key gets the first message's id), so by default
 the workers are told so (``--keyed sms``) and send SMS on their threads; e-mail (SMTP has no keys) goes one
 message at a time per worker process, which bounds what a killed worker can make a person receive twice to one
-message. ``--keyed ""`` puts SMS on the one-at-a-time lane too.
+message. ``--keyed ""`` puts SMS on the one-at-a-time lane too. E-mail throughput therefore grows with worker
+processes, not threads: the default of 4 is what a storm of 50,000 reports needs for an acknowledgment p99 under
+30 s (goal) with 20,000 e-mails; 2 processes gave 31 s on an idle 2-core machine (stop 26).
 
-    .venv/bin/python bench/notifications.py [--reports 50000] [--workers 2] [--threads 16] [--keyed sms] [--database-url URL] [--json]
+    .venv/bin/python bench/notifications.py [--reports 50000] [--workers 4] [--threads 16] [--keyed sms] [--database-url URL] [--json]
 """
 
 from __future__ import annotations
@@ -191,6 +193,7 @@ def _run(tmp: Path, url: str, reports: int, workers: int, concurrency: int, faul
         "ack_latency_p99_s": round(float(np.percentile(lat, 99)), 3) if lat.size else None,
         "ack_latency_max_s": round(float(lat.max()), 3) if lat.size else None,
         "acks_over_15_min": int((lat > 900).sum()) + sum(1 for r in rows if r.status != "sent"),
+        "goal_ack_p99_under_30s": bool(lat.size) and float(np.percentile(lat, 99)) < 30.0,
         "sent_per_s": round(sent_times.size / span, 1) if span == span and span > 0 else None,
         "drain_after_storm_s": round(drain_s, 1),
         "sms_delivered": gateway.received.total, "email_delivered": smtp.received.total,
@@ -205,7 +208,8 @@ def _run(tmp: Path, url: str, reports: int, workers: int, concurrency: int, faul
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--reports", type=int, default=50_000)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=4, help="notification worker processes (e-mail goes one at a "
+                                                           "time per process)")
     p.add_argument("--threads", type=int, default=16, help="sending threads per worker (keyed channels)")
     p.add_argument("--keyed", default="sms", help="channels the workers are told honour Idempotency-Key (comma "
                                                    "separated; the bench's SMS gateway does; \"\": none)")
@@ -233,7 +237,7 @@ def main() -> int:
             ("worker CPU per message", f"{out['worker_cpu_ms_per_message']} ms (all workers together)"),
             ("acknowledgments", f"{out['acks']:,} ({out['acks_with_contact']:,} with contact)"),
             ("ack latency p50 / p99 / max", f"{out['ack_latency_p50_s']} / {out['ack_latency_p99_s']} / "
-                                            f"{out['ack_latency_max_s']} s"),
+                                            f"{out['ack_latency_max_s']} s (goal p99 < 30 s)"),
             ("acks over 15 min (goal 0)", out["acks_over_15_min"]),
             ("notifications sent per second", out["sent_per_s"]),
             ("SMS / email delivered", f"{out['sms_delivered']:,} / {out['email_delivered']:,}"),
