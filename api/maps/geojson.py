@@ -305,10 +305,12 @@ class MapData:
                 "properties": {
                     "layer": "event", "id": e.event_id, "device": e.device_id, "tier": e.tier,
                     "class": e.event_class, "status": e.status, "customers_out": e.customers_out,
-                    "cause": e.cause or None, "crew_status": e.crew_status or None,
-                    "etr_low": iso(e.etr_low), "etr_high": iso(e.etr_high),
-                    "etr_probability": e.etr_probability, "started": iso(e.started),
                     "explanation": e.explanation,
+                    # what is not known yet is left out, not sent as null: 10,000 events are 0.4 MB less
+                    **{k: v for k, v in (("cause", e.cause or None), ("crew_status", e.crew_status or None),
+                                         ("etr_low", iso(e.etr_low)), ("etr_high", iso(e.etr_high)),
+                                         ("etr_probability", e.etr_probability), ("started", iso(e.started)))
+                       if v is not None},
                 },
             })
         for c in state.crews:

@@ -103,6 +103,8 @@ def test_dispatcher_geojson_events_crews_routes_and_dead_sections(data):
     ev = by_layer["event"][0]["properties"]
     assert ev["tier"] == 3 and ev["explanation"].startswith("9 calls") and ev["etr_high"] == "2024-07-01T21:30:00Z"
     assert by_layer["crew"][0]["properties"]["status"] == "en route"
+    farm = by_layer["event"][1]["properties"]  # no ETR yet: the keys are left out, not null
+    assert "etr_low" not in farm and "etr_probability" not in farm and None not in farm.values()
     route = by_layer["route"][0]["geometry"]["coordinates"]
     assert route[0] == [11.495, 49.995] and route[-1] == [11.53, 50.01]
     assert fc["summary"]["events_by_tier"] == {"P1": 0, "P2": 0, "P3": 1, "P4": 1}
