@@ -298,8 +298,6 @@ class LiveEngine(DispatchActions, QueueThread):
         for row in reports:
             try:
                 changes += eng.ingest_report(_domain_report(row))
-                ev = eng.event_of_report(str(row.id))
-                report_event[row.id] = ev.event_id if ev is not None else None
                 consumed["report"].append(row.id)
             except (KeyError, ValueError) as exc:
                 log.warning("report %s not analysed: %s", row.id, exc)
@@ -315,6 +313,9 @@ class LiveEngine(DispatchActions, QueueThread):
                 consumed["scada"].append(row.id)
             except (KeyError, ValueError) as exc:
                 log.warning("SCADA message %s not analysed: %s", row.id, exc)
+        for rid in consumed["report"]:  # where each report is after the whole pass (a later one may have moved it)
+            ev = eng.event_of_report(str(rid))
+            report_event[rid] = ev.event_id if ev is not None else None
         now = self.clock()
         # one journal entry per kind and pass, listing the ids in the order the engine took them
         journal = [{"kind": kind, "ref_id": None, "at": now, "payload": {"ids": ids}}
@@ -396,7 +397,25 @@ class LiveEngine(DispatchActions, QueueThread):
             messages.append((kind, event_message(values)))
         for old_id, into in merged:  # reports follow their event
             session.execute(update(Report).where(Report.event_id == old_id).values(event_id=into))
+        self._relink_cancelled(session, [eid for eid, kind in kinds.items() if kind == "event_cancelled"])
         return messages
+
+    def _relink_cancelled(self, session, event_ids: list[str]) -> None:
+        """Reports of a cancelled event that the engine placed again (an event superseded when its device was no
+        longer supported, ``outage.rollup``) follow it to their new event, so that whoever called still leads to
+        their open outage (notes, notices, the status page). A dispatcher's cancel leaves them where they are."""
+        if not event_ids:
+            return
+        rows = session.scalars(select(Report.id).where(Report.event_id.in_(event_ids))).all()
+        moved = {}
+        for rid in rows:
+            ev = self.engine.event_of_report(str(rid))
+            if ev is not None and ev.event_id not in event_ids:
+                moved[rid] = ev.event_id
+        if moved:
+            table = Report.__table__
+            session.execute(table.update().where(table.c.id == bindparam("_id")).values(event_id=bindparam("_event")),
+                            [{"_id": rid, "_event": eid} for rid, eid in moved.items()])
 
     def _write_events(self, session, eids: list[str], now: datetime) -> tuple[dict[str, Any], dict[str, dict]]:
         """Upsert the rows of events ``eids`` and append their new history, with bulk Core statements (the ORM

@@ -370,3 +370,20 @@ def test_an_injected_clock_drives_intake_checks_plans_and_maps(db_url, tokens):
         for path in ("/console/board.json", "/console/board.json?ids="):
             board = c.get(path, headers=c.as_(D)).json()
             assert board["now"].startswith("2031-01-02T03:04") and board["clock"] == "test time"
+
+
+def test_a_caller_follows_their_report_when_the_engine_places_it_again(client):
+    """One call under fuse F1 is the fuse's event; a neighbour under it then says their power is on: the engine
+    cancels that event and places the call again, on the caller's own service. The report's row (what the status
+    page, notes and notices follow) leads to the new open event, not to the cancelled one."""
+    ref = report(client, "A-sp1")
+    client.wait_processed()
+    (first,) = events(client)
+    report(client, "A-sp2", power="on")
+    client.wait_processed()
+    (now,) = events(client)
+    assert now["id"] != first["id"] and now["sp_id"] == "sp1"
+    with Database(client.app.state.oms.settings.database_url).read() as session:
+        linked = session.scalars(select(Report.event_id).where(Report.reference == ref)).one()
+    assert linked == now["id"]
+    assert client.get(f"/reports/{ref}").json()["status"] == "linked"
