@@ -317,6 +317,7 @@ class RollUpMixin:
         window = rs.separation.total_seconds()
         others = int(g.hi[top] - g.lo[top])
         best, onset = math.log(rs.call_separation_odds), None
+        memo: dict = {}
         for i in range(1, len(units)):
             if not units[i - 1][4]:
                 break  # the top's own evidence is in the earlier part
@@ -325,7 +326,8 @@ class RollUpMixin:
             if not later or not any(cs for cs, _, _ in earlier):
                 continue
             silent = others - sum(len(cs) + q for cs, q, _ in earlier) - len(later)
-            lo = log_odds_separate(earlier, later, max(0, silent), 0.0, p_call, median, rs.call_delay_sigma, window)
+            lo = log_odds_separate(earlier, later, max(0, silent), 0.0, p_call, median, rs.call_delay_sigma, window,
+                                   memo)
             if lo > best:
                 best, onset = lo, units[i][0]
         return onset

@@ -69,15 +69,27 @@ def log_odds_separate(
     median: float,
     sigma: float,
     window: float,
+    memo: dict | None = None,
 ) -> float:
     """log odds of separate outages against one: ``earlier`` is, per earlier event, (its callers' call times, its
     customers without a call, the log prior of its device failing); ``later`` the later group's call times and
-    ``later_silent`` the device's other customers without a call."""
+    ``later_silent`` the device's other customers without a call.
+
+    ``memo``: one dict for the calls with the same other arguments. The roll-up tries every split of the same
+    events: each event's own evidence, and the one-outage evidence of all calls, are then computed once."""
     args = (now, p_call, median, sigma, window)
+    memo = {} if memo is None else memo
+
+    def evidence(calls: Sequence[float], silent: int) -> float:
+        key = (tuple(calls), silent)
+        if key not in memo:
+            memo[key] = onset_log_evidence(calls, silent, *args)
+        return memo[key]
+
     all_calls = [c for calls, _, _ in earlier for c in calls] + list(later)
     silent = later_silent + sum(s for _, s, _ in earlier)
-    one = onset_log_evidence(all_calls, silent, *args)
+    one = evidence(all_calls, silent)
     apart = onset_log_evidence(later, later_silent, *args)
     for calls, quiet, log_prior in earlier:
-        apart += log_prior + onset_log_evidence(calls, quiet, *args)
+        apart += log_prior + evidence(calls, quiet)
     return apart - one
