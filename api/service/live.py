@@ -412,10 +412,7 @@ class LiveEngine(DispatchActions, QueueThread):
             ev = self.engine.event_of_report(str(rid))
             if ev is not None and ev.event_id not in event_ids:
                 moved[rid] = ev.event_id
-        if moved:
-            table = Report.__table__
-            session.execute(table.update().where(table.c.id == bindparam("_id")).values(event_id=bindparam("_event")),
-                            [{"_id": rid, "_event": eid} for rid, eid in moved.items()])
+        _link_reports(session, moved)
 
     def _write_events(self, session, eids: list[str], now: datetime) -> tuple[dict[str, Any], dict[str, dict]]:
         """Upsert the rows of events ``eids`` and append their new history, with bulk Core statements (the ORM
@@ -708,12 +705,17 @@ def _mark_processed(session, model, ids: list[int], now: datetime) -> None:
 
 
 def _mark_reports(session, report_event: dict[int, str | None], now: datetime) -> None:
-    """Mark reports processed and point each at its event (None: not analysed) in one executemany: one new row
-    version per report instead of two, and no UPDATE per event (in a storm most events are one caller's)."""
+    """Mark reports processed and point each at its event (None: not analysed)."""
+    _link_reports(session, report_event, processed_at=now)
+
+
+def _link_reports(session, report_event: dict[int, str | None], **values) -> None:
+    """Point each report at its event (and set ``values``) in one executemany: one new row version per report, and
+    no UPDATE per event (in a storm most events are one caller's)."""
     table = Report.__table__
     if report_event:
         session.execute(table.update().where(table.c.id == bindparam("_id"))
-                        .values(processed_at=now, event_id=bindparam("_event")),
+                        .values(event_id=bindparam("_event"), **values),
                         [{"_id": rid, "_event": eid} for rid, eid in report_event.items()])
 
 
