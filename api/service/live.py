@@ -30,6 +30,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.errors import ApiError
 from api.service.actions import DispatchActions
 from api.service.intake import Committed
+from api.service.intake_rows import (
+    MODELS,
+    chunks,
+    domain_report,
+    link_reports,
+    load_rows,
+    mark_processed,
+    mark_reports,
+    read_rows,
+)
 from api.service.messages import event_message
 from api.service.queue_thread import QueueThread
 from api.service.review import unmatched_messages
@@ -283,7 +293,7 @@ class LiveEngine(DispatchActions, QueueThread):
     # ================================================================ intake -> engine
     def _process(self, batch: list[Committed]) -> None:
         with self._lock:
-            reports, meters, scada = _load_rows(self.db, batch)
+            reports, meters, scada = load_rows(self.db, batch)
             self._consume(reports, meters, scada, publish=True)
 
     def _consume(self, reports: list[Report], meters: list[MeterMessage], scada: list[ScadaMessage],
@@ -297,7 +307,7 @@ class LiveEngine(DispatchActions, QueueThread):
         consumed: dict[str, list[int]] = {"report": [], "meter": [], "scada": []}
         for row in reports:
             try:
-                changes += eng.ingest_report(_domain_report(row))
+                changes += eng.ingest_report(domain_report(row))
                 consumed["report"].append(row.id)
             except (KeyError, ValueError) as exc:
                 log.warning("report %s not analysed: %s", row.id, exc)
@@ -323,9 +333,9 @@ class LiveEngine(DispatchActions, QueueThread):
         with self.db.write() as session, session.begin():
             if journal:
                 session.execute(JournalEntry.__table__.insert(), journal)
-            _mark_reports(session, {r.id: report_event.get(r.id) for r in reports}, now)
-            _mark_processed(session, MeterMessage, [m.id for m in meters], now)
-            _mark_processed(session, ScadaMessage, [s.id for s in scada], now)
+            mark_reports(session, {r.id: report_event.get(r.id) for r in reports}, now)
+            mark_processed(session, MeterMessage, [m.id for m in meters], now)
+            mark_processed(session, ScadaMessage, [s.id for s in scada], now)
             messages = self._persist_events(session, changes, now) + unmatched_messages(reports, report_event)
         self.stats["processed"] += len(reports) + len(meters) + len(scada)
         for kind, rows in (("meter", meters), ("scada", scada)):
@@ -412,7 +422,7 @@ class LiveEngine(DispatchActions, QueueThread):
             ev = self.engine.event_of_report(str(rid))
             if ev is not None and ev.event_id not in event_ids:
                 moved[rid] = ev.event_id
-        _link_reports(session, moved)
+        link_reports(session, moved)
 
     def _write_events(self, session, eids: list[str], now: datetime) -> tuple[dict[str, Any], dict[str, dict]]:
         """Upsert the rows of events ``eids`` and append their new history, with bulk Core statements (the ORM
@@ -420,7 +430,7 @@ class LiveEngine(DispatchActions, QueueThread):
         (the columns :data:`_KEPT` names, keyed by event id) and the values written."""
         table, history = Event.__table__, EventHistory.__table__
         before: dict[str, Any] = {}
-        for chunk in _chunks(eids):
+        for chunk in chunks(eids):
             before.update((r.id, r) for r in session.execute(
                 select(table.c.id, *(table.c[c] for c in _KEPT)).where(table.c.id.in_(chunk))))
         inserts, updates, steps, written = [], [], [], {}
@@ -542,12 +552,12 @@ class LiveEngine(DispatchActions, QueueThread):
         for j in chunk:
             if j.kind in by_kind:
                 by_kind[j.kind].extend(j.payload["ids"])
-        rows = {kind: {r.id: r for r in _rows(session, MODELS[kind], ids)} for kind, ids in by_kind.items()}
+        rows = {kind: {r.id: r for r in read_rows(session, MODELS[kind], ids)} for kind, ids in by_kind.items()}
         eng, changes = self.engine, []
         for j in chunk:
             if j.kind == "report":
                 for i in j.payload["ids"]:
-                    changes += eng.ingest_report(_domain_report(rows["report"][i]))
+                    changes += eng.ingest_report(domain_report(rows["report"][i]))
             elif j.kind == "meter":
                 changes += eng.ingest_ami([AmiEvent(m.meter, m.kind, m.at) for m in (rows["meter"][i]
                                                                                     for i in j.payload["ids"])])
@@ -667,70 +677,6 @@ class LiveEngine(DispatchActions, QueueThread):
 
     def known_device(self, device_id: str) -> bool:
         return self.directory is None or device_id in self.directory.devices
-
-
-MODELS = {"report": Report, "meter": MeterMessage, "scada": ScadaMessage}
-
-
-def _rows(session, model, ids: list[int]) -> list:
-    """Plain rows (attribute access by column name) for ``ids``, in id order; cheaper than ORM objects."""
-    out = []
-    table = model.__table__
-    for chunk in _chunks(ids):
-        out += session.execute(select(table).where(table.c.id.in_(chunk))).all()
-    out.sort(key=lambda r: r.id)
-    return out
-
-
-def _chunks(ids: list, size: int = 900) -> Iterable[list]:
-    """``ids`` in slices small enough for an ``IN (...)`` list (SQLite allows 999 bound parameters)."""
-    return (ids[i:i + size] for i in range(0, len(ids), size))
-
-
-def _load_rows(db: Database, batch: list[Committed]):
-    ids: dict[str, list[int]] = {"report": [], "meter": [], "scada": []}
-    for c in batch:
-        ids[c.kind].extend(c.ids)
-    with db.read() as session:
-        reports, meters, scada = (_rows(session, MODELS[k], ids[k]) for k in ("report", "meter", "scada"))
-    # a row already processed (the restart path got to it first) is not fed twice
-    return ([r for r in reports if r.processed_at is None], [m for m in meters if m.processed_at is None],
-            [s for s in scada if s.processed_at is None])
-
-
-def _mark_processed(session, model, ids: list[int], now: datetime) -> None:
-    table = model.__table__  # Core, not ORM-enabled UPDATE: this runs for every intake batch
-    for chunk in _chunks(ids):
-        session.execute(table.update().where(table.c.id.in_(chunk)).values(processed_at=now))
-
-
-def _mark_reports(session, report_event: dict[int, str | None], now: datetime) -> None:
-    """Mark reports processed and point each at its event (None: not analysed)."""
-    _link_reports(session, report_event, processed_at=now)
-
-
-def _link_reports(session, report_event: dict[int, str | None], **values) -> None:
-    """Point each report at its event (and set ``values``) in one executemany: one new row version per report, and
-    no UPDATE per event (in a storm most events are one caller's)."""
-    table = Report.__table__
-    if report_event:
-        session.execute(table.update().where(table.c.id == bindparam("_id"))
-                        .values(event_id=bindparam("_event"), **values),
-                        [{"_id": rid, "_event": eid} for rid, eid in report_event.items()])
-
-
-def _domain_report(row: Report):
-    from outage.reports import Report as DomainReport
-
-    hazards = set(row.hazards or ())
-    contact = row.contact or {}
-    return DomainReport(report_id=str(row.id), time=row.received_at, sp_id=row.sp_id,
-                        lon=row.lon if row.sp_id is None else None, lat=row.lat if row.sp_id is None else None,
-                        channel=row.channel, power=row.power, wires_down="wires_down" in hazards,
-                        fire_sparks="fire_sparks" in hazards, tree_on_line="tree_on_line" in hazards,
-                        visible_damage="visible_damage" in hazards, medical_equipment=row.medical_equipment,
-                        neighbours_out=row.neighbours_out, text=row.comment or "",
-                        notify=contact.get("prefer", "none") if contact.get("prefer") != "voice" else "voice")
 
 
 #: ``events`` columns the engine does not always own, with their value for a new row: see
