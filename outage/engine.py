@@ -116,6 +116,7 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         # the same for the likelihood, which keeps frozen events' service points until they close
         self._lik_out = [0] * n
         self._lik_out_m = [0] * n  # ... of them metered
+        self._lik_out_c = [0] * n  # ... their customers
         self._out_cust = [0] * n
         self._on = [0] * n
         # per transformer: callers with out-evidence who say their neighbours are out too
@@ -123,6 +124,7 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         self._nohint = [0] * n  # ... and who say their neighbours are NOT out
         self._sp_hint: dict[int, bool] = {}  # service point -> its caller's neighbours answer (counted above)
         self._pred_children = [0] * n
+        self._counted = [False] * n  # predicted and counted as a predicted child (rollup._on_its_floor)
         self._active = [0] * n  # children (devices) with out-evidence
         self._pred = [False] * n
         # likelihood roll-up (see outage.rules): per device the log-likelihood that it operated, of the best

@@ -81,7 +81,7 @@ class EvidenceMixin:
             self._closed_tele,
             self._lik_out,
         )
-        lik_out_m, metered = self._lik_out_m, g.metered[k]
+        lik_out_m, lik_out_c, metered = self._lik_out_m, self._lik_out_c, g.metered[k]
         if chain:
             e, h, leaf = self._evidence_llr(chain[0], source, hint)
             self._sp_ev[k] = (e, h, leaf)
@@ -94,6 +94,7 @@ class EvidenceMixin:
             out_sps[d] += 1
             lik_out[d] += 1
             lik_out_m[d] += metered
+            lik_out_c[d] += c
             self._out_cust[d] += c
             esum[d] += eh
         if hint is not None and chain and g.is_transformer[chain[0]]:
@@ -272,11 +273,12 @@ class EvidenceMixin:
             e, h, leaf = self._sp_ev.pop(k, (0.0, 0.0, 0.0))
             if chain:
                 self._below[chain[0]] -= leaf
-            esum, eh, lik_out, lik_out_m = self._esum, e + h, self._lik_out, self._lik_out_m
+            esum, eh, lik_out, lik_out_m, lik_out_c = self._esum, e + h, self._lik_out, self._lik_out_m, self._lik_out_c
             metered = self.grid.metered[k]
             for d in chain:
                 lik_out[d] -= 1
                 lik_out_m[d] -= metered
+                lik_out_c[d] -= c
                 esum[d] -= eh
         if rules:
             if chain:
@@ -371,8 +373,8 @@ class EvidenceMixin:
             self._lik_out,
             g.parent,
         )
-        on, tele, kind, lo, hi, n_met = self._on, self._closed_tele, g.kind, g.lo, g.hi, g.n_metered
-        terms_of, kept, out_m = self._lik_terms, self._likelihood_kept, self._lik_out_m
+        on, tele, kind, n_met, n_cust = self._on, self._closed_tele, g.kind, g.n_metered, g.device_customers
+        terms_of, kept, out_m, out_c = self._lik_terms, self._likelihood_kept, self._lik_out_m, self._lik_out_c
         ami_feeder, dev_feeder, full = self._ami_feeder, self._dev_feeder, self._fully_metered
         rs_prev = ami_prev = terms = None
         for d in chain:
@@ -388,10 +390,11 @@ class EvidenceMixin:
             if on[d] or tele[d] or m == 0:
                 o = -math.inf
             else:
-                # silent metered customers at the feeder's rate (meters and calls), unmetered ones at the call rate
-                quiet_m = n_met[d] - out_m[d]
-                o = (logp.get(kind[d], -9.0) + esum[d] + quiet_m * silent
-                     + (hi[d] - lo[d] - m - quiet_m) * silent_unmetered)
+                # every silent customer at the call rate (each customer of a service point may call: ten flats
+                # behind one service that stay silent weigh as ten), and each silent meter at the feeder's last-gasp
+                # rate on top (silent - silent_unmetered: nothing where the feeder's meters send no last gasps)
+                o = (logp.get(kind[d], -9.0) + esum[d] + (n_met[d] - out_m[d]) * (silent - silent_unmetered)
+                     + (n_cust[d] - out_c[d]) * silent_unmetered)
             oper[d] = o
             b = below[d]
             new = o if o > b else b

@@ -121,12 +121,31 @@ class RollUpMixin:
             if not ok and diff > margin:
                 if out >= rule.min_calls and (rule.children == "evidence" or self._pred_children[d] > 0):
                     return True
-                # opt-in (RuleSet.likelihood_below_floor): below its call floor, a lateral device (fuse,
-                # sectionalizer) still operated when the likelihood clearly says so on pending evidence alone (a
-                # small fuse whose few customers are silent is likelier than its transformer: it fails ten times as
-                # often); a settled, earlier outage never helps it
-                return rs.likelihood_below_floor and rule.children == "evidence" and self._lik_out[d] == out
+                # RuleSet.likelihood_below_floor: below its call floor, a lateral device (fuse, sectionalizer)
+                # still operated when the likelihood says so on pending evidence alone (a small fuse whose few
+                # customers are silent is likelier than its transformer: it fails ten times as often); a settled,
+                # earlier outage never helps it, nor does it lift a device a crew has just closed (a call from below
+                # it then is a nested outage); a fuse feeding just one transformer is left to its class's choice
+                # (_equiv_choice, _lone_call_transformer): against its twin it would win on the prior alone
+                return (rs.likelihood_below_floor and rule.children == "evidence" and self._lik_out[d] == out
+                        and g.equiv[d] is None and not self._closed_by_crew(d, rs))
         return ok
+
+    def _on_its_floor(self, d: int) -> bool:
+        """Whether predicted ``d`` has its rule's call floor (``min_calls``; of a class of devices with the same
+        customers, the lowest floor). Only then does it count as a predicted child for the backbone rule above
+        it: a fuse the likelihood lifts on one call is the likeliest device to patrol, not evidence that the
+        feeder is out, so lone calls spread over laterals never add up to a recloser or breaker."""
+        g = self.grid
+        rs = self._ruleset_dev(d)
+        floors = [r.min_calls for m in (g.equiv[d] or (d,)) if (r := rs.devices.get(g.rule_kind[m])) is not None]
+        return self._out_sps[d] >= min(floors, default=1)
+
+    def _closed_by_crew(self, d: int, rs) -> bool:
+        """Whether a crew restored an outage at ``d`` within the nested window before the latest call."""
+        tr = self._restored_at.get(d)
+        return (tr is not None and bool(self._call_times)
+                and self._call_times[-1] - tr.event.restored_at <= rs.nested_window)
 
     def _reevaluate(self, chain: list[int], t: datetime | None = None) -> None:
         """Re-evaluate rules bottom-up along a chain; demoted devices dissolve their events. With ``t``, a device
@@ -139,14 +158,17 @@ class RollUpMixin:
             new = self._passes(d)
             if new != self._pred[d]:
                 self._pred[d] = new
-                members = equiv[d]  # one device of a class is predicted: it counts as the class's child
-                p = parent[members[0] if members is not None else d]
-                if p >= 0:
-                    self._pred_children[p] += 1 if new else -1
                 if new:
                     promoted = True
                 else:
                     demoted.append(d)
+            counted = new and self._on_its_floor(d)
+            if counted != self._counted[d]:
+                self._counted[d] = counted
+                members = equiv[d]  # one device of a class is predicted: it counts as the class's child
+                p = parent[members[0] if members is not None else d]
+                if p >= 0:
+                    self._pred_children[p] += 1 if counted else -1
         for d in demoted:
             tr = self._event_at.get(d)
             if tr is not None and not tr.frozen:
@@ -195,8 +217,9 @@ class RollUpMixin:
         model (:mod:`outage.rules`). An event is made for the call either way; it belongs on the likelier device:
         a transformer fails more often than one drop comes down, so on a transformer of a few customers it is the
         better bet unless the caller says the neighbours are not out; the silence of the others tells against it
-        as their number grows. The transformer is not predicted by this (no backbone rule counts it as a
-        predicted child): the event only sits there."""
+        as their number grows. A fuse feeding only this transformer (the same customers) adds its own, higher,
+        prior. The transformer is not predicted by this (no backbone rule counts it as a predicted child): the
+        event only sits there."""
         g = self.grid
         rs = self._ruleset_dev(d)
         if (
@@ -213,6 +236,11 @@ class RollUpMixin:
         logp = terms[0]
         # oper less the caller's own evidence terms: the prior ratio and the silence of d's other customers
         base = self._oper[d] - self._esum[d] - logp.get("service", -9.0)
+        members = g.equiv[d]
+        if members is not None:  # a fuse feeding only this transformer could have operated too: the class's prior
+            own = logp.get(g.kind[d], -9.0)
+            base += math.log(sum(math.exp(logp.get(g.kind[m], -9.0) - own)
+                                 for m in members if not self._closed_tele[m]))
         h = self._sp_ev[k][1]  # the answer, once: "neighbours out too" for d, "not out" against it (_evidence_llr)
         return base + h > 0.0
 

@@ -2,7 +2,8 @@
 
 A :class:`DeviceRule` per device kind says how much evidence predicts that kind of device:
 
-* ``min_calls``    distinct service points with out-evidence beneath it (a floor, always required);
+* ``min_calls``    distinct service points with out-evidence beneath it (a floor, required but for the
+                   likelihood's lift of a small fuse on calls alone, ``RuleSet.likelihood_below_floor``);
 * ``min_children`` distinct children directly beneath it with out-evidence (child devices, or for a transformer
                    its service points, where a caller saying "my neighbours are out too" counts as one more);
 * ``min_child_share`` share of its children that must count for the children test to pass;
@@ -19,7 +20,8 @@ below it is out; those that sent nothing were silent at the expected detection r
 by lower, independent faults* (each child device or service drop on its own, or a call from a customer who is not
 out). Both are log-likelihoods relative to "nothing is out", built from the :class:`Likelihood` parameters below:
 
-    operated(d) = log prior(kind) + sum(evidence LLR of service points out below d) + silent(d) * log(1 - p_detect)
+    operated(d) = log prior(kind) + sum(evidence LLR of service points out below d)
+                  + silent customers(d) * log(1 - p_call) + silent meters(d) * log(1 - p_gasp)
     below(d)    = sum over children c of best(c),    best(c) = max(operated(c), below(c))
     service point with evidence: best = max(0 [a false call], log prior(service) + evidence LLR)
 
@@ -168,11 +170,12 @@ class RuleSet:
     #: stand alone
     likelihood_check: bool = True
     likelihood_margin: float = 1.0
-    #: calls only, opt-in: the likelihood's second opinion may also lift a lateral device (fuse, sectionalizer)
-    #: below its call floor (``min_calls``), on pending evidence alone: one call under a small fuse whose other
-    #: customers are silent, where the fuse's prior outweighs that silence. Off by default: the engine's contract is
-    #: that one call never lifts a fuse (tests/outage/test_rollup_calls_only.py)
-    likelihood_below_floor: bool = False
+    #: calls only: the likelihood's second opinion may also lift a lateral device (fuse, sectionalizer) below its
+    #: call floor (``min_calls``), on pending evidence alone: one call under a small fuse whose few other customers
+    #: are silent, where the fuse's prior (it operates ten times as often as a transformer fails) outweighs that
+    #: silence. Silence counts customers, not service points, so one call from a block of flats never lifts the
+    #: fuse above it: the flats' neighbours under the fuse would have called. Off: one call never lifts a fuse
+    likelihood_below_floor: bool = True
     #: unconfirmed -> probable after this long without contrary evidence (ArcFM: 20 min, Oracle-like: 15 min)
     probable_after: timedelta = timedelta(minutes=15)
     #: evidence this far apart under one device is a new outage (time separation)
@@ -260,8 +263,9 @@ def storm_rules() -> RuleSet:
         "breaker": DeviceRule(min_calls=4, min_children=3, min_share=0.6, min_child_share=0.4,
                               children="predicted"),
     }
+    # the storm floors are the utility's word: the likelihood does not lift a fuse below them
     return RuleSet(name="storm", devices=devices, probable_after=timedelta(minutes=20),
-                   ami_bellwether_only=True)
+                   ami_bellwether_only=True, likelihood_below_floor=False)
 
 
 def likelihood_rules(likelihood: Likelihood | None = None) -> RuleSet:

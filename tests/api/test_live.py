@@ -112,8 +112,9 @@ def test_replan_assigns_crews_sets_etr_and_keeps_manual_decisions(client):
     report(client, "A-sp5")
     report(client, "A-sp3")
     client.wait_processed()
-    e5, e3 = (next(e["id"] for e in events(client) if e["sp_id"] == sp or e["device_id"] == dev)
-              for sp, dev in (("sp5", "T4"), ("sp3", "T2")))
+    # each call is its own event: sp5's on its transformer, sp3's on its transformer or the small fuse above it
+    e5, e3 = (next(e["id"] for e in events(client) if e["sp_id"] == sp or e["device_id"] in devs)
+              for sp, devs in (("sp5", ("T4",)), ("sp3", ("T2", "F2"))))
     # the dispatcher pins C2 on e5; the optimizer must keep that whatever it prefers
     manual = client.post("/assignments", json={"event_id": e5, "crew_id": "C2"}, headers=client.as_(D)).json()
     assert live.replan() is not None

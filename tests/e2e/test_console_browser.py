@@ -215,13 +215,15 @@ def _open_row(page, device):
 def test_merge_partial_restore_split_and_a_note_to_customers(service, browser):
     base, tokens, app = service
     page, errors, foreign = _console(service, browser)
-    _report(base, "ACC-0020")  # farm 1 (transformer TF1)
+    # farm 1: one call under the farms' fuse FF (three farms, one customer each; the two others silent) is the
+    # fuse's event, as it blows ten times as often as a transformer fails
+    _report(base, "ACC-0020")
     _report(base, "ACC-0000")  # a village home
     wait_until(page, "document.querySelector('#event-count').textContent === '(2)'", 15_000)
 
     # merge: the village call belongs to the farm's event (the dispatcher knows better); one event is left
-    _open_row(page, "TF1")
-    farm = page.evaluate("[...window.omsConsole.events.values()].find((r) => r.device_id === 'TF1').id")
+    _open_row(page, "FF")
+    farm = page.evaluate("[...window.omsConsole.events.values()].find((r) => r.device_id === 'FF').id")
     other = page.evaluate(f"[...window.omsConsole.events.keys()].find((id) => id !== '{farm}')")
     _act(page, "#f-merge", "#merge", other, "Merge")
     wait_until(page, "document.querySelector('#event-count').textContent === '(1)'")
@@ -289,10 +291,10 @@ def test_reject_a_plan_and_resume_after_a_dropped_stream(service, browser):
     assert broker.subscriber_count >= 1
     for loop, q in list(broker._subscribers):
         loop.call_soon_threadsafe(q.put_nowait, None)
-    _report(base, "ACC-0021")  # farm 2 (TF2), while the console is off the stream
+    _report(base, "ACC-0021")  # farm 2 (its fuse FF: one call under three farms), while the console is off the stream
     wait_until(page, "window.omsConsole.live.resumes >= 1", 20_000)
     wait_until(page, "document.querySelector('#conn').textContent === 'Live'", 20_000)
-    wait_until(page, "document.querySelector('#grid-body').innerText.includes('TF2')", 20_000)
+    wait_until(page, "document.querySelector('#grid-body').innerText.includes('FF')", 20_000)
     assert page.evaluate("window.__sameDocument === true")  # resumed in place, not reloaded
     assert page.evaluate("window.omsConsole.live.boardReloads") == 0
     assert page.inner_text("#event-count") == "(2)"

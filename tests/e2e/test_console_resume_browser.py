@@ -73,7 +73,7 @@ def test_after_its_network_drops_the_console_replays_what_it_missed(service, bro
         relay.down(answer)
         wait_until(page, "document.querySelector('#conn').textContent.startsWith('Reconnecting')", 15_000)
         seq_down = page.evaluate("window.omsConsole.seq")
-        # meanwhile: a new outage (farm 2, TF2) and another dispatcher assigns crew C1 to the town's event
+        # meanwhile: a new outage (farm 2, its fuse FF) and another dispatcher assigns crew C1 to the town's event
         _report(base, "ACC-0021")
         auth = {"Authorization": f"Bearer {tokens['dispatcher']}"}
         r = httpx.post(
@@ -91,12 +91,12 @@ def test_after_its_network_drops_the_console_replays_what_it_missed(service, bro
             time.sleep(0.1)
         if answer:  # the browser gives up on a stream answered 503; the console tries again from its cursor
             wait_until(page, "window.omsConsole.live.connects >= 2", 30_000)
-        assert "TF2" not in page.inner_text("#grid-body")  # nothing reached the page while it was cut off
+        assert "FF" not in page.inner_text("#grid-body")  # nothing reached the page while it was cut off
         assert page.evaluate("window.omsConsole.seq") == seq_down
 
         relay.up()
         wait_until(page, "document.querySelector('#conn').textContent === 'Live'", 45_000)
-        wait_until(page, "document.querySelector('#grid-body').innerText.includes('TF2')", 15_000)
+        wait_until(page, "document.querySelector('#grid-body').innerText.includes('FF')", 15_000)
         wait_until(page, f"window.omsConsole.events.get('{town}').assignment !== null", 10_000)
         assert "Crew one" in _row_text(page, "TT1")
         wait_until(page, f"window.omsConsole.seq === {app.state.oms.broker.seq}", 10_000)
@@ -158,8 +158,8 @@ def test_the_dropped_stream_of_a_slow_console_resumes_by_replay(service, browser
     broker = app.state.oms.broker
     for loop, q in list(broker._subscribers):  # as Broker does to a subscriber whose queue is full
         loop.call_soon_threadsafe(q.put_nowait, None)
-    _report(base, "ACC-0021")  # farm 2 (TF2), while the console is off the stream
-    wait_until(page, "document.querySelector('#grid-body').innerText.includes('TF2')", 20_000)
+    _report(base, "ACC-0021")  # farm 2 (its fuse FF: one call under three farms), while the console is off the stream
+    wait_until(page, "document.querySelector('#grid-body').innerText.includes('FF')", 20_000)
     assert page.evaluate("window.omsConsole.live.resumes") >= 1
     assert page.evaluate("window.omsConsole.live.boardReloads") == 0 and boards == []
     assert page.evaluate("window.__sameDocument === true")

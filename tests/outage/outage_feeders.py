@@ -33,12 +33,13 @@ def _build(nodes: dict[str, tuple[float, float]], segs: list[tuple], sps: list[t
 
 
 def tree_feeder(fuses: int = 3, xfmrs: int = 3, sps: int = 3, feeders: int = 1,
-                critical: dict[str, str] | None = None) -> Network:
+                critical: dict[str, str] | None = None, customers: dict[str, int] | None = None) -> Network:
     """``feeders`` feeders on one substation; each: BRK{f} -> R{f} -> F{f}.{i} -> T{f}.{i}.{j} -> sp{f}.{i}.{j}.{k}.
 
-    Every service point has one customer and meter ``M-<sp_id>``; ``critical`` maps sp ids to a critical kind.
+    Every service point has meter ``M-<sp_id>`` and one customer (``customers`` maps sp ids to more);
+    ``critical`` maps sp ids to a critical kind.
     """
-    critical = critical or {}
+    critical, customers = critical or {}, customers or {}
     nodes = {"S": (11.5, 50.0)}
     segs, sp_rows = [], []
     for f in range(1, feeders + 1):
@@ -59,7 +60,7 @@ def tree_feeder(fuses: int = 3, xfmrs: int = 3, sps: int = 3, feeders: int = 1,
                 segs.append((f"T{f}.{i}.{j}", fn, tn, "transformer", False, f"FD{f}"))
                 for k in range(1, sps + 1):
                     sid = f"sp{f}.{i}.{j}.{k}"
-                    sp_rows.append((sid, tn, 1, critical.get(sid, "none")))
+                    sp_rows.append((sid, tn, customers.get(sid, 1), critical.get(sid, "none")))
     return _build(nodes, segs, sp_rows, [("SUB1", "S")], "tree")
 
 

@@ -114,7 +114,6 @@ def test_calls_from_one_transformer_of_a_small_fuse_predict_the_fuse():
     # fuses operate ten times as often as transformers fail, and only four customers are silent: the fuse
     eng = engine(SMALL_FUSE)
     eng.ingest_report(call("r1", "sp1.1.1.1"))
-    assert keys(eng) == {"T1.1.1"}  # one call still never lifts a fuse (the transformer of three: likelier than the drop)
     eng.ingest_report(call("r2", "sp1.1.1.2", 3))
     (ev,) = eng.events
     assert ev.key == "F1.1" and sorted(ev.reports) == ["r1", "r2"]
@@ -125,6 +124,50 @@ def test_calls_from_one_transformer_of_a_small_fuse_predict_the_fuse():
     assert keys(eng) == {"T1.1.1"}
 
 
+def test_one_call_lifts_a_small_fuse_the_likelihood_favours():
+    """One call under a fuse of two transformers (six customers, five silent): the fuse fails ten times as often as
+    a transformer, which outweighs the silence, so the event is on the fuse, below its call floor of two. Without
+    RuleSet.likelihood_below_floor, and under the storm rules (their floors are the utility's word), it stays on the
+    caller's transformer."""
+    for rules, want in ((None, {"F1.1"}), (one_rule_set(likelihood_below_floor=False), {"T1.1.1"})):
+        eng = engine(SMALL_FUSE, rules=rules)
+        eng.ingest_report(call("r1", "sp1.1.1.1"))
+        assert keys(eng) == want
+    eng = engine(SMALL_FUSE)
+    eng.switch_rules(None, "storm")
+    eng.ingest_report(call("r1", "sp1.1.1.1"))
+    assert keys(eng) == {"T1.1.1"}
+
+
+def test_one_call_from_a_block_of_flats_does_not_lift_the_fuse_above_it():
+    """Silence counts customers: a block of ten flats behind one service point (alone on its transformer) under a
+    fuse whose two other service points hold ten flats each. One call from the block leaves the fuse's twenty other
+    households silent; had the fuse blown, some of them would have called. The event stays on the block's
+    transformer (counted by service points, three of them with two silent, the fuse would win on its prior)."""
+    flats = {f"sp1.1.{j}.1": 10 for j in (1, 2, 3)}
+    eng = engine({"fuses": 2, "xfmrs": 3, "sps": 1, "customers": flats})
+    eng.ingest_report(call("r1", "sp1.1.1.1"))
+    (ev,) = eng.events
+    assert ev.key == "T1.1.1" and ev.customers == 10
+    # the same feeder with one household per service point: the fuse is the likelier device
+    eng = engine({"fuses": 2, "xfmrs": 3, "sps": 1})
+    eng.ingest_report(call("r1", "sp1.1.1.1"))
+    assert keys(eng) == {"F1.1"}
+
+
+def test_lone_calls_under_many_small_fuses_do_not_lift_the_recloser():
+    """A fuse the likelihood lifts on one call is the likeliest device to patrol, not a predicted outage that the
+    backbone rules count: one call under each of five small fuses leaves the recloser and breaker alone."""
+    eng = engine({"fuses": 5, "xfmrs": 2, "sps": 3})
+    for i in range(1, 6):
+        eng.ingest_report(call(f"r{i}", f"sp1.{i}.1.1", i))
+    assert keys(eng) == {f"F1.{i}" for i in range(1, 6)}
+    # a second call under each fuse puts every fuse on its floor: now they count, and the recloser is predicted
+    for i in range(1, 6):
+        eng.ingest_report(call(f"s{i}", f"sp1.{i}.2.1", 10 + i))
+    assert "R1" in keys(eng)
+
+
 # -- devices with the same customers ---------------------------------------------------------------------------------
 def test_a_fuse_feeding_one_transformer_is_chosen_once_its_customers_are_out():
     # one call and "my neighbours are out too": the transformer's rule passes, so its customers are out; the fuse
@@ -133,10 +176,18 @@ def test_a_fuse_feeding_one_transformer_is_chosen_once_its_customers_are_out():
     eng = engine(feeder)
     eng.ingest_report(call("r1", "sp1.1.1.1", neighbours_out=True))
     assert keys(eng) == {"F1.1"}
-    # one call with nothing else is not enough for either
+    # one call with nothing else predicts neither; its event sits on the transformer, likelier than the drop with
+    # the prior of the fuse feeding only it (0.11 against 0.003, five customers silent), and says so
     eng = engine(feeder)
     eng.ingest_report(call("r1", "sp1.1.1.1"))
-    assert keys(eng) == {"sp:sp1.1.1.1"}
+    (ev,) = eng.events
+    assert ev.key == "T1.1.1" and "one call" in ev.history[0].reason
+    # a caller who says the neighbours have power weighs five to one against it (callers are often wrong): the pair
+    # still wins on a transformer of six (0.11 x 0.75^5 / 5 > 0.003), not on one of twelve (0.75^11)
+    for sps, want in ((6, "T1.1.1"), (12, "sp:sp1.1.1.1")):
+        eng = engine({"xfmrs": 1, "sps": sps})
+        eng.ingest_report(call("r1", "sp1.1.1.1", neighbours_out=False))
+        assert keys(eng) == {want}
 
 
 def test_a_backbone_device_with_the_same_customers_keeps_its_call_floor():

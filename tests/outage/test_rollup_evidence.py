@@ -56,7 +56,7 @@ def test_a_fuse_feeding_one_transformer_is_predicted_over_it_by_the_prior():
     feeder = {"xfmrs": 1, "sps": 6}
     eng = engine(feeder)
     eng.ingest_report(call("r1", "sp1.1.1.1"))
-    assert keys(eng) == {"sp:sp1.1.1.1"}
+    assert keys(eng) == {"T1.1.1"}  # one call: the fuse feeding only it adds its prior to the transformer's
     first = eng.events[0]
     eng.ingest_report(call("r2", "sp1.1.1.2", 1))
     (ev,) = eng.events
@@ -75,7 +75,7 @@ def test_a_fuse_feeding_one_transformer_is_predicted_over_it_by_the_prior():
 
 
 def test_a_single_call_under_a_twin_fuse_stays_a_single_service():
-    eng = engine({"xfmrs": 1})
+    eng = engine({"xfmrs": 1, "sps": 12})  # "not out" from one of twelve: the drop
     eng.ingest_report(call("r1", "sp1.1.1.1", neighbours_out=False))
     assert keys(eng) == {"sp:sp1.1.1.1"}
     # with no answer the transformer of three is likelier than the drop; the fuse keeps its floor of two calls
