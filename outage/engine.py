@@ -161,7 +161,9 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         self._event_at: dict[int, _Track] = {}  # device -> open pending event there
         self._frozen_at: dict[int, _Track] = {}  # device -> open frozen event there
         self._frozen_sp: dict[int, _Track] = {}  # service point -> open frozen single-service event
-        self._under: dict[int, set[_Track]] = {}  # device -> open events strictly below it
+        # device -> open events strictly below it, in the order they were registered: a set of tracks would iterate
+        # by memory address, and merges would then depend on it (the same calls, other events after a replay)
+        self._under: dict[int, dict[_Track, None]] = {}
         self._sp_track: dict[int, _Track] = {}  # service point -> event holding its out-evidence
         self._sp_last: dict[int, datetime] = {}  # service point -> last out report time
         self._sp_on: dict[int, datetime] = {}  # service points with power-on evidence -> its time

@@ -126,7 +126,7 @@ class LifeCycleMixin:
                 self._frozen_sp[tr.sp] = tr
             d = g.sp_first[tr.sp]
         while d >= 0:
-            self._under.setdefault(d, set()).add(tr)
+            self._under.setdefault(d, {})[tr] = None
             d = g.parent[d]
 
     def _unregister(self, tr: _Track) -> None:
@@ -143,7 +143,7 @@ class LifeCycleMixin:
         while d >= 0:
             s = self._under.get(d)
             if s is not None:
-                s.discard(tr)
+                s.pop(tr, None)
                 if not s:
                     del self._under[d]
             d = g.parent[d]
