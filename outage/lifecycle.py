@@ -393,7 +393,7 @@ class LifeCycleMixin:
             ev.substation_id = ",".join(sorted(subs))
             multi = len(feeders) > 1 or any(g.community[d] for d in tr.devices) or len(subs) > 1
             ev.event_class = EventClass.COMMUNITY if multi else EventClass.FEEDER
-            if tr.suspect and tr.lone:
+            if tr.suspect and self._one_service_point(tr):
                 ev.event_class = EventClass.CUSTOMER_SIDE
         elif tr.hazard_only:
             ev.event_class = EventClass.HAZARD
@@ -407,6 +407,11 @@ class LifeCycleMixin:
             ev.event_class = EventClass.CUSTOMER_SIDE if tr.suspect else EventClass.SINGLE_CUSTOMER
         ev.critical_customers = sum(ev.critical_kinds.values()) if ev.critical_kinds else 0
         self._explain(tr)
+
+    def _one_service_point(self, tr: _Track) -> bool:
+        """Whether ``tr`` is the outage of one service point: on the service point itself, on the transformer a lone
+        call sits on (``lone``), or on a device with no other service point below it."""
+        return tr.dev < 0 or tr.lone or self.grid.hi[tr.dev] - self.grid.lo[tr.dev] == 1
 
     def _explain(self, tr: _Track) -> None:
         tr.event.mark_changed()

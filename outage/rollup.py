@@ -292,6 +292,8 @@ class RollUpMixin:
                 actor=ENGINE,
                 reason=f"roll-up to {self.grid.kind[top]} {self.grid.device_ids[top]}",
             )
+            if self._one_service_point(tr):  # a call from below it may be customer-side too
+                self._lone_tracks[tr.event.event_id] = tr
         for child in absorb:
             self._absorb(tr, child, t, ENGINE, f"rolled up to {self.grid.device_ids[top]}")
         if tr.sps:
@@ -464,7 +466,7 @@ class RollUpMixin:
         del self._onsets[: bisect_left(self._onsets, horizon)]
         del self._call_times[: bisect_left(self._call_times, horizon)]
         for eid, tr in list(self._lone_tracks.items()):
-            if not tr.event.open or len(tr.sps) > 1 or (tr.dev >= 0 and not tr.lone):
+            if not tr.event.open or len(tr.sps) > 1 or not self._one_service_point(tr):
                 del self._lone_tracks[eid]
                 if tr.suspect:
                     tr.suspect = False
@@ -479,7 +481,7 @@ class RollUpMixin:
         """When the one call of ``tr`` came, if it is a call that could be customer-side: one call, no meter that
         can tell, no hazard, no medical equipment, not "my neighbours are out too"; else None."""
         ev = tr.event
-        if len(tr.sps) != 1 or tr.hazard_only or (tr.dev >= 0 and not tr.lone) or ev.state not in PREDICTED_STATES:
+        if len(tr.sps) != 1 or tr.hazard_only or not self._one_service_point(tr) or ev.state not in PREDICTED_STATES:
             return None
         ((k, reps),) = tr.sps.items()
         g = self.grid
@@ -516,15 +518,23 @@ class RollUpMixin:
     def _customer_side(self, tr: _Track, now: datetime) -> bool:
         """Calls only: whether the one call of ``tr`` is likelier a customer-side problem than an outage: the odds
         of the fitted rates (``_fit_lone_calls``) at the call's time, against ``RuleSet.customer_side_odds``. Never
-        for the calls ``_lone_call_time`` leaves out."""
+        for the calls ``_lone_call_time`` leaves out.
+
+        A call is judged again for half a ``customer_side_horizon``; then its judgement stands, as it does while
+        there are no figures to judge by. The fit covers the horizon before now: hours of quiet after a storm, with
+        the storm's outages leaving the horizon, say nothing new about a call made during it."""
         t = self._lone_call_time(tr)
-        fit = self._lone_fit
-        if t is None or fit is None:
+        if t is None:
             return False
         rs = self._ruleset_sp(tr.sp if tr.dev < 0 else next(iter(tr.sps)))
-        rho = self._onset_density(t, now, rs)
-        if rho is None or rs.customer_side_odds <= 0.0:
+        if rs.customer_side_odds <= 0.0:
             return False
+        if now - t > rs.customer_side_horizon / 2:
+            return tr.suspect
+        fit = self._lone_fit
+        rho = None if fit is None else self._onset_density(t, now, rs)
+        if rho is None:
+            return tr.suspect
         alpha, beta = fit
         return alpha * rho < rs.customer_side_odds * beta
 

@@ -215,7 +215,8 @@ class RuleSet:
     #: calls (rollup._fit_lone_calls); the odds of a call are then alpha x that rate over the customer-side rate.
     #: Until ``customer_side_min_onsets`` outages have begun (and as many lone calls came) nothing is judged; a
     #: duplicate call, a hazard, medical equipment or "my neighbours are out too" always speak for an outage.
-    #: Judged again every ``customer_side_window`` / 4 as the storm goes on
+    #: Judged again every ``customer_side_window`` / 4 as the storm goes on, for half a horizon after the call; then the
+    #: judgement stands. A call on a device serving only the caller's service point is a lone call too
     customer_side_odds: float = 0.5
     customer_side_window: timedelta = timedelta(minutes=20)
     customer_side_horizon: timedelta = timedelta(hours=6)

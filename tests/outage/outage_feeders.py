@@ -33,13 +33,14 @@ def _build(nodes: dict[str, tuple[float, float]], segs: list[tuple], sps: list[t
 
 
 def tree_feeder(fuses: int = 3, xfmrs: int = 3, sps: int = 3, feeders: int = 1,
-                critical: dict[str, str] | None = None, customers: dict[str, int] | None = None) -> Network:
+                critical: dict[str, str] | None = None, customers: dict[str, int] | None = None,
+                sps_at: dict[str, int] | None = None) -> Network:
     """``feeders`` feeders on one substation; each: BRK{f} -> R{f} -> F{f}.{i} -> T{f}.{i}.{j} -> sp{f}.{i}.{j}.{k}.
 
     Every service point has meter ``M-<sp_id>`` and one customer (``customers`` maps sp ids to more);
-    ``critical`` maps sp ids to a critical kind.
+    ``critical`` maps sp ids to a critical kind; ``sps_at`` gives transformers other than ``sps`` service points.
     """
-    critical, customers = critical or {}, customers or {}
+    critical, customers, sps_at = critical or {}, customers or {}, sps_at or {}
     nodes = {"S": (11.5, 50.0)}
     segs, sp_rows = [], []
     for f in range(1, feeders + 1):
@@ -58,7 +59,7 @@ def tree_feeder(fuses: int = 3, xfmrs: int = 3, sps: int = 3, feeders: int = 1,
                 tn = f"t{f}.{i}.{j}"
                 nodes[tn] = (11.52 + 0.01 * i, y0 + 0.002 * j)
                 segs.append((f"T{f}.{i}.{j}", fn, tn, "transformer", False, f"FD{f}"))
-                for k in range(1, sps + 1):
+                for k in range(1, sps_at.get(f"T{f}.{i}.{j}", sps) + 1):
                     sid = f"sp{f}.{i}.{j}.{k}"
                     sp_rows.append((sid, tn, customers.get(sid, 1), critical.get(sid, "none")))
     return _build(nodes, segs, sp_rows, [("SUB1", "S")], "tree")

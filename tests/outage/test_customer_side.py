@@ -38,8 +38,8 @@ def classes(eng) -> dict[str, EventClass]:
     return {e.key: e.event_class for e in eng.events}
 
 
-def run(reports, **kw):
-    eng = engine(FEEDER, **kw)
+def run(reports, feeder: dict = FEEDER, **kw):
+    eng = engine(feeder, **kw)
     for r in reports:
         eng.ingest_report(r)
     eng.tick(at(190))
@@ -53,6 +53,18 @@ def test_a_lone_call_long_after_the_storm_damage_is_customer_side():
     for sp in LONE_EARLY:
         assert got[f"sp:{sp}"] == EventClass.SINGLE_CUSTOMER, sp
     assert sum(c == EventClass.FEEDER for c in got.values()) == 30  # the thirty transformer outages
+
+
+def test_the_judgement_holds_through_the_quiet_hours_after_the_storm():
+    # eight hours on, the storm's outages have left the six-hour horizon: nothing new to judge by, so nothing changes
+    eng = run(storm_calls())
+    for minutes in range(195, 190 + 8 * 60, 30):
+        eng.tick(at(minutes))
+    got = classes(eng)
+    for sp in LONE_LATE:
+        assert got[f"sp:{sp}"] == EventClass.CUSTOMER_SIDE, sp
+    for sp in LONE_EARLY:
+        assert got[f"sp:{sp}"] == EventClass.SINGLE_CUSTOMER, sp
 
 
 def test_the_judgement_says_why_and_a_second_call_reverses_it():
@@ -86,3 +98,12 @@ def test_a_customer_side_event_is_no_outage_prediction_in_the_score():
     predicted = run_storm(engine(FEEDER), storm).predicted
     assert not any(k in predicted for k in (f"sp:{sp}" for sp in LONE_LATE))
     assert all(f"sp:{sp}" in predicted for sp in LONE_EARLY)
+
+
+def test_a_lone_call_on_a_transformer_of_one_customer_is_judged_too():
+    # that transformer passes its rule on its one customer's call: the call is a lone call all the same
+    eng = run(storm_calls(), feeder=dict(FEEDER, sps_at={"T2.7.4": 1, "T3.7.4": 1}))
+    got = classes(eng)
+    assert got["T2.7.4"] == EventClass.FEEDER  # LONE_EARLY[0]
+    assert got["T3.7.4"] == EventClass.CUSTOMER_SIDE  # LONE_LATE[0]
+    assert got[f"sp:{LONE_LATE[1]}"] == EventClass.CUSTOMER_SIDE
