@@ -132,9 +132,12 @@ def diagnose(net: Network, storms: int, seed: int, ami: bool, call_rate: float =
     """Where the score is lost, over the storms :func:`accuracy` runs: wrong events by the kind of their device
     (the rule it is judged by) and how they sit to the faults (above one: rolled up too far; below one: not far
     enough; a call from a customer who was not out; other), and missed faults (that sent a message) by kind,
-    nesting, size (service points) and the event nearest them (above, below, none)."""
+    nesting, size (service points) and the event nearest them (above, below, none). Without AMI, also the faults
+    the call-only ceiling finds and the engine misses, by why (``_short_of_ceiling``), and how many the engine finds
+    that the ceiling misses."""
     from collections import Counter
 
+    from outage.ceiling import ceiling_finds
     from outage.engine import OutageEngine
     from outage.simulate import _fault_of, generate_storm, run_storm, storm_engine
     from outage.storm import STORM_START, StormConfig
@@ -155,11 +158,17 @@ def diagnose(net: Network, storms: int, seed: int, ami: bool, call_rate: float =
     def inside(a: tuple[int, int], b: tuple[int, int]) -> bool:
         return b[0] <= a[0] and a[1] <= b[1] and a != b
 
-    wrong, missed = Counter(), Counter()
-    for i in range(storms):  # the seeds of outage.simulate.evaluate
-        storm = generate_storm(g, cfg, seed * 10_007 + i)
-        predicted = run_storm(storm_engine(g, storm, None, ami), storm).predicted
+    wrong, missed, short = Counter(), Counter(), Counter()
+    beyond = 0
+    all_storms = [generate_storm(g, cfg, seed * 10_007 + i) for i in range(storms)]  # outage.simulate.evaluate's
+    by_ceiling = [set()] * storms if ami else ceiling_finds(g, all_storms, cfg)
+    for storm, ceiling_found in zip(all_storms, by_ceiling, strict=True):
+        engine = storm_engine(g, storm, None, ami)
+        predicted = run_storm(engine, storm).predicted
         found = {_fault_of(storm, k) for k in predicted}
+        for f in ceiling_found - found:
+            short[_short_of_ceiling(g, storm, engine, f)] += 1
+        beyond += 0 if ami else len((found & storm.reporting) - ceiling_found)
         for k in predicted:
             if _fault_of(storm, k) is not None:
                 continue
@@ -180,7 +189,28 @@ def diagnose(net: Network, storms: int, seed: int, ami: bool, call_rate: float =
             n = a[1] - a[0]
             missed[f"{kind(f.key)}{' nested' if f.nested_in else ''} ({'1' if n == 1 else '2-5' if n <= 5 else '6+'}"
                    f" SPs): {near}"] += 1
-    return {"ami": ami, "wrong_events": dict(wrong.most_common()), "missed_faults": dict(missed.most_common())}
+    out = {"ami": ami, "wrong_events": dict(wrong.most_common()), "missed_faults": dict(missed.most_common())}
+    if not ami:
+        out["short_of_ceiling"] = dict(short.most_common())
+        out["beyond_ceiling"] = beyond
+    return out
+
+
+def _short_of_ceiling(g, storm, engine, fault: str) -> str:
+    """Why the engine missed ``fault``, which the call-only ceiling found: the ceiling is told which calls share a
+    cause; the engine may have put the fault's calls in one event with calls of another fault (or of customers not
+    out), judged its one call customer-side, put its calls alone on another device, or had no call on an account."""
+    from outage.events import EventClass
+
+    calls = {r.report_id for r in storm.reports if r.sp_id and storm.cause.get(g.sp_index[r.sp_id]) == fault}
+    events = [ev for ev in engine.events if calls & set(ev.reports)]
+    if not events:
+        return "no call on an account"
+    if all(ev.event_class == EventClass.CUSTOMER_SIDE for ev in events):
+        return "judged customer-side"
+    sp_of = {r.report_id: r.sp_id for r in storm.reports if r.sp_id}
+    others = {storm.cause.get(g.sp_index[sp_of[r]], "not out") for ev in events for r in ev.reports if r in sp_of}
+    return "calls merged with another fault's" if others - {fault} else "on another device"
 
 
 def _master_in(folder: Path) -> Path | None:
@@ -293,6 +323,10 @@ def _table(result: dict) -> str:
                        + ("; ".join(f"{k} {v}" for k, v in d["wrong_events"].items()) or "none"))
             out.append(f"{'':{len(r['territory']) + 2}}missed faults "
                        + ("; ".join(f"{k} {v}" for k, v in d["missed_faults"].items()) or "none"))
+            if "short_of_ceiling" in d:
+                out.append(f"{'':{len(r['territory']) + 2}}against the ceiling: faults it finds and the engine misses: "
+                           + ("; ".join(f"{k} {v}" for k, v in d["short_of_ceiling"].items()) or "none")
+                           + f"; faults the engine finds and it misses: {d['beyond_ceiling']}")
     for folder in result["skipped_folders"]:
         out.append(f"(skipped {folder}: no single master*.dss; name it with --dss)")
     out.append(f"{result['storms']} storms, seed {result['seed']}, call-in {result['call_rate']:.0%}; goals: AMI P and "

@@ -186,31 +186,48 @@ def group_candidates(grid: Grid, storm: Storm, config: StormConfig) -> tuple[lis
     return out, not_out
 
 
+def _ranked(
+    grid: Grid, storms: list[Storm], config: StormConfig, per_group: int
+) -> tuple[list[tuple[float, bool, int, str]], int, int, int]:
+    """Every storm's candidates (up to ``per_group`` a group) as (posterior, right, storm index, candidate key),
+    most likely first; with the faults that reported, the groups, and the groups of customers not out."""
+    items: list[tuple[float, bool, int, str]] = []
+    reporting = groups = not_out = 0
+    for i, storm in enumerate(storms):
+        reporting += len(storm.reporting)
+        cands, n_not_out = group_candidates(grid, storm, config)
+        groups += len(cands)
+        not_out += n_not_out
+        items += [(cand.posterior, cand.right, i, cand.key) for group in cands for cand in group[:per_group]]
+    items.sort(key=lambda x: -x[0])
+    return items, reporting, groups, not_out
+
+
+def _best(items: list[tuple[float, bool, int, str]], reporting: int) -> tuple[int, tuple, tuple]:
+    """How many of the ranked ``items`` the ceiling predicts (the threshold with the best lower of precision and
+    recall), with (threshold, precision, recall) there and the best (precision, recall) by the posteriors."""
+    best = best_expected = None
+    n_best = 0
+    right = expected = 0.0
+    for n, (p, ok, _, _) in enumerate(items, 1):
+        right += ok
+        expected += p
+        pr = (right / n, right / reporting if reporting else 1.0)
+        if best is None or min(pr) > min(best[1:]):
+            best, n_best = (p, *pr), n
+        ex = (expected / n, expected / reporting if reporting else 1.0)
+        if best_expected is None or min(ex) > min(best_expected):
+            best_expected = ex
+    return n_best, best, best_expected
+
+
 def call_only_ceiling(
     grid: Grid, storms: Iterable[Storm], config: StormConfig, per_group: int = 2
 ) -> Ceiling:
     """The ceiling over ``storms`` (all generated with ``config``): see the module docstring. ``per_group``: how
     many candidates of one group an engine may predict at once."""
-    items: list[tuple[float, bool]] = []
-    reporting = groups = not_out = 0
-    for storm in storms:
-        reporting += len(storm.reporting)
-        cands, n_not_out = group_candidates(grid, storm, config)
-        groups += len(cands)
-        not_out += n_not_out
-        items += [(cand.posterior, cand.right) for group in cands for cand in group[:per_group]]
-    items.sort(key=lambda x: -x[0])
-    best = best_expected = None
-    right = expected = 0.0
-    for n, (p, ok) in enumerate(items, 1):
-        right += ok
-        expected += p
-        pr = (right / n, right / reporting if reporting else 1.0)
-        if best is None or min(pr) > min(best[1:]):
-            best = (p, *pr)
-        ex = (expected / n, expected / reporting if reporting else 1.0)
-        if best_expected is None or min(ex) > min(best_expected):
-            best_expected = ex
+    items, reporting, groups, not_out = _ranked(grid, list(storms), config, per_group)
+    _, best, best_expected = _best(items, reporting)
     if best is None:
         return Ceiling(1.0, 1.0, 0.0 if reporting else 1.0, 1.0, 0.0 if reporting else 1.0, groups, not_out)
     return Ceiling(
@@ -222,3 +239,16 @@ def call_only_ceiling(
         groups,
         not_out,
     )
+
+
+def ceiling_finds(grid: Grid, storms: Iterable[Storm], config: StormConfig, per_group: int = 2) -> list[set[str]]:
+    """Per storm, the faults the ceiling finds (its right predictions, :func:`call_only_ceiling`). Set beside an
+    engine's finds, it shows where the engine falls short of the ceiling and where it does better."""
+    storms = list(storms)
+    items, reporting, _, _ = _ranked(grid, storms, config, per_group)
+    n, _, _ = _best(items, reporting)
+    found: list[set[str]] = [set() for _ in storms]
+    for _, right, i, key in items[:n]:
+        if right:  # the candidate is the fault's device, or one that cuts off the same customers
+            found[i].add(key if key in storms[i].truth_class else storms[i].alias[key])
+    return found

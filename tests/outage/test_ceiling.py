@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 from outage_feeders import random_territory
 
-from outage.ceiling import call_only_ceiling, group_candidates
+from outage.ceiling import call_only_ceiling, ceiling_finds, group_candidates
 from outage.engine import OutageEngine
 from outage.simulate import STORM_START, StormConfig, generate_storm, run_storm, score, storm_engine
 
@@ -81,6 +81,16 @@ def test_the_ceiling_is_above_what_the_engine_scores(grid, storms):
     assert ceiling.precision >= engine.precision
     assert 0.0 < ceiling.threshold <= 1.0
     assert ceiling.not_out_groups > 0
+
+
+def test_the_faults_the_ceiling_finds_are_its_recall(grid, storms):
+    """``ceiling_finds`` names the faults behind the ceiling's recall, to set beside an engine's (bench/feeders.py
+    --diagnose): each is a fault that reported, and their count over the reporting faults is the recall."""
+    ceiling = call_only_ceiling(grid, storms[:20], CONFIG)
+    found = ceiling_finds(grid, storms[:20], CONFIG)
+    assert all(f <= storm.reporting for f, storm in zip(found, storms[:20], strict=True))
+    reporting = sum(len(storm.reporting) for storm in storms[:20])
+    assert sum(map(len, found)) / reporting == pytest.approx(ceiling.recall, abs=1e-4)
 
 
 def test_customer_side_calls_are_what_keeps_the_ceiling_down(grid):
