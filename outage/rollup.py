@@ -6,8 +6,9 @@ counters along a chain change (:mod:`outage.evidence`), ``_reevaluate`` re-runs 
 favours, ``_equiv_choice``); devices that stop passing dissolve their events, whose evidence is placed again.
 ``_place`` puts new evidence in the event of the highest predicted device of its chain, gathering the events below
 it (``_gather``) — except earlier, separate outages, told apart by when their meters went dark or, with calls
-only, by when their customers called (``_call_onset``). Every new prediction is verified by pinging meters under
-it (``_verify``).
+only, by when their customers called (``_call_onset``). A backbone device whose evidence is all theirs opens no
+event for one late call (``_below_backbone_floor``): the next predicted device down takes it. Every new prediction
+is verified by pinging meters under it (``_verify``).
 
 Which devices are predicted (``_pred``, ``_pred_children``) is the state this part keeps; the events themselves
 are created, registered and closed by the life cycle (:mod:`outage.lifecycle`).
@@ -173,9 +174,8 @@ class RollUpMixin:
             tr = self._event_at.get(d)
             if tr is not None and not tr.frozen:
                 up = self._twin_above(d)
-                if up >= 0:  # the prediction moved up to a device with the same customers: roll the event up
-                    self._gather(up, tr.event.last_evidence or self.clock())
-                else:
+                # the prediction moved up to a device with the same customers: roll the event up
+                if up < 0 or self._gather(up, tr.event.last_evidence or self.clock()) is None:
                     self._dissolve(tr)
         if promoted and t is not None:
             top = -1
@@ -187,29 +187,30 @@ class RollUpMixin:
                 and top not in self._event_at
                 and any(not c.frozen and c.event.open for c in self._under.get(top, ()))
             ):
-                self._verify(self._gather(top, t), t)  # a new prediction is verified however it came about
+                tr = self._gather(top, t)
+                if tr is not None:
+                    self._verify(tr, t)  # a new prediction is verified however it came about
 
     # ================================================================ placing evidence in events
     def _place(self, k: int, chain: list[int], t: datetime, ami_t: datetime | None = None) -> _Track:
-        """The pending event for ``k``: at the highest predicted device of its chain, merging events below it."""
-        top = -1
-        for d in chain:
-            if self._pred[d]:
-                top = d
-        if top < 0:
-            d = chain[0] if chain else -1
-            if d >= 0 and self._lone_call_transformer(d, k):
-                tr = self._event_at.get(d)
-                if tr is None:
-                    reason = f"one call: transformer {self.grid.device_ids[d]} likelier than the service drop"
-                    tr = self._new_track(d, -1, t, EventState.UNCONFIRMED, actor=ENGINE, reason=reason)
-                    tr.lone = True
-                    self._lone_tracks[tr.event.event_id] = tr
+        """The pending event for ``k``: at the highest predicted device of its chain that takes it (``_gather``),
+        merging events below it."""
+        for top in reversed([d for d in chain if self._pred[d]]):
+            tr = self._gather(top, t, ami_t=ami_t, own=(k, chain))
+            if tr is not None:
                 return tr
-            tr = self._new_track(-1, k, t, EventState.UNCONFIRMED, actor=ENGINE, reason="single-service call")
-            self._lone_tracks[tr.event.event_id] = tr
+        d = chain[0] if chain else -1
+        if d >= 0 and self._lone_call_transformer(d, k):
+            tr = self._event_at.get(d)
+            if tr is None:
+                reason = f"one call: transformer {self.grid.device_ids[d]} likelier than the service drop"
+                tr = self._new_track(d, -1, t, EventState.UNCONFIRMED, actor=ENGINE, reason=reason)
+                tr.lone = True
+                self._lone_tracks[tr.event.event_id] = tr
             return tr
-        return self._gather(top, t, ami_t=ami_t, own=(k, chain))
+        tr = self._new_track(-1, k, t, EventState.UNCONFIRMED, actor=ENGINE, reason="single-service call")
+        self._lone_tracks[tr.event.event_id] = tr
+        return tr
 
     def _lone_call_transformer(self, d: int, k: int) -> bool:
         """Calls only, ``k`` the one customer out below distribution transformer ``d``, whose rule does not pass:
@@ -246,7 +247,7 @@ class RollUpMixin:
 
     def _gather(
         self, top: int, t: datetime, ami_t: datetime | None = None, own: tuple[int, list[int]] | None = None
-    ) -> _Track:
+    ) -> _Track | None:
         """The pending event at ``top`` (created if needed), with every pending event below it merged in — except
         events whose meters went out (or whose customers called) well before the top's meters did (AMI time
         separation: meters time-stamp when the power went, so an earlier, separate outage stays its own event).
@@ -284,6 +285,8 @@ class RollUpMixin:
         if tr is None:
             if home is not None and not absorb:
                 return home
+            if self._below_backbone_floor(top, absorb, own):
+                return None
             tr = self._new_track(
                 top,
                 -1,
@@ -299,6 +302,19 @@ class RollUpMixin:
         if tr.sps:
             self._refresh(tr)
         return home or tr
+
+    def _below_backbone_floor(self, top: int, absorb: list[_Track], own: tuple[int, list[int]] | None) -> bool:
+        """Whether a new event at backbone device ``top`` (a recloser, breaker or substation: its rule counts
+        predicted children) would begin with fewer service points than its call floor (``min_calls``), the rest of
+        the evidence below it being earlier, separate outages. Then the evidence that predicted ``top`` is theirs:
+        one late call must not open an event as wide as the device (``_place`` tries the next device down)."""
+        rule = self._ruleset_dev(top).devices.get(self.grid.rule_kind[top])
+        if rule is None or rule.children == "evidence":
+            return False
+        sps = {k for c in absorb for k in c.sps}
+        if own is not None:
+            sps.add(own[0])
+        return len(sps) < rule.min_calls
 
     def _call_onset(
         self,

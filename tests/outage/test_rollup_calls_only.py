@@ -168,6 +168,22 @@ def test_lone_calls_under_many_small_fuses_do_not_lift_the_recloser():
     assert "R1" in keys(eng)
 
 
+def test_a_late_call_does_not_open_an_event_as_wide_as_the_substation():
+    """Thirty lateral outages across a substation's ten feeders make the substation the likelier single cause, but
+    the calls-only time separation keeps those earlier outages apart. A lone call two hours later then has only
+    itself to show for the substation: it stays on its own transformer, not in an event of every customer."""
+    eng = engine({"fuses": 8, "xfmrs": 4, "sps": 1, "feeders": 10})
+    calls = [call(f"o{n}.{j}", f"sp{1 + n // 3}.{1 + n % 3}.{j}.1", 3 * n + 2 * j) for n in range(30) for j in (1, 2)]
+    for r in sorted([*calls, call("e1", "sp5.7.4.1", 15, neighbours_out=False)], key=lambda r: r.time):
+        eng.ingest_report(r)
+    g = eng.grid
+    assert any(eng._pred[d] for d in range(g.n_devices) if g.kind[d] == "substation")  # the case this is about
+    eng.ingest_report(call("late", "sp8.7.4.1", 170, neighbours_out=False))
+    (late,) = [e for e in eng.events if "late" in e.reports]
+    assert late.key == "T8.7.4" and late.customers == 1
+    assert not any(e.device_kind == "substation" for e in eng.events)
+
+
 # -- devices with the same customers ---------------------------------------------------------------------------------
 def test_a_fuse_feeding_one_transformer_is_chosen_once_its_customers_are_out():
     # one call and "my neighbours are out too": the transformer's rule passes, so its customers are out; the fuse
