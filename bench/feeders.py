@@ -139,7 +139,7 @@ def diagnose(net: Network, storms: int, seed: int, ami: bool, call_rate: float =
 
     from outage.ceiling import ceiling_finds
     from outage.engine import OutageEngine
-    from outage.simulate import _fault_of, generate_storm, run_storm, storm_engine
+    from outage.simulate import generate_storm, run_storm, storm_engine
     from outage.storm import STORM_START, StormConfig
 
     g = OutageEngine.from_network(net, clock=lambda: STORM_START).grid
@@ -161,16 +161,17 @@ def diagnose(net: Network, storms: int, seed: int, ami: bool, call_rate: float =
     wrong, missed, short = Counter(), Counter(), Counter()
     beyond = 0
     all_storms = [generate_storm(g, cfg, seed * 10_007 + i) for i in range(storms)]  # outage.simulate.evaluate's
-    by_ceiling = [set()] * storms if ami else ceiling_finds(g, all_storms, cfg)
-    for storm, ceiling_found in zip(all_storms, by_ceiling, strict=True):
+    by_ceiling = None if ami else ceiling_finds(g, all_storms, cfg)
+    for i, storm in enumerate(all_storms):
         engine = storm_engine(g, storm, None, ami)
         predicted = run_storm(engine, storm).predicted
-        found = {_fault_of(storm, k) for k in predicted}
-        for f in ceiling_found - found:
-            short[_short_of_ceiling(g, storm, engine, f)] += 1
-        beyond += 0 if ami else len((found & storm.reporting) - ceiling_found)
+        found = {storm.fault_of(k) for k in predicted}
+        if by_ceiling is not None:
+            for f in by_ceiling[i] - found:
+                short[_short_of_ceiling(g, storm, engine, f)] += 1
+            beyond += len((found & storm.reporting) - by_ceiling[i])
         for k in predicted:
-            if _fault_of(storm, k) is not None:
+            if storm.fault_of(k) is not None:
                 continue
             rel = "other"
             if k.startswith("sp:") and g.sp_index[k[3:]] not in storm.cause:

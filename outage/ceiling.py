@@ -250,5 +250,5 @@ def ceiling_finds(grid: Grid, storms: Iterable[Storm], config: StormConfig, per_
     found: list[set[str]] = [set() for _ in storms]
     for _, right, i, key in items[:n]:
         if right:  # the candidate is the fault's device, or one that cuts off the same customers
-            found[i].add(key if key in storms[i].truth_class else storms[i].alias[key])
+            found[i].add(storms[i].fault_of(key))
     return found

@@ -285,7 +285,7 @@ def run_storm(engine: OutageEngine, storm: Storm, tick: timedelta = timedelta(mi
             if isinstance(c, (EventCreated, EventUpdated)):
                 tr = events.get(c.event_id)
                 if tr is not None and tr.event.open:
-                    key = _fault_of(storm, tr.event.key)
+                    key = storm.fault_of(tr.event.key)
                     if key is not None and key not in first:
                         first[key] = t
 
@@ -306,7 +306,7 @@ def run_storm(engine: OutageEngine, storm: Storm, tick: timedelta = timedelta(mi
     end = (msgs[-1][0] if msgs else STORM_START) + timedelta(minutes=5)
     seen(engine.tick(end), end)
     for ev in engine.events:  # events whose device was set without a change record of their own
-        key = _fault_of(storm, ev.key)
+        key = storm.fault_of(ev.key)
         if key is not None and key not in first:
             first[key] = ev.last_evidence or end
     elapsed = time.perf_counter() - started
@@ -377,12 +377,6 @@ def confusion_text(table: dict[str, dict[str, int]]) -> str:
     )
 
 
-def _fault_of(storm: Storm, key: str) -> str | None:
-    """The fault an event on ``key`` finds: that device's own fault, else a fault that cuts off exactly the same
-    customers (``Storm.alias``), else None."""
-    return key if key in storm.truth_class else storm.alias.get(key)
-
-
 def score(
     storm: Storm, predicted: dict[str, EventClass], first_correct: dict[str, datetime] | None = None
 ) -> Score:
@@ -394,7 +388,7 @@ def score(
     matched: set[str] = set()
     confusion: Counter = Counter()
     for k, cls in predicted.items():
-        f = _fault_of(storm, k)
+        f = storm.fault_of(k)
         if f is not None and f not in matched:
             matched.add(f)
             confusion[(storm.truth_class[f].value, cls.value)] += 1

@@ -100,6 +100,11 @@ class Storm:
     # fault key -> the class its event should have (single customer, feeder, community)
     truth_class: dict[str, EventClass] = field(default_factory=dict)
 
+    def fault_of(self, key: str) -> str | None:
+        """The fault an event on device ``key`` (or ``sp:<id>``) finds: that device's own fault, else a fault that
+        cuts off exactly the same customers (``alias``), else None."""
+        return key if key in self.truth_class else self.alias.get(key)
+
     def messages(self) -> list[tuple[datetime, int, object]]:
         """Reports, AMI and SCADA messages in arrival order."""
         msgs = (
