@@ -268,10 +268,18 @@ class RollUpMixin:
             if child.newest_gasp is not None and (ref is None or child.newest_gasp > ref):
                 ref = child.newest_gasp
         keep_before = None if ref is None else ref - self._ruleset_dev(top).ami_separation
+        parted: list[_Track] = []
         if ref is None and children:
-            keep_before = self._call_onset(top, tr, children, own, t)
+            keep_before, parted = self._call_onset(top, tr, children, own, t)
         absorb, home = [], None
         for child in children:
+            if child in parted:
+                # its first call came alone, before the later outage began: a single-service outage of its own; the
+                # rest of it belongs to the later outage
+                k = self._first_call_apart(child)[0]
+                split = self._split_off(child, k)
+                if own is not None and own[0] == k:
+                    home = split
             # when the child went dark: its newest last gasp, else (calls only, the gasps lost) at the latest when
             # its first call came — either way, well before the top's meters means a separate, earlier outage
             dark = child.newest_gasp if child.newest_gasp is not None else child.event.start
@@ -323,18 +331,19 @@ class RollUpMixin:
         children: list[_Track],
         own: tuple[int, list[int]] | None,
         t: datetime,
-    ) -> datetime | None:
+    ) -> tuple[datetime | None, list[_Track]]:
         """Calls only: when the outage at ``top`` began, if the events below it split in time into earlier ones
         and a later group that were likelier separate outages than one (:mod:`outage.separation`, at odds
-        ``RuleSet.call_separation_odds``); else None.
+        ``RuleSet.call_separation_odds``); else None. With it, the events below whose first call alone is earlier
+        (``_first_call_apart``): that call is an outage of its own, the rest of the event belongs to the later one.
 
         Each event below starts at its first call; the split is tried after each of them in turn (the earlier
-        part must be events below: the top's own evidence and the call being placed are part of its outage). Were
-        it all one outage, the top's customers outside the earlier events would have been out, and mostly silent,
-        since before the earlier events' first calls; as separate outages they are out only since shortly before
-        the later group's first call. The silence weighs with every customer who has not called, not only with
-        the callers so far, so the split is judged as soon as the later group's first call rolls the earlier
-        events up."""
+        part must be events below: the top's own evidence and the call being placed are part of its outage), and
+        before the second caller of each event whose first caller called alone. Were it all one outage, the top's
+        customers outside the earlier events would have been out, and mostly silent, since before the earlier
+        events' first calls; as separate outages they are out only since shortly before the later group's first
+        call. The silence weighs with every customer who has not called, not only with the callers so far, so the
+        split is judged as soon as the later group's first call rolls the earlier events up."""
         rs = self._ruleset_dev(top)
         g, lk = self.grid, rs.likelihood
         p_call = (self._call_rate_calls + lk.call_rate * lk.call_rate_weight) / (
@@ -346,37 +355,91 @@ class RollUpMixin:
         def when(k: int, tr_: _Track) -> float:
             return (self._sp_called.get(k, tr_.event.start) - origin).total_seconds()
 
-        # (first call, call times, customers without a call, log prior of its device, an event below?)
+        log_service = math.log(lk.fault_prior.get("service", 1e-3))
+        # (first call, call times, customers without a call, log prior of its device, the event below or None for
+        # the top's own evidence, and for an event whose first call came alone: that call and when the rest began)
         units = []
         for c in children:
             calls = [when(k, c) for k, reps in c.sps.items() if reps]
             n = int(g.hi[c.dev] - g.lo[c.dev]) if c.dev >= 0 else 1
             kind = g.kind[c.dev] if c.dev >= 0 else "service"
-            units.append((c.event.start, calls, max(0, n - len(calls)), math.log(lk.fault_prior.get(kind, 1e-3)), True))
+            apart = self._first_call_apart(c)
+            first = (when(apart[0], c), apart[2]) if apart is not None else None
+            units.append((c.event.start, calls, max(0, n - len(calls)), math.log(lk.fault_prior.get(kind, 1e-3)), c,
+                          first))
         own_calls = [when(k, tr) for k, reps in tr.sps.items() if reps] if tr is not None else []
         if own is not None and not any(_holds(c, own) for c in children) and own[0] not in (tr.sps if tr else ()):
             own_calls.append(0.0)
         if own_calls:
-            units.append((origin + timedelta(seconds=min(own_calls)), own_calls, 0, 0.0, False))
+            units.append((origin + timedelta(seconds=min(own_calls)), own_calls, 0, 0.0, None, None))
         units.sort(key=lambda u: u[0])
         median = rs.call_delay_median.total_seconds()
         window = rs.separation.total_seconds()
         others = int(g.hi[top] - g.lo[top])
-        best, onset = math.log(rs.call_separation_odds), None
+        best, onset, split = math.log(rs.call_separation_odds), None, []
         memo: dict = {}
-        for i in range(1, len(units)):
-            if not units[i - 1][4]:
-                break  # the top's own evidence is in the earlier part
-            earlier = [(u[1], u[2], u[3]) for u in units[:i]]
-            later = [c for u in units[i:] for c in u[1]]
+
+        def weigh(earlier: list, later: list) -> float | None:
             if not later or not any(cs for cs, _, _ in earlier):
-                continue
+                return None
             silent = others - sum(len(cs) + q for cs, q, _ in earlier) - len(later)
-            lo = log_odds_separate(earlier, later, max(0, silent), 0.0, p_call, median, rs.call_delay_sigma, window,
-                                   memo)
-            if lo > best:
-                best, onset = lo, units[i][0]
-        return onset
+            return log_odds_separate(earlier, later, max(0, silent), 0.0, p_call, median, rs.call_delay_sigma, window,
+                                     memo)
+
+        onsets = sorted({u[0] for u in units[1:]} | {u[5][1] for u in units if u[5] is not None})
+        for at in onsets:
+            before = [u for u in units if u[0] < at]
+            if any(u[4] is None for u in before):
+                break  # the top's own evidence is in the earlier part
+            after = [c for u in units if u[0] >= at for c in u[1]]
+            # the events below that began before the onset, whole; or, where one's first call alone came before it
+            # and the rest after, that first call as an earlier outage of its own and the rest part of the later one
+            options = [([(u[1], u[2], u[3]) for u in before], after, [])]
+            apart = [u for u in before if u[5] is not None and u[5][1] >= at]
+            if apart:
+                whole = [(u[1], u[2], u[3]) for u in before if u[5] is None or u[5][1] < at]
+                lone = [([u[5][0]], 0, log_service) for u in apart]
+                rest = [c for u in apart for c in u[1] if c != u[5][0]]
+                options.append((whole + lone, after + rest, [u[4] for u in apart]))
+            for earlier, later, parted in options:
+                lo = weigh(earlier, later)
+                if lo is not None and lo > best:
+                    best, onset, split = lo, at, parted
+        return onset, split
+
+    def _first_call_apart(self, tr: _Track) -> tuple[int, datetime, datetime] | None:
+        """Calls only: the service point of pending event ``tr`` (of several) whose customer called first, alone,
+        with when they called and when the next service point's first call came; None if two called first together,
+        or the event carries a hazard or medical equipment (which stay with it). Such a first call may be an
+        outage of its own (a service drop) that the later outage's calls joined on the same device."""
+        if len(tr.sps) < 2 or tr.frozen or tr.event.hazards or tr.event.medical:
+            return None
+        firsts = sorted((self._sp_called.get(k, tr.event.start), k) for k, reps in tr.sps.items() if reps)
+        if len(firsts) < 2 or firsts[0][0] >= firsts[1][0] or len(firsts) < len(tr.sps):
+            return None
+        return firsts[0][1], firsts[0][0], firsts[1][0]
+
+    def _split_off(self, tr: _Track, k: int) -> _Track:
+        """Take service point ``k`` (its first call came alone, well before the rest: ``_first_call_apart``) out of
+        pending event ``tr`` into a single-service event of its own, which begins with that call."""
+        reps = self._sp_pop(tr, k)
+        tr.event.service_points_out -= 1
+        tr.event.start = min(self._sp_called.get(j, tr.event.start) for j in tr.sps)
+        self._rebuild_reports(tr)
+        t = self._sp_called.get(k, tr.event.start)
+        new = self._new_track(-1, k, t, EventState.UNCONFIRMED, actor=ENGINE,
+                              reason=f"single-service call, before the outage at {self.grid.device_ids[tr.dev]}"
+                              if tr.dev >= 0 else "single-service call")
+        self._lone_tracks[new.event.event_id] = new
+        self._sp_put(new, k, list(reps))
+        new.event.service_points_out += 1
+        self._sp_track[k] = new
+        for r in reps:
+            self._report_track[r] = new
+        self._rebuild_reports(new)
+        self._refresh(new)
+        self._refresh(tr)
+        return new
 
     def _dissolve(self, tr: _Track) -> None:
         """A device whose rule no longer passes: cancel its event and re-place its evidence."""

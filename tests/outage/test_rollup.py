@@ -349,3 +349,27 @@ def test_calls_only_an_earlier_outage_below_a_later_one_stays_separate():
         RuleSet(call_separation_odds=0.0)
     with pytest.raises(ValueError, match="call_delay_median"):
         RuleSet(call_delay_sigma=0.0)
+
+
+def test_calls_only_an_early_lone_call_is_not_swallowed_by_a_later_outage_on_its_transformer():
+    """A lone call, then forty minutes of quiet, then the caller's fuse blows and a neighbour on the same
+    transformer calls first. The transformer's event holds both calls, but had the fuse (or the transformer) been
+    out since the first call, its other customers would hardly all have stayed silent for forty minutes: the first
+    call is an outage of its own (a service drop), the rest are the fuse's."""
+    eng = engine()
+    eng.ingest_report(call("r0", "sp1.1.1.1", 0))
+    eng.tick(at(30))
+    for i, (sp, m) in enumerate([("sp1.1.1.2", 40), ("sp1.1.2.1", 43), ("sp1.1.3.2", 45), ("sp1.1.2.3", 48)]):
+        eng.ingest_report(call(f"r{i + 1}", sp, m))
+    eng.tick(at(60))
+    by_key = {e.key: e for e in eng.events}
+    assert set(by_key) == {"sp:sp1.1.1.1", "F1.1"}
+    assert by_key["sp:sp1.1.1.1"].reports == ["r0"] and by_key["sp:sp1.1.1.1"].start == T0
+    fuse = by_key["F1.1"]
+    assert sorted(fuse.reports) == ["r1", "r2", "r3", "r4"] and fuse.start == at(40)
+    # the same calls coming together are one outage: the fuse's
+    eng = engine()
+    for i, (sp, m) in enumerate([("sp1.1.1.1", 0), ("sp1.1.1.2", 3), ("sp1.1.2.1", 5), ("sp1.1.3.2", 6)]):
+        eng.ingest_report(call(f"r{i}", sp, m))
+    eng.tick(at(20))
+    assert keys(eng) == {"F1.1"}
