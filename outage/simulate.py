@@ -407,8 +407,6 @@ def naive_baseline(
 ) -> dict[str, EventClass]:
     """Each cluster of nearby calls (and last gasps, when present) is one event, on the lowest device common to
     the cluster's service points (a lone call is a single-service event)."""
-    from scipy.spatial import cKDTree
-
     g = grid
     pts: list[int] = []
     times: list[float] = []
@@ -427,21 +425,10 @@ def naive_baseline(
     xy = g.sp_xy[np.array(pts)]
     lat0 = float(np.radians(xy[:, 1].mean()))
     metres = np.column_stack([xy[:, 0] * 111_320 * math.cos(lat0), xy[:, 1] * 110_540])
-    parent = list(range(len(pts)))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    tw = window.total_seconds()
-    for i, j in cKDTree(metres).query_pairs(radius_m):
-        if abs(times[i] - times[j]) <= tw:
-            parent[find(i)] = find(j)
+    labels = _near_in_space_and_time(metres, np.array(times), radius_m, window.total_seconds())
     clusters: dict[int, set[int]] = {}
-    for i, k in enumerate(pts):
-        clusters.setdefault(find(i), set()).add(k)
+    for label, k in zip(labels.tolist(), pts, strict=True):
+        clusters.setdefault(label, set()).add(k)
     out: dict[str, EventClass] = {}
     for sps in clusters.values():
         if len(sps) == 1:
@@ -453,6 +440,34 @@ def naive_baseline(
             d = common[0]
             out[g.device_ids[d]] = EventClass.COMMUNITY if g.community[d] else EventClass.FEEDER
     return out
+
+
+def _near_in_space_and_time(metres: np.ndarray, times: np.ndarray, radius: float, window: float,
+                            chunk: int = 512) -> np.ndarray:
+    """Cluster labels of points (x, y in metres; times in seconds), chained through pairs within ``radius`` and
+    ``window`` of each other. Pairs are found a chunk of points at a time and folded into the components so far: a
+    substation's last gasps put thousands of meters within the radius of each other, and all their pairs at once
+    would not fit in memory."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    n = len(metres)
+    nodes = np.arange(n)
+    rep = nodes.copy()  # a node of each one's component so far
+    tree = cKDTree(metres)
+    for lo in range(0, n, chunk):
+        near = cKDTree(metres[lo : lo + chunk]).sparse_distance_matrix(tree, radius, output_type="ndarray")
+        i, j = near["i"] + lo, near["j"]
+        keep = (i < j) & (np.abs(times[i] - times[j]) <= window)
+        if not keep.any():
+            continue
+        rows, cols = np.concatenate([i[keep], nodes]), np.concatenate([j[keep], rep])
+        _, comp = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)), directed=False)
+        first = np.full(comp.max() + 1, n)
+        np.minimum.at(first, comp, nodes)
+        rep = first[comp]
+    return rep
 
 
 def evaluate(

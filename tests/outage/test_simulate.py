@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from outage_feeders import random_territory
 
@@ -159,3 +160,15 @@ def test_the_same_calls_make_the_same_events_however_memory_is_laid_out():
         assert run() == first
         del ballast
         gc.collect()
+
+
+def test_the_baseline_chains_nearby_points_across_chunks_and_splits_them_in_time():
+    from outage.simulate import _near_in_space_and_time
+
+    # a line of points 200 m apart chains through 300 m steps, whichever chunk each pair is found in; the last two
+    # are near in space but three hours later, and the one 5 km off is alone
+    xy = np.array([[0, 0], [200, 0], [400, 0], [600, 0], [800, 0], [5000, 0], [0, 100], [200, 100]], dtype=float)
+    t = np.array([0, 60, 120, 180, 240, 0, 3 * 3600, 3 * 3600 + 60], dtype=float)
+    for chunk in (1, 2, 3, 512):
+        labels = _near_in_space_and_time(xy, t, 300.0, 3600.0, chunk=chunk).tolist()
+        assert labels == [0, 0, 0, 0, 0, 5, 6, 6]
