@@ -182,14 +182,28 @@ class RollUpMixin:
             for d in chain:
                 if self._pred[d]:
                     top = d
+            # a worked or SCADA-confirmed outage above: its customers are out whether or not top operated, and the
+            # ping that verifies the promotion would only hear them so
             if (
                 top >= 0
                 and top not in self._event_at
                 and any(not c.frozen and c.event.open for c in self._under.get(top, ()))
+                and not self._frozen_above(top)
             ):
                 tr = self._gather(top, t)
                 if tr is not None:
                     self._verify(tr, t)  # a new prediction is verified however it came about
+
+    def _frozen_above(self, d: int) -> bool:
+        """Whether an open worked or SCADA-confirmed event sits on a device above ``d``."""
+        g, frozen_at = self.grid, self._frozen_at
+        p = g.parent[d]
+        while p >= 0:
+            tr = frozen_at.get(p)
+            if tr is not None and tr.event.open:
+                return True
+            p = g.parent[p]
+        return False
 
     # ================================================================ placing evidence in events
     def _place(self, k: int, chain: list[int], t: datetime, ami_t: datetime | None = None) -> _Track:

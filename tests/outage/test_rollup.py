@@ -373,3 +373,25 @@ def test_calls_only_an_early_lone_call_is_not_swallowed_by_a_later_outage_on_its
         eng.ingest_report(call(f"r{i}", sp, m))
     eng.tick(at(20))
     assert keys(eng) == {"F1.1"}
+
+
+def test_a_lockout_above_does_not_promote_a_fuse_once_its_power_on_evidence_expires():
+    """A service drop and a transformer under one fuse, minutes apart: the fuse's other meters answer the
+    verification ping, so the fuse is not predicted. Then the breaker locks out: every meter is off. When the
+    power-on evidence ages out, the fuse's rule passes again, but nothing says it operated; the customers are out
+    by the breaker. The two earlier outages stay apart, and no fuse event appears."""
+    head = SimulatedHeadEnd()
+    eng = engine(meters=head, telemetered=["BRK1"])
+    head.set_off("M-sp1.1.1.1", at(0))
+    eng.ingest_ami([AmiEvent("M-sp1.1.1.1", "last_gasp", at(0))])
+    for k in (1, 2, 3):
+        head.set_off(f"M-sp1.1.2.{k}", at(2))
+    eng.ingest_ami([AmiEvent(f"M-sp1.1.2.{k}", "last_gasp", at(2)) for k in (1, 2, 3)])
+    eng.tick(at(4))
+    assert keys(eng) == {"sp:sp1.1.1.1", "T1.1.2"}
+    for m in eng.grid.meters:
+        if m:
+            head.set_off(m, at(10))
+    eng.ingest_scada(ScadaEvent("BRK1", "lockout", at(10)))
+    eng.tick(at(90))  # the power-on evidence from the ping has aged out
+    assert keys(eng) == {"sp:sp1.1.1.1", "T1.1.2", "BRK1"}
