@@ -168,7 +168,7 @@ def diagnose(net: Network, storms: int, seed: int, ami: bool, call_rate: float =
         found = {storm.fault_of(k) for k in predicted}
         if by_ceiling is not None:
             for f in by_ceiling[i] - found:
-                short[_short_of_ceiling(g, storm, engine, f)] += 1
+                short[_short_of_ceiling(g, storm, engine, f, span)] += 1
             beyond += len((found & storm.reporting) - by_ceiling[i])
         for k in predicted:
             if storm.fault_of(k) is not None:
@@ -197,21 +197,31 @@ def diagnose(net: Network, storms: int, seed: int, ami: bool, call_rate: float =
     return out
 
 
-def _short_of_ceiling(g, storm, engine, fault: str) -> str:
+def _short_of_ceiling(g, storm, engine, fault: str, span: Callable[[str], tuple[int, int]]) -> str:
     """Why the engine missed ``fault``, which the call-only ceiling found: the ceiling is told which calls share a
     cause; the engine may have put the fault's calls in one event with calls of another fault (or of customers not
-    out), judged its one call customer-side, put its calls alone on another device, or had no call on an account."""
+    out) -- told apart by whether every one of its calls came after a wider outage over it had begun, when no call's
+    time can say it is a separate outage --, judged its one call customer-side, put its calls alone on another device,
+    or had no call on an account."""
     from outage.events import EventClass
 
-    calls = {r.report_id for r in storm.reports if r.sp_id and storm.cause.get(g.sp_index[r.sp_id]) == fault}
-    events = [ev for ev in engine.events if calls & set(ev.reports)]
+    calls = {r.report_id: r.time for r in storm.reports
+             if r.sp_id and storm.cause.get(g.sp_index[r.sp_id]) == fault}
+    events = [ev for ev in engine.events if calls.keys() & set(ev.reports)]
     if not events:
         return "no call on an account"
     if all(ev.event_class == EventClass.CUSTOMER_SIDE for ev in events):
         return "judged customer-side"
     sp_of = {r.report_id: r.sp_id for r in storm.reports if r.sp_id}
     others = {storm.cause.get(g.sp_index[sp_of[r]], "not out") for ev in events for r in ev.reports if r in sp_of}
-    return "calls merged with another fault's" if others - {fault} else "on another device"
+    if not others - {fault}:
+        return "on another device"
+    lo, hi = span(fault)
+    first_call = min(calls.values())
+    if any(f.key != fault and f.start <= first_call and (a := span(f.key))[0] <= lo and hi <= a[1]
+           for f in storm.faults):
+        return "calls merged, all after a wider outage began"
+    return "calls merged with another fault's"
 
 
 def _master_in(folder: Path) -> Path | None:
