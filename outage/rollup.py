@@ -107,7 +107,7 @@ class RollUpMixin:
             children, n_children = self._pred_children[d], g.n_children[d]
         total = g.device_customers[d]
         ok = rule.passes(out, children, self._out_cust[d] / total if total else 0.0, n_children)
-        if rs.likelihood_check and not self._silence_measured(d) and not service_xfmr:
+        if rs.likelihood_check and not self._silence_measured(d):
             # calls only: a second opinion from the likelihood comparison (outage.rules), which weighs what the
             # count rules cannot see — the silence of the customers below the device who did not call. When it
             # clearly disagrees, it wins: a stray call on a second lateral no longer lifts a transformer outage to
@@ -117,6 +117,11 @@ class RollUpMixin:
             # closed, never lift it on their own
             margin = rs.likelihood_margin
             diff = self._oper[d] - self._below[d]
+            if service_xfmr:
+                # a transformer is only ever held back: one call saying "my neighbours are out too" (often wrong)
+                # passes its count rule, but not against the silence of a dozen neighbours. On one service point
+                # the answer says nothing: the transformer and the drop cut off the same customer
+                return ok and not (n_children > 1 and diff < -margin)
             if ok and diff < -margin:
                 return False
             if not ok and diff > margin:

@@ -30,6 +30,21 @@ def test_a_lone_caller_whose_neighbours_are_not_out_is_a_service_problem():
     assert ev.key == "T1.1.1" and sorted(ev.reports) == ["r1", "r2"]
 
 
+def test_one_call_saying_the_neighbours_are_out_does_not_lift_a_big_transformer():
+    # "my neighbours are out too" passes a transformer's count rule on one call; on a transformer of fourteen service
+    # points the silence of the other thirteen says the caller is wrong (callers often are) more likely than not
+    eng = engine({"fuses": 2, "xfmrs": 3, "sps": 14})
+    eng.ingest_report(call("r1", "sp1.1.1.1", neighbours_out=True))
+    assert keys(eng) == {"sp:sp1.1.1.1"}
+    # a second customer of it calling out: the transformer
+    eng.ingest_report(call("r2", "sp1.1.1.2", 5))
+    assert keys(eng) == {"T1.1.1"}
+    # on a transformer of three, the answer carries the one call
+    eng = engine({"fuses": 2, "xfmrs": 3, "sps": 3})
+    eng.ingest_report(call("r1", "sp1.1.1.1", neighbours_out=True))
+    assert keys(eng) == {"T1.1.1"}
+
+
 def test_a_neighbours_answer_leaves_with_its_evidence():
     # "my neighbours are out too" predicts the transformer; once that customer's power is on, the answer no longer
     # counts: a later lone call on the same transformer is a single service again
