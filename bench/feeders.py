@@ -25,6 +25,8 @@ share of predicted events correctly classified (with and without AMI); and the g
     .venv/bin/python bench/feeders.py --feeders DIR       # every feeder folder in DIR instead of the shared one
     .venv/bin/python bench/feeders.py --dss path/Master.dss:40,-80:0.3048   # any OpenDSS master, repeatable
 
+A model that does not import is listed with the reason and the rest go on; the exit status is then 1.
+
 A feeder folder's master is the known one for the EPRI folders, else its only ``master*.dss``. ``--dss
 PATH[:LAT,LON[:SCALE]]`` adds one master: planar coordinates are placed with their bounding box centred on LAT,LON
 at SCALE metres per unit (0.3048 for feet; default: inferred by the importer, as for the folders, placed at
@@ -260,7 +262,7 @@ def territories(feeders: Path = FEEDERS, dss: list[str] = ()) -> tuple[list[tupl
     for spec in dss:
         path, anchor, scale = parse_dss(spec)
         out.append((path.parent.name + "/" + path.stem,
-                    lambda p=path, a=anchor, s=scale: read_opendss(p, anchor=a, scale=s)))
+                    lambda p=path, a=anchor or ANCHOR, s=scale: read_opendss(p, anchor=a, scale=s)))
     out.append(("ieee123", ieee123_territory))
     out.append(("sample", sample_territory))
     return out, skipped
@@ -278,7 +280,13 @@ def run(storms: int = 20, seed: int = 1, only: list[str] | None = None, feeders:
             if only and name not in only:
                 continue
             start, cpu = time.perf_counter(), time.process_time()
-            net = read_opendss(write_big_feeder(Path(tmp))) if load is None else load()
+            try:
+                net = read_opendss(write_big_feeder(Path(tmp))) if load is None else load()
+            except (ValueError, OSError) as exc:  # a model that does not import: say why, and go on with the rest
+                rows.append({"territory": name, "import_ok": False, "error": str(exc)})
+                if log:
+                    log(f"{name}: {exc}")
+                continue
             row = figures(net, time.perf_counter() - start, name != "sample")
             row["cpu_seconds"] = round(time.process_time() - cpu, 2)  # the machine may be shared: wall > CPU
             row["territory"] = name
@@ -317,6 +325,9 @@ def _table(result: dict) -> str:
             "ami", "calls", "import"]
     out = [f"{head[0]:<14}" + " ".join(f"{h:>6}" for h in head[1:])]
     for r in result["territories"]:
+        if "error" in r:
+            out.append(f"{r['territory'][:14]:<14} import failed: {r['error']}")
+            continue
         s = r["segments"]
         acc = [r.get(k, "-") for k in ("ami_precision", "ami_recall", "ami_classified", "calls_precision",
                                        "calls_recall", "calls_classified", "ceiling_precision", "ceiling_recall",
@@ -364,12 +375,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--diagnose", action="store_true",
                     help="also: wrong events and missed faults by device kind, nesting and position (slower)")
     args = ap.parse_args(argv)
+    for spec in args.dss:
+        try:
+            parse_dss(spec)
+        except ValueError:
+            ap.error(f"--dss {spec!r}: expected PATH, PATH:LAT,LON or PATH:LAT,LON:SCALE with numbers")
+
     def log(s: str) -> None:
         print(s, file=sys.stderr, flush=True)
 
     result = run(args.storms, args.seed, args.only, args.feeders, args.dss, args.skip_accuracy, log, args.diagnose)
     print(json.dumps(result, indent=2) if args.json else _table(result))
-    return 0
+    return 1 if any("error" in r for r in result["territories"]) else 0
 
 
 if __name__ == "__main__":

@@ -704,7 +704,9 @@ def _place(model: DssModel, feeder: _Feeder, anchor: tuple[float, float] | None,
         raise OpenDSSError(f"{master.name}: no bus has coordinates (give a Buscoords or LatLongCoords file)")
     names = sorted(known)
     xy = np.array([known[b] for b in names], dtype=float)
-    if anchor is None:
+    if model.latlon and anchor is not None:
+        feeder.notes.append("coordinates from LatLongCoords are geographic: the anchor is not used")
+    if anchor is None or model.latlon:
         if not model.latlon and not (np.all(np.abs(xy[:, 0]) <= 180) and np.all(np.abs(xy[:, 1]) <= 90)):
             raise OpenDSSError(f"{master.name}: bus coordinates look planar (x {xy[:, 0].min():g}..{xy[:, 0].max():g}, "
                                f"y {xy[:, 1].min():g}..{xy[:, 1].max():g}); give anchor LAT,LON (and scale, metres "

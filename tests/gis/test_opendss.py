@@ -356,6 +356,9 @@ def test_latlongcoords_are_lat_then_lon(tmp_path):
     net = read_opendss(master)
     a = net.nodes.set_index("node_id").geometry["a"]
     assert (a.x, a.y) == (11.001, 50.001)
+    # geographic already: an anchor (for planar coordinates) leaves them where they are
+    a = read_opendss(master, anchor=(40.0, -80.0)).nodes.set_index("node_id").geometry["a"]
+    assert (a.x, a.y) == (11.001, 50.001)
 
 
 def test_bus_without_coordinates_is_placed_between_its_neighbours(tmp_path):
