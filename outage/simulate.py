@@ -227,10 +227,12 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
             scada.append(ScadaEvent(f.key, "lockout", ts))
             note(f.key, ts)
     telemetered = [g.device_ids[d] for kind in config.scada_kinds for d in by_kind.get(kind, [])]
+    # an event on a device that cuts off exactly a fault's customers finds that fault -- also when the device has a
+    # fault of its own nested in it that sent nothing (a blown transformer below the blown fuse feeding only it)
     alias: dict[str, str] = {}
     for f in faults:
         for other in same_customers(g, f.key):
-            if other not in fault_by_key:
+            if other not in fault_by_key or (other != f.key and f.key in reporting and other not in reporting):
                 alias.setdefault(other, f.key)
     return Storm(
         faults,

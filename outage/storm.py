@@ -94,16 +94,17 @@ class Storm:
     telemetered: list[str] = field(default_factory=list)
     # AMI meter per service point ("" where none), when only some of the meters are AMI
     meters: list[str] | None = None
-    # device keys (or sp:<id>) that cut off exactly the customers of a faulted device that is not itself faulted ->
-    # that fault's key: no evidence can tell them apart, so scoring counts either
+    # device keys (or sp:<id>) that cut off exactly the customers of a faulted device, and are not themselves
+    # faulted or their fault sent nothing -> that fault's key: no evidence can tell them apart, so scoring counts either
     alias: dict[str, str] = field(default_factory=dict)
     # fault key -> the class its event should have (single customer, feeder, community)
     truth_class: dict[str, EventClass] = field(default_factory=dict)
 
     def fault_of(self, key: str) -> str | None:
-        """The fault an event on device ``key`` (or ``sp:<id>``) finds: that device's own fault, else a fault that
-        cuts off exactly the same customers (``alias``), else None."""
-        return key if key in self.truth_class else self.alias.get(key)
+        """The fault an event on device ``key`` (or ``sp:<id>``) finds: a fault that cuts off exactly the same
+        customers (``alias``: when the device has none of its own, or its own, nested in that one, sent nothing),
+        else its own fault, else None."""
+        return self.alias.get(key, key if key in self.truth_class else None)
 
     def messages(self) -> list[tuple[datetime, int, object]]:
         """Reports, AMI and SCADA messages in arrival order."""

@@ -13,6 +13,7 @@ from outage.events import EventClass
 from outage.reports import AmiEvent
 from outage.rules import RuleSets
 from outage.simulate import STORM_START, StormConfig, generate_storm, score
+from outage.storm import same_customers
 
 
 def _feeder(sub_above_breaker: bool, laterals: int = 6, sps: int = 4, fuses: bool = False):
@@ -165,3 +166,21 @@ def test_a_transformer_at_the_substation_bus_serving_customers_only_is_judged_by
     eng.tick(at(30))
     (ev,) = eng.events
     assert ev.key == "TX" and ev.event_class == EventClass.COMMUNITY
+
+
+def test_a_twin_with_a_silent_fault_of_its_own_still_finds_the_fault_that_reported():
+    """A fuse feeding one transformer blows, and the transformer below it fails too (a nested fault): the fuse's
+    fault sends every message, the transformer's none. An event on the transformer has the fuse's customers, so it
+    finds the fuse's fault, as it does when the transformer has no fault of its own."""
+    grid = OutageEngine.from_network(tree_feeder(fuses=4, xfmrs=1, sps=3, feeders=2), clock=lambda: STORM_START).grid
+    cases = 0
+    for seed in range(300):
+        storm = generate_storm(grid, StormConfig(faults=4, call_rate=0.3), seed)
+        for f in storm.faults:
+            twins = [t for t in same_customers(grid, f.key) if t != f.key and t in storm.truth_class]
+            for twin in twins:
+                if f.key in storm.reporting and twin not in storm.reporting:
+                    s = score(storm, {twin: storm.truth_class[f.key]})
+                    assert (s.correct, s.faults_found) == (1, 1)
+                    cases += 1
+    assert cases
