@@ -465,11 +465,7 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         self._freeze(tr)
         new = self._new_track(d, -1, tr.event.start, tr.event.state, actor=actor, reason=reason, frozen=True)
         for k in [k for k in tr.sps if g.lo[d] <= g.sp_pos[k] < g.hi[d]]:
-            reps = self._sp_pop(tr, k)
-            self._sp_put(new, k, reps)
-            self._sp_track[k] = new
-            for r in reps:
-                self._report_track[r] = new
+            self._move_sp(tr, new, k)
         self._rebuild_reports(tr)
         self._rebuild_reports(new)
         self._refresh(tr)

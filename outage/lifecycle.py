@@ -496,6 +496,20 @@ class LifeCycleMixin:
         tr.cust -= self.grid.sp_customers[k]
         return reps
 
+    def _move_sp(self, src: _Track, dst: _Track, k: int) -> None:
+        """Move service point ``k``'s evidence and reports from event ``src`` to ``dst`` (the caller rebuilds both
+        events' report lists and refreshes them)."""
+        reps = self._sp_pop(src, k)
+        src.event.service_points_out -= 1
+        if k in dst.sps:
+            dst.sps[k].extend(reps)
+        else:
+            self._sp_put(dst, k, reps)
+            dst.event.service_points_out += 1
+        self._sp_track[k] = dst
+        for r in reps:
+            self._report_track[r] = dst
+
     def _rebuild_reports(self, tr: _Track) -> None:
         tr.event.reports = [r for reps in tr.sps.values() for r in reps]
 

@@ -441,23 +441,16 @@ class RollUpMixin:
     def _split_off(self, tr: _Track, k: int) -> _Track:
         """Take service point ``k`` (its first call came alone, well before the rest: ``_first_call_apart``) out of
         pending event ``tr`` into a single-service event of its own, which begins with that call."""
-        reps = self._sp_pop(tr, k)
-        tr.event.service_points_out -= 1
-        tr.event.start = min(self._sp_called.get(j, tr.event.start) for j in tr.sps)
-        self._rebuild_reports(tr)
         t = self._sp_called.get(k, tr.event.start)
-        new = self._new_track(-1, k, t, EventState.UNCONFIRMED, actor=ENGINE,
-                              reason=f"single-service call, before the outage at {self.grid.device_ids[tr.dev]}"
-                              if tr.dev >= 0 else "single-service call")
+        reason = f"single-service call, before the outage at {self.grid.device_ids[tr.dev]}" if tr.dev >= 0 else (
+            "single-service call")
+        new = self._new_track(-1, k, t, EventState.UNCONFIRMED, actor=ENGINE, reason=reason)
         self._lone_tracks[new.event.event_id] = new
-        self._sp_put(new, k, list(reps))
-        new.event.service_points_out += 1
-        self._sp_track[k] = new
-        for r in reps:
-            self._report_track[r] = new
-        self._rebuild_reports(new)
-        self._refresh(new)
-        self._refresh(tr)
+        self._move_sp(tr, new, k)
+        tr.event.start = min(self._sp_called.get(j, tr.event.start) for j in tr.sps)
+        for changed in (new, tr):
+            self._rebuild_reports(changed)
+            self._refresh(changed)
         return new
 
     def _dissolve(self, tr: _Track) -> None:

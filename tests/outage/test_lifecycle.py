@@ -150,3 +150,4 @@ def test_split_carves_out_a_device():
     eng.split(eid, "T1.1.2", "dispatcher:ann", "separate crew")
     new = eng.event_of_report("r2")
     assert new.key == "T1.1.2" and new.event_id != eid and eng.event(eid).reports == ["r1"]
+    assert (new.service_points_out, eng.event(eid).service_points_out) == (1, 1)  # the callers go with their reports
