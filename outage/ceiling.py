@@ -17,7 +17,8 @@ model (:class:`StormConfig`):
 - the callers: each of the device's customers calls with the call-in rate, so exactly these callers and no others
   has likelihood ``c**k * (1-c)**(n-k)`` for a device with ``n`` customers;
 - the answers: a customer who is out calls twice with the duplicate rate, says whether neighbours are out with the
-  answer rate (wrong with the wrong-answer rate; "yes" when others on the transformer are out), mentions wires down
+  answer rate (wrong with the wrong-answer rate; "yes" when others around them are out: on their transformer, or
+  for a customer alone on one, on the lateral around it, :meth:`Grid.neighbourhood`), mentions wires down
   for a fault with downed wires; a customer-side caller calls once, says "no" or nothing, never wires down;
 - when: a fault's first call comes a lognormal delay after a start spread over the storm's first half; a
   customer-side call comes any time in the storm.
@@ -128,9 +129,13 @@ def group_candidates(grid: Grid, storm: Storm, config: StormConfig) -> tuple[lis
             k: next((r.neighbours_out for r in calls_at[k] if r.neighbours_out is not None), None)
             for k in sps
         }
+        # service points of the device whose other customers are the caller's neighbours (Grid.neighbourhood): a
+        # device that holds them all (nested devices: as many or more) has them out too
+        nb_size = {k: (g.hi[d] - g.lo[d] if (d := g.neighbourhood(k)) >= 0 else 1) for k in sps}
 
         def log_weight(
-            kind: str, n: int, sps=sps, n_calls=n_calls, said=said, when=when, wires=wires, n_all=len(calls)
+            kind: str, n: int, sps=sps, n_calls=n_calls, said=said, nb_size=nb_size, when=when, wires=wires,
+            n_all=len(calls)
         ) -> float:
             """log P(this fault, and exactly these callers saying this) - in logs: hundreds of callers underflow."""
             if n < len(sps):
@@ -145,8 +150,8 @@ def group_candidates(grid: Grid, storm: Storm, config: StormConfig) -> tuple[lis
                 lw += _log(1 - dup) if n_calls[k] == 1 else (n_calls[k] - 1) * _log(dup)
                 if said[k] is None:
                     lw += _log(1 - answer)
-                else:  # the truth: others on the caller's transformer are out (all are, unless a drop failed)
-                    truth = kind != "service" and g.hi[g.sp_first[k]] - g.lo[g.sp_first[k]] > 1
+                else:  # the truth: others around the caller are out -- when the device holds its neighbourhood
+                    truth = kind != "service" and 1 < nb_size[k] <= n
                     lw += _log(answer * (1 - wrong if said[k] == truth else wrong))
             p_wires = (
                 0.0

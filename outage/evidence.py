@@ -86,8 +86,7 @@ class EvidenceMixin:
             e, h, leaf = self._evidence_llr(chain[0], source, hint)
             self._sp_ev[k] = (e, h, leaf)
             self._below[chain[0]] += leaf
-            eh = e + h
-        esum = self._esum
+        esum, lo, hi = self._esum, g.lo, g.hi
         for d in chain:
             if out_sps[d] == 0 and parent[d] >= 0 and not tele[d]:
                 active[parent[d]] += 1
@@ -96,7 +95,7 @@ class EvidenceMixin:
             lik_out_m[d] += metered
             lik_out_c[d] += c
             self._out_cust[d] += c
-            esum[d] += eh
+            esum[d] += e + h if hi[d] - lo[d] > 1 else e  # under one service point, no neighbours to answer about
         if hint is not None and chain and g.is_transformer[chain[0]]:
             self._sp_hint[k] = hint
             (self._hint if hint else self._nohint)[chain[0]] += 1
@@ -273,13 +272,13 @@ class EvidenceMixin:
             e, h, leaf = self._sp_ev.pop(k, (0.0, 0.0, 0.0))
             if chain:
                 self._below[chain[0]] -= leaf
-            esum, eh, lik_out, lik_out_m, lik_out_c = self._esum, e + h, self._lik_out, self._lik_out_m, self._lik_out_c
-            metered = self.grid.metered[k]
+            esum, lik_out, lik_out_m, lik_out_c = self._esum, self._lik_out, self._lik_out_m, self._lik_out_c
+            metered, lo, hi = self.grid.metered[k], self.grid.lo, self.grid.hi
             for d in chain:
                 lik_out[d] -= 1
                 lik_out_m[d] -= metered
                 lik_out_c[d] -= c
-                esum[d] -= eh
+                esum[d] -= e + h if hi[d] - lo[d] > 1 else e
         if rules:
             if chain:
                 hint = self._sp_hint.pop(k, None)
@@ -356,9 +355,10 @@ class EvidenceMixin:
         logp, _, e_call, e_meter, h_odds, _ = self._lik_terms(rs, ami)
         e = e_meter if source in ("ami", "ping") else e_call
         h = 0.0 if hint is None else (h_odds if hint else -h_odds)
-        # the answer is about the neighbours: it weighs for (or against) the device hypotheses only; under the
-        # drop, as under no outage, the neighbours are on (counting "out too" against the drop as well counted it
-        # twice against "not out"'s once)
+        # the answer is about the neighbours (Grid.neighbourhood): it weighs for (or against) the hypotheses of
+        # devices that hold them, those of more than one service point (_add_out); under the drop, as under no
+        # outage or a device of the caller alone, the neighbours are on (counting "out too" against the drop as well
+        # counted it twice against "not out"'s once)
         leaf = max(0.0, logp.get("service", -9.0) + e)
         return e, h, leaf
 

@@ -169,6 +169,15 @@ class Grid:
             d = parent[d]
         return out
 
+    def neighbourhood(self, sp: int) -> int:
+        """The device whose other customers are ``sp``'s neighbours, whom a caller is asked about ("are your
+        neighbours out too?"): the lowest device above it with more than one service point (the transformer it
+        shares; for a customer alone on a transformer, the lateral around it), or -1 if none."""
+        d, parent, lo, hi = self.sp_first[sp], self.parent, self.lo, self.hi
+        while d >= 0 and hi[d] - lo[d] < 2:
+            d = parent[d]
+        return d
+
     def common_chain(self, sps: Iterable[int]) -> list[int]:
         """Predictable devices above every one of service points ``sps``, nearest first (a device's customers are
         one contiguous run of positions, so it holds them all when it holds the lowest and the highest)."""

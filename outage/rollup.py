@@ -261,7 +261,8 @@ class RollUpMixin:
             own = logp.get(g.kind[d], -9.0)
             base += math.log(sum(math.exp(logp.get(g.kind[m], -9.0) - own)
                                  for m in members if not self._closed_tele[m]))
-        h = self._sp_ev[k][1]  # the answer, once: "neighbours out too" for d, "not out" against it (_evidence_llr)
+        # the answer, once: "neighbours out too" for d, "not out" against it (_evidence_llr); nothing on a caller alone
+        h = self._sp_ev[k][1] if g.hi[d] - g.lo[d] > 1 else 0.0
         return base + h > 0.0
 
     def _gather(

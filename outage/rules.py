@@ -139,7 +139,8 @@ class Likelihood:
     #: chance that a declared last gasp (or a ping saying off) comes from a meter that has power
     false_meter_rate: float = 1e-4
     #: how far a caller's answer "my neighbours are out too" (or "not out") moves a device hypothesis: the odds
-    #: ratio of that answer when the neighbours are out vs. when only the caller is (callers are often wrong)
+    #: ratio of that answer when the neighbours are out vs. when only the caller is (callers are often wrong). The
+    #: neighbours are those around the caller (``Grid.neighbourhood``): the answer moves the devices that hold them
     neighbours_odds: float = 5.0
 
     def __post_init__(self) -> None:

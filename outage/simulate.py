@@ -31,6 +31,7 @@ event, placed on the lowest device common to the cluster.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -147,9 +148,12 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
     if partial_ami:  # own stream: the storm itself stays the same as with full AMI
         chosen = ami_meters(g, config.ami_feeders, seed + 2)
         meters = [m if c else "" for m, c in zip(meters, chosen, strict=True)]
-    out_by_xfmr: dict[int, int] = {}
-    for k in out_list:
-        out_by_xfmr[g.sp_first[k]] = out_by_xfmr.get(g.sp_first[k], 0) + 1
+    out_pos = sorted(int(g.sp_pos[k]) for k in out_list)
+
+    def neighbours_out(k: int) -> bool:  # another service point out around the caller (Grid.neighbourhood)
+        d = g.neighbourhood(k)
+        return d >= 0 and bisect_left(out_pos, g.hi[d]) - bisect_left(out_pos, g.lo[d]) > 1
+
     for k in out_list:
         f = fault_by_key[cause[k]]
         if rng.random() < config.call_rate:
@@ -158,7 +162,7 @@ def generate_storm(grid: Grid, config: StormConfig, seed: int) -> Storm:
             )
             neighbours = None
             if rng.random() < config.neighbours_answer_rate:
-                neighbours = out_by_xfmr.get(g.sp_first[k], 0) > 1
+                neighbours = neighbours_out(k)
                 if rng.random() < config.wrong_answer_rate:
                     neighbours = not neighbours
             target = k

@@ -41,7 +41,7 @@ class StormConfig:
     call_rate: float = 0.3  # share of out service points whose customer calls
     call_delay_median_min: float = 12.0  # lognormal call delay after the fault
     call_delay_sigma: float = 1.0
-    neighbours_answer_rate: float = 0.6  # callers who say whether neighbours are out
+    neighbours_answer_rate: float = 0.6  # callers who say whether neighbours are out (Grid.neighbourhood)
     wrong_answer_rate: float = 0.1
     unlocated_rate: float = 0.05  # calls with coordinates only (no account)
     mislocated_rate: float = 0.02  # calls placed on a neighbouring service point

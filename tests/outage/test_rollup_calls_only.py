@@ -45,6 +45,19 @@ def test_one_call_saying_the_neighbours_are_out_does_not_lift_a_big_transformer(
     assert keys(eng) == {"T1.1.1"}
 
 
+def test_a_caller_alone_on_a_transformer_answers_about_the_lateral():
+    # the neighbours of a customer alone on a transformer are on the lateral around it: "out too" speaks for the fuse
+    # (seven customers, six silent, against the transformer of one), "not out" against it; on the transformer of one
+    # the answer says nothing either way
+    feeder = {"fuses": 2, "xfmrs": 3, "sps": 3, "sps_at": {"T1.1.1": 1}}
+    eng = engine(feeder)
+    eng.ingest_report(call("r1", "sp1.1.1.1", neighbours_out=True))
+    assert keys(eng) == {"F1.1"}
+    eng = engine(feeder)
+    eng.ingest_report(call("r1", "sp1.1.1.1", neighbours_out=False))
+    assert keys(eng) == {"T1.1.1"}
+
+
 def test_a_neighbours_answer_leaves_with_its_evidence():
     # "my neighbours are out too" predicts the transformer; once that customer's power is on, the answer no longer
     # counts: a later lone call on the same transformer is a single service again

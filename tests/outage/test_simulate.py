@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
-from outage_feeders import random_territory
+from outage_feeders import random_territory, tree_feeder
 
 from outage.engine import OutageEngine
 from outage.events import EventClass
@@ -172,3 +174,24 @@ def test_the_baseline_chains_nearby_points_across_chunks_and_splits_them_in_time
     for chunk in (1, 2, 3, 512):
         labels = _near_in_space_and_time(xy, t, 300.0, 3600.0, chunk=chunk).tolist()
         assert labels == [0, 0, 0, 0, 0, 5, 6, 6]
+
+
+def test_callers_answer_about_the_customers_around_them():
+    """'Are your neighbours out too?' is about the customers around the caller: those on their transformer, or, for a
+    customer alone on one (common on rural laterals), those on the lateral around it (Grid.neighbourhood)."""
+    net = tree_feeder(fuses=4, xfmrs=3, sps=3, sps_at={f"T1.{i}.1": 1 for i in range(1, 5)})
+    g = OutageEngine.from_network(net, clock=lambda: None).grid
+    assert g.device_ids[g.neighbourhood(g.sp_index["sp1.1.1.1"])] == "F1.1"  # alone on T1.1.1
+    assert g.device_ids[g.neighbourhood(g.sp_index["sp1.1.2.1"])] == "T1.1.2"
+    cfg = replace(StormConfig(faults=3, call_rate=1.0), neighbours_answer_rate=1.0, wrong_answer_rate=0.0,
+                  mislocated_rate=0.0, unlocated_rate=0.0, false_call_rate=0.0)
+    seen = set()
+    for seed in range(20):
+        storm = generate_storm(g, cfg, seed)
+        for r in storm.reports:
+            k = g.sp_index[r.sp_id]
+            d = g.neighbourhood(k)
+            others = [j for j in storm.cause if j != k and g.lo[d] <= g.sp_pos[j] < g.hi[d]]
+            assert r.neighbours_out == bool(others), (seed, r.sp_id)
+            seen.add((g.hi[g.sp_first[k]] - g.lo[g.sp_first[k]] == 1, r.neighbours_out))
+    assert seen == {(True, True), (True, False), (False, True), (False, False)}
