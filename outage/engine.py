@@ -27,10 +27,11 @@ are *frozen*: they keep explaining their customers (later evidence under them is
 but no longer roll up or combine with new evidence. The count rules stop counting them; the likelihood keeps their
 customers as out (not silent) until they close.
 
-The engine is assembled from three parts, each in its own module, around the state its constructor sets up:
+The engine is assembled from four parts, each in its own module, around the state its constructor sets up:
 :mod:`outage.evidence` (evidence in and out of the per-device counters, likelihood terms, call-rate learning,
 pings), :mod:`outage.rollup` (which devices the evidence says operated, and which event each piece of evidence
-belongs to) and :mod:`outage.lifecycle` (event tracks, freezing, restoration and records, descriptions, timers).
+belongs to), :mod:`outage.customer_side` (whether a lone call is an outage or customer-side) and
+:mod:`outage.lifecycle` (event tracks, freezing, restoration and records, descriptions, timers).
 This module holds the public API that composes them.
 
 Every public method returns the list of :class:`~outage.events.Change` records it caused. All times come from the
@@ -45,6 +46,7 @@ from datetime import datetime
 
 from gis.topology import Topology
 from outage import etr as etr_mod
+from outage.customer_side import CustomerSideMixin
 from outage.etr_policy import Ledger
 from outage.events import (
     CLOSED_STATES,
@@ -70,7 +72,7 @@ from outage.rules import RuleSets
 __all__ = ["CALL_RATE_WINDOW", "ENGINE", "OutageEngine"]
 
 
-class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
+class OutageEngine(EvidenceMixin, RollUpMixin, CustomerSideMixin, LifeCycleMixin):
     """Trouble-call analysis and event life cycle over one territory.
 
     ``topology`` is the energized radial tree (:func:`gis.topology.build`); ``critical_kind`` and ``meters`` are
@@ -172,7 +174,7 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
         self._carry: dict[int, datetime] = {}  # service point -> start of an interruption carried over
         self._report_track: dict[str, _Track] = {}
         # when outages of more than one service point began (their first evidence), in order, and since when the
-        # engine hears evidence: how busy the storm is around a lone call (rollup._customer_side)
+        # engine hears evidence: how busy the storm is around a lone call (customer_side._customer_side)
         self._onsets: list[datetime] = []
         self._first_seen: datetime | None = None
         self._call_times: list[datetime] = []  # out-calls, in order of arrival (the horizon's)
@@ -180,7 +182,7 @@ class OutageEngine(EvidenceMixin, RollUpMixin, LifeCycleMixin):
             str, _Track
         ] = {}  # open events of one call, judged again as the storm goes on
         self._next_judge: datetime | None = None
-        self._lone_fit: tuple[float, float] | None = None  # rollup._fit_lone_calls
+        self._lone_fit: tuple[float, float] | None = None  # customer_side._fit_lone_calls
         self._gasps: dict[int, datetime] = {}  # undeclared last gasps
         # device messages by their own time: a meter's latest last gasp and power restore, a device's latest SCADA
         # operation; a message stamped before the latest one of the other kind (or operation) is stale

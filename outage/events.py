@@ -46,7 +46,7 @@ class EventClass(StrEnum):
     HAZARD = "hazard"  # a hazard report (wires down, fire) with no outage behind it
     # one call that is likelier a problem on the customer's side (a tripped main, a blown meter fuse) than an
     # outage of the utility's: no other outage is starting around it and nothing in the call speaks for one
-    # (rollup._customer_side). Not an outage prediction; verify with the customer before sending a line crew
+    # (customer_side._customer_side). Not an outage prediction; verify with the customer before sending a line crew
     CUSTOMER_SIDE = "customer_side"
 
 

@@ -1,6 +1,6 @@
 """Evidence and its counters: what the engine knows about each service point and device, before any judgement.
 
-An :class:`~outage.engine.OutageEngine` is assembled from three parts; this is the one that takes evidence in and
+An :class:`~outage.engine.OutageEngine` is assembled from four parts; this is the one that takes evidence in and
 keeps the numbers the roll-up judges by. Out-evidence (a call, a declared last gasp, a ping answering off) and
 power-on evidence at a service point are added to, or taken off, per-device counters along the service point's
 chain: service points and customers with out-evidence, children with evidence, power-on evidence, the neighbours

@@ -1,6 +1,6 @@
 """The event life cycle: how an event is created, found, frozen, restored, described and timed.
 
-An :class:`~outage.engine.OutageEngine` is assembled from three parts; this is the one that keeps the events. Each
+An :class:`~outage.engine.OutageEngine` is assembled from four parts; this is the one that keeps the events. Each
 event has a :class:`_Track` (the engine's bookkeeping beside the public :class:`~outage.events.OutageEvent`) and is
 registered where its evidence lives: at its device (open predicted events take part in the roll-up, frozen ones
 only explain their customers) and on every device above it. Here are the track tables and their upkeep
@@ -10,7 +10,7 @@ the timers (AMI declaration, unconfirmed -> probable, time separation, power-on 
 
 The tables live on the engine (its constructor creates them); evidence (:mod:`outage.evidence`) and the roll-up
 (:mod:`outage.rollup`) reach events through the methods here. ``ENGINE`` (the actor of the engine's own changes)
-and ``_Track`` are defined here because all three parts use them and this module needs neither of the others.
+and ``_Track`` are defined here because all the parts use them and this module needs neither of the others.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ class _Track:
         self.cust = 0  # customers behind ``sps``
         # placed on a transformer by one call, the transformer not predicted (rollup._lone_call_transformer)
         self.lone = False
-        self.onset = False  # counted among the outages that began (rollup._note_onset)
-        self.suspect = False  # one call judged customer-side (rollup._customer_side)
+        self.onset = False  # counted among the outages that began (customer_side._note_onset)
+        self.suspect = False  # one call judged customer-side (customer_side._customer_side)
         self.first_gasp: datetime | None = None  # earliest AMI out-evidence
         self.newest_gasp: datetime | None = None  # latest time a meter of this event went dark
         self.frozen = False

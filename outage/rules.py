@@ -213,7 +213,7 @@ class RuleSet:
     #: history). Lone calls of outages (service drops, transformers one customer called about) are taken to come at
     #: ``alpha`` per multi-customer outage beginning nearby (counted within ``customer_side_window`` either side of
     #: the call, shrunk towards the mean over the last ``customer_side_horizon``), ``alpha`` fitted to the open lone
-    #: calls (rollup._fit_lone_calls); the odds of a call are then alpha x that rate over the customer-side rate.
+    #: calls (customer_side._fit_lone_calls); the odds of a call are then alpha x that rate over the customer-side rate.
     #: Until ``customer_side_min_onsets`` outages have begun (and as many lone calls came) nothing is judged; a
     #: duplicate call, a hazard, medical equipment or "my neighbours are out too" always speak for an outage.
     #: Judged again every ``customer_side_window`` / 4 as the storm goes on, for half a horizon after the call; then the

@@ -1,5 +1,5 @@
 """Calls only: a lone call while no other outage is beginning is judged customer-side (EventClass.CUSTOMER_SIDE),
-not an outage prediction; a lone call in the middle of the storm's damage stays an outage (rollup._customer_side)."""
+not an outage prediction; a lone call in the middle of the storm's damage stays an outage (customer_side._customer_side)."""
 
 from __future__ import annotations
 
