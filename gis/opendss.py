@@ -19,8 +19,9 @@ Model rules:
   ``Normal=open``/``State=open``, a line to a dead-end bus ``<bus>_open`` without coordinates (the IEEE 123
   convention; it is joined to ``<bus>``).
 * **Substation**: from each source bus, everything reached through substation transformers (``sub=y``, or a
-  transformer from 30 kV or more to a primary voltage), series reactors and, up to an energy meter's line, the
-  lines to it, is substation equipment: those buses become one substation node (the ``source_node``), the
+  transformer from 30 kV or more to a primary voltage), series reactors, lines and switches at 30 kV or more (a
+  subtransmission line between substation transformers; the voltage carried from the transformers' windings) and,
+  up to an energy meter's line, the lines to it, is substation equipment: those buses become one substation node (the ``source_node``), the
   equipment is listed in the substation's ``equipment`` column, and each line leaving it is a feeder head: a switch
   line there is the feeder breaker, any other gets a breaker ``BRK-<line>`` (``synthesized=True``). A model whose
   source bus is the feeder head (no substation equipment) gets a source node beside that bus and one breaker
@@ -270,6 +271,7 @@ class _Edge:
     reactor: bool = False  # series reactor
     lv: bool = False  # distribution transformer: its low side is secondary
     disabled: bool = False
+    kv: tuple[float, float] | None = None  # a transformer's winding voltages at a and b
 
     def row(self) -> dict:
         return {k: getattr(self, k) for k in ("seg_id", "a", "b", "kind", "phases", "normally_open", "synthesized",
@@ -339,7 +341,8 @@ def _elements(model: DssModel) -> tuple[list[_Edge], list[dict], list[tuple[str,
             continue
         e = _Edge(bank or display, a, b, kind, _phases(obj, specs[0]), name=f"Transformer.{display}",
                   sub=bool(obj.get("sub")) or (kv[0] >= SUB_KV and min(kv[1:]) >= SECONDARY_KV),
-                  lv=min(kv[1:]) < SECONDARY_KV, disabled=obj.get("enabled") is False)
+                  lv=min(kv[1:]) < SECONDARY_KV, disabled=obj.get("enabled") is False,
+                  kv=(kv[0], kv[1] if len(kv) > 1 else kv[0]))
         if not e.disabled:
             banks[key] = e
         edges.append(e)
@@ -531,6 +534,31 @@ def _path(start: set[str], goal: str, adj: dict[str, list[_Edge]], max_hops: int
     return None
 
 
+def _high_voltage(edges: list[_Edge]) -> set[str]:
+    """Buses at subtransmission or transmission voltage (``SUB_KV`` or more): each transformer winding's voltage,
+    carried along the lines, switches and devices joined to it. Buswork and lines at that voltage between the source
+    and the substation transformers are substation equipment, not a feeder."""
+    parent: dict[str, str] = {}
+
+    def find(n: str) -> str:
+        parent.setdefault(n, n)
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    for e in edges:
+        if e.kv is None or e.kind == "regulator":
+            parent[find(e.a)] = find(e.b)
+    zone_kv: dict[str, float] = {}
+    for e in edges:
+        if e.kv is not None and e.kind != "regulator":
+            for n, v in ((e.a, e.kv[0]), (e.b, e.kv[1])):
+                r = find(n)
+                zone_kv[r] = max(zone_kv.get(r, 0.0), v)
+    return {n for n in list(parent) if zone_kv.get(find(n), 0.0) >= SUB_KV}
+
+
 def _substations(model: DssModel, edges: list[_Edge], sources: list[tuple[str, str]], loads: list[dict],
                  notes: list[str]) -> list[_Sub]:
     """Collapse each substation's equipment into one node and put a breaker on each feeder head."""
@@ -541,6 +569,7 @@ def _substations(model: DssModel, edges: list[_Edge], sources: list[tuple[str, s
         cls, name = _target(obj, "element")
         if cls == "line":
             meters.append((name, int(obj.get("terminal") or 1)))
+    high = _high_voltage(edges)
     for bus, label in sources:
         if bus in inside:
             continue
@@ -550,7 +579,7 @@ def _substations(model: DssModel, edges: list[_Edge], sources: list[tuple[str, s
             n = queue.popleft()
             for e in adj.get(n, ()):
                 o = e.b if e.a == n else e.a
-                if (e.sub or e.reactor) and o not in group:
+                if (e.sub or e.reactor or (n in high and o in high)) and o not in group:
                     group.add(o)
                     queue.append(o)
         if len(group) == 1:  # the source bus is the feeder head

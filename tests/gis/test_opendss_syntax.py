@@ -93,3 +93,15 @@ def test_loads_on_service_lines_hang_under_their_transformer_without_a_twin():
 @pytest.mark.parametrize("name", sorted(p.name for p in DSS.glob("*.dss")))
 def test_every_case_imports_valid(name):
     _import(name)
+
+
+def test_subtransmission_between_source_and_substation_transformers_is_substation():
+    net = _import("subtransmission.dss")
+    sub = net.substations.iloc[0]
+    assert len(net.substations) == 1
+    assert set(sub["equipment"].split(", ")) == {"Line.HV1", "Line.L69", "Transformer.T115", "Transformer.S1",
+                                                 "Transformer.S2"}
+    seg = _segs(net)
+    assert net.summary()["feeders"] == 2  # one leaves each 12.47 kV bus
+    assert set(seg.index[seg["kind"] == "transformer"]) == {"D1", "D2"}
+    assert set(net.service_points["node_id"]) == {"c1", "ar1"}
