@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.exc import OperationalError
 
 from api.store.db import Database, normalize_url
 
@@ -43,9 +44,28 @@ def fresh_database(url: str | None, tmp: Path):
     try:
         yield f"{normalize_url(url)}{sep}options=-csearch_path%3D{schema}"
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        _drop_schema(admin, schema)
         admin.dispose()
+
+
+def _drop_schema(admin, schema: str, attempts: int = 3) -> None:
+    """Drop a test schema. A session of the test's service can outlive it by a moment, still reading a table when
+    the DROP comes: PostgreSQL then breaks the lock cycle by failing one side (deadlock detected). End the sessions
+    that hold locks in the schema first, and try again if one still slips in."""
+    holders = text(
+        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :schema AND l.pid <> pg_backend_pid()"
+    )
+    with admin.connect() as conn:
+        for attempt in range(attempts):
+            conn.execute(holders, {"schema": schema})
+            try:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+                return
+            except OperationalError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.2)
 
 
 def count_rows(url: str, model, *where) -> int:
