@@ -21,9 +21,10 @@ Model rules:
 * **Substation**: from each source bus, everything reached through substation transformers (``sub=y``, or a
   transformer from 30 kV or more to a primary voltage), series reactors, lines and switches at 30 kV or more (a
   subtransmission line between substation transformers; the voltage carried from the transformers' windings) and,
-  up to an energy meter's line, the lines to it, is substation equipment: those buses become one substation node (the ``source_node``), the
-  equipment is listed in the substation's ``equipment`` column, and each line leaving it is a feeder head: a switch
-  line there is the feeder breaker, any other gets a breaker ``BRK-<line>`` (``synthesized=True``). A model whose
+  up to an energy meter's line, the lines to it, is substation equipment: those buses become one substation node
+  (the ``source_node``), the equipment is listed in the substation's ``equipment`` column, and each line leaving it
+  is a feeder head: a switch line there is the feeder breaker, any other gets a breaker ``BRK-<line>``
+  (``synthesized=True``). A model whose
   source bus is the feeder head (no substation equipment) gets a source node beside that bus and one breaker
   ``BRK-<bus>`` (``synthesized=True``), unless a ``Relay`` already guards a line leaving it.
 * **Kinds**: ``Line`` is a ``line`` (``switch`` if ``switch=y`` or a ``SwtControl`` works it), ``service`` below a
@@ -538,25 +539,17 @@ def _high_voltage(edges: list[_Edge]) -> set[str]:
     """Buses at subtransmission or transmission voltage (``SUB_KV`` or more): each transformer winding's voltage,
     carried along the lines, switches and devices joined to it. Buswork and lines at that voltage between the source
     and the substation transformers are substation equipment, not a feeder."""
-    parent: dict[str, str] = {}
+    import networkx as nx
 
-    def find(n: str) -> str:
-        parent.setdefault(n, n)
-        while parent[n] != n:
-            parent[n] = parent[parent[n]]
-            n = parent[n]
-        return n
-
-    for e in edges:
-        if e.kv is None or e.kind == "regulator":
-            parent[find(e.a)] = find(e.b)
-    zone_kv: dict[str, float] = {}
-    for e in edges:
-        if e.kv is not None and e.kind != "regulator":
-            for n, v in ((e.a, e.kv[0]), (e.b, e.kv[1])):
-                r = find(n)
-                zone_kv[r] = max(zone_kv.get(r, 0.0), v)
-    return {n for n in list(parent) if zone_kv.get(find(n), 0.0) >= SUB_KV}
+    steps = [e for e in edges if e.kv is not None and e.kind != "regulator"]  # a regulator keeps the voltage
+    zones = nx.Graph((e.a, e.b) for e in edges if e.kv is None or e.kind == "regulator")
+    zones.add_nodes_from(n for e in steps for n in (e.a, e.b))
+    winding: dict[str, float] = {}
+    for e in steps:
+        for n, v in ((e.a, e.kv[0]), (e.b, e.kv[1])):
+            winding[n] = max(winding.get(n, 0.0), v)
+    return {n for zone in nx.connected_components(zones) if max(winding.get(m, 0.0) for m in zone) >= SUB_KV
+            for n in zone}
 
 
 def _substations(model: DssModel, edges: list[_Edge], sources: list[tuple[str, str]], loads: list[dict],

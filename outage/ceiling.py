@@ -131,7 +131,7 @@ def group_candidates(grid: Grid, storm: Storm, config: StormConfig) -> tuple[lis
         }
         # service points of the device whose other customers are the caller's neighbours (Grid.neighbourhood): a
         # device that holds them all (nested devices: as many or more) has them out too
-        nb_size = {k: (g.hi[d] - g.lo[d] if (d := g.neighbourhood(k)) >= 0 else 1) for k in sps}
+        nb_size = {k: (g.n_sp[d] if (d := g.neighbourhood(k)) >= 0 else 1) for k in sps}
 
         def log_weight(
             kind: str, n: int, sps=sps, n_calls=n_calls, said=said, nb_size=nb_size, when=when, wires=wires,

@@ -86,7 +86,7 @@ class EvidenceMixin:
             e, h, leaf = self._evidence_llr(chain[0], source, hint)
             self._sp_ev[k] = (e, h, leaf)
             self._below[chain[0]] += leaf
-        esum, lo, hi = self._esum, g.lo, g.hi
+        esum, n_sp = self._esum, g.n_sp
         for d in chain:
             if out_sps[d] == 0 and parent[d] >= 0 and not tele[d]:
                 active[parent[d]] += 1
@@ -95,7 +95,7 @@ class EvidenceMixin:
             lik_out_m[d] += metered
             lik_out_c[d] += c
             self._out_cust[d] += c
-            esum[d] += e + h if hi[d] - lo[d] > 1 else e  # under one service point, no neighbours to answer about
+            esum[d] += e + h if n_sp[d] > 1 else e  # under one service point, no neighbours to answer about
         if hint is not None and chain and g.is_transformer[chain[0]]:
             self._sp_hint[k] = hint
             (self._hint if hint else self._nohint)[chain[0]] += 1
@@ -273,12 +273,12 @@ class EvidenceMixin:
             if chain:
                 self._below[chain[0]] -= leaf
             esum, lik_out, lik_out_m, lik_out_c = self._esum, self._lik_out, self._lik_out_m, self._lik_out_c
-            metered, lo, hi = self.grid.metered[k], self.grid.lo, self.grid.hi
+            metered, n_sp = self.grid.metered[k], self.grid.n_sp
             for d in chain:
                 lik_out[d] -= 1
                 lik_out_m[d] -= metered
                 lik_out_c[d] -= c
-                esum[d] -= e + h if hi[d] - lo[d] > 1 else e
+                esum[d] -= e + h if n_sp[d] > 1 else e
         if rules:
             if chain:
                 hint = self._sp_hint.pop(k, None)

@@ -92,6 +92,7 @@ class Grid:
         lo[~live], hi[~live] = 0, 0
         self.lo: list[int] = lo.tolist()
         self.hi: list[int] = hi.tolist()
+        self.n_sp: list[int] = (hi - lo).tolist()  # service points below each device
 
         cust = topo.sp_customers[self.sp_order]
         self._cum_customers = np.concatenate([[0], np.cumsum(cust)]).tolist()
@@ -173,8 +174,8 @@ class Grid:
         """The device whose other customers are ``sp``'s neighbours, whom a caller is asked about ("are your
         neighbours out too?"): the lowest device above it with more than one service point (the transformer it
         shares; for a customer alone on a transformer, the lateral around it), or -1 if none."""
-        d, parent, lo, hi = self.sp_first[sp], self.parent, self.lo, self.hi
-        while d >= 0 and hi[d] - lo[d] < 2:
+        d, parent, n_sp = self.sp_first[sp], self.parent, self.n_sp
+        while d >= 0 and n_sp[d] < 2:
             d = parent[d]
         return d
 

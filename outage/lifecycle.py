@@ -180,16 +180,17 @@ class LifeCycleMixin:
 
     def _explained_by_frozen(self, k: int) -> _Track | None:
         tr = self._frozen_sp.get(k)
-        if tr is not None:
-            return tr
-        g, d, found = self.grid, self.grid.sp_first[k], None
-        frozen_at = self._frozen_at
+        return tr if tr is not None else self._frozen_over(self.grid.sp_first[k])
+
+    def _frozen_over(self, d: int) -> _Track | None:
+        """The frozen (worked or SCADA-confirmed) event at device ``d`` or above it; closed ones are unregistered."""
+        parent, frozen_at = self.grid.parent, self._frozen_at
         while d >= 0:
-            if d in frozen_at:
-                found = frozen_at[d]
-                break
-            d = g.parent[d]
-        return found
+            tr = frozen_at.get(d)
+            if tr is not None:
+                return tr
+            d = parent[d]
+        return None
 
     def _recently_restored(self, k: int, t: datetime, rs) -> _Track | None:
         tr = self._restored_sp.get(k)
@@ -411,7 +412,7 @@ class LifeCycleMixin:
     def _one_service_point(self, tr: _Track) -> bool:
         """Whether ``tr`` is the outage of one service point: on the service point itself, on the transformer a lone
         call sits on (``lone``), or on a device with no other service point below it."""
-        return tr.dev < 0 or tr.lone or self.grid.hi[tr.dev] - self.grid.lo[tr.dev] == 1
+        return tr.dev < 0 or tr.lone or self.grid.n_sp[tr.dev] == 1
 
     def _explain(self, tr: _Track) -> None:
         tr.event.mark_changed()

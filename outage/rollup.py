@@ -95,7 +95,7 @@ class RollUpMixin:
             return False
         service_xfmr = g.rule_kind[d] == "transformer"
         if service_xfmr:
-            children, n_children = out + self._hint[d], g.hi[d] - g.lo[d]
+            children, n_children = out + self._hint[d], g.n_sp[d]
             if out == 1 and self._nohint[d] == 1 and n_children > 1:
                 # a lone caller who says the neighbours are not out: a service-level problem (a service drop or
                 # customer-side), not the transformer, however few customers the transformer has
@@ -192,22 +192,11 @@ class RollUpMixin:
                 top >= 0
                 and top not in self._event_at
                 and any(not c.frozen and c.event.open for c in self._under.get(top, ()))
-                and not self._frozen_above(top)
+                and self._frozen_over(self.grid.parent[top]) is None
             ):
                 tr = self._gather(top, t)
                 if tr is not None:
                     self._verify(tr, t)  # a new prediction is verified however it came about
-
-    def _frozen_above(self, d: int) -> bool:
-        """Whether an open worked or SCADA-confirmed event sits on a device above ``d``."""
-        g, frozen_at = self.grid, self._frozen_at
-        p = g.parent[d]
-        while p >= 0:
-            tr = frozen_at.get(p)
-            if tr is not None and tr.event.open:
-                return True
-            p = g.parent[p]
-        return False
 
     # ================================================================ placing evidence in events
     def _place(self, k: int, chain: list[int], t: datetime, ami_t: datetime | None = None) -> _Track:
@@ -261,7 +250,7 @@ class RollUpMixin:
             base += math.log(sum(math.exp(logp.get(g.kind[m], -9.0) - own)
                                  for m in members if not self._closed_tele[m]))
         # the answer, once: "neighbours out too" for d, "not out" against it (_evidence_llr); nothing on a caller alone
-        h = self._sp_ev[k][1] if g.hi[d] - g.lo[d] > 1 else 0.0
+        h = self._sp_ev[k][1] if g.n_sp[d] > 1 else 0.0
         return base + h > 0.0
 
     def _gather(
@@ -287,15 +276,15 @@ class RollUpMixin:
             if child.newest_gasp is not None and (ref is None or child.newest_gasp > ref):
                 ref = child.newest_gasp
         keep_before = None if ref is None else ref - self._ruleset_dev(top).ami_separation
-        parted: list[_Track] = []
+        parted: dict[_Track, int] = {}
         if ref is None and children:
             keep_before, parted = self._call_onset(top, tr, children, own, t)
         absorb, home = [], None
         for child in children:
-            if child in parted:
+            k = parted.get(child)
+            if k is not None:
                 # its first call came alone, before the later outage began: a single-service outage of its own; the
                 # rest of it belongs to the later outage
-                k = self._first_call_apart(child)[0]
                 split = self._split_off(child, k)
                 if own is not None and own[0] == k:
                     home = split
@@ -350,11 +339,12 @@ class RollUpMixin:
         children: list[_Track],
         own: tuple[int, list[int]] | None,
         t: datetime,
-    ) -> tuple[datetime | None, list[_Track]]:
+    ) -> tuple[datetime | None, dict[_Track, int]]:
         """Calls only: when the outage at ``top`` began, if the events below it split in time into earlier ones
         and a later group that were likelier separate outages than one (:mod:`outage.separation`, at odds
         ``RuleSet.call_separation_odds``); else None. With it, the events below whose first call alone is earlier
-        (``_first_call_apart``): that call is an outage of its own, the rest of the event belongs to the later one.
+        (``_first_call_apart``), each with that caller's service point: that call is an outage of its own, the rest of
+        the event belongs to the later one.
 
         Each event below starts at its first call; the split is tried after each of them in turn (the earlier
         part must be events below: the top's own evidence and the call being placed are part of its outage), and
@@ -383,7 +373,7 @@ class RollUpMixin:
             n = int(g.hi[c.dev] - g.lo[c.dev]) if c.dev >= 0 else 1
             kind = g.kind[c.dev] if c.dev >= 0 else "service"
             apart = self._first_call_apart(c)
-            first = (when(apart[0], c), apart[2]) if apart is not None else None
+            first = (when(apart[0], c), apart[2], apart[0]) if apart is not None else None
             units.append((c.event.start, calls, max(0, n - len(calls)), math.log(lk.fault_prior.get(kind, 1e-3)), c,
                           first))
         own_calls = [when(k, tr) for k, reps in tr.sps.items() if reps] if tr is not None else []
@@ -395,7 +385,7 @@ class RollUpMixin:
         median = rs.call_delay_median.total_seconds()
         window = rs.separation.total_seconds()
         others = int(g.hi[top] - g.lo[top])
-        best, onset, split = math.log(rs.call_separation_odds), None, []
+        best, onset, split = math.log(rs.call_separation_odds), None, {}
         memo: dict = {}
 
         def weigh(earlier: list, later: list) -> float | None:
@@ -413,13 +403,13 @@ class RollUpMixin:
             after = [c for u in units if u[0] >= at for c in u[1]]
             # the events below that began before the onset, whole; or, where one's first call alone came before it
             # and the rest after, that first call as an earlier outage of its own and the rest part of the later one
-            options = [([(u[1], u[2], u[3]) for u in before], after, [])]
+            options = [([(u[1], u[2], u[3]) for u in before], after, {})]
             apart = [u for u in before if u[5] is not None and u[5][1] >= at]
             if apart:
                 whole = [(u[1], u[2], u[3]) for u in before if u[5] is None or u[5][1] < at]
                 lone = [([u[5][0]], 0, log_service) for u in apart]
                 rest = [c for u in apart for c in u[1] if c != u[5][0]]
-                options.append((whole + lone, after + rest, [u[4] for u in apart]))
+                options.append((whole + lone, after + rest, {u[4]: u[5][2] for u in apart}))
             for earlier, later, parted in options:
                 lo = weigh(earlier, later)
                 if lo is not None and lo > best:
