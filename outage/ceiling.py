@@ -32,6 +32,13 @@ up to the model's approximations: a customer already out from another fault stil
 called, and a call put on a neighbour's account is not modelled. ``expected_precision`` and ``expected_recall``
 score the same choices by their own posteriors instead of the ground truth; the gap between the two pairs shows
 how much those approximations matter.
+
+Told the grouping, the ceiling knows more than the calls can say: a service drop that failed under a fuse that
+blew minutes later has one call among the fuse's calls, which the fuse explains as well, so no engine can find the
+drop, and the ceiling does. ``timed=True`` tells it only what the calls' times, the silence and the priors can
+(:func:`_apart`): each group weighs as much as it is likely to be an outage of its own rather than part of an
+outage of a device above it and another group. It is still a ceiling (every other grouping is told, the threshold
+is picked knowing the outcome), closer to what an engine could do from calls alone.
 """
 
 from __future__ import annotations
@@ -41,8 +48,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from outage.grid import Grid
 from outage.rules import lognormal_sf
+from outage.separation import lognormal_logpdf
 from outage.storm import (
     CUSTOMER_SIDE_SAYS_NO,
     STORM_START,
@@ -83,9 +93,13 @@ def _log(x: float) -> float:
     return math.log(x) if x > 0.0 else -math.inf
 
 
-def group_candidates(grid: Grid, storm: Storm, config: StormConfig) -> tuple[list[list[Candidate]], int]:
+def group_candidates(
+    grid: Grid, storm: Storm, config: StormConfig, timed: bool = False
+) -> tuple[list[list[Candidate]], int]:
     """Each group of calls in ``storm`` with its candidates, most likely first (a breaker SCADA saw lock out is
-    a certain candidate), and how many groups are calls on customers who were not out."""
+    a certain candidate), and how many groups are calls on customers who were not out. ``timed``: a group whose
+    callers are all cut off by another reporting fault too weighs only as much as the calls' times say it is an
+    outage of its own (:func:`_apart`)."""
     if config.ami:
         raise ValueError("the call-only ceiling is for storms without AMI (StormConfig.ami=False)")
     g = grid
@@ -112,6 +126,7 @@ def group_candidates(grid: Grid, storm: Storm, config: StormConfig) -> tuple[lis
     for key in locked_out:
         groups.setdefault(key, [])
 
+    apart = _apart(g, storm, config, groups, calls_at, weight, closed) if timed else {}
     out: list[list[Candidate]] = []
     not_out = 0
     for key, sps in groups.items():
@@ -186,13 +201,102 @@ def group_candidates(grid: Grid, storm: Storm, config: StormConfig) -> tuple[lis
             rep = name if name == NOT_OUT else min(same_customers(g, name))
             weights[rep] = weights.get(rep, 0.0) + math.exp(lw - top)
         total = sum(weights.values())
-        ranked = sorted(((w / total, name) for name, w in weights.items() if name != NOT_OUT), reverse=True)
+        share = apart.get(key, 1.0)
+        ranked = sorted(((share * w / total, name) for name, w in weights.items() if name != NOT_OUT), reverse=True)
         out.append([Candidate(name, p, key in same_customers(g, name)) for p, name in ranked])
     return out, not_out
 
 
+def _apart(
+    g: Grid,
+    storm: Storm,
+    config: StormConfig,
+    groups: dict[str, list[int]],
+    calls_at: dict[int, list],
+    weight: float,
+    closed: set[str],
+) -> dict[str, float]:
+    """For each fault that reported, the probability that an engine not told the grouping would see its calls as an
+    outage of its own. Nothing but the times, the silence and the priors tells apart a fault's calls from those of
+    another outage that cut off the same callers: each caller is out either way and says the same of the neighbours
+    (:mod:`outage.simulate` answers for the whole storm).
+
+    For every device ``d`` above the callers of two reporting faults, pair by pair: when ``d`` failed, each fault
+    below it against ``d``'s own (a service drop under a blown fuse); else each fault below it against each other
+    one (two transformers under a fuse that held, which would explain both with one fault). Weighed under the
+    simulator's model, with every call in hand: each fault's onset uniform over the storm's first half (a lockout
+    SCADA saw: at the lockout), each customer's first call a lognormal delay after it. Apart: both faults' priors,
+    each one's calls from its own onset. Together: ``d``'s prior, all the calls from one onset, and ``d``'s customers
+    that no fault below it cut off out and silent. A fault keeps the least probability of its pairs."""
+    half = config.duration.total_seconds() / 60 / 2
+    median, sigma = config.call_delay_median_min, config.call_delay_sigma
+    log_quiet = math.log(1.0 - config.call_rate)
+    onsets = np.linspace(0.0, half, 721)
+    known = {s.device_id: (s.time - STORM_START).total_seconds() / 60 for s in storm.scada if s.kind == "lockout"}
+
+    def log_prior(kind: str) -> float:
+        return _log(config.faults * config.fault_mix.get(kind, 0.0) / weight)
+
+    def evidence(t: np.ndarray, onset: float | None) -> float:
+        """log P(first calls at ``t`` | one outage): its onset ``onset``, else uniform over the first half."""
+        if onset is not None:
+            return float(lognormal_logpdf(t - onset, median, sigma).sum())
+        ll = lognormal_logpdf(t[:, None] - onsets[None, :], median, sigma).sum(axis=0)
+        top = ll.max()
+        return -math.inf if top == -np.inf else float(top + np.log(np.exp(ll - top).mean()))
+
+    # each fault that reported: the customers it cut off (a run of positions), its first calls, prior and evidence
+    units: dict[str, tuple[int, int, np.ndarray, float, float]] = {}
+    for f in storm.faults:
+        sps = groups.get(f.key)
+        if sps is None or (not sps and f.key not in known):
+            continue
+        if f.key.startswith("sp:"):
+            lo = g.sp_pos[g.sp_index[f.key[3:]]]
+            hi = lo + 1
+        else:
+            d = g.device_index[f.key]
+            lo, hi = int(g.lo[d]), int(g.hi[d])
+        t = np.array([(min(r.time for r in calls_at[k]) - STORM_START).total_seconds() / 60 for k in sps])
+        units[f.key] = (lo, hi, t, log_prior(f.kind), evidence(t, known.get(f.key)))
+    over: dict[int, list[str]] = defaultdict(list)  # device -> the faults whose customers it holds
+    for key, (lo, hi, *_) in units.items():
+        for d in g.chain(int(g.sp_order[lo])):
+            if g.lo[d] <= lo and hi <= g.hi[d]:
+                over[d].append(key)
+    out: dict[str, float] = {}
+    for d, keys in over.items():
+        name = g.device_ids[d]
+        if len(keys) < 2 or g.kind[d] not in config.fault_mix or g.kind[d] == "service" or name in closed:
+            continue
+        spans = sorted((units[k][0], units[k][1]) for k in keys)
+        cut_off, reach = 0, -1  # customers the faults below d cut off between them (runs nest or are apart)
+        for lo, hi in spans:
+            cut_off += max(0, hi - max(lo, reach))
+            reach = max(reach, hi)
+        # together, d's customers that no fault below it cut off were out and silent too
+        silence = (cut_off - int(g.hi[d] - g.lo[d])) * log_quiet
+        # pairs: each fault below d with d's own fault (a drop under a blown fuse), or, where d did not fail, with
+        # each other fault below it (two transformers under a fuse that held)
+        pairs = [(k, name) for k in keys if k != name] if name in units else [
+            (k, other) for k in keys for other in keys if other != k
+        ]
+        for k, other in pairs:
+            odds = (
+                units[k][3]
+                + units[k][4]
+                + units[other][4]
+                - evidence(np.concatenate([units[k][2], units[other][2]]), known.get(name))
+            )
+            if name not in units:
+                odds += units[other][3] - log_prior(g.kind[d]) + silence
+            p = 1.0 / (1.0 + math.exp(-odds)) if odds > -700 else 0.0
+            out[k] = min(out.get(k, 1.0), p)
+    return out
+
+
 def _ranked(
-    grid: Grid, storms: list[Storm], config: StormConfig, per_group: int
+    grid: Grid, storms: list[Storm], config: StormConfig, per_group: int, timed: bool = False
 ) -> tuple[list[tuple[float, bool, int, str]], int, int, int]:
     """Every storm's candidates (up to ``per_group`` a group) as (posterior, right, storm index, candidate key),
     most likely first; with the faults that reported, the groups, and the groups of customers not out."""
@@ -200,7 +304,7 @@ def _ranked(
     reporting = groups = not_out = 0
     for i, storm in enumerate(storms):
         reporting += len(storm.reporting)
-        cands, n_not_out = group_candidates(grid, storm, config)
+        cands, n_not_out = group_candidates(grid, storm, config, timed)
         groups += len(cands)
         not_out += n_not_out
         items += [(cand.posterior, cand.right, i, cand.key) for group in cands for cand in group[:per_group]]
@@ -227,11 +331,11 @@ def _best(items: list[tuple[float, bool, int, str]], reporting: int) -> tuple[in
 
 
 def call_only_ceiling(
-    grid: Grid, storms: Iterable[Storm], config: StormConfig, per_group: int = 2
+    grid: Grid, storms: Iterable[Storm], config: StormConfig, per_group: int = 2, timed: bool = False
 ) -> Ceiling:
     """The ceiling over ``storms`` (all generated with ``config``): see the module docstring. ``per_group``: how
     many candidates of one group an engine may predict at once."""
-    items, reporting, groups, not_out = _ranked(grid, list(storms), config, per_group)
+    items, reporting, groups, not_out = _ranked(grid, list(storms), config, per_group, timed)
     _, best, best_expected = _best(items, reporting)
     if best is None:
         return Ceiling(1.0, 1.0, 0.0 if reporting else 1.0, 1.0, 0.0 if reporting else 1.0, groups, not_out)
@@ -246,11 +350,13 @@ def call_only_ceiling(
     )
 
 
-def ceiling_finds(grid: Grid, storms: Iterable[Storm], config: StormConfig, per_group: int = 2) -> list[set[str]]:
+def ceiling_finds(
+    grid: Grid, storms: Iterable[Storm], config: StormConfig, per_group: int = 2, timed: bool = False
+) -> list[set[str]]:
     """Per storm, the faults the ceiling finds (its right predictions, :func:`call_only_ceiling`). Set beside an
     engine's finds, it shows where the engine falls short of the ceiling and where it does better."""
     storms = list(storms)
-    items, reporting, _, _ = _ranked(grid, storms, config, per_group)
+    items, reporting, _, _ = _ranked(grid, storms, config, per_group, timed)
     n, _, _ = _best(items, reporting)
     found: list[set[str]] = [set() for _ in storms]
     for _, right, i, key in items[:n]:

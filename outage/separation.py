@@ -35,6 +35,15 @@ _GRID = np.geomspace(10.0, 12 * 3600.0, 64)
 _LOG_STEP = math.log(_GRID[1] / _GRID[0])
 
 
+def lognormal_logpdf(delay: np.ndarray, median: float, sigma: float) -> np.ndarray:
+    """log density of a lognormal call delay with this median and log-sigma; minus infinity for a delay <= 0 (a
+    call before the onset)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (np.log(delay) - math.log(median)) / sigma
+        out = -0.5 * z * z - np.log(delay * sigma * math.sqrt(2.0 * math.pi))
+    return np.where(delay > 0, out, -np.inf)
+
+
 def onset_log_evidence(
     calls: Sequence[float], silent: int, now: float, p_call: float, median: float, sigma: float, window: float
 ) -> float:
@@ -47,9 +56,7 @@ def onset_log_evidence(
     d = _GRID[: int(np.searchsorted(_GRID, window, side="right"))]
     onset = t.min() - d  # (G,)
     delay = t[:, None] - onset[None, :]  # (n, G), all > 0
-    z = (np.log(delay) - math.log(median)) / sigma
-    log_f = -0.5 * z * z - np.log(delay * sigma * math.sqrt(2.0 * math.pi))
-    ll = log_f.sum(axis=0)
+    ll = lognormal_logpdf(delay, median, sigma).sum(axis=0)
     if silent:
         quiet = now - onset
         called_by_now = ndtr((np.log(quiet) - math.log(median)) / sigma)

@@ -516,9 +516,10 @@ def evaluate(
         msgs += res.messages
         secs += res.seconds
     mins = sorted(eng_total.minutes_to_correct)
-    ceiling = None
+    ceiling = ceiling_timed = None
     if call_only:
         ceiling = asdict(call_only_ceiling(grid, call_only, cfg))
+        ceiling_timed = asdict(call_only_ceiling(grid, call_only, cfg, timed=True))
     return {
         "storms": storms,
         "call_rate": call_rate,
@@ -539,5 +540,6 @@ def evaluate(
         "false_other": eng_total.predicted - eng_total.correct - customer_side,
         "messages": msgs,
         "messages_per_s": round(msgs / secs) if secs else None,
-        "ceiling": ceiling,  # without AMI: the best any engine could score (outage.ceiling)
+        "ceiling": ceiling,  # without AMI: the best any engine could score (outage.ceiling), told the grouping
+        "ceiling_timed": ceiling_timed,  # the same, told only what the calls' times can tell (outage.ceiling)
     }

@@ -51,21 +51,20 @@ def run(args) -> int:
 
     print(f"{args.territory}: {r['storms']} storms x {r['faults_per_storm']} faults, call-in {r['call_rate']:.0%}, "
           f"AMI {_ami_label(r)}, seed {args.seed}")
-    ceiling = r["ceiling"] or {}
-    print(f"{'':22}{'engine':>10}{'baseline':>10}" + (f"{'ceiling':>10}" if ceiling else ""))
-    print(f"{'precision':22}{r['precision']:>10.3f}{r['baseline_precision']:>10.3f}"
-          + (f"{ceiling['precision']:>10.3f}" if ceiling else ""))
-    print(f"{'recall':22}{r['recall']:>10.3f}{r['baseline_recall']:>10.3f}"
-          + (f"{ceiling['recall']:>10.3f}" if ceiling else ""))
+    ceilings = [c for c in (r["ceiling"], r["ceiling_timed"]) if c]
+    print(f"{'':22}{'engine':>10}{'baseline':>10}" + ("   ceiling     timed" if ceilings else ""))
+    for name, label in (("precision", "precision"), ("recall", "recall")):
+        print(f"{label:22}{r[name]:>10.3f}{r['baseline_' + name]:>10.3f}"
+              + "".join(f"{c[name]:>10.3f}" for c in ceilings))
     print(f"{'correctly classified':22}{r['classified']:>10.3f}  (of every predicted event)")
     print(f"classes (truth -> predicted): {confusion_text(r['confusion'])}")
     print(f"{'min to correct (med)':22}{fmt(r['minutes_to_correct_median'], '10.1f')}")
     print(f"{'min to correct (p90)':22}{fmt(r['minutes_to_correct_p90'], '10.1f')}")
     print(f"predicted events {r['predicted_events']}, faults that reported {r['faults_reporting']}, "
           f"wrong: {r['false_customer_side']} customer-side calls + {r['false_other']} other")
-    if ceiling:
+    if ceilings:
         print("ceiling: the best any engine could score on these storms from calls alone, even one told which calls "
-              "share a cause (outage.ceiling)")
+              "share a cause; timed: told only what the calls' times can tell (outage.ceiling)")
     return 0
 
 

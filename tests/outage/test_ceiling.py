@@ -110,3 +110,85 @@ def test_the_ceiling_is_for_storms_without_meters(grid):
     cfg = replace(CONFIG, ami=True)
     with pytest.raises(ValueError, match="without AMI"):
         group_candidates(grid, generate_storm(grid, cfg, 0), cfg)
+
+
+def _drop_under_a_blown_fuse(grid, drop_call_minute: float):
+    """A hand-made storm: a fuse that blew at minute 60, a third of its customers calling over the next half hour,
+    and a service drop below it that failed at minute 50, its customer calling at ``drop_call_minute``."""
+    from datetime import timedelta
+
+    from outage.reports import Report
+    from outage.storm import Fault
+
+    fuse = max((d for d in range(grid.n_devices) if grid.kind[d] == "fuse"), key=lambda d: grid.hi[d] - grid.lo[d])
+    sps = [int(k) for k in grid.sps_of(fuse)]
+    assert len(sps) >= 12, "the test territory needs a fuse with a dozen customers"
+    drop, callers = sps[0], sps[1::3]
+    fuse_id, drop_id = grid.device_ids[fuse], f"sp:{grid.sp_ids[drop]}"
+    at = lambda minute: STORM_START + timedelta(minutes=minute)  # noqa: E731
+    reports = [Report(f"F{i}", at(62 + 3 * i), sp_id=grid.sp_ids[k]) for i, k in enumerate(callers)]
+    reports.append(Report("D", at(drop_call_minute), sp_id=grid.sp_ids[drop]))
+    storm = replace(
+        generate_storm(grid, CONFIG, 0),
+        faults=[Fault(fuse_id, "fuse", at(60), False, None), Fault(drop_id, "service", at(50), False, None)],
+        reports=reports,
+        cause={**{k: fuse_id for k in sps}, drop: drop_id},
+        scada=[],
+    )
+    return storm, drop_id
+
+
+@pytest.mark.parametrize(("drop_call_minute", "apart"), [(66.0, False), (8.0, True)])
+def test_the_timed_ceiling_is_not_told_which_calls_under_a_blown_fuse_are_its_own(grid, drop_call_minute, apart):
+    """Told the grouping, the ceiling finds a service drop whose one call came amid the calls of the blown fuse
+    above it; no engine could: the fuse explains that call as well, and a second fault is rarer than one. Timed,
+    the drop weighs only as much as the calls' times say it is an outage of its own: little amid the fuse's calls,
+    nearly all of it when the call came most of an hour before the fuse's first."""
+    storm, drop_id = _drop_under_a_blown_fuse(grid, drop_call_minute)
+
+    def drop_posterior(timed: bool) -> float:
+        groups, _ = group_candidates(grid, storm, CONFIG, timed=timed)
+        (drop_group,) = [cands for cands in groups if any(c.key == drop_id for c in cands)]
+        return next(c.posterior for c in drop_group if c.key == drop_id)
+
+    told, timed = drop_posterior(False), drop_posterior(True)
+    assert told > 0.0
+    if apart:
+        assert timed == pytest.approx(told, rel=0.05)
+    else:
+        assert timed < 0.1 * told
+
+
+@pytest.mark.parametrize(("call_rate", "apart"), [(0.05, False), (0.6, True)])
+def test_the_timed_ceiling_weighs_the_silence_under_a_fuse_that_held(grid, call_rate, apart):
+    """Two transformers under one fuse fail together and each has two callers. One blown fuse would explain the
+    four calls with one fault instead of two; what tells against it is the silence of the fuse's other customers,
+    which weighs with the call-in rate: next to nothing when few call, decisive when most do."""
+    from datetime import timedelta
+
+    from outage.reports import Report
+    from outage.storm import Fault
+
+    cfg = replace(CONFIG, call_rate=call_rate)
+    fuse = max((d for d in range(grid.n_devices) if grid.kind[d] == "fuse"), key=lambda d: grid.hi[d] - grid.lo[d])
+    below = [d for d in range(grid.n_devices) if grid.parent[d] == fuse and grid.kind[d] == "transformer"
+             and grid.hi[d] - grid.lo[d] >= 2]
+    assert len(below) >= 2 and grid.hi[fuse] - grid.lo[fuse] >= 2 * sum(grid.hi[d] - grid.lo[d] for d in below[:2])
+    at = lambda minute: STORM_START + timedelta(minutes=minute)  # noqa: E731
+    faults, reports, cause = [], [], {}
+    for i, d in enumerate(below[:2]):
+        sps = [int(k) for k in grid.sps_of(d)]
+        faults.append(Fault(grid.device_ids[d], "transformer", at(40 + i), False, None))
+        reports += [Report(f"T{i}{j}", at(50 + i + 4 * j), sp_id=grid.sp_ids[k]) for j, k in enumerate(sps[:2])]
+        cause.update({k: grid.device_ids[d] for k in sps})
+    storm = replace(generate_storm(grid, cfg, 0), faults=faults, reports=reports, cause=cause, scada=[])
+    names = {grid.device_ids[d] for d in below[:2]}
+
+    def posteriors(timed: bool) -> list[float]:
+        groups, _ = group_candidates(grid, storm, cfg, timed=timed)
+        return [c.posterior for cands in groups for c in cands if c.key in names]
+
+    told, timed = posteriors(False), posteriors(True)
+    assert len(told) == 2
+    for a, b in zip(told, timed, strict=True):
+        assert (b == pytest.approx(a, rel=0.05)) if apart else (b < 0.5 * a)

@@ -133,6 +133,7 @@ def test_oms_simulate_cli(tmp_path, capsys):
     assert main(["simulate", str(path), "--storms", "1"]) == 0
     text = capsys.readouterr().out
     assert "precision" in text and "baseline" in text and "ceiling" in text  # no AMI: the call-only ceiling too
+    assert "timed" in text  # and the ceiling told only what the calls' times can tell
     assert main(["simulate", str(path), "--call-rate", "2"]) == 2
 
 
