@@ -129,6 +129,8 @@ class OutageEngine(EvidenceMixin, RollUpMixin, CustomerSideMixin, LifeCycleMixin
         self._counted = [False] * n  # predicted and counted as a predicted child (rollup._on_its_floor)
         self._active = [0] * n  # children (devices) with out-evidence
         self._pred = [False] * n
+        # devices predicted when a lockout above them froze their evidence (rollup._lift_under_lockout)
+        self._lifted: set[int] = set()
         # likelihood roll-up (see outage.rules): per device the log-likelihood that it operated, of the best
         # explanation by the devices and service points below it, and the best of the two; the summed evidence LLR
         # of its pending service points; per service point what it added (evidence, neighbours answer, leaf value)
@@ -355,6 +357,7 @@ class OutageEngine(EvidenceMixin, RollUpMixin, CustomerSideMixin, LifeCycleMixin
             tr.event.scada.append(f"{event.kind}@{event.time.isoformat()}")
             tr.event.cause = "planned" if event.kind == "commanded_open" else tr.event.cause
             self._explain(tr)
+            self._lift_under_lockout(d, event.time)
         else:
             self._set_telemetered_closed(d, True)
             tr = self._frozen_at.get(d) or self._event_at.get(d)

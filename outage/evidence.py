@@ -326,9 +326,7 @@ class EvidenceMixin:
         send last gasps (``ami``) or not (cached). The call rate learned where meters tell who is out holds for
         the customers elsewhere too."""
         lk = rs.likelihood
-        w = lk.call_rate_weight
-        p_call = (self._call_rate_calls + lk.call_rate * w) / (self._call_rate_n + w)
-        p_call = min(0.95, max(0.01, p_call))
+        p_call = self._call_rate(rs)
         key = (p_call, ami)
         hit = self._lik_cache.get((id(rs), ami))
         if hit is not None and hit[0] == key and hit[1] is rs:
@@ -406,6 +404,14 @@ class EvidenceMixin:
                     below[p] += delta
 
     # ================================================================ call-rate learning
+    def _call_rate(self, rs) -> float:
+        """The call-in rate: the rule set's prior, updated by what AMI-backed outages have shown (here or on other feeders)."""
+        lk = rs.likelihood
+        p_call = (self._call_rate_calls + lk.call_rate * lk.call_rate_weight) / (
+            self._call_rate_n + lk.call_rate_weight
+        )
+        return min(0.95, max(0.01, p_call))
+
     def _learn_call_rate(self, k: int, t: datetime) -> None:
         """An AMI-backed outage at ``k``: after an hour, whether its customer called updates the call-rate
         estimate (calls and last gasps are independent, so this share is unbiased)."""

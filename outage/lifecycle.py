@@ -131,6 +131,7 @@ class LifeCycleMixin:
 
     def _unregister(self, tr: _Track) -> None:
         g = self.grid
+        self._lifted.discard(tr.dev)  # a lift lasts as long as its event (rollup._lift_under_lockout)
         if tr.dev >= 0:
             for table in (self._event_at, self._frozen_at):
                 if table.get(tr.dev) is tr:

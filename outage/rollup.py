@@ -7,8 +7,10 @@ favours, ``_equiv_choice``); devices that stop passing dissolve their events, wh
 ``_place`` puts new evidence in the event of the highest predicted device of its chain, gathering the events below
 it (``_gather``) — except earlier, separate outages, told apart by when their meters went dark or, with calls
 only, by when their customers called (``_call_onset``). A backbone device whose evidence is all theirs opens no
-event for one late call (``_below_backbone_floor``): the next predicted device down takes it. Every new prediction
-is verified by pinging meters under it (``_verify``).
+event for one late call (``_below_backbone_floor``): the next predicted device down takes it. When SCADA sees a
+device lock out, the calls-only outages below it that began earlier are judged on what was heard until then
+(``_lift_under_lockout``): later silence below it says nothing. Every new prediction is verified by pinging meters
+under it (``_verify``).
 
 Which devices are predicted (``_pred``, ``_pred_children``) is the state this part keeps; the events themselves
 are created, registered and closed by the life cycle (:mod:`outage.lifecycle`).
@@ -22,7 +24,7 @@ from datetime import datetime, timedelta
 from outage.events import EventCancelled, EventMerged, EventState
 from outage.lifecycle import ENGINE, _Track
 from outage.meters import PING_OFF, PING_ON
-from outage.separation import log_odds_separate
+from outage.separation import log_odds_separate, onset_log_evidence
 
 
 class RollUpMixin:
@@ -84,6 +86,8 @@ class RollUpMixin:
         out = self._out_sps[d]
         if out == 0 or self._on[d] or self._closed_tele[d]:
             return False
+        if d in self._lifted and d in self._event_at:  # judged when a lockout above froze its evidence
+            return True
         g = self.grid
         rs = self._ruleset_dev(d)
         # judged by what the device serves (outage.grid._roles): a transformer with devices below it, or above
@@ -355,10 +359,7 @@ class RollUpMixin:
         split is judged as soon as the later group's first call rolls the earlier events up."""
         rs = self._ruleset_dev(top)
         g, lk = self.grid, rs.likelihood
-        p_call = (self._call_rate_calls + lk.call_rate * lk.call_rate_weight) / (
-            self._call_rate_n + lk.call_rate_weight
-        )
-        p_call = min(0.95, max(0.01, p_call))
+        p_call = self._call_rate(rs)
         origin = t
 
         def when(k: int, tr_: _Track) -> float:
@@ -415,6 +416,76 @@ class RollUpMixin:
                 if lo is not None and lo > best:
                     best, onset, split = lo, at, parted
         return onset, split
+
+    def _lift_under_lockout(self, b: int, t: datetime) -> None:
+        """Calls only: device ``b`` locked out at ``t``. From then on every customer below it is out and calls
+        because of ``b``, so what the pending outages below it that began earlier say about the devices between
+        them and ``b`` is all in: it is judged now, with the silence of those devices' customers counted until
+        ``t`` only (:mod:`outage.separation`: each caller's delay from the device's onset, each silent customer
+        silent for that long). The count rules and the likelihood count silence as if it had lasted for hours; a
+        fuse whose first calls came on two of its transformers minutes before the breaker above it locked out was
+        left as two transformer outages, and its customers' later calls went to the lockout.
+
+        Greedily, while one is likelier by ``RuleSet.likelihood_margin`` (log odds), the device whose one outage
+        explains the pending events below it better than they explain themselves (each its own outage, a single
+        service point's a service drop) is predicted (``_lifted``, kept until its event closes) and gathers them.
+        Only where the rule set weighs the likelihood on calls, and on at least the device rule's call floor."""
+        g = self.grid
+        if self._ami_at(b):
+            return  # last gasps time-stamp when the power went: AMI time separation (_gather) has judged
+        while True:
+            pending = [c for c in self._under.get(b, ()) if not c.frozen and c.event.open and c.event.start < t]
+            below: dict[int, list[_Track]] = {}
+            for c in pending:
+                d = g.parent[c.dev] if c.dev >= 0 else g.sp_first[c.sp]
+                while d >= 0 and d != b:
+                    below.setdefault(d, []).append(c)
+                    d = g.parent[d]
+            best, lift = 0.0, -1
+            for d, tracks in below.items():
+                if len(tracks) < 2 or self._pred[d] or self._closed_tele[d] or self._on[d]:
+                    continue
+                rs = self._ruleset_dev(d)
+                rule = rs.devices.get(g.rule_kind[d])
+                if rule is None or not self._likelihood_kept(rs, False):
+                    continue
+                if sum(1 for c in tracks for reps in c.sps.values() if reps) < rule.min_calls:
+                    continue  # the rule's call floor holds here too
+                odds = self._one_outage_odds(d, tracks, t, rs)
+                if odds > max(best, rs.likelihood_margin):
+                    best, lift = odds, d
+            if lift < 0:
+                return
+            self._lifted.add(lift)
+            if self._gather(lift, t) is None:
+                self._lifted.discard(lift)
+                return
+            self._reevaluate(self._chain_from(lift))
+
+    def _one_outage_odds(self, d: int, tracks: list[_Track], t: datetime, rs) -> float:
+        """log odds that device ``d`` operated and its outage made the calls of pending events ``tracks`` below
+        it, against each event being its own outage, all heard until ``t`` (:func:`_lift_under_lockout`)."""
+        g, lk = self.grid, rs.likelihood
+        args = (0.0, self._call_rate(rs), rs.call_delay_median.total_seconds(), rs.call_delay_sigma,
+                rs.separation.total_seconds())
+
+        def calls(tr: _Track) -> list[float]:
+            return [(self._sp_called.get(k, tr.event.start) - t).total_seconds() for k, reps in tr.sps.items() if reps]
+
+        def log_prior(dev: int) -> float:
+            return math.log(lk.fault_prior.get(g.kind[dev] if dev >= 0 else "service", 1e-3))
+
+        apart, together, callers = 0.0, [], 0
+        for tr in tracks:
+            heard = calls(tr)
+            if not heard:
+                continue
+            n = int(g.hi[tr.dev] - g.lo[tr.dev]) if tr.dev >= 0 else 1
+            apart += log_prior(tr.dev) + onset_log_evidence(heard, max(0, n - len(heard)), *args)
+            together += heard
+            callers += len(heard)
+        silent = max(0, int(g.hi[d] - g.lo[d]) - callers)
+        return log_prior(d) + onset_log_evidence(together, silent, *args) - apart
 
     def _first_call_apart(self, tr: _Track) -> tuple[int, datetime, datetime] | None:
         """Calls only: the service point of pending event ``tr`` (of several) whose customer called first, alone,

@@ -299,3 +299,36 @@ def test_the_service_drops_likelihood_does_not_hear_the_neighbours_answer():
     t = eng.grid.device_index["T1.1.1"]
     leaves = {hint: eng._evidence_llr(t, "call", hint)[2] for hint in (None, True, False)}
     assert leaves[None] > 0.0 and leaves[True] == leaves[None] == leaves[False]
+
+
+# -- a lockout above freezes what the calls below it can say ---------------------------------------------------------
+def fuse_calls_then_lockout(lockout_minute: float) -> OutageEngine:
+    """Two calls on one transformer of a 48-customer fuse and one on another within five minutes, then the breaker
+    above locks out (SCADA) and the rest of the fuse's customers call about it."""
+    from outage.reports import ScadaEvent
+
+    eng = engine(BIG_FUSE)
+    eng.ingest_report(call("r1", "sp1.1.1.1"))
+    eng.ingest_report(call("r2", "sp1.1.1.2", 3))
+    eng.ingest_report(call("r3", "sp1.1.2.5", 4.6))
+    eng.ingest_scada(ScadaEvent("BRK1", "lockout", at(lockout_minute)))
+    for i, sp in enumerate(("sp1.1.3.1", "sp1.1.4.2", "sp1.1.5.3")):
+        eng.ingest_report(call(f"late{i}", sp, lockout_minute + 3 + i))
+    return eng
+
+
+def test_a_lockout_minutes_after_a_fuses_first_calls_leaves_the_fuse_predicted():
+    # minutes after the first call most of the fuse's customers would not have called yet: their silence says little,
+    # and one fuse (which operates ten times as often as a transformer fails) explains all three calls. After the
+    # lockout every customer below the breaker is out whatever the fuse did, so no later silence tells against it,
+    # and later calls are the breaker's: the fuse is judged on what came before
+    eng = fuse_calls_then_lockout(6)
+    fuse = next(e for e in eng.events if e.key == "F1.1")
+    assert sorted(fuse.reports) == ["r1", "r2", "r3"]
+    assert {e.key for e in eng.events} == {"F1.1", "BRK1"}
+
+
+def test_a_lockout_hours_after_leaves_the_earlier_judgement():
+    # two hours of silence from 45 customers: a transformer outage and a stray call, as without the lockout
+    eng = fuse_calls_then_lockout(120)
+    assert {e.key for e in eng.events} == {"T1.1.1", "sp:sp1.1.2.5", "BRK1"}
