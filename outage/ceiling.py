@@ -37,7 +37,8 @@ Told the grouping, the ceiling knows more than the calls can say: a service drop
 blew minutes later has one call among the fuse's calls, which the fuse explains as well, so no engine can find the
 drop, and the ceiling does. ``timed=True`` tells it only what the calls' times, the silence and the priors can
 (:func:`_apart`): each group weighs as much as it is likely to be an outage of its own rather than part of an
-outage of a device above it and another group. It is still a ceiling (every other grouping is told, the threshold
+outage of a device above it and another group; and calls that came after a lockout SCADA saw above them are the
+lockout's (:func:`_heard_before_lockouts`). It is still a ceiling (every other grouping is told, the threshold
 is picked knowing the outcome), closer to what an engine could do from calls alone.
 """
 
@@ -123,6 +124,8 @@ def group_candidates(
         groups[storm.cause.get(k, f"{NOT_OUT}:{k}")].append(k)
     locked_out = {s.device_id for s in storm.scada if s.kind == "lockout"}
     closed = set(storm.telemetered) - locked_out  # SCADA shows them closed: never the cause
+    if timed:
+        _heard_before_lockouts(g, storm, groups, calls_at)
     for key in locked_out:
         groups.setdefault(key, [])
 
@@ -133,6 +136,8 @@ def group_candidates(
         if key in locked_out:
             out.append([Candidate(key, 1.0, True)])
             continue
+        if not sps:
+            continue  # all its callers called after a lockout above them (_heard_before_lockouts)
         not_out += key.startswith(NOT_OUT)
         calls = [r for k in sps for r in calls_at[k]]
         t = (min(r.time for r in calls) - STORM_START).total_seconds() / 60
@@ -205,6 +210,23 @@ def group_candidates(
         ranked = sorted(((share * w / total, name) for name, w in weights.items() if name != NOT_OUT), reverse=True)
         out.append([Candidate(name, p, key in same_customers(g, name)) for p, name in ranked])
     return out, not_out
+
+
+def _heard_before_lockouts(g: Grid, storm: Storm, groups: dict[str, list[int]], calls_at: dict[int, list]) -> None:
+    """Leave out of each group the callers who first called after a lockout SCADA saw above them: from the lockout
+    every customer below that device is out and calls because of it, to any engine; only the calls before it can
+    tell of another outage below (a fuse that blew minutes before the breaker above it)."""
+    locks = []
+    for s in storm.scada:
+        if s.kind == "lockout":
+            d = g.device_index[s.device_id]
+            locks.append((s.device_id, int(g.lo[d]), int(g.hi[d]), s.time))
+    for key, sps in groups.items():
+        sps[:] = [
+            k for k in sps
+            if not any(name != key and lo <= g.sp_pos[k] < hi and min(r.time for r in calls_at[k]) >= t
+                       for name, lo, hi, t in locks)
+        ]
 
 
 def _apart(

@@ -192,3 +192,34 @@ def test_the_timed_ceiling_weighs_the_silence_under_a_fuse_that_held(grid, call_
     assert len(told) == 2
     for a, b in zip(told, timed, strict=True):
         assert (b == pytest.approx(a, rel=0.05)) if apart else (b < 0.5 * a)
+
+
+def test_the_timed_ceiling_leaves_calls_after_a_lockout_above_to_the_lockout(grid):
+    """A fuse blows minutes before the breaker above it locks out (SCADA). From the lockout every customer below
+    the breaker is out and calls because of it, to any engine: timed, the fuse's group is only its callers before
+    the lockout, and none when all of them called after it."""
+    from datetime import timedelta
+
+    from outage.reports import Report, ScadaEvent
+    from outage.storm import Fault
+
+    fuse = max((d for d in range(grid.n_devices) if grid.kind[d] == "fuse"), key=lambda d: grid.hi[d] - grid.lo[d])
+    breaker = next(d for d in grid.chain(int(grid.sps_of(fuse)[0])) if grid.kind[d] == "breaker")
+    fuse_id, breaker_id = grid.device_ids[fuse], grid.device_ids[breaker]
+    sps = [int(k) for k in grid.sps_of(fuse)]
+    at = lambda minute: STORM_START + timedelta(minutes=minute)  # noqa: E731
+
+    def fuse_group(first_call: float, timed: bool) -> list[int]:
+        reports = [Report(f"F{i}", at(first_call + 2 * i), sp_id=grid.sp_ids[k]) for i, k in enumerate(sps[::3])]
+        storm = replace(
+            generate_storm(grid, CONFIG, 0),
+            faults=[Fault(fuse_id, "fuse", at(30), False, None), Fault(breaker_id, "breaker", at(40), False, None)],
+            reports=reports,
+            cause={k: fuse_id for k in sps},
+            scada=[ScadaEvent(breaker_id, "lockout", at(40))],
+        )
+        groups, _ = group_candidates(grid, storm, CONFIG, timed=timed)
+        return [c.posterior for cands in groups for c in cands if c.key == fuse_id]
+
+    assert fuse_group(45, timed=False) and not fuse_group(45, timed=True)
+    assert fuse_group(33, timed=True)  # calls before the lockout (33, 35, 37, 39) name the fuse
