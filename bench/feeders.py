@@ -145,7 +145,7 @@ def diagnose(net: Network, storms: int, seed: int, ami: bool, call_rate: float =
     enough; a call from a customer who was not out; other), and missed faults (that sent a message) by kind,
     nesting, size (service points) and the event nearest them (above, below, none). Without AMI, also the faults
     the call-only ceiling finds and the engine misses, by why (``_short_of_ceiling``), and how many the engine finds
-    that the ceiling misses."""
+    that the ceiling misses; the same against the timed ceiling (``timed_ceiling``: what is left is the engine's)."""
     from collections import Counter
 
     from outage.ceiling import ceiling_finds
@@ -169,18 +169,21 @@ def diagnose(net: Network, storms: int, seed: int, ami: bool, call_rate: float =
     def inside(a: tuple[int, int], b: tuple[int, int]) -> bool:
         return b[0] <= a[0] and a[1] <= b[1] and a != b
 
-    wrong, missed, short = Counter(), Counter(), Counter()
-    beyond = 0
+    wrong, missed = Counter(), Counter()
     all_storms = [generate_storm(g, cfg, seed * 10_007 + i) for i in range(storms)]  # outage.simulate.evaluate's
-    by_ceiling = None if ami else ceiling_finds(g, all_storms, cfg)
+    # the faults each ceiling finds (told the grouping, and timed): where the engine falls short of it, and beyond
+    ceilings = {} if ami else {name: ceiling_finds(g, all_storms, cfg, timed=timed)
+                               for name, timed in (("ceiling", False), ("timed_ceiling", True))}
+    short = {name: Counter() for name in ceilings}
+    beyond = dict.fromkeys(ceilings, 0)
     for i, storm in enumerate(all_storms):
         engine = storm_engine(g, storm, None, ami)
         predicted = run_storm(engine, storm).predicted
         found = {storm.fault_of(k) for k in predicted}
-        if by_ceiling is not None:
-            for f in by_ceiling[i] - found:
-                short[_short_of_ceiling(g, storm, engine, f, span)] += 1
-            beyond += len((found & storm.reporting) - by_ceiling[i])
+        for name, finds in ceilings.items():
+            for f in finds[i] - found:
+                short[name][_short_of_ceiling(g, storm, engine, f, span)] += 1
+            beyond[name] += len((found & storm.reporting) - finds[i])
         for k in predicted:
             if storm.fault_of(k) is not None:
                 continue
@@ -202,9 +205,9 @@ def diagnose(net: Network, storms: int, seed: int, ami: bool, call_rate: float =
             missed[f"{kind(f.key)}{' nested' if f.nested_in else ''} ({'1' if n == 1 else '2-5' if n <= 5 else '6+'}"
                    f" SPs): {near}"] += 1
     out = {"ami": ami, "wrong_events": dict(wrong.most_common()), "missed_faults": dict(missed.most_common())}
-    if not ami:
-        out["short_of_ceiling"] = dict(short.most_common())
-        out["beyond_ceiling"] = beyond
+    for name in ceilings:
+        out[f"short_of_{name}"] = dict(short[name].most_common())
+        out[f"beyond_{name}"] = beyond[name]
     return out
 
 
@@ -355,10 +358,11 @@ def _table(result: dict) -> str:
                        + ("; ".join(f"{k} {v}" for k, v in d["wrong_events"].items()) or "none"))
             out.append(f"{'':{len(r['territory']) + 2}}missed faults "
                        + ("; ".join(f"{k} {v}" for k, v in d["missed_faults"].items()) or "none"))
-            if "short_of_ceiling" in d:
-                out.append(f"{'':{len(r['territory']) + 2}}against the ceiling: faults it finds and the engine misses: "
-                           + ("; ".join(f"{k} {v}" for k, v in d["short_of_ceiling"].items()) or "none")
-                           + f"; faults the engine finds and it misses: {d['beyond_ceiling']}")
+            for name, label in (("ceiling", "the ceiling"), ("timed_ceiling", "the timed ceiling")):
+                if f"short_of_{name}" in d:
+                    out.append(f"{'':{len(r['territory']) + 2}}against {label}: faults it finds and the engine misses: "
+                               + ("; ".join(f"{k} {v}" for k, v in d[f"short_of_{name}"].items()) or "none")
+                               + f"; faults the engine finds and it misses: {d[f'beyond_{name}']}")
     for folder in result["skipped_folders"]:
         out.append(f"(skipped {folder}: no single master*.dss; name it with --dss)")
     out.append(f"{result['storms']} storms, seed {result['seed']}, call-in {result['call_rate']:.0%}; goals: AMI P and "
