@@ -151,17 +151,13 @@ def diagnose(net: Network, storms: int, seed: int, ami: bool, call_rate: float =
     from outage.ceiling import ceiling_finds
     from outage.engine import OutageEngine
     from outage.simulate import generate_storm, run_storm, storm_engine
-    from outage.storm import STORM_START, StormConfig
+    from outage.storm import STORM_START, StormConfig, key_span
 
     g = OutageEngine.from_network(net, clock=lambda: STORM_START).grid
     cfg = StormConfig(faults=max(3, min(40, len(g.sp_ids) // 80)), call_rate=call_rate, ami=ami)
 
     def span(key: str) -> tuple[int, int]:
-        if key.startswith("sp:"):
-            p = int(g.sp_pos[g.sp_index[key[3:]]])
-            return p, p + 1
-        d = g.device_index[key]
-        return int(g.lo[d]), int(g.hi[d])
+        return key_span(g, key)
 
     def kind(key: str) -> str:
         return "service" if key.startswith("sp:") else g.rule_kind[g.device_index[key]]

@@ -48,6 +48,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
@@ -60,6 +61,7 @@ from outage.storm import (
     Storm,
     StormConfig,
     devices_by_kind,
+    key_span,
     kind_weights,
     same_customers,
 )
@@ -122,14 +124,14 @@ def group_candidates(
     groups: dict[str, list[int]] = defaultdict(list)
     for k in calls_at:
         groups[storm.cause.get(k, f"{NOT_OUT}:{k}")].append(k)
-    locked_out = {s.device_id for s in storm.scada if s.kind == "lockout"}
-    closed = set(storm.telemetered) - locked_out  # SCADA shows them closed: never the cause
+    locked_out = {s.device_id: s.time for s in storm.scada if s.kind == "lockout"}
+    closed = set(storm.telemetered) - locked_out.keys()  # SCADA shows them closed: never the cause
     if timed:
-        _heard_before_lockouts(g, storm, groups, calls_at)
+        _heard_before_lockouts(g, locked_out, groups, calls_at)
     for key in locked_out:
         groups.setdefault(key, [])
 
-    apart = _apart(g, storm, config, groups, calls_at, weight, closed) if timed else {}
+    apart = _apart(g, storm, config, groups, calls_at, weight, closed, locked_out) if timed else {}
     out: list[list[Candidate]] = []
     not_out = 0
     for key, sps in groups.items():
@@ -212,15 +214,14 @@ def group_candidates(
     return out, not_out
 
 
-def _heard_before_lockouts(g: Grid, storm: Storm, groups: dict[str, list[int]], calls_at: dict[int, list]) -> None:
-    """Leave out of each group the callers who first called after a lockout SCADA saw above them: from the lockout
-    every customer below that device is out and calls because of it, to any engine; only the calls before it can
-    tell of another outage below (a fuse that blew minutes before the breaker above it)."""
-    locks = []
-    for s in storm.scada:
-        if s.kind == "lockout":
-            d = g.device_index[s.device_id]
-            locks.append((s.device_id, int(g.lo[d]), int(g.hi[d]), s.time))
+def _heard_before_lockouts(
+    g: Grid, locked_out: dict[str, datetime], groups: dict[str, list[int]], calls_at: dict[int, list]
+) -> None:
+    """Leave out of each group the callers who first called after a lockout SCADA saw above them (``locked_out``:
+    device -> when): from the lockout every customer below that device is out and calls because of it, to any
+    engine; only the calls before it can tell of another outage below (a fuse that blew minutes before the breaker
+    above it)."""
+    locks = [(name, *key_span(g, name), t) for name, t in locked_out.items()]
     for key, sps in groups.items():
         sps[:] = [
             k for k in sps
@@ -237,6 +238,7 @@ def _apart(
     calls_at: dict[int, list],
     weight: float,
     closed: set[str],
+    locked_out: dict[str, datetime],
 ) -> dict[str, float]:
     """For each fault that reported, the probability that an engine not told the grouping would see its calls as an
     outage of its own. Nothing but the times, the silence and the priors tells apart a fault's calls from those of
@@ -254,7 +256,7 @@ def _apart(
     median, sigma = config.call_delay_median_min, config.call_delay_sigma
     log_quiet = math.log(1.0 - config.call_rate)
     onsets = np.linspace(0.0, half, 721)
-    known = {s.device_id: (s.time - STORM_START).total_seconds() / 60 for s in storm.scada if s.kind == "lockout"}
+    known = {name: (t - STORM_START).total_seconds() / 60 for name, t in locked_out.items()}
 
     def log_prior(kind: str) -> float:
         return _log(config.faults * config.fault_mix.get(kind, 0.0) / weight)
@@ -273,12 +275,7 @@ def _apart(
         sps = groups.get(f.key)
         if sps is None or (not sps and f.key not in known):
             continue
-        if f.key.startswith("sp:"):
-            lo = g.sp_pos[g.sp_index[f.key[3:]]]
-            hi = lo + 1
-        else:
-            d = g.device_index[f.key]
-            lo, hi = int(g.lo[d]), int(g.hi[d])
+        lo, hi = key_span(g, f.key)
         t = np.array([(min(r.time for r in calls_at[k]) - STORM_START).total_seconds() / 60 for k in sps])
         units[f.key] = (lo, hi, t, log_prior(f.kind), evidence(t, known.get(f.key)))
     over: dict[int, list[str]] = defaultdict(list)  # device -> the faults whose customers it holds
@@ -297,7 +294,7 @@ def _apart(
             cut_off += max(0, hi - max(lo, reach))
             reach = max(reach, hi)
         # together, d's customers that no fault below it cut off were out and silent too
-        silence = (cut_off - int(g.hi[d] - g.lo[d])) * log_quiet
+        silence = (cut_off - g.n_sp[d]) * log_quiet
         # pairs: each fault below d with d's own fault (a drop under a blown fuse), or, where d did not fail, with
         # each other fault below it (two transformers under a fuse that held)
         pairs = [(k, name) for k in keys if k != name] if name in units else [

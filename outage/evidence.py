@@ -405,7 +405,7 @@ class EvidenceMixin:
 
     # ================================================================ call-rate learning
     def _call_rate(self, rs) -> float:
-        """The call-in rate: the rule set's prior, updated by what AMI-backed outages have shown (here or on other feeders)."""
+        """The call-in rate: the rule set's prior, updated by what AMI-backed outages have shown (on any feeder)."""
         lk = rs.likelihood
         p_call = (self._call_rate_calls + lk.call_rate * lk.call_rate_weight) / (
             self._call_rate_n + lk.call_rate_weight

@@ -370,13 +370,9 @@ class RollUpMixin:
         # the top's own evidence, and for an event whose first call came alone: that call and when the rest began)
         units = []
         for c in children:
-            calls = [when(k, c) for k, reps in c.sps.items() if reps]
-            n = int(g.hi[c.dev] - g.lo[c.dev]) if c.dev >= 0 else 1
-            kind = g.kind[c.dev] if c.dev >= 0 else "service"
             apart = self._first_call_apart(c)
             first = (when(apart[0], c), apart[2], apart[0]) if apart is not None else None
-            units.append((c.event.start, calls, max(0, n - len(calls)), math.log(lk.fault_prior.get(kind, 1e-3)), c,
-                          first))
+            units.append((c.event.start, *self._outage_terms(c, origin, lk), c, first))
         own_calls = [when(k, tr) for k, reps in tr.sps.items() if reps] if tr is not None else []
         if own is not None and not any(_holds(c, own) for c in children) and own[0] not in (tr.sps if tr else ()):
             own_calls.append(0.0)
@@ -385,7 +381,7 @@ class RollUpMixin:
         units.sort(key=lambda u: u[0])
         median = rs.call_delay_median.total_seconds()
         window = rs.separation.total_seconds()
-        others = int(g.hi[top] - g.lo[top])
+        others = g.n_sp[top]
         best, onset, split = math.log(rs.call_separation_odds), None, {}
         memo: dict = {}
 
@@ -465,27 +461,28 @@ class RollUpMixin:
     def _one_outage_odds(self, d: int, tracks: list[_Track], t: datetime, rs) -> float:
         """log odds that device ``d`` operated and its outage made the calls of pending events ``tracks`` below
         it, against each event being its own outage, all heard until ``t`` (:func:`_lift_under_lockout`)."""
-        g, lk = self.grid, rs.likelihood
+        lk = rs.likelihood
         args = (0.0, self._call_rate(rs), rs.call_delay_median.total_seconds(), rs.call_delay_sigma,
                 rs.separation.total_seconds())
-
-        def calls(tr: _Track) -> list[float]:
-            return [(self._sp_called.get(k, tr.event.start) - t).total_seconds() for k, reps in tr.sps.items() if reps]
-
-        def log_prior(dev: int) -> float:
-            return math.log(lk.fault_prior.get(g.kind[dev] if dev >= 0 else "service", 1e-3))
-
-        apart, together, callers = 0.0, [], 0
+        apart, together = 0.0, []
         for tr in tracks:
-            heard = calls(tr)
-            if not heard:
-                continue
-            n = int(g.hi[tr.dev] - g.lo[tr.dev]) if tr.dev >= 0 else 1
-            apart += log_prior(tr.dev) + onset_log_evidence(heard, max(0, n - len(heard)), *args)
-            together += heard
-            callers += len(heard)
-        silent = max(0, int(g.hi[d] - g.lo[d]) - callers)
-        return log_prior(d) + onset_log_evidence(together, silent, *args) - apart
+            heard, silent, log_prior = self._outage_terms(tr, t, lk)
+            if heard:
+                apart += log_prior + onset_log_evidence(heard, silent, *args)
+                together += heard
+        silent = max(0, self.grid.n_sp[d] - len(together))
+        log_prior = math.log(lk.fault_prior.get(self.grid.kind[d], 1e-3))
+        return log_prior + onset_log_evidence(together, silent, *args) - apart
+
+    def _outage_terms(self, tr: _Track, origin: datetime, lk) -> tuple[list[float], int, float]:
+        """Pending event ``tr`` as an outage of its own, for :mod:`outage.separation`: its callers' first calls
+        (seconds from ``origin``), its service points without a call, and the log prior of its device failing (a
+        single service point's: a service drop)."""
+        g = self.grid
+        called = self._sp_called
+        calls = [(called.get(k, tr.event.start) - origin).total_seconds() for k, reps in tr.sps.items() if reps]
+        n, kind = (g.n_sp[tr.dev], g.kind[tr.dev]) if tr.dev >= 0 else (1, "service")
+        return calls, max(0, n - len(calls)), math.log(lk.fault_prior.get(kind, 1e-3))
 
     def _first_call_apart(self, tr: _Track) -> tuple[int, datetime, datetime] | None:
         """Calls only: the service point of pending event ``tr`` (of several) whose customer called first, alone,

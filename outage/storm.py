@@ -136,6 +136,16 @@ def kind_weights(grid: Grid, fault_mix: dict[str, float], by_kind: dict[str, lis
     }
 
 
+def key_span(grid: Grid, key: str) -> tuple[int, int]:
+    """The run of service-point positions ``[lo, hi)`` that a fault key (a device id, or ``sp:<id>`` for a service
+    drop) cuts off: a device's customers are one contiguous run of the depth-first order."""
+    if key.startswith("sp:"):
+        pos = grid.sp_pos[grid.sp_index[key[3:]]]
+        return pos, pos + 1
+    d = grid.device_index[key]
+    return int(grid.lo[d]), int(grid.hi[d])
+
+
 def same_customers(grid: Grid, key: str) -> list[str]:
     """Keys of every device (``sp:<id>`` for a service drop) that cuts off exactly the customers ``key`` does,
     ``key`` included: a fuse feeding one transformer, a transformer with one service point and its drop."""
